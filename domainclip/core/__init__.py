@@ -1,0 +1,1 @@
+"""The shared contrastive core. Never imports a domain."""

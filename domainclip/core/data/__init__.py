@@ -1,0 +1,1 @@
+"""Streaming data: sample keys, shard writer and reader, mixing, corrupt-sample policy."""
