@@ -1,0 +1,233 @@
+"""The ``domainclip`` command: domains | recipes | prepare | train | eval | export | demo.
+
+User mistakes (an unknown name, a bad recipe, a missing file, a missing extra) end with one clear
+line on stderr and exit code 2; only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from domainclip import __version__
+
+__all__ = ["main"]
+
+EXIT_USER_ERROR = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from domainclip.core.plugins import MissingExtraError, UnknownNameError
+    from domainclip.core.recipe import RecipeError
+
+    errors: list[type[BaseException]] = [RecipeError, UnknownNameError, MissingExtraError, FileNotFoundError]
+    try:
+        from domainclip.core.data.reader import TooManyCorruptSamplesError
+
+        errors.append(TooManyCorruptSamplesError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# verbs
+
+
+def cmd_domains(args: argparse.Namespace) -> int:
+    """List the domains, their pip extra and what they provide."""
+    from domainclip.core.plugins import get_domain, list_domains
+
+    print(f"{'domain':<16}{'extra':<16}{'prepare':<28}{'eval suites':<36}description")
+    for name in list_domains():
+        spec = get_domain(name)
+        print(
+            f"{name:<16}{spec.extra:<16}{','.join(spec.prepare) or '-':<28}"
+            f"{','.join(spec.eval_suites) or '-':<36}{spec.description}"
+        )
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    """List the shipped recipes with their description."""
+    from domainclip.core.recipe import load_recipe
+    from domainclip.core.resources import list_recipes, recipe_path
+
+    for name in list_recipes(args.domain):
+        if args.paths:
+            print(recipe_path(name))
+            continue
+        recipe = load_recipe(name)
+        print(f"{name:<40}{recipe.model.name:<22}{recipe.train.steps:>8} steps  {recipe.description}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace, rest: list[str]) -> int:
+    """Run ``domainclip prepare DOMAIN COMMAND [options]``."""
+    from domainclip.core.prepare import get_prepare_command, list_prepare_commands
+
+    if args.domain is None or args.command is None:
+        domain = args.domain or "core"
+        print(f"usage: domainclip prepare DOMAIN COMMAND [options]; commands of {domain}: "
+              f"{', '.join(list_prepare_commands(domain))}")
+        return 0 if args.domain else EXIT_USER_ERROR
+    command = get_prepare_command(args.domain, args.command)
+    parser = argparse.ArgumentParser(prog=f"domainclip prepare {args.domain} {args.command}", description=command.help)
+    command.add_arguments(parser)
+    summary = command.run(parser.parse_args(rest))
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Validate a recipe and train it (``torchrun ... -m domainclip train`` for several GPUs)."""
+    from domainclip.core.engine.checkpoint import find_latest_checkpoint
+    from domainclip.core.engine.train import main_cleanup, train
+    from domainclip.core.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.set)
+    out = Path(args.out) if args.out else Path("runs") / recipe.domain / Path(args.recipe).stem
+    if not args.resume and find_latest_checkpoint(out / "checkpoints") is not None:
+        raise FileExistsError(f"{out} already holds checkpoints: pass --resume to continue it, or another --out")
+    try:
+        result = train(recipe, out, resume=args.resume)
+    finally:
+        main_cleanup()
+    print(f"run folder: {result.run_dir}  (steps: {result.steps}, final loss: {result.final_loss:.4f})")
+    if result.eval_results:
+        from domainclip.core.eval.report import format_markdown_table
+
+        print(format_markdown_table(result.eval_results))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a model (folder, hub id, run folder or registry name) on a suite."""
+    from domainclip.core.eval.report import format_markdown_table
+    from domainclip.core.eval.suites import run_suite
+    from domainclip.core.hub import load_any_model
+
+    out = Path(args.out)
+    out_dir = out if out.suffix != ".json" else out.with_name(out.stem + "_files")
+    model, preprocess, tokenizer = load_any_model(args.model, device=args.device)
+    results = run_suite(
+        model, tokenizer, preprocess, args.suite, data=Path(args.data) if args.data else None,
+        out_dir=out_dir, device=args.device, batch_size=args.batch_size,
+    )
+    if out.suffix == ".json":
+        from domainclip.core.eval.report import write_results
+
+        write_results(results, out, extra={"model": args.model, "suite": args.suite})
+    print(format_markdown_table(results))
+    print(f"results: {out if out.suffix == '.json' else out_dir / 'results.json'}  plots: {out_dir}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a run's newest checkpoint to an open_clip-loadable hub folder."""
+    from domainclip.core.hub import export_run
+
+    folder = export_run(Path(args.run_dir), Path(args.out))
+    print(f"exported {args.run_dir} -> {folder}")
+    print(f"load it with open_clip.create_model_and_transforms('local-dir:{folder}')")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate data, train a quick recipe, evaluate, report and export, offline on CPU."""
+    from domainclip.core.demo import run_demo
+
+    run_demo(domain=args.domain, out=Path(args.out) if args.out else None, steps=args.steps)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``domainclip`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="domainclip", description="Train, evaluate and publish domain-specialised CLIP models."
+    )
+    parser.add_argument("--version", action="version", version=f"domainclip {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    p = sub.add_parser("domains", help="list domains and what they provide")
+    p.set_defaults(func=cmd_domains)
+
+    p = sub.add_parser("recipes", help="list shipped recipes")
+    p.add_argument("domain", nargs="?", help="only this domain's recipes")
+    p.add_argument("--paths", action="store_true", help="print file paths")
+    p.set_defaults(func=cmd_recipes)
+
+    p = sub.add_parser(
+        "prepare", help="turn raw domain data into shards",
+        description="domainclip prepare DOMAIN COMMAND [options]; `domainclip prepare DOMAIN` lists commands",
+    )
+    p.add_argument("domain", nargs="?", help="domain (or 'core')")
+    p.add_argument("command", nargs="?", help="prepare command of that domain")
+    p.set_defaults(func=cmd_prepare, takes_rest=True)
+
+    p = sub.add_parser("train", help="train a recipe")
+    p.add_argument("recipe", help="'<domain>/<name>' of a shipped recipe or a path to a YAML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    p.add_argument("--out", help="run folder (default runs/<domain>/<recipe>)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a model on a suite")
+    p.add_argument("--model", required=True, help="hub folder, hf-hub:org/name@rev, run folder or model name")
+    p.add_argument("--suite", required=True, help="'core/<suite>' or '<domain>/<suite>'")
+    p.add_argument("--data", help="dataset folder the suite reads")
+    p.add_argument("--out", required=True, help="results.json path (plots beside it) or a folder")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="export a run to an open_clip hub folder")
+    p.add_argument("run_dir", help="a run folder written by `domainclip train`")
+    p.add_argument("--out", required=True, help="hub folder to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("demo", help="offline end-to-end demo on CPU")
+    p.add_argument("--domain", help="domain whose demo to run (default: math when installed, else core)")
+    p.add_argument("--out", help="run folder (default runs/demo-<domain>)")
+    p.add_argument("--steps", type=int, help="override the quick recipe's step count")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``domainclip`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv[:1] == ["prepare"]:
+        # prepare's options belong to the chosen command: parse DOMAIN COMMAND, pass the rest on
+        positional = [a for a in argv[1:3] if not a.startswith("-")]
+        head, rest = ["prepare", *positional], argv[1 + len(positional):]
+        if len(positional) < 2 and any(a in ("-h", "--help") for a in rest):
+            head.append("--help")
+        args = parser.parse_args(head)
+        handler: Callable[[], int] = lambda: cmd_prepare(args, rest)  # noqa: E731
+    else:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USER_ERROR
+        handler = lambda: args.func(args)  # noqa: E731
+    try:
+        return handler()
+    except (*_user_errors(), FileExistsError) as e:
+        print(f"domainclip {argv[0] if argv else ''}: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("domainclip: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Atomic, resumable checkpoints.
+
+A checkpoint is a folder ``checkpoints/step_XXXXXXXX/`` holding
+
+- ``model.safetensors``: the full model state dict (no DDP/FSDP prefixes), loadable on its own;
+- ``state.pt``: optimizer, scheduler, grad scaler, step, per-rank data positions and RNG states,
+  written with plain containers and tensors so it loads with ``torch.load(weights_only=True)``;
+- ``recipe.yaml``: the resolved recipe.
+
+It is written into a hidden temporary folder and renamed into place, so a checkpoint is complete or
+absent, whatever kills the process and when.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+__all__ = [
+    "capture_rng_state",
+    "find_latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint_state",
+    "load_model_weights",
+    "restore_rng_state",
+    "save_checkpoint",
+]
+
+_STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU and CUDA) generator states as weights_only-loadable values."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def list_checkpoints(ckpt_root: Path) -> list[Path]:
+    """Complete checkpoint folders under ``ckpt_root``, oldest first."""
+    if not Path(ckpt_root).is_dir():
+        return []
+    found = [p for p in Path(ckpt_root).iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
+    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
+
+
+def find_latest_checkpoint(ckpt_root: Path) -> Path | None:
+    """The newest complete checkpoint folder, or None."""
+    found = list_checkpoints(ckpt_root)
+    return found[-1] if found else None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    ckpt_root: Path,
+    step: int,
+    model_state: dict[str, torch.Tensor],
+    train_state: dict[str, Any],
+    recipe_yaml: str,
+    keep: int = 3,
+) -> Path:
+    """Write one checkpoint atomically and prune all but the newest ``keep``.
+
+    Args:
+        ckpt_root: the run's ``checkpoints/`` folder.
+        step: optimizer steps done.
+        model_state: full state dict (tensors are copied to CPU).
+        train_state: optimizer/scheduler/scaler/data/RNG state (weights_only-loadable).
+        recipe_yaml: the resolved recipe text.
+        keep: number of checkpoints kept (<= 0 keeps all).
+    """
+    ckpt_root = Path(ckpt_root)
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"step_{step:08d}"
+    tmp = ckpt_root / f".step_{step:08d}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model_state.items()}
+    _dedupe_shared(tensors)
+    save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt", "step": str(step)})
+    torch.save(train_state, tmp / "state.pt")
+    (tmp / "recipe.yaml").write_text(recipe_yaml, encoding="utf-8")
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(ckpt_root)
+    if keep > 0:
+        for old in list_checkpoints(ckpt_root)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _dedupe_shared(tensors: dict[str, torch.Tensor]) -> None:
+    """Clone tensors that share storage (safetensors refuses aliasing)."""
+    seen: dict[tuple[int, int], str] = {}
+    for key, value in tensors.items():
+        ident = (value.untyped_storage().data_ptr(), value.storage_offset())
+        if ident in seen:
+            tensors[key] = value.clone()
+        else:
+            seen[ident] = key
+
+
+def load_model_weights(ckpt_dir: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The model state dict of a checkpoint folder."""
+    path = Path(ckpt_dir) / "model.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {ckpt_dir} has no model.safetensors")
+    return load_file(str(path), device=str(device))
+
+
+def load_checkpoint_state(ckpt_dir: Path) -> dict[str, Any]:
+    """The training state of a checkpoint folder (loaded with weights_only=True)."""
+    path = Path(ckpt_dir) / "state.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {ckpt_dir} has no state.pt")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove DDP's ``module.`` and torch.compile's ``_orig_mod.`` prefixes."""
+    out = {}
+    for key, value in state.items():
+        for prefix in ("module.", "_orig_mod."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def model_state_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A full, prefix-free state dict of a plain, DDP- or FSDP2-wrapped model."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return strip_prefixes(state)

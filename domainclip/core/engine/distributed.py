@@ -1,0 +1,96 @@
+"""torch.distributed set-up from the environment ``torchrun`` provides, and model wrapping."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["DistInfo", "init_distributed", "unwrap_model", "wrap_model", "all_reduce_mean", "cleanup"]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands: its rank, how many there are, and its device."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes logs and checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """True when more than one process takes part."""
+        return self.world_size > 1
+
+
+def _pick_device(requested: str, local_rank: int) -> torch.device:
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device(requested)
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Initialise the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1).
+
+    NCCL is used on GPU and gloo on CPU. A single process needs no launcher.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = _pick_device(device, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+
+
+def wrap_model(model: nn.Module, info: DistInfo, strategy: str = "ddp") -> nn.Module:
+    """Wrap for data parallelism: DDP, or FSDP2 (``fully_shard`` per residual block) on GPU."""
+    if not info.distributed:
+        return model
+    if strategy == "fsdp":
+        if info.device.type != "cuda":
+            raise RuntimeError("train.strategy=fsdp needs CUDA devices; use ddp on CPU")
+        from torch.distributed.fsdp import fully_shard
+
+        for module in model.modules():
+            if type(module).__name__ in {"ResidualAttentionBlock", "Block", "BertLayer", "RobertaLayer"}:
+                fully_shard(module)
+        fully_shard(model)
+        return model
+    device_ids = [info.device.index] if info.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The bare model inside a DDP wrapper (FSDP2 shards in place, so it is returned as is)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
+    """Mean of a tensor over ranks (identity without a process group)."""
+    if dist.is_available() and dist.is_initialized():
+        value = value.detach().clone()
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return value
+
+
+def cleanup() -> None:
+    """Tear the process group down."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

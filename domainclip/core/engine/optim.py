@@ -1,0 +1,63 @@
+"""AdamW with weight-decay exclusions, and warmup + cosine/linear/constant schedules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["build_optimizer", "build_scheduler", "lr_factor"]
+
+
+def _excluded(name: str, param: torch.Tensor, patterns: list[str]) -> bool:
+    return param.ndim < 2 or any(p in name for p in patterns)
+
+
+def build_optimizer(
+    model: nn.Module,
+    *,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float],
+    eps: float,
+    no_decay: list[str],
+) -> torch.optim.AdamW:
+    """AdamW over trainable parameters, without weight decay for 1-D tensors and ``no_decay`` names.
+
+    Biases, norms, embeddings and the logit scale are not decayed, as in open_clip.
+    """
+    decay, no_decay_params = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay_params if _excluded(name, param, no_decay) else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay_params, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
+
+
+def lr_factor(step: int, *, total: int, warmup: int, schedule: str, min_ratio: float) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "linear":
+        shape = 1.0 - progress
+    else:
+        shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return min_ratio + (1.0 - min_ratio) * shape
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, *, total: int, warmup: int, schedule: str, min_ratio: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR (so its state is checkpointed) following :func:`lr_factor`."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: lr_factor(step, total=total, warmup=warmup, schedule=schedule, min_ratio=min_ratio),
+    )

@@ -1,0 +1,441 @@
+"""The training loop: one readable function, in commented phases.
+
+``schedules -> forward/backward -> clip/step -> log -> eval/checkpoint``. Precision, distribution,
+checkpoints and logging live in the small modules beside this one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+
+from domainclip.core.engine.checkpoint import (
+    capture_rng_state,
+    find_latest_checkpoint,
+    load_checkpoint_state,
+    load_model_weights,
+    model_state_for_saving,
+    restore_rng_state,
+    save_checkpoint,
+)
+from domainclip.core.engine.distributed import DistInfo, cleanup, init_distributed, unwrap_model, wrap_model
+from domainclip.core.engine.optim import build_optimizer, build_scheduler
+from domainclip.core.engine.precision import autocast_context, make_grad_scaler
+from domainclip.core.engine.run_log import RunLogger
+from domainclip.core.engine.tasks import Task, get_task
+from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, resolve_urls
+
+__all__ = ["TrainResult", "NonFiniteLossError", "SeededTransform", "train", "prepare_data"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss was NaN/Inf for too many consecutive steps."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished run leaves behind."""
+
+    run_dir: Path
+    steps: int
+    final_checkpoint: Path | None
+    final_loss: float
+    corrupt_counts: dict[str, int] = field(default_factory=dict)
+    eval_results: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+class SeededTransform:
+    """Apply a random transform with randomness drawn from the sample's key, not global state.
+
+    Augmentations then depend only on (seed, sample key): the same in a resumed run as in an
+    uninterrupted one, whichever worker decodes the sample.
+    """
+
+    def __init__(self, transform: Callable[[Any], Any], seed: int):
+        self.transform = transform
+        self.seed = seed
+
+    def __call__(self, image: Any, key: str = "") -> Any:
+        digest = hashlib.blake2b(f"{self.seed}:{key}".encode(), digest_size=8).digest()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+            return self.transform(image)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _barrier(info: DistInfo) -> None:
+    if info.distributed:
+        dist.barrier()
+
+
+def prepare_data(recipe: Recipe, info: DistInfo | None = None) -> list[dict[str, Any]]:
+    """Run the recipe's prepare steps when its local shards are missing (main rank; others wait)."""
+    from domainclip.core.prepare import run_prepare_step
+
+    summaries: list[dict[str, Any]] = []
+    main = info is None or info.is_main
+    if recipe.data.prepare and main:
+        try:
+            check_recipe_files(_without_prepare(recipe), recipe.source or "<recipe>")
+            missing = False
+        except ValueError:
+            missing = True
+        if missing:
+            for step in recipe.data.prepare:
+                summaries.append(run_prepare_step(step, root=recipe.data.root))
+    if info is not None:
+        _barrier(info)
+    check_recipe_files(_without_prepare(recipe), recipe.source or "<recipe>")
+    return summaries
+
+
+def _without_prepare(recipe: Recipe) -> Recipe:
+    from dataclasses import replace
+
+    return replace(recipe, data=replace(recipe.data, prepare=[]))
+
+
+def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: Callable, info: DistInfo):
+    from domainclip.core.data.reader import SampleDecoder, Source, build_loader
+
+    per_rank, rem = divmod(recipe.data.batch_size, info.world_size)
+    if rem:
+        raise ValueError(
+            f"data.batch_size={recipe.data.batch_size} is not divisible by the {info.world_size} processes"
+        )
+    sources = [
+        Source(resolve_urls(recipe, s), weight=s.weight, resampled=s.resampled, name=s.name)
+        for s in recipe.data.train
+    ]
+    decoder = SampleDecoder(
+        image_transform=SeededTransform(preprocess, recipe.train.seed),
+        tokenizer=tokenizer,
+        text_choice=task.text_choice or recipe.data.text_choice,
+        seed=recipe.train.seed,
+        required=(task.visual_key, "text"),
+    )
+    return build_loader(
+        sources,
+        decoder,
+        batch_size=per_rank,
+        num_workers=recipe.data.num_workers,
+        seed=recipe.train.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        shuffle_buffer=recipe.data.shuffle_buffer,
+        max_corrupt_fraction=recipe.data.max_corrupt_fraction,
+        split=recipe.data.split,
+    )
+
+
+def _configure_towers(model: torch.nn.Module, recipe: Recipe) -> None:
+    cfg = recipe.model
+    if cfg.lock_image:
+        model.lock_image_tower(unlocked_groups=cfg.lock_image_unlocked_groups)
+    if cfg.lock_text:
+        model.lock_text_tower(unlocked_layers=cfg.lock_text_unlocked_layers)
+    if cfg.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+
+
+def _gather_objects(obj: Any, info: DistInfo) -> list[Any]:
+    if not info.distributed:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> TrainResult:
+    """Train a model following ``recipe``, writing everything under ``out_dir``.
+
+    Args:
+        recipe: a validated recipe (see :func:`domainclip.core.recipe.load_recipe`).
+        out_dir: the run folder: ``recipe.resolved.yaml``, ``model_info.json``, ``log.jsonl``,
+            ``tensorboard/``, ``checkpoints/step_XXXXXXXX/`` and ``eval/``.
+        resume: continue from the newest checkpoint in ``out_dir`` (model, optimizer, scheduler,
+            scaler, data position and RNG states); on CPU the result is bit-identical to an
+            uninterrupted run.
+    """
+    from domainclip.core.losses import create_loss
+    from domainclip.core.models import create_model_and_transforms, get_tokenizer
+
+    run_dir = Path(out_dir)
+    ckpt_root = run_dir / "checkpoints"
+    info = init_distributed(recipe.train.device)
+    cfg_t, cfg_o = recipe.train, recipe.optim
+    task = get_task(cfg_t.task)
+    recipe_yaml = yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(run_dir / "recipe.resolved.yaml", recipe_yaml)
+    prepare_data(recipe, info)
+
+    # ---- model, loss, optimizer -------------------------------------------------------------
+    _seed_everything(cfg_t.seed)
+    model, preprocess_train, preprocess_val = create_model_and_transforms(
+        recipe.model.name, recipe.model.pretrained, cache_dir=recipe.model.cache_dir, **recipe.model.overrides
+    )
+    tokenizer = get_tokenizer(model)
+    _configure_towers(model, recipe)
+    if info.is_main:
+        _atomic_write(run_dir / "model_info.json", json.dumps(model.domainclip_info, indent=2, default=str))
+    model.to(info.device)
+    wrapped = wrap_model(model, info, cfg_t.strategy)
+    loss_fn = create_loss(
+        recipe.loss.name,
+        local_loss=recipe.loss.local_loss,
+        gather_with_grad=recipe.loss.gather_with_grad,
+        rank=info.rank,
+        world_size=info.world_size,
+        **recipe.loss.kwargs,
+    )
+    optimizer = build_optimizer(
+        model, lr=cfg_o.lr, weight_decay=cfg_o.weight_decay, betas=tuple(cfg_o.betas), eps=cfg_o.eps,
+        no_decay=cfg_o.no_decay,
+    )
+    scheduler = build_scheduler(
+        optimizer, total=cfg_t.steps, warmup=cfg_o.warmup_steps, schedule=cfg_o.schedule,
+        min_ratio=cfg_o.min_lr_ratio,
+    )
+    scaler = make_grad_scaler(cfg_t.precision, info.device)
+    autocast = autocast_context(cfg_t.precision, info.device)
+    preprocess = preprocess_train if recipe.data.augment else preprocess_val
+    loader = _build_loader(recipe, task, preprocess, tokenizer, info)
+
+    # ---- resume -----------------------------------------------------------------------------
+    step, rng_state = 0, None
+    latest = find_latest_checkpoint(ckpt_root) if resume else None
+    if resume and latest is None and info.is_main:
+        print(f"--resume: no checkpoint in {ckpt_root}; starting from step 0", flush=True)
+    if latest is not None:
+        state = load_checkpoint_state(latest)
+        unwrap_model(wrapped).load_state_dict(load_model_weights(latest, info.device))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        loader.load_state_dict(state["data"][info.rank])
+        rng_state = state["rng"][info.rank]
+        step = int(state["step"])
+    data_iter = iter(loader)
+    if rng_state is not None:
+        restore_rng_state(rng_state)
+
+    logger = RunLogger(
+        run_dir, enabled=info.is_main, tensorboard=cfg_t.tensorboard, progress=cfg_t.progress,
+        total_steps=cfg_t.steps, initial_step=step,
+    )
+    if latest is not None:
+        logger.event("resume", checkpoint=str(latest), step=step)
+    logger.event("start", world_size=info.world_size, device=str(info.device), steps=cfg_t.steps)
+
+    def checkpoint(at_step: int) -> Path | None:
+        data_states = _gather_objects(loader.state_dict(), info)
+        rng_states = _gather_objects(capture_rng_state(), info)
+        model_state = model_state_for_saving(wrapped)
+        path = None
+        if info.is_main:
+            train_state = {
+                "step": at_step,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "data": data_states,
+                "rng": rng_states,
+            }
+            path = save_checkpoint(ckpt_root, at_step, model_state, train_state, recipe_yaml, cfg_t.keep_checkpoints)
+            logger.event("checkpoint", step=at_step, path=str(path))
+        _barrier(info)
+        return path
+
+    # ---- the loop ---------------------------------------------------------------------------
+    accum = cfg_o.accum_steps
+    bad_steps, last_loss, final_ckpt = 0, float("nan"), None
+    samples_since, t_since = 0, time.perf_counter()
+    wrapped.train()
+    try:
+        while step < cfg_t.steps:
+            # phase 1: schedules (the LambdaLR already holds this step's rate)
+            lr = optimizer.param_groups[0]["lr"]
+
+            # phase 2: forward/backward, with exact gradient accumulation over micro-batches
+            batches = [next(data_iter) for _ in range(accum)]
+            loss_value, parts = _forward_backward(wrapped, task, loss_fn, batches, info, autocast, scaler)
+            samples_since += sum(b[task.visual_key].shape[0] for b in batches) * info.world_size
+
+            # phase 3: non-finite guard, clip, step
+            finite = torch.tensor([1.0 if math.isfinite(loss_value) else 0.0], device=info.device)
+            if info.distributed:
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+            if finite.item() == 0.0:
+                bad_steps += 1
+                optimizer.zero_grad(set_to_none=True)
+                logger.event("non_finite_loss", step=step, loss=loss_value, consecutive=bad_steps)
+                if bad_steps >= cfg_t.max_bad_steps:
+                    raise NonFiniteLossError(
+                        f"loss was NaN/Inf for {bad_steps} consecutive steps at step {step}; "
+                        "lower optim.lr, raise optim.warmup_steps or use train.precision=fp32"
+                    )
+                continue
+            bad_steps = 0
+            scaler.unscale_(optimizer)
+            grad_norm = float("nan")
+            if cfg_o.grad_clip:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg_o.grad_clip))
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            step += 1
+            last_loss = loss_value
+
+            # phase 4: log
+            logger.advance()
+            if step % cfg_t.log_every == 0 or step == cfg_t.steps:
+                elapsed = time.perf_counter() - t_since
+                scalars = {
+                    "loss": loss_value,
+                    **{f"loss/{k}": v for k, v in parts.items()},
+                    "lr": lr,
+                    "logit_scale": float(model.logit_scale.exp()),
+                    "grad_norm": grad_norm,
+                    "samples_per_s": samples_since / max(elapsed, 1e-9),
+                }
+                logger.log(step, scalars)
+                samples_since, t_since = 0, time.perf_counter()
+
+            # phase 5: eval and checkpoint
+            if step % cfg_t.checkpoint_every == 0 or step == cfg_t.steps:
+                final_ckpt = checkpoint(step)
+            if cfg_t.eval_every and step % cfg_t.eval_every == 0 and step < cfg_t.steps:
+                _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / "eval" / f"step_{step:08d}")
+    finally:
+        corrupt = loader.corrupt_counts()
+        if info.is_main and sum(corrupt.values()):
+            logger.write(loader.corrupt_report())
+        logger.event("corrupt_samples", counts=corrupt, samples_seen=loader.samples_seen)
+
+    eval_results: dict[str, dict[str, float]] = {}
+    if recipe.eval.suites:
+        eval_results = _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / "eval")
+    logger.event("end", step=step, loss=last_loss)
+    logger.close()
+    if final_ckpt is None:
+        final_ckpt = find_latest_checkpoint(ckpt_root)
+    return TrainResult(run_dir, step, final_ckpt, last_loss, corrupt, eval_results)
+
+
+def _forward_backward(
+    wrapped: torch.nn.Module,
+    task: Task,
+    loss_fn: torch.nn.Module,
+    batches: list[dict[str, Any]],
+    info: DistInfo,
+    autocast: Callable,
+    scaler: torch.amp.GradScaler,
+) -> tuple[float, dict[str, float]]:
+    """Backward of the full-batch contrastive loss over one or several micro-batches.
+
+    With one micro-batch this is a plain forward/backward. With several, features of every
+    micro-batch are first computed without gradients; then each micro-batch is re-run with
+    gradients and the loss is computed against the cached features of the others (GradCache), so
+    the gradient equals that of the full batch, negatives included.
+    """
+    if len(batches) == 1:
+        with autocast():
+            out = task.forward(wrapped, batches[0], info.device)
+            parts = loss_fn(**out, output_dict=True)
+            loss = sum(parts.values())
+        scaler.scale(loss).backward()
+        return float(loss.detach()), {k: float(v.detach()) for k, v in parts.items()}
+
+    with torch.no_grad(), autocast():
+        cached = [task.forward(wrapped, b, info.device) for b in batches]
+    parts_total: dict[str, float] = {}
+    loss_value = 0.0
+    for j, batch in enumerate(batches):
+        sync = j == len(batches) - 1
+        ctx = wrapped.no_sync() if (info.distributed and not sync and hasattr(wrapped, "no_sync")) else _null()
+        with ctx:
+            with autocast():
+                live = task.forward(wrapped, batch, info.device)
+                outputs = [live if i == j else cached[i] for i in range(len(batches))]
+                merged = task.merge(outputs, j)
+                if j > 0:  # the temperature's gradient is counted once per optimizer step
+                    merged["logit_scale"] = merged["logit_scale"].detach()
+                    if merged.get("logit_bias") is not None:
+                        merged["logit_bias"] = merged["logit_bias"].detach()
+                parts = loss_fn(**merged, output_dict=True)
+                loss = sum(parts.values())
+            scaler.scale(loss).backward()
+        if j == 0:
+            loss_value = float(loss.detach())
+            parts_total = {k: float(v.detach()) for k, v in parts.items()}
+    return loss_value, parts_total
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _run_eval(
+    recipe: Recipe, model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, info: DistInfo, out_dir: Path
+) -> dict[str, dict[str, float]]:
+    """Run the recipe's eval suites on the main rank; returns task -> metrics."""
+    results: dict[str, dict[str, float]] = {}
+    if info.is_main:
+        from domainclip.core.eval.suites import run_suite
+
+        was_training = model.training
+        model.eval()
+        for suite in recipe.eval.suites:
+            data = Path(recipe.eval.data.replace("{root}", recipe.data.root)) if recipe.eval.data else None
+            suite_out = out_dir / suite.replace("/", "_")
+            res = run_suite(
+                model, tokenizer, preprocess, suite, data=data, out_dir=suite_out, device=str(info.device),
+                batch_size=recipe.eval.batch_size,
+            )
+            results.update({f"{suite}:{task}" if len(recipe.eval.suites) > 1 else task: m for task, m in res.items()})
+        from domainclip.core.eval.report import write_results
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_results(results, out_dir / "results.json")
+        model.train(was_training)
+    _barrier(info)
+    return results
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main_cleanup() -> None:
+    """Destroy the process group at the end of a ``torchrun`` launch."""
+    cleanup()

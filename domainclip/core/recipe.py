@@ -1,0 +1,442 @@
+"""Training recipes: a YAML delta over one default, validated, with ``--set`` overrides.
+
+A recipe is resolved in three layers (dinov2 style): the defaults of :class:`Recipe` <- the YAML
+file (which may name a ``base`` recipe it extends) <- ``--set a.b=c`` overrides from the command
+line. Validation gives one clear message per mistake: an unknown key (with close matches), a value
+of the wrong type, or a file that does not exist. The resolved recipe is written next to every
+checkpoint and into the exported hub folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import glob
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "DataConfig",
+    "EvalConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "PrepareStep",
+    "Recipe",
+    "RecipeError",
+    "SourceConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_recipe",
+    "recipe_to_dict",
+    "save_recipe",
+]
+
+
+class RecipeError(ValueError):
+    """A recipe is invalid; the message names the file and the key."""
+
+
+@dataclass
+class ModelConfig:
+    """Which model to build and how to treat its towers."""
+
+    #: registry name (``domainclip list models``), ``hf-hub:org/name@rev`` or ``local-dir:PATH``
+    name: str = "dc-test-vit"
+    #: open_clip tag (``openai``), ``hf-hub:org/name@rev``, a local folder or a ``.safetensors`` file
+    pretrained: str | None = None
+    cache_dir: str | None = None
+    lock_image: bool = False
+    lock_image_unlocked_groups: int = 0
+    lock_text: bool = False
+    lock_text_unlocked_layers: int = 0
+    grad_checkpointing: bool = False
+    #: extra keyword arguments for create_model (e.g. force_image_size)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceConfig:
+    """One stream of shards; several are mixed by weight."""
+
+    urls: str | list[str] = ""
+    weight: float = 1.0
+    resampled: bool = False
+    name: str | None = None
+
+
+@dataclass
+class PrepareStep:
+    """A ``domainclip prepare`` command run before training when the shards are missing."""
+
+    #: ``"<domain>/<command>"``, e.g. ``"math/synthetic"`` or ``"core/shapes"``
+    command: str = ""
+    #: options of that command, as on its command line without the dashes (``{"n": 2000}``)
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Streaming input: sources, batching and the corrupt-sample policy."""
+
+    #: relative shard paths and ``{root}`` in URLs are resolved against this folder
+    root: str = "data"
+    train: list[SourceConfig] = field(default_factory=list)
+    #: global batch size, split evenly over ranks
+    batch_size: int = 32
+    num_workers: int = 2
+    shuffle_buffer: int = 1000
+    #: ``shard``: each rank reads its own shards (scalable); ``sample``: every rank reads the whole
+    #: stream and keeps every world_size-th sample after shuffling (global batches identical to a
+    #: one-process run, at the cost of reading everything on every rank)
+    split: str = "shard"
+    #: caption choice when a sample holds several: ``random`` | ``first`` | ``all``
+    text_choice: str = "random"
+    #: apply the model's training augmentation (else the evaluation transform)
+    augment: bool = True
+    max_corrupt_fraction: float = 0.01
+    prepare: list[PrepareStep] = field(default_factory=list)
+
+
+@dataclass
+class LossConfig:
+    """The contrastive objective (``domainclip.core.losses`` registry)."""
+
+    name: str = "clip"
+    local_loss: bool = False
+    gather_with_grad: bool = True
+    #: extra constructor arguments of the loss
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup and cosine decay."""
+
+    lr: float = 5e-4
+    weight_decay: float = 0.2
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-6
+    warmup_steps: int = 100
+    #: final learning rate as a fraction of ``lr``
+    min_lr_ratio: float = 0.0
+    #: ``cosine`` | ``constant`` | ``linear``
+    schedule: str = "cosine"
+    #: parameters never decayed: biases, norms, embeddings, logit scale (open_clip's rule)
+    no_decay: list[str] = field(
+        default_factory=lambda: ["bias", "norm", "ln_", "bn", "logit_scale", "logit_bias", "embedding", "token"]
+    )
+    grad_clip: float | None = 1.0
+    accum_steps: int = 1
+
+
+@dataclass
+class TrainConfig:
+    """Loop length, precision, distribution, logging and checkpoints."""
+
+    steps: int = 1000
+    seed: int = 0
+    #: ``image_text`` | ``multi_caption`` | ``video_text`` | ``views_text`` (engine task registry)
+    task: str = "image_text"
+    #: ``fp32`` | ``bf16`` | ``fp16`` (autocast; mixed precision only on GPU)
+    precision: str = "bf16"
+    device: str = "auto"
+    #: ``ddp`` | ``fsdp`` (FSDP2, GPU)
+    strategy: str = "ddp"
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    eval_every: int = 0
+    #: stop when the loss is NaN/Inf this many steps in a row (a single bad step is skipped)
+    max_bad_steps: int = 5
+    tensorboard: bool = True
+    progress: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class EvalConfig:
+    """Eval suites run at ``eval_every`` and at the end of training."""
+
+    suites: list[str] = field(default_factory=list)
+    data: str | None = None
+    batch_size: int = 64
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    """A complete training recipe."""
+
+    #: the domain the recipe belongs to (``core`` for the shared core)
+    domain: str = "core"
+    description: str = ""
+    #: another recipe this one extends (``"<domain>/<name>"`` or a path)
+    base: str | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    #: the paper the recipe follows and what differs from it
+    paper: dict[str, Any] = field(default_factory=dict)
+    #: where the recipe came from (set by load_recipe)
+    source: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``, building nested dataclasses."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except RecipeError as e:
+                errors.append(str(e))
+        raise RecipeError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return _build(tp, value, where)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, list | tuple):
+            raise RecipeError(f"{where}: expected a list, got {value!r}")
+        return [_convert(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise RecipeError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise RecipeError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise RecipeError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise RecipeError(f"{where}: expected a string, got {value!r}")
+    raise RecipeError(f"{where}: unsupported type {tp}")
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in hints:
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise RecipeError(f"{where}: unknown key {key!r}{hint}; known keys: {', '.join(names)}")
+        kwargs[key] = _convert(value, hints[key], f"{where}.{key}" if where else key)
+    return cls(**kwargs)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "data.split": ("shard", "sample"),
+    "data.text_choice": ("random", "first", "all"),
+    "optim.schedule": ("cosine", "constant", "linear"),
+    "train.precision": ("fp32", "bf16", "fp16"),
+    "train.strategy": ("ddp", "fsdp"),
+}
+
+
+def _check_values(recipe: Recipe, where: str) -> None:
+    for dotted, allowed in _CHOICES.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(recipe, section), key)
+        if value not in allowed:
+            raise RecipeError(f"{where}: {dotted} must be one of {', '.join(allowed)}, got {value!r}")
+    positives = {
+        "data.batch_size": recipe.data.batch_size,
+        "train.steps": recipe.train.steps,
+        "optim.accum_steps": recipe.optim.accum_steps,
+        "train.log_every": recipe.train.log_every,
+        "train.checkpoint_every": recipe.train.checkpoint_every,
+    }
+    for dotted, value in positives.items():
+        if value <= 0:
+            raise RecipeError(f"{where}: {dotted} must be positive, got {value}")
+    if recipe.optim.lr <= 0:
+        raise RecipeError(f"{where}: optim.lr must be positive, got {recipe.optim.lr}")
+    if not 0 <= recipe.data.max_corrupt_fraction <= 1:
+        raise RecipeError(f"{where}: data.max_corrupt_fraction must be in [0, 1]")
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def _deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in delta.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: not valid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping at the top level")
+    return data
+
+
+def _read_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    from domainclip.core.resources import recipe_path
+
+    if path in seen:
+        raise RecipeError(f"{path}: recipe 'base' chain loops: {' -> '.join(map(str, seen + (path,)))}")
+    data = _read_yaml(path)
+    base = data.get("base")
+    if base:
+        base_path = recipe_path(base) if not (path.parent / base).is_file() else path.parent / base
+        data = _deep_merge(_read_with_bases(Path(base_path), seen + (path,)), data)
+    return data
+
+
+def _parse_scalar(text: str) -> Any:
+    return yaml.safe_load(text) if text.strip() else ""
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw recipe mapping."""
+    data = _deep_merge({}, data)
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=1e-4")
+        dotted, _, raw = item.partition("=")
+        keys = dotted.strip().split(".")
+        node = data
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise RecipeError(f"--set {item!r}: {key!r} is not a section")
+            node = child
+        node[keys[-1]] = _parse_scalar(raw)
+    return data
+
+
+def load_recipe(
+    source: str | Path | dict[str, Any], overrides: list[str] | None = None, *, check_files: bool = False
+) -> Recipe:
+    """Resolve and validate a recipe.
+
+    Args:
+        source: ``"<domain>/<name>"`` of a shipped recipe, a path to a YAML file, or a mapping.
+        overrides: ``key.sub=value`` strings applied last.
+        check_files: also check that local shard paths exist (unless a prepare step makes them).
+
+    Raises:
+        RecipeError: naming the file and the offending key.
+    """
+    from domainclip.core.resources import recipe_path
+
+    if isinstance(source, dict):
+        where, data = "<recipe>", dict(source)
+    else:
+        path = recipe_path(str(source))
+        where, data = str(path), _read_with_bases(path)
+    data = apply_overrides(data, overrides or [])
+    data.pop("source", None)
+    try:
+        recipe = _build(Recipe, data, "")
+    except RecipeError as e:
+        raise RecipeError(f"{where}: {e}") from None
+    _check_values(recipe, where)
+    recipe.source = where
+    if check_files:
+        check_recipe_files(recipe, where)
+    return recipe
+
+
+def _is_remote(url: str) -> bool:
+    return url.startswith(("pipe:", "hf://", "http://", "https://", "s3://", "gs://"))
+
+
+def resolve_urls(recipe: Recipe, source: SourceConfig) -> list[str]:
+    """Shard URLs of one source with ``{root}`` and relative paths resolved against data.root."""
+    urls = [source.urls] if isinstance(source.urls, str) else list(source.urls)
+    root = recipe.data.root
+    out = []
+    for url in urls:
+        url = url.replace("{root}", root)
+        if not _is_remote(url) and not os.path.isabs(url):
+            url = os.path.join(root, url)
+        out.append(url)
+    return out
+
+
+def check_recipe_files(recipe: Recipe, where: str) -> None:
+    """Fail clearly when a local shard pattern matches no file and nothing will prepare it."""
+    import braceexpand
+
+    if not recipe.data.train:
+        raise RecipeError(f"{where}: data.train lists no sources")
+    for i, source in enumerate(recipe.data.train):
+        for url in resolve_urls(recipe, source):
+            if _is_remote(url):
+                continue
+            paths = [p for pattern in braceexpand.braceexpand(url) for p in (glob.glob(pattern) or [pattern])]
+            missing = [p for p in paths if not os.path.exists(p)]
+            if missing and not recipe.data.prepare:
+                raise RecipeError(
+                    f"{where}: data.train[{i}].urls: {len(missing)} of {len(paths)} shard(s) missing, "
+                    f"e.g. {missing[0]} (run `domainclip prepare ...` or set data.root)"
+                )
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """Plain mapping of a recipe (for YAML/JSON)."""
+    return dataclasses.asdict(recipe)
+
+
+def save_recipe(recipe: Recipe, path: Path) -> Path:
+    """Write the resolved recipe as YAML, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(recipe_to_dict(recipe), f, sort_keys=False)
+    os.replace(tmp, path)
+    return path

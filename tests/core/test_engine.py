@@ -1,0 +1,216 @@
+"""The training engine: a real run, exact resume after SIGKILL, 2-process DDP, accumulation, NaN guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from domainclip.core.engine.checkpoint import find_latest_checkpoint, list_checkpoints
+from domainclip.core.engine.train import NonFiniteLossError, train
+from domainclip.core.prepare import SHAPES, args_to_argv
+from domainclip.core.recipe import load_recipe
+
+N_SHARDS = 4
+
+
+@pytest.fixture(scope="module")
+def shapes_root(tmp_path_factory) -> Path:
+    import argparse
+
+    root = tmp_path_factory.mktemp("shapes")
+    parser = argparse.ArgumentParser()
+    SHAPES.add_arguments(parser)
+    SHAPES.run(parser.parse_args(args_to_argv(
+        {"out": str(root / "train"), "n": 256, "seed": 0, "image_size": 32, "max_count": 64})))
+    assert len(list((root / "train").glob("*.tar"))) == N_SHARDS
+    return root
+
+
+def recipe_dict(root: Path, **sections) -> dict:
+    recipe = {
+        "domain": "core",
+        "model": {"name": "dc-test-vit"},
+        "data": {
+            "root": str(root),
+            "train": [{"urls": f"train/shapes-{{000000..{N_SHARDS - 1:06d}}}.tar"}],
+            "batch_size": 16,
+            "num_workers": 0,
+            "shuffle_buffer": 32,
+        },
+        "optim": {"lr": 1e-3, "warmup_steps": 2},
+        "train": {"steps": 6, "precision": "fp32", "log_every": 1, "checkpoint_every": 3, "progress": False},
+    }
+    for section, values in sections.items():
+        recipe.setdefault(section, {}).update(values)
+    return recipe
+
+
+def write_recipe(path: Path, recipe: dict) -> Path:
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(find_latest_checkpoint(run_dir / "checkpoints") / "model.safetensors"))
+
+
+def test_train_writes_a_complete_run(shapes_root, tmp_path):
+    recipe = load_recipe(recipe_dict(shapes_root))
+    result = train(recipe, tmp_path / "run")
+    run = tmp_path / "run"
+    assert result.steps == 6
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_00000003", "step_00000006"]
+    for name in ("model.safetensors", "state.pt", "recipe.yaml"):
+        assert (run / "checkpoints" / "step_00000006" / name).is_file()
+    assert yaml.safe_load((run / "recipe.resolved.yaml").read_text())["train"]["steps"] == 6
+    info = json.loads((run / "model_info.json").read_text())
+    assert info["name"] == "dc-test-vit"
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r and "step" in r and "event" not in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in steps)
+    assert steps[0]["lr"] == pytest.approx(1e-3 / 2)  # warmup: step 0 runs at lr * 1/2
+    assert all(r["samples_per_s"] > 0 for r in steps)
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert not list((run / "checkpoints").glob(".*tmp"))
+
+
+def test_training_reduces_the_loss(shapes_root, tmp_path):
+    recipe = load_recipe(recipe_dict(shapes_root, train={"steps": 40, "checkpoint_every": 40, "log_every": 1},
+                                     optim={"lr": 2e-3, "warmup_steps": 5, "weight_decay": 0.0}))
+    train(recipe, tmp_path / "run")
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+              if '"loss"' in x and '"event"' not in x]
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first - 0.3, (first, last)
+
+
+def _cli(args: list[str], **kw) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "domainclip", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_is_bit_identical(shapes_root, tmp_path):
+    recipe = recipe_dict(
+        shapes_root,
+        data={"num_workers": 2, "augment": True, "text_choice": "random"},
+        train={"steps": 40, "checkpoint_every": 5, "log_every": 5, "tensorboard": False},
+    )
+    path = write_recipe(tmp_path / "r.yaml", recipe)
+
+    full = _cli(["train", str(path), "--out", str(tmp_path / "full")])
+    out, _ = full.communicate(timeout=600)
+    assert full.returncode == 0, out.decode()[-3000:]
+
+    victim = _cli(["train", str(path), "--out", str(tmp_path / "killed")])
+    deadline = time.time() + 300
+    first_ckpt = tmp_path / "killed" / "checkpoints" / "step_00000005"
+    while not first_ckpt.exists():
+        assert victim.poll() is None, victim.stdout.read().decode()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    killed_at = find_latest_checkpoint(tmp_path / "killed" / "checkpoints")
+    assert killed_at is not None and killed_at.name != "step_00000040", "the run finished before the kill"
+
+    resumed = _cli(["train", str(path), "--out", str(tmp_path / "killed"), "--resume"])
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out.decode()[-3000:]
+    a, b = final_weights(tmp_path / "full"), final_weights(tmp_path / "killed")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs after resume from {killed_at.name}"
+    log = (tmp_path / "killed" / "log.jsonl").read_text()
+    assert '"event": "resume"' in log
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_two_process_ddp_matches_one_process(shapes_root, tmp_path):
+    sections = dict(
+        data={"num_workers": 0, "augment": False, "split": "sample", "batch_size": 16, "text_choice": "first"},
+        train={"steps": 4, "checkpoint_every": 4, "tensorboard": False, "seed": 1},
+        optim={"lr": 1e-3, "warmup_steps": 1},
+    )
+    path = write_recipe(tmp_path / "r.yaml", recipe_dict(shapes_root, **sections))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "domainclip", "train", str(path), "--out", str(tmp_path / "one")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-3000:]
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "domainclip", "train", str(path), "--out", str(tmp_path / "two")],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-3000:]
+    a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    start = load_file(str(tmp_path / "one" / "checkpoints" / "step_00000004" / "model.safetensors"))
+    assert a.keys() == b.keys() == start.keys()
+    moved = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert moved < 1e-4, f"2-process result differs from 1-process by {moved}"
+    log_two = [json.loads(x) for x in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("event") == "start" and r["world_size"] == 2 for r in log_two)
+
+
+def test_gradient_accumulation_equals_full_batch(shapes_root, tmp_path):
+    """Two micro-batches of 8 give the gradient of one batch of 16 (GradCache), negatives included."""
+    from domainclip.core.engine.distributed import DistInfo
+    from domainclip.core.engine.precision import autocast_context, make_grad_scaler
+    from domainclip.core.engine.tasks import get_task
+    from domainclip.core.engine.train import _forward_backward
+    from domainclip.core.losses import create_loss
+    from domainclip.core.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("dc-test-vit")
+    info = DistInfo(0, 1, 0, torch.device("cpu"))
+    task = get_task("image_text")
+    loss_fn = create_loss("clip")
+    images = torch.randn(16, 3, 32, 32)
+    tokens = torch.randint(1, 400, (16, 32))
+    batch = {"image": images, "text": tokens}
+    halves = [{"image": images[:8], "text": tokens[:8]}, {"image": images[8:], "text": tokens[8:]}]
+    scaler, ctx = make_grad_scaler("fp32", info.device), autocast_context("fp32", info.device)
+
+    full_loss, _ = _forward_backward(model, task, loss_fn, [batch], info, ctx, scaler)
+    full = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    acc_loss, _ = _forward_backward(model, task, loss_fn, halves, info, ctx, scaler)
+    acc = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert acc_loss == pytest.approx(full_loss, rel=1e-5)
+    assert full.keys() == acc.keys()
+    for name in full:
+        torch.testing.assert_close(acc[name], full[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_non_finite_loss_guard_stops_the_run(shapes_root, tmp_path, monkeypatch):
+    import domainclip.core.losses as losses
+
+    class NanLoss(torch.nn.Module):
+        def __init__(self, **_):
+            super().__init__()
+
+        def forward(self, image_features, text_features, logit_scale, output_dict=False, **_):
+            value = (image_features.sum() + text_features.sum()) * float("nan") * logit_scale
+            return {"nan_loss": value} if output_dict else value
+
+    monkeypatch.setitem(losses.LOSSES, "nan_test", NanLoss)
+    recipe = load_recipe(recipe_dict(shapes_root, loss={"name": "nan_test"}, train={"max_bad_steps": 3}))
+    with pytest.raises(NonFiniteLossError, match="3 consecutive steps"):
+        train(recipe, tmp_path / "run")
+    events = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert sum(1 for e in events if e.get("event") == "non_finite_loss") == 3
