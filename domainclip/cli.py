@@ -25,7 +25,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [RecipeError, UnknownNameError, MissingExtraError, FileNotFoundError]
     try:
-        from domainclip.core.data.reader import TooManyCorruptSamplesError
+        from domainclip.core.data.corrupt import TooManyCorruptSamplesError
 
         errors.append(TooManyCorruptSamplesError)
     except ImportError:

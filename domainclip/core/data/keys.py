@@ -34,6 +34,6 @@ SHARD_SUFFIXES: dict[str, tuple[str, ...]] = {
     VIEWS: ("views.npy",),
     TEXT: ("txt", "text.json"),
     LABEL: ("cls", "label.json"),
-    LEVEL: ("level.txt",),
+    LEVEL: ("level.txt", "level.json"),
     META: ("json",),
 }

@@ -6,7 +6,6 @@ checkpoints and logging live in the small modules beside this one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -38,7 +37,7 @@ from domainclip.core.engine.run_log import RunLogger
 from domainclip.core.engine.tasks import Task, get_task
 from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, resolve_urls
 
-__all__ = ["TrainResult", "NonFiniteLossError", "SeededTransform", "train", "prepare_data"]
+__all__ = ["TrainResult", "NonFiniteLossError", "train", "prepare_data"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -55,24 +54,6 @@ class TrainResult:
     final_loss: float
     corrupt_counts: dict[str, int] = field(default_factory=dict)
     eval_results: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-class SeededTransform:
-    """Apply a random transform with randomness drawn from the sample's key, not global state.
-
-    Augmentations then depend only on (seed, sample key): the same in a resumed run as in an
-    uninterrupted one, whichever worker decodes the sample.
-    """
-
-    def __init__(self, transform: Callable[[Any], Any], seed: int):
-        self.transform = transform
-        self.seed = seed
-
-    def __call__(self, image: Any, key: str = "") -> Any:
-        digest = hashlib.blake2b(f"{self.seed}:{key}".encode(), digest_size=8).digest()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
-            return self.transform(image)
 
 
 def _seed_everything(seed: int) -> None:
@@ -114,7 +95,8 @@ def _without_prepare(recipe: Recipe) -> Recipe:
 
 
 def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: Callable, info: DistInfo):
-    from domainclip.core.data.reader import SampleDecoder, Source, build_loader
+    from domainclip.core.data.decode import SampleDecoder
+    from domainclip.core.data.reader import Source, build_loader
 
     per_rank, rem = divmod(recipe.data.batch_size, info.world_size)
     if rem:
@@ -126,7 +108,7 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
         for s in recipe.data.train
     ]
     decoder = SampleDecoder(
-        image_transform=SeededTransform(preprocess, recipe.train.seed),
+        image_transform=preprocess,  # the reader seeds global RNGs per sample: augmentations resume exactly
         tokenizer=tokenizer,
         text_choice=task.text_choice or recipe.data.text_choice,
         seed=recipe.train.seed,
@@ -317,7 +299,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
                     "loss": loss_value,
                     **{f"loss/{k}": v for k, v in parts.items()},
                     "lr": lr,
-                    "logit_scale": float(model.logit_scale.exp()),
+                    "logit_scale": float(model.logit_scale.detach().exp()),
                     "grad_norm": grad_norm,
                     "samples_per_s": samples_since / max(elapsed, 1e-9),
                 }

@@ -1,0 +1,915 @@
+"""Streaming WebDataset reader: sharding by rank and worker, weighted mixing, shuffling, exact resume.
+
+The stream of one *logical worker* (one of ``W = max(1, num_workers)`` per rank) is::
+
+    sources --(shard split by slot, epoch-seeded shard order)--> raw samples (suffix -> bytes)
+            --(weighted choice of a source per raw sample)--> mixed raw stream
+            --(seeded shuffle buffer, raw samples)--> post-shuffle stream   <- position counts here
+            --(decode; CorruptSampleError counted by reason)--> batches (collate)
+
+Everything is seeded from ``seed`` and the slot (``rank * W + logical_worker``), so a logical
+worker's stream depends only on the arguments. The position of the whole loader is, per logical
+worker, the number of raw samples taken from its post-shuffle stream, plus the number of batches
+yielded; :meth:`StreamingLoader.load_state_dict` fast-forwards each logical worker by reading and
+shuffling (never decoding) that many raw samples, so the resumed stream is bit-identical.
+
+Decoding runs with the Python/numpy/torch global RNGs seeded per sample from (seed, source, url,
+key, epoch), so random augmentations are reproducible and survive a resume. A damaged shard is
+counted (``bad_shard``) when the reader meets it, which is ahead of the shuffle buffer.
+
+Opening shards uses :func:`webdataset.gopen` (local paths, ``pipe:cmd``, ``hf://``, ``http(s)://``);
+samples are grouped from tar members with :func:`webdataset.tariterators.group_by_keys`. Tar members
+are read with :mod:`tarfile` directly so that a truncated tar is detected (``tarfile`` alone ends a
+truncated stream silently) and counted as ``bad_shard``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import glob
+import gzip
+import itertools
+import lzma
+import math
+import os
+import random
+import re
+import tarfile
+import warnings
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import braceexpand
+import numpy as np
+import torch
+import webdataset.utils
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from webdataset.gopen import gopen, gopen_schemes
+from webdataset.tariterators import group_by_keys
+
+from domainclip.core.data import keys as K
+from domainclip.core.data.corrupt import BAD_SHARD, CorruptSampleError, CorruptTally
+from domainclip.core.data.decode import EPOCH, SOURCE, collate_samples, derive_rng
+
+__all__ = [
+    "POSITION",
+    "CORRUPT",
+    "Source",
+    "StreamingDataset",
+    "StreamingLoader",
+    "build_loader",
+    "expand_urls",
+    "iter_shard",
+    "open_url",
+]
+
+#: Reserved batch key: ``[logical_worker, raw samples taken]``; removed by the loader.
+POSITION = "__position__"
+#: Reserved batch key: corrupt/good counts since the previous batch of that worker; removed by the loader.
+CORRUPT = "__corrupt__"
+#: Reserved batch key on the end-of-stream marker of a finite stream (carries no samples).
+_FINAL = "__final__"
+#: how ranks share the data: by shard (scalable) or by sample of one global stream (exact 1-process equivalence)
+SPLITS = ("shard", "sample")
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):")
+_SHARD_EXTENSIONS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+_BLOCK = 512
+_STATE_VERSION = 1
+
+
+# =========================================================================== URLs
+def _scheme(url: str) -> str | None:
+    match = _SCHEME.match(url)
+    return match.group(1).lower() if match else None
+
+
+def expand_urls(urls: str | os.PathLike | Sequence[str]) -> list[str]:
+    """Expand shard specs into a list of shard URLs, in order.
+
+    Each entry is brace-expanded (``shard-{000000..000009}.tar``). Local entries may also be globs
+    (``/data/*.tar``) or folders (all ``*.tar``/``*.tar.gz``/... inside, sorted), and must exist.
+    Entries with a scheme (``pipe:``, ``hf://``, ``http://``, ``file:``) are passed through.
+
+    Raises:
+        FileNotFoundError: a local shard, glob or folder matches nothing.
+        ValueError: no URLs at all.
+
+    """
+    specs = [urls] if isinstance(urls, str | os.PathLike) else list(urls)
+    out: list[str] = []
+    for spec in specs:
+        for url in braceexpand.braceexpand(os.fspath(spec)):
+            scheme = _scheme(url)
+            if scheme is not None and scheme != "file":
+                out.append(url)
+                continue
+            path = urlparse(url).path if scheme == "file" else url
+            if os.path.isdir(path):
+                found = sorted(
+                    os.path.join(path, n) for n in os.listdir(path) if n.endswith(_SHARD_EXTENSIONS)
+                )
+                if not found:
+                    raise FileNotFoundError(
+                        f"shard folder {path} holds no {'/'.join(_SHARD_EXTENSIONS)} files"
+                    )
+                out.extend(found)
+            elif glob.has_magic(path):
+                found = sorted(glob.glob(path))
+                if not found:
+                    raise FileNotFoundError(f"shard pattern {path!r} matches no files")
+                out.extend(found)
+            elif os.path.exists(path):
+                out.append(url)
+            else:
+                raise FileNotFoundError(f"shard {path} does not exist (from {os.fspath(spec)!r})")
+    if not out:
+        raise ValueError(f"no shard URLs in {urls!r}")
+    return out
+
+
+@contextlib.contextmanager
+def _security_lifted() -> Iterator[None]:
+    """Let webdataset open a URL the user listed explicitly even when ``WDS_SECURE=1``."""
+    previous = getattr(webdataset.utils, "enforce_security", None)
+    if previous:
+        webdataset.utils.enforce_security = False
+    try:
+        yield
+    finally:
+        if previous:
+            webdataset.utils.enforce_security = previous
+
+
+def open_url(url: str) -> Any:
+    """Open one shard URL for reading with :func:`webdataset.gopen.gopen`.
+
+    ``pipe:`` commands and local paths come from the user's own :class:`Source`, so they are
+    opened even when webdataset's security flag (``WDS_SECURE=1``) is set: the flag is lifted for
+    that one call only. ``hf://`` URLs go through webdataset's ``hf`` handler; with webdataset
+    versions that have none (0.2.x), through :class:`huggingface_hub.HfFileSystem` (streamed).
+    """
+    scheme = _scheme(url)
+    if scheme in (None, "file", "pipe"):
+        with _security_lifted():
+            return gopen(url, "rb")
+    if scheme == "hf" and "hf" not in gopen_schemes:
+        from huggingface_hub import HfFileSystem
+
+        return HfFileSystem().open(url, "rb")
+    return gopen(url, "rb")
+
+
+# =========================================================================== tar reading
+class _Recorder:
+    """Read-only file wrapper that remembers the last bytes read and their absolute position."""
+
+    def __init__(self, fileobj: Any, head: bytes = b"", keep: int = 1 << 16):
+        self._f = fileobj
+        self._head = head
+        self._keep = keep
+        self.pos = 0
+        self._tail = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size is None or size < 0:
+                data = self._head + self._f.read()
+                self._head = b""
+            else:
+                data = self._head[:size]
+                self._head = self._head[size:]
+                if len(data) < size:
+                    data += self._f.read(size - len(data))
+        else:
+            data = self._f.read(size)
+        self.pos += len(data)
+        self._tail += data
+        if len(self._tail) > self._keep:
+            del self._tail[: len(self._tail) - self._keep]
+        return data
+
+    def bytes_at(self, offset: int, size: int) -> bytes | None:
+        start = self.pos - len(self._tail)
+        if offset < start:
+            return None
+        return bytes(self._tail[offset - start : offset - start + size])
+
+
+def _uncompressed(fileobj: Any) -> Any:
+    """Wrap a stream in a decompressor when it starts with a gzip/bzip2/xz magic number."""
+    head = fileobj.read(6) or b""
+    stream = _Recorder(fileobj, head=head, keep=0)
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    if head.startswith(b"BZh"):
+        return bz2.BZ2File(stream)
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(stream)
+    return stream
+
+
+class TruncatedShardError(tarfile.ReadError):
+    """The tar stream ended without its end-of-archive block (truncated or garbled)."""
+
+
+def _iter_members(fileobj: Any, url: str) -> Iterator[dict[str, Any]]:
+    """Yield ``{"fname", "data", "__url__"}`` for each regular member; raise if the tar is damaged.
+
+    Like :func:`webdataset.tariterators.tar_file_iterator` (same member filtering), but verifies
+    that the archive ends with a zero block, which ``tarfile`` does not.
+    """
+    recorder = _Recorder(_uncompressed(fileobj))
+    tar = tarfile.open(fileobj=recorder, mode="r|")
+    for info in tar:
+        name = info.name
+        if not info.isreg() or name is None:
+            continue
+        if re.match(r"__[^/]*__($|/)", name):  # webdataset's skip_meta rule
+            continue
+        extracted = tar.extractfile(info)
+        assert extracted is not None
+        data = extracted.read()
+        if len(data) != info.size:
+            raise TruncatedShardError(f"member {name} is truncated ({len(data)} of {info.size} bytes)")
+        yield {"fname": name, "data": data, "__url__": url}
+        tar.members = []
+    end = recorder.bytes_at(tar.offset, _BLOCK)
+    if end is None or len(end) < _BLOCK or end.count(0) != _BLOCK:
+        raise TruncatedShardError(
+            f"tar stream ends at byte {recorder.pos} without an end-of-archive block at offset {tar.offset} "
+            "(truncated or damaged)"
+        )
+
+
+def iter_shard(url: str, tally: CorruptTally) -> Iterator[dict[str, Any]]:
+    """Yield the raw samples (``__key__``, ``__url__``, suffix -> bytes) of one shard.
+
+    A shard that cannot be opened or is damaged is counted once as ``bad_shard`` in ``tally``;
+    the samples read before the damage are kept, the one being assembled when it was found is
+    dropped (it may be incomplete).
+    """
+    try:
+        stream = open_url(url)
+    except Exception as e:  # any opener failure (missing file, failing command, network)
+        tally.add(BAD_SHARD, url, None, f"cannot open: {type(e).__name__}: {e}")
+        return
+    errors: list[BaseException] = []
+
+    def members() -> Iterator[dict[str, Any]]:
+        try:
+            yield from _iter_members(stream, url)
+        except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as e:
+            errors.append(e)
+
+    def on_error(exn: Exception) -> bool:
+        errors.append(exn)
+        return False
+
+    dropped: str | None = None
+    finished = False
+    try:
+        for sample in group_by_keys(members(), handler=on_error):
+            if errors:  # the sample being assembled when the damage was found
+                dropped = sample.get(K.KEY)
+                break
+            sample.pop("__local_path__", None)
+            yield sample
+        finished = True
+    finally:
+        try:
+            stream.close()
+        except Exception as e:  # a pipe command's non-zero exit status shows up on close
+            if finished and not errors:
+                errors.append(e)
+    if errors:
+        e = errors[0]
+        detail = f"{type(e).__name__}: {e}"
+        if dropped is not None:
+            detail += f" (dropped the incomplete sample {dropped})"
+        tally.add(BAD_SHARD, url, dropped, detail)
+
+
+# =========================================================================== sources
+@dataclass(frozen=True)
+class Source:
+    """One data source of a mixture.
+
+    Args:
+        urls: shard spec(s): brace patterns, local paths/globs/folders, ``pipe:cmd``,
+            ``hf://datasets/org/name/path.tar``, ``http(s)://`` (see :func:`expand_urls`).
+        weight: relative probability of drawing the next raw sample from this source.
+        resampled: draw shards with replacement (an endless stream without epochs).
+        name: label stored in each sample's ``__source__`` (default ``source<i>``).
+
+    """
+
+    urls: str | os.PathLike | list[str]
+    weight: float = 1.0
+    resampled: bool = False
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.weight, int | float) and math.isfinite(self.weight) and self.weight > 0):
+            raise ValueError(
+                f"Source weight must be a finite number > 0; got {self.weight!r} for {self.urls!r}"
+            )
+
+
+def _source_stream(
+    index: int,
+    name: str,
+    source: Source,
+    shards: list[str],
+    *,
+    seed: int,
+    rank: int,
+    logical: int,
+    slot: int,
+    slots: int,
+    epochs: int | None,
+    shuffle_shards: bool,
+    tally: CorruptTally,
+) -> Iterator[dict[str, Any]]:
+    """Raw samples of one source for one slot (endless unless ``epochs`` is set)."""
+
+    def tag(sample: dict[str, Any], epoch: int) -> dict[str, Any]:
+        sample[EPOCH] = epoch
+        sample[SOURCE] = name
+        return sample
+
+    if source.resampled:
+        rng = derive_rng(seed, "resample", index, rank, logical)
+        empty_draws = 0
+        draw = 0
+        while True:
+            url = shards[rng.randrange(len(shards))]
+            produced = 0
+            for sample in iter_shard(url, tally):
+                produced += 1
+                yield tag(sample, draw)
+            draw += 1
+            empty_draws = 0 if produced else empty_draws + 1
+            if empty_draws >= max(100, 2 * len(shards)):
+                raise RuntimeError(
+                    f"source {name!r}: {empty_draws} shard draws in a row gave no samples; "
+                    f"corrupt counts so far: {tally.counts} (e.g. {tally.examples.get(BAD_SHARD, '-')})"
+                )
+    epoch = 0
+    while epochs is None or epoch < epochs:
+        order = list(shards)
+        if shuffle_shards:
+            derive_rng(seed, "epoch", index, epoch).shuffle(order)
+        produced = 0
+        if len(order) >= slots:
+            for url in order[slot::slots]:
+                for sample in iter_shard(url, tally):
+                    produced += 1
+                    yield tag(sample, epoch)
+        else:
+            # every slot reads every shard and keeps every slots-th sample; a damaged shard is
+            # counted once, by the slot that would have received the next sample
+            position = 0
+            for url in order:
+                shard_tally = CorruptTally()
+                for sample in iter_shard(url, shard_tally):
+                    if position % slots == slot:
+                        produced += 1
+                        yield tag(sample, epoch)
+                    position += 1
+                if position % slots == slot:
+                    tally.absorb(shard_tally)
+        if produced == 0 and epochs is None:
+            raise RuntimeError(
+                f"source {name!r} gave slot {slot} of {slots} no samples in a full pass over its "
+                f"{len(shards)} shard(s) (rank {rank}, logical worker {logical}); "
+                f"corrupt counts: {tally.counts} (e.g. {tally.examples.get(BAD_SHARD, '-')})"
+            )
+        epoch += 1
+
+
+def _mixed(
+    streams: list[Iterator[dict[str, Any]]], weights: list[float], rng: random.Random
+) -> Iterator[dict]:
+    """Per raw sample, draw a source with probability proportional to its weight."""
+    if len(streams) == 1:
+        yield from streams[0]
+        return
+    active = list(range(len(streams)))
+    while active:
+        total = sum(weights[i] for i in active)
+        x = rng.random() * total
+        chosen = active[-1]
+        for i in active:
+            x -= weights[i]
+            if x < 0:
+                chosen = i
+                break
+        try:
+            yield next(streams[chosen])
+        except StopIteration:
+            active.remove(chosen)
+
+
+def _shuffled(stream: Iterator[dict[str, Any]], size: int, rng: random.Random) -> Iterator[dict]:
+    """Seeded shuffle buffer over raw samples (holds at most ``size`` of them)."""
+    if size <= 1:
+        yield from stream
+        return
+    buffer: list[dict[str, Any]] = []
+    for sample in stream:
+        buffer.append(sample)
+        if len(buffer) < size:
+            continue
+        k = rng.randrange(len(buffer))
+        buffer[k], buffer[-1] = buffer[-1], buffer[k]
+        yield buffer.pop()
+    while buffer:
+        k = rng.randrange(len(buffer))
+        buffer[k], buffer[-1] = buffer[-1], buffer[k]
+        yield buffer.pop()
+
+
+def _seed_globals(seed_value: int) -> None:
+    """Seed the Python, numpy and torch (CPU) global RNGs, which augmentations draw from."""
+    random.seed(seed_value)
+    np.random.seed(seed_value % (1 << 32))
+    torch.default_generator.manual_seed(seed_value)
+
+
+class _GlobalRngGuard:
+    """Keeps the caller's global RNG states intact while decoding runs in the main process.
+
+    Decoding reseeds the global RNGs per sample; in the main process (``num_workers=0``) the
+    states are saved when the data generator resumes and restored before it yields, so the
+    training loop's own random numbers do not depend on the data. Worker processes skip this.
+    """
+
+    def __init__(self, active: bool):
+        self.active = active
+        self._states: tuple[Any, Any, Any] | None = None
+
+    def save(self) -> None:
+        if self.active:
+            self._states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
+
+    def restore(self) -> None:
+        if self.active and self._states is not None:
+            py_state, np_state, torch_state = self._states
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            torch.random.set_rng_state(torch_state)
+            self._states = None
+
+
+# =========================================================================== dataset
+class StreamingDataset(IterableDataset):
+    """An ``IterableDataset`` of collated batches for one rank; see the module docstring.
+
+    Normally built by :func:`build_loader` and iterated through :class:`StreamingLoader`, which
+    owns the ``DataLoader`` and the position bookkeeping. Each item is a collated batch (a dict)
+    that also carries the reserved keys :data:`POSITION` and :data:`CORRUPT`.
+
+    Args: see :func:`build_loader`.
+    """
+
+    def __init__(
+        self,
+        sources: Source | Sequence[Source],
+        decode: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        batch_size: int,
+        num_workers: int = 0,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle_buffer: int = 1000,
+        collate: Callable[[list[dict[str, Any]]], Any] | None = None,
+        epochs: int | None = None,
+        drop_last: bool | None = None,
+        max_corrupt_fraction: float = 0.01,
+        corrupt_check_after: int = 100,
+        split: str = "shard",
+    ):
+        super().__init__()
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+        self.split = split
+        sources = [sources] if isinstance(sources, Source) else list(sources)
+        if not sources:
+            raise ValueError("build_loader needs at least one Source")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0; got {num_workers}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size; got rank={rank}, world_size={world_size}")
+        if epochs is not None and epochs < 1:
+            raise ValueError(f"epochs must be None (endless) or >= 1; got {epochs}")
+        if epochs is not None and any(s.resampled for s in sources):
+            raise ValueError("resampled sources are endless; use epochs=None with them")
+        if not 0.0 <= max_corrupt_fraction:
+            raise ValueError(f"max_corrupt_fraction must be >= 0; got {max_corrupt_fraction}")
+        self.sources = sources
+        self.names = [s.name or f"source{i}" for i, s in enumerate(sources)]
+        self.shards = [expand_urls(s.urls) for s in sources]
+        self.decode = decode
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.shuffle_buffer = shuffle_buffer
+        self.collate = collate or collate_samples
+        self.epochs = epochs
+        self.drop_last = (epochs is None) if drop_last is None else drop_last
+        self.max_corrupt_fraction = max_corrupt_fraction
+        self.corrupt_check_after = corrupt_check_after
+        self.rotation = 0
+        self.skip = [0] * self.logical_workers
+        self._fingerprint: int | None = None
+
+    @property
+    def logical_workers(self) -> int:
+        """``W = max(1, num_workers)``."""
+        return max(1, self.num_workers)
+
+    @property
+    def finite(self) -> bool:
+        """Whether the stream ends (``epochs`` set)."""
+        return self.epochs is not None
+
+    def fingerprint(self) -> int:
+        """Return a checksum of the arguments that determine the stream (stored in the loader state)."""
+        if self._fingerprint is not None:
+            return self._fingerprint
+        parts = (
+            self.batch_size,
+            self.num_workers,
+            self.seed,
+            self.rank,
+            self.world_size,
+            self.shuffle_buffer,
+            self.epochs,
+            self.split,
+            [(n, s.weight, s.resampled, tuple(u)) for n, s, u in zip(self.names, self.sources, self.shards)],
+        )
+        self._fingerprint = zlib.crc32(repr(parts).encode("utf-8"))
+        return self._fingerprint
+
+    def set_position(self, rotation: int, skip: Sequence[int]) -> None:
+        """Start the next iteration at ``rotation``; logical worker r skips ``skip[r]`` raw samples."""
+        if len(skip) != self.logical_workers:
+            raise ValueError(f"need {self.logical_workers} skip counts, got {len(skip)}")
+        self.rotation = int(rotation) % self.logical_workers
+        self.skip = [int(s) for s in skip]
+
+    # ------------------------------------------------------------------ streams
+    def raw_stream(self, logical: int, tally: CorruptTally) -> Iterator[dict[str, Any]]:
+        """Return the post-shuffle raw sample stream of one logical worker (what positions count)."""
+        W = self.logical_workers
+        # "sample" split: every rank builds the one-process stream and keeps every world_size-th
+        # sample of it after shuffling, so the union of the ranks' batches k is batch k of a
+        # one-process run with the same global batch (at the cost of reading everything everywhere)
+        rank, world = (0, 1) if self.split == "sample" else (self.rank, self.world_size)
+        slots = world * W
+        slot = rank * W + logical
+        streams = [
+            _source_stream(
+                i,
+                self.names[i],
+                source,
+                self.shards[i],
+                seed=self.seed,
+                rank=rank,
+                logical=logical,
+                slot=slot,
+                slots=slots,
+                epochs=self.epochs,
+                shuffle_shards=self.shuffle_buffer > 1,
+                tally=tally,
+            )
+            for i, source in enumerate(self.sources)
+        ]
+        mixed = _mixed(streams, [s.weight for s in self.sources], derive_rng(self.seed, "mix", rank, logical))
+        stream = _shuffled(mixed, self.shuffle_buffer, derive_rng(self.seed, "shuffle", rank, logical))
+        if self.split == "sample" and self.world_size > 1:
+            stream = itertools.islice(stream, self.rank, None, self.world_size)
+        return stream
+
+    def _decode_seed(self, raw: Mapping[str, Any]) -> int:
+        rng = derive_rng(self.seed, "decode", raw.get(SOURCE), raw.get(K.URL), raw.get(K.KEY), raw.get(EPOCH))
+        return rng.getrandbits(63)
+
+    def _emit(self, batch: list[dict[str, Any]], logical: int, taken: int, tally: CorruptTally) -> dict:
+        collated = self.collate(batch)
+        if not isinstance(collated, dict):
+            raise TypeError(
+                f"collate must return a dict (the loader adds {POSITION}/{CORRUPT} to it); "
+                f"got {type(collated).__name__}"
+            )
+        collated[POSITION] = [logical, taken]
+        collated[CORRUPT] = tally.take_delta()
+        return collated
+
+    def iter_logical(self, logical: int, skip: int = 0) -> Iterator[dict[str, Any]]:
+        """Batches of logical worker ``logical``, after skipping ``skip`` raw samples undecoded."""
+        tally = CorruptTally()
+        stream = self.raw_stream(logical, tally)
+        taken = 0
+        for _ in range(skip):
+            try:
+                next(stream)
+            except StopIteration:
+                break
+            taken += 1
+        tally.discard_delta()  # events while skipping were counted before the state was saved
+        tally.counts.clear()
+        tally.examples.clear()
+        batch: list[dict[str, Any]] = []
+        corrupt_run = 0
+        starving_limit = max(self.corrupt_check_after, 10 * self.batch_size)
+        guard = _GlobalRngGuard(active=get_worker_info() is None)
+        guard.save()
+        try:
+            for raw in stream:
+                taken += 1
+                try:
+                    _seed_globals(self._decode_seed(raw))
+                    sample = self.decode(raw)
+                except CorruptSampleError as e:
+                    tally.add(e.reason, raw.get(K.URL), raw.get(K.KEY), e.detail)
+                    corrupt_run += 1
+                    if corrupt_run >= starving_limit and self.max_corrupt_fraction < 1.0:
+                        raise tally.error(self.max_corrupt_fraction) from None
+                    continue
+                except Exception as e:
+                    e.add_note(f"while decoding sample {raw.get(K.KEY)!r} of {raw.get(K.URL)}")
+                    raise
+                corrupt_run = 0
+                tally.add_good()
+                batch.append(sample)
+                if len(batch) == self.batch_size:
+                    collated = self._emit(batch, logical, taken, tally)
+                    batch = []
+                    guard.restore()
+                    yield collated
+                    guard.save()
+            if batch and not self.drop_last:
+                collated = self._emit(batch, logical, taken, tally)
+                guard.restore()
+                yield collated
+        finally:
+            guard.restore()
+        yield {_FINAL: True, POSITION: [logical, taken], CORRUPT: tally.take_delta()}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        physical = info.id if info is not None else 0
+        if info is not None and info.num_workers != self.logical_workers:
+            raise RuntimeError(
+                f"StreamingDataset was built for num_workers={self.num_workers} but runs in a DataLoader "
+                f"with {info.num_workers} workers; build it with the DataLoader's worker count"
+            )
+        logical = (physical + self.rotation) % self.logical_workers
+        yield from self.iter_logical(logical, self.skip[logical])
+
+
+# =========================================================================== loader
+def _identity(batch: Any) -> Any:
+    return batch
+
+
+class StreamingLoader:
+    """Iterates batches from a :class:`StreamingDataset` through a torch ``DataLoader``.
+
+    Keeps the exact position (batches yielded, raw samples taken per logical worker) and the
+    corrupt-sample counts; :meth:`state_dict` / :meth:`load_state_dict` save and restore them.
+    Every ``iter()`` continues from the current position; a finite stream that ran to its end
+    starts over on the next ``iter()``.
+
+    Args:
+        dataset: the dataset (its ``num_workers`` is the DataLoader's).
+        pin_memory, prefetch_factor, multiprocessing_context, timeout: passed to ``DataLoader``.
+
+    """
+
+    def __init__(
+        self,
+        dataset: StreamingDataset,
+        *,
+        pin_memory: bool = False,
+        prefetch_factor: int | None = None,
+        multiprocessing_context: str | None = None,
+        timeout: float = 0,
+    ):
+        self.dataset = dataset
+        self.pin_memory = pin_memory
+        self.prefetch_factor = prefetch_factor
+        self.multiprocessing_context = multiprocessing_context
+        self.timeout = timeout
+        self._batches = 0
+        self._positions = [0] * dataset.logical_workers
+        self._samples_seen = 0
+        self._tally = CorruptTally()
+
+    # ------------------------------------------------------------------ iteration
+    def _dataloader(self) -> DataLoader:
+        kwargs: dict[str, Any] = {}
+        if self.dataset.num_workers > 0:
+            kwargs["prefetch_factor"] = self.prefetch_factor
+            kwargs["multiprocessing_context"] = self.multiprocessing_context
+            kwargs["timeout"] = self.timeout
+        # a private generator: DataLoader draws its workers' base seed from it instead of the
+        # global RNG, so starting an iterator (e.g. after a resume) leaves the training RNG alone
+        generator = torch.Generator().manual_seed(self.dataset.seed)
+        return DataLoader(
+            self.dataset,
+            batch_size=None,
+            generator=generator,
+            num_workers=self.dataset.num_workers,
+            collate_fn=_identity,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+            **kwargs,
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        W = self.dataset.logical_workers
+        self.dataset.set_position(self._batches % W, self._positions)
+        for item in self._dataloader():
+            logical, taken = (int(v) for v in item.pop(POSITION))
+            delta = item.pop(CORRUPT)
+            self._samples_seen += taken - self._positions[logical]
+            self._positions[logical] = taken
+            self._tally.merge(delta)
+            if item.pop(_FINAL, False):
+                continue
+            self._batches += 1
+            if self._tally.exceeds(self.dataset.max_corrupt_fraction, self.dataset.corrupt_check_after):
+                raise self._tally.error(self.dataset.max_corrupt_fraction)
+            yield item
+        # only a finite stream gets here
+        if self._tally.exceeds(self.dataset.max_corrupt_fraction, 1):
+            raise self._tally.error(self.dataset.max_corrupt_fraction)
+        self._batches = 0
+        self._positions = [0] * W
+
+    # ------------------------------------------------------------------ accounting
+    @property
+    def batches(self) -> int:
+        """Batches yielded since the start of the stream (or of the current finite pass)."""
+        return self._batches
+
+    @property
+    def samples_seen(self) -> int:
+        """Raw samples taken from the post-shuffle streams (good and corrupt), over the loader's life."""
+        return self._samples_seen
+
+    @property
+    def good_samples(self) -> int:
+        """Samples decoded successfully."""
+        return self._tally.good
+
+    def corrupt_counts(self) -> dict[str, int]:
+        """Corrupt events by reason (``bad_image``, ``missing_key:text``, ``bad_shard``, ...)."""
+        return dict(sorted(self._tally.counts.items()))
+
+    def corrupt_report(self) -> str:
+        """Readable summary of good/corrupt counts by reason, with an example URL/key per reason."""
+        return self._tally.report()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Return the position after the last yielded batch and the counts so far (ints only)."""
+        return {
+            "version": _STATE_VERSION,
+            "fingerprint": self.dataset.fingerprint(),
+            "num_workers": self.dataset.logical_workers,
+            "batches": self._batches,
+            "positions": list(self._positions),
+            "samples_seen": self._samples_seen,
+            "good": self._tally.good,
+            "corrupt": dict(self._tally.counts),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (from :meth:`state_dict`) on the next ``iter()``.
+
+        Raises:
+            ValueError: the state is malformed or was saved with a different number of workers.
+
+        """
+        try:
+            version = int(state["version"])
+            positions = [int(p) for p in state["positions"]]
+            batches = int(state["batches"])
+            workers = int(state["num_workers"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a StreamingLoader state: {e!r}") from None
+        if version != _STATE_VERSION:
+            raise ValueError(
+                f"StreamingLoader state version {version} is not supported (expected {_STATE_VERSION})"
+            )
+        W = self.dataset.logical_workers
+        if workers != W or len(positions) != W:
+            raise ValueError(
+                f"the state was saved with num_workers={workers} but this loader has "
+                f"{self.dataset.num_workers}; an exact resume needs the same number of workers"
+            )
+        if int(state.get("fingerprint", self.dataset.fingerprint())) != self.dataset.fingerprint():
+            warnings.warn(
+                "resuming a data stream with different arguments (sources, seed, batch size, rank or "
+                "world size); the continued stream is not the one the state was saved from",
+                stacklevel=2,
+            )
+        self._batches = batches
+        self._positions = positions
+        self._samples_seen = int(state.get("samples_seen", sum(positions)))
+        self._tally = CorruptTally(
+            good=int(state.get("good", 0)),
+            counts={str(k): int(v) for k, v in dict(state.get("corrupt", {})).items()},
+        )
+
+
+def build_loader(
+    sources: Source | Sequence[Source],
+    decode: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    batch_size: int,
+    num_workers: int = 0,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    shuffle_buffer: int = 1000,
+    collate: Callable[[list[dict[str, Any]]], Any] | None = None,
+    max_corrupt_fraction: float = 0.01,
+    drop_last: bool | None = None,
+    epochs: int | None = None,
+    corrupt_check_after: int = 100,
+    pin_memory: bool = False,
+    prefetch_factor: int | None = None,
+    multiprocessing_context: str | None = None,
+    split: str = "shard",
+) -> StreamingLoader:
+    """Build a deterministic, exactly resumable streaming loader over WebDataset shards.
+
+    Args:
+        sources: one or several :class:`Source`; several are mixed per raw sample by weight.
+        decode: raw sample (``__key__``, ``__url__``, ``__epoch__``, ``__source__``, suffix ->
+            bytes) -> decoded sample dict, e.g. :class:`~domainclip.core.data.decode.SampleDecoder`;
+            raises :class:`~domainclip.core.data.corrupt.CorruptSampleError` for samples to skip.
+            It runs with Python/numpy/torch global RNGs seeded from (seed, source, url, key,
+            epoch), so random augmentations are reproducible and survive a resume; it must not
+            depend on other state.
+        batch_size: decoded samples per batch.
+        num_workers: DataLoader worker processes (0: in the main process).
+        seed: seed of shard order, mixing, shuffling and decoding.
+        rank: this process's rank; each rank sees a disjoint part of every non-resampled epoch.
+        world_size: number of ranks.
+        shuffle_buffer: raw samples held by the shuffle buffer; 0 or 1 disables shuffling of
+            samples and of the shard order.
+        collate: list of decoded samples -> batch dict (default
+            :func:`~domainclip.core.data.decode.collate_samples`).
+        max_corrupt_fraction: raise :class:`~domainclip.core.data.corrupt.TooManyCorruptSamplesError`
+            when corrupt / (corrupt + good) passes this (checked once ``corrupt_check_after`` samples
+            were seen, and at the end of a finite stream).
+        drop_last: drop a finite stream's last partial batch per worker (default: keep it).
+        epochs: ``None`` for an endless stream (training); ``1`` for one pass (evaluation).
+        corrupt_check_after: samples seen before the corrupt share is checked.
+        split: ``"shard"`` (each rank reads its own shards) or ``"sample"`` (every rank reads the
+            one-process stream and keeps every world_size-th sample after shuffling).
+        pin_memory: passed to the torch ``DataLoader``.
+        prefetch_factor: passed to the torch ``DataLoader`` (batches prefetched per worker).
+        multiprocessing_context: passed to the torch ``DataLoader`` (``"fork"``, ``"spawn"``).
+
+    Returns:
+        A :class:`StreamingLoader`.
+
+    """
+    dataset = StreamingDataset(
+        sources,
+        decode,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        shuffle_buffer=shuffle_buffer,
+        collate=collate,
+        epochs=epochs,
+        drop_last=drop_last,
+        max_corrupt_fraction=max_corrupt_fraction,
+        corrupt_check_after=corrupt_check_after,
+        split=split,
+    )
+    return StreamingLoader(
+        dataset,
+        pin_memory=pin_memory,
+        prefetch_factor=prefetch_factor,
+        multiprocessing_context=multiprocessing_context,
+    )

@@ -1,0 +1,999 @@
+"""Hub I/O: open_clip hub folders, ``hf-hub:org/name@rev`` ids, local folders, run export.
+
+A hub folder (what :func:`save_model_folder` writes and open_clip's ``hf-hub:``/``local-dir:``
+loading reads)::
+
+    open_clip_config.json          {"model_cfg", "preprocess_cfg", "domainclip_cfg"}
+    open_clip_model.safetensors    the CLIP's state dict, keys as in plain open_clip
+    domainclip_tower.safetensors   domain tower layers only (video pooling, view fusion), if any
+    text_config/config.json        transformers config of a Hugging Face text tower, if any
+    tokenizer*.json, vocab...      Hugging Face tokenizer files, if the model uses one
+    recipe.yaml                    the resolved training recipe, when given
+    eval_results.json              {task: {metric: value}}
+    README.md                      model card: YAML front matter + description + usage + eval table
+
+Domain-tower weights live in their own file because open_clip loads ``local-dir:``/``hf-hub:``
+weights with ``strict=True``: plain open_clip loads the CLIP (the frame / view encoder) from such a
+folder unchanged and never sees the tower; domainclip loads both.
+
+Hub ids resolve through the Hugging Face cache (``cache_dir`` argument, else ``HF_HUB_CACHE``, else
+``HF_HOME/hub``); with ``HF_HUB_OFFLINE=1`` or no network only cached snapshots are used, and a
+missing one fails naming the repo, the revision and the cache folder. Only safetensors weights are
+written or downloaded; nothing is unpickled without ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+import yaml
+from open_clip.hf_model import HFTextEncoder
+from open_clip.tokenizer import SimpleTokenizer
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from domainclip.core.models import (
+    DomainCLIP,
+    build_model_from_info,
+    create_model,
+    get_image_transform,
+    get_tokenizer,
+    unwrap_clip,
+)
+from domainclip.core.models.registry import HF_TEXT_CONFIG_DIR, _check_config
+from domainclip.core.plugins import UnknownNameError, require
+
+__all__ = [
+    "CONFIG_NAME",
+    "EVAL_RESULTS_NAME",
+    "MODEL_CARD_NAME",
+    "RECIPE_NAME",
+    "TOWER_WEIGHTS_NAME",
+    "WEIGHTS_NAME",
+    "HubNotFoundError",
+    "ResolvedFolder",
+    "download_hub_folder",
+    "export_hf_clip",
+    "export_run",
+    "find_weights_file",
+    "hf_cache_dir",
+    "hf_offline",
+    "latest_checkpoint",
+    "load_any_model",
+    "load_folder_weights",
+    "load_model",
+    "load_run",
+    "parse_hf_hub_id",
+    "read_folder_config",
+    "render_model_card",
+    "resolve_folder",
+    "save_model_folder",
+]
+
+logger = logging.getLogger(__name__)
+
+HF_HUB_PREFIX = "hf-hub:"
+LOCAL_DIR_PREFIX = "local-dir:"
+CONFIG_NAME = "open_clip_config.json"
+WEIGHTS_NAME = "open_clip_model.safetensors"
+TOWER_WEIGHTS_NAME = "domainclip_tower.safetensors"
+RECIPE_NAME = "recipe.yaml"
+EVAL_RESULTS_NAME = "eval_results.json"
+MODEL_CARD_NAME = "README.md"
+#: Weight files of a folder, most preferred first (open_clip's order, safetensors first).
+WEIGHTS_PREFERENCE = (
+    WEIGHTS_NAME,
+    "open_clip_pytorch_model.safetensors",
+    "model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "pytorch_model.bin",
+)
+#: Files never fetched from the hub: pickled or foreign-framework duplicates of the weights.
+SKIPPED_HUB_FILES = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.msgpack", "*.h5", "*.onnx", "*.npz"]
+#: Run-dir layout written by the engine.
+RUN_MODEL_INFO = "model_info.json"
+RUN_RECIPE = "recipe.resolved.yaml"
+RUN_EVAL_RESULTS = Path("eval") / "results.json"
+CHECKPOINT_WEIGHTS = "model.safetensors"
+_STEP_DIR = re.compile(r"step_(\d+)$")
+_REPO_ID = re.compile(r"^(?:[\w.\-]+/)?[\w.\-]+$")
+_CARD_KEYS = (
+    "name",
+    "repo_id",
+    "description",
+    "license",
+    "tags",
+    "datasets",
+    "base_model",
+    "pipeline_tag",
+    "language",
+    "domain",
+    "intended_use",
+    "limitations",
+    "citation",
+)
+
+
+class HubNotFoundError(FileNotFoundError):
+    """A hub id could not be resolved (not cached while offline, unknown repo or revision)."""
+
+
+@dataclass(frozen=True)
+class ResolvedFolder:
+    """A model folder on disk and the spec recorded as its source.
+
+    Args:
+        path: the folder (a local folder or an HF cache snapshot).
+        spec: ``local-dir:PATH`` or ``hf-hub:org/name@<commit>`` (the exact snapshot loaded).
+
+    """
+
+    path: Path
+    spec: str
+
+
+# ----------------------------------------------------------------------------------------------------
+# resolving hub ids and folders
+# ----------------------------------------------------------------------------------------------------
+
+
+def parse_hf_hub_id(hub_id: str) -> tuple[str, str | None]:
+    """Split ``org/name@revision`` (prefix ``hf-hub:`` optional) into ``(repo_id, revision or None)``."""
+    if hub_id.startswith(HF_HUB_PREFIX):
+        hub_id = hub_id[len(HF_HUB_PREFIX) :]
+    repo_id, sep, revision = hub_id.partition("@")
+    if not _REPO_ID.match(repo_id) or (sep and not revision):
+        raise ValueError(f"invalid hub id {hub_id!r}: expected org/name or org/name@revision")
+    return repo_id, revision or None
+
+
+def _env_true(name: str) -> bool | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hf_offline() -> bool:
+    """Whether Hugging Face network access is disabled (``HF_HUB_OFFLINE``, read at call time)."""
+    from huggingface_hub import constants
+
+    flag = _env_true("HF_HUB_OFFLINE")
+    return constants.HF_HUB_OFFLINE if flag is None else flag
+
+
+def hf_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """Return the Hugging Face hub cache: ``cache_dir``, else ``HF_HUB_CACHE``, else ``HF_HOME/hub``."""
+    from huggingface_hub import constants
+
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return Path(constants.HF_HUB_CACHE)
+
+
+def download_hub_folder(hub_id: str, *, cache_dir: str | Path | None = None) -> ResolvedFolder:
+    """Resolve ``org/name[@revision]`` to a snapshot folder of the HF cache, downloading when online.
+
+    Every file but pickled/foreign weight duplicates (:data:`SKIPPED_HUB_FILES`) is fetched.
+    Offline, or when the hub cannot be reached, the cached snapshot is used.
+
+    Raises:
+        HubNotFoundError: one line naming the repo, the revision and the cache folder looked in.
+
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    repo_id, revision = parse_hf_hub_id(hub_id)
+    cache = hf_cache_dir(cache_dir)
+    offline = hf_offline()
+    try:
+        path = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=str(cache),
+            local_files_only=offline,
+            ignore_patterns=SKIPPED_HUB_FILES,
+        )
+    except (LocalEntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled) as e:
+        where = "not in the Hugging Face cache (offline: HF_HUB_OFFLINE=1)" if offline else "could not be fetched"
+        raise HubNotFoundError(
+            f"hf-hub:{repo_id} revision {revision or 'main'} {where}; looked in {cache} "
+            f"({type(e).__name__}). Download it with network access, or point cache_dir / HF_HUB_CACHE / "
+            "HF_HOME at the cache that holds it."
+        ) from e
+    folder = Path(path)
+    return ResolvedFolder(folder, f"{HF_HUB_PREFIX}{repo_id}@{folder.name}")
+
+
+def resolve_folder(
+    spec: str | Path, *, cache_dir: str | Path | None = None, bare_paths: bool = False
+) -> ResolvedFolder | None:
+    """Turn ``hf-hub:...`` / ``local-dir:PATH`` (or, with ``bare_paths``, an existing folder) into a folder.
+
+    Returns None when ``spec`` is none of these (a registry name, a file, an open_clip tag).
+    """
+    text = str(spec)
+    if text.startswith(HF_HUB_PREFIX):
+        return download_hub_folder(text, cache_dir=cache_dir)
+    if text.startswith(LOCAL_DIR_PREFIX):
+        path = Path(text[len(LOCAL_DIR_PREFIX) :]).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"model folder not found: {path} (from {text!r})")
+        return ResolvedFolder(path.resolve(), f"{LOCAL_DIR_PREFIX}{path.resolve()}")
+    if (bare_paths or isinstance(spec, Path)) and Path(text).expanduser().is_dir():
+        path = Path(text).expanduser().resolve()
+        return ResolvedFolder(path, f"{LOCAL_DIR_PREFIX}{path}")
+    return None
+
+
+def read_folder_config(folder: str | Path) -> dict[str, dict[str, Any]]:
+    """Read ``open_clip_config.json`` of a model folder as ``{model_cfg, preprocess_cfg, domainclip_cfg}``."""
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: a model folder needs {CONFIG_NAME} (model_cfg + preprocess_cfg)")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model_cfg"), dict):
+        raise ValueError(f"{path} has no 'model_cfg' mapping (open_clip hub config layout)")
+    _check_config(str(path), cfg["model_cfg"], str(path))
+    out = {
+        "model_cfg": cfg["model_cfg"],
+        "preprocess_cfg": cfg.get("preprocess_cfg") or {},
+        "domainclip_cfg": cfg.get("domainclip_cfg") or {},
+    }
+    for key in ("preprocess_cfg", "domainclip_cfg"):
+        if not isinstance(out[key], dict):
+            raise ValueError(f"{path}: {key!r} must be a mapping")
+    return out
+
+
+def find_weights_file(folder: str | Path) -> Path:
+    """Find a folder's CLIP weights, preferring ``open_clip_model.safetensors`` (open_clip's order)."""
+    folder = Path(folder)
+    for name in WEIGHTS_PREFERENCE:
+        if (folder / name).is_file():
+            return folder / name
+    others = sorted(p for p in folder.glob("*.safetensors") if p.name != TOWER_WEIGHTS_NAME)
+    if others:
+        return others[0]
+    raise FileNotFoundError(f"no weights in {folder}: expected {WEIGHTS_NAME} (hub downloads are safetensors only)")
+
+
+def load_folder_weights(model: nn.Module, folder: str | Path, *, require_tower: bool = False) -> None:
+    """Load a folder's CLIP weights (strict, via open_clip) and its domain tower weights if present.
+
+    Args:
+        model: a model from :func:`domainclip.core.models.create_model` of the folder's architecture.
+        folder: a hub folder.
+        require_tower: fail if ``model`` has tower parameters and the folder has no tower file
+            (the folder's own config declares the tower); otherwise the tower keeps its initialisation.
+
+    """
+    folder = Path(folder)
+    weights = find_weights_file(folder)
+    try:
+        open_clip.load_checkpoint(unwrap_clip(model), str(weights), strict=True, weights_only=True)
+    except RuntimeError as e:
+        raise RuntimeError(f"weights in {weights} do not fit the architecture: {e}") from e
+    tower_file = folder / TOWER_WEIGHTS_NAME
+    if isinstance(model, DomainCLIP):
+        if tower_file.is_file():
+            model.load_tower_state_dict(load_file(str(tower_file)))
+        elif model.tower_state_dict():
+            if require_tower:
+                raise FileNotFoundError(
+                    f"{tower_file} not found: the folder's config declares a {model.tower_name} tower with weights"
+                )
+            logger.info("%s has no %s: the %s tower layers start fresh", folder, TOWER_WEIGHTS_NAME, model.tower_name)
+    elif tower_file.is_file():
+        logger.warning("%s holds domain tower weights that this plain CLIP does not use", tower_file)
+
+
+# ----------------------------------------------------------------------------------------------------
+# writing a hub folder
+# ----------------------------------------------------------------------------------------------------
+
+
+def _model_info(model: nn.Module) -> dict[str, Any]:
+    info = getattr(model, "domainclip_info", None)
+    if not isinstance(info, dict):
+        raise TypeError("model has no domainclip_info: create it with domainclip.core.models.create_model")
+    return info
+
+
+def _safetensors_ready(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous tensors, one storage each: tied / shared weights are cloned so every key is kept."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for key, value in state_dict.items():
+        tensor = value.detach().cpu()
+        storage = tensor.untyped_storage()
+        whole = storage.nbytes() == tensor.numel() * tensor.element_size()
+        if storage.data_ptr() in seen or not tensor.is_contiguous() or not whole:
+            tensor = tensor.contiguous().clone()
+        seen.add(tensor.untyped_storage().data_ptr())
+        out[key] = tensor
+    return out
+
+
+def _format_value(value: float | int) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4f}"
+
+
+def _numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float | int]:
+    return {
+        k: v
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
+
+
+def _eval_table(eval_results: Mapping[str, Mapping[str, Any]]) -> str:
+    rows = {task: _numeric_metrics(metrics) for task, metrics in eval_results.items()}
+    columns: list[str] = []
+    for metrics in rows.values():
+        columns.extend(m for m in metrics if m not in columns)
+    lines = ["| task | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for task, metrics in rows.items():
+        cells = [_format_value(metrics[c]) if c in metrics else "–" for c in columns]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _check_eval_results(eval_results: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(eval_results, Mapping) or not all(isinstance(v, Mapping) for v in eval_results.values()):
+        raise TypeError("eval_results must map task name -> {metric: value}")
+    return {str(task): dict(metrics) for task, metrics in eval_results.items()}
+
+
+def _architecture_lines(info: Mapping[str, Any]) -> list[str]:
+    model_cfg = info["model_cfg"]
+    vision, text = model_cfg.get("vision_cfg", {}), model_cfg.get("text_cfg", {})
+    if vision.get("timm_model_name"):
+        vision_desc = f"timm `{vision['timm_model_name']}`"
+    else:
+        vision_desc = (
+            f"ViT, width {vision.get('width')}, {vision.get('layers')} layers, patch {vision.get('patch_size')}"
+        )
+    if text.get("hf_model_name"):
+        text_desc = f"Hugging Face `{text['hf_model_name']}`"
+    else:
+        text_desc = f"transformer, width {text.get('width')}, {text.get('layers')} layers"
+    pp = info["preprocess_cfg"]
+    lines = [
+        f"- **Architecture:** `{info['name']}` (embedding width {model_cfg.get('embed_dim')})",
+        f"- **Image tower:** {vision_desc}; input {pp.get('size')}",
+        f"- **Text tower:** {text_desc}; context length {text.get('context_length', 77)}",
+        f"- **Preprocessing:** mean {pp.get('mean')}, std {pp.get('std')}, interpolation "
+        f"{pp.get('interpolation')}, resize mode {pp.get('resize_mode')}",
+    ]
+    if info.get("domainclip_cfg"):
+        settings = ", ".join(f"{k}={v}" for k, v in info["domainclip_cfg"].items() if k != "tower")
+        lines.append(f"- **Domain tower:** {info['domainclip_cfg']['tower']} ({settings})")
+    if info.get("pretrained"):
+        lines.append(f"- **Initialised from:** `{info['pretrained']}`")
+    return lines
+
+
+def _base_model(pretrained: str | None) -> str | None:
+    if pretrained and pretrained.startswith(HF_HUB_PREFIX):
+        return parse_hf_hub_id(pretrained)[0]
+    return None
+
+
+def render_model_card(
+    info: Mapping[str, Any],
+    *,
+    eval_results: Mapping[str, Mapping[str, Any]] | None = None,
+    model_card: Mapping[str, Any] | None = None,
+    recipe: Mapping[str, Any] | None = None,
+) -> str:
+    """Write the README.md model card: YAML front matter, description, usage, eval table.
+
+    Args:
+        info: the model's ``domainclip_info``.
+        eval_results: ``{task: {metric: value}}``; numeric metrics go in the table and the
+            front matter's ``model-index``.
+        model_card: optional fields: name, repo_id (used in the load snippets), description,
+            license (default ``other``), tags, datasets, base_model, pipeline_tag, language, domain,
+            intended_use, limitations, citation (a string or a list).
+        recipe: the training recipe (its ``domain`` key becomes a tag).
+
+    """
+    card = dict(model_card or {})
+    for key in card:
+        if key not in _CARD_KEYS:
+            raise UnknownNameError("model card field", key, list(_CARD_KEYS))
+    eval_results = _check_eval_results(eval_results or {})
+    title = str(card.get("name") or info["name"])
+    repo_id = str(card.get("repo_id") or "ORG/NAME")
+    pipeline_tag = card.get("pipeline_tag", "zero-shot-image-classification")
+    domain = card.get("domain") or ((recipe or {}).get("domain") if isinstance(recipe, Mapping) else None)
+    tower = (info.get("domainclip_cfg") or {}).get("tower")
+    tags = ["clip", "open_clip", "domainclip"]
+    for tag in [domain, tower, *(card.get("tags") or [])]:
+        if isinstance(tag, str) and tag and tag not in tags:
+            tags.append(tag)
+
+    front: dict[str, Any] = {
+        "library_name": "open_clip",
+        "pipeline_tag": pipeline_tag,
+        "license": card.get("license", "other"),
+        "tags": tags,
+    }
+    if card.get("language"):
+        front["language"] = card["language"]
+    if card.get("datasets"):
+        front["datasets"] = list(card["datasets"])
+    base_model = card.get("base_model") or _base_model(info.get("pretrained"))
+    if base_model:
+        front["base_model"] = base_model
+    numeric = {task: _numeric_metrics(m) for task, m in eval_results.items()}
+    if any(numeric.values()):
+        front["model-index"] = [
+            {
+                "name": title,
+                "results": [
+                    {
+                        "task": {"type": pipeline_tag},
+                        "dataset": {"name": task, "type": task},
+                        "metrics": [{"type": k, "name": k, "value": float(v)} for k, v in metrics.items()],
+                    }
+                    for task, metrics in numeric.items()
+                    if metrics
+                ],
+            }
+        ]
+
+    description = card.get("description") or (
+        f"A CLIP model{f' for {domain}' if domain else ''} trained with "
+        "[domainclip](https://github.com/domainclip/domainclip) on top of open_clip."
+    )
+    parts = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        f"# {title}",
+        "",
+        str(description).strip(),
+        "",
+        "## Model details",
+        "",
+        *_architecture_lines(info),
+    ]
+    if recipe:
+        parts.append(f"- **Training recipe:** [`{RECIPE_NAME}`]({RECIPE_NAME}) (resolved, as trained)")
+    for key, heading in (("intended_use", "Intended use"), ("limitations", "Limitations")):
+        if card.get(key):
+            parts += ["", f"## {heading}", "", str(card[key]).strip()]
+
+    hub = f"hf-hub:{repo_id}"
+    parts += [
+        "",
+        "## How to load",
+        "",
+        "With domainclip (also rebuilds the domain tower and its preprocessing):",
+        "",
+        "```python",
+        "import domainclip",
+        "",
+        f'model, preprocess, tokenizer = domainclip.load_model("{hub}")  # or a local folder path',
+        "```",
+        "",
+        "With plain open_clip:",
+        "",
+        "```python",
+        "import open_clip",
+        "",
+        f'model, preprocess = open_clip.create_model_from_pretrained("{hub}")  # or "local-dir:PATH"',
+        f'tokenizer = open_clip.get_tokenizer("{hub}")',
+        "```",
+    ]
+    if tower:
+        parts += [
+            "",
+            f"Plain open_clip loads the CLIP that embeds single frames/views; the {tower} tower's own "
+            f"layers are in `{TOWER_WEIGHTS_NAME}` and are used by domainclip.",
+        ]
+    parts += ["", "## Evaluation results", ""]
+    if eval_results:
+        parts += [
+            f"Full results: [`{EVAL_RESULTS_NAME}`]({EVAL_RESULTS_NAME}).",
+            "",
+            _eval_table(eval_results),
+        ]
+    else:
+        parts.append("No evaluation results were recorded for this model.")
+    citations = card.get("citation")
+    if citations:
+        parts += ["", "## Citation", ""]
+        for citation in [citations] if isinstance(citations, str) else citations:
+            parts += ["```bibtex", str(citation).strip(), "```"]
+    return "\n".join(parts) + "\n"
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        os.replace(tmp, out_dir)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+    os.replace(out_dir, old / out_dir.name)
+    os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_model_folder(
+    model: nn.Module,
+    out_dir: str | Path,
+    *,
+    recipe: Mapping[str, Any] | None = None,
+    eval_results: Mapping[str, Mapping[str, Any]] | None = None,
+    model_card: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` as an open_clip hub folder (layout in the module docstring), atomically.
+
+    The folder is built in a temporary folder beside ``out_dir`` and renamed into place, so a
+    crash never leaves a half-written model.
+
+    Args:
+        model: a model from :func:`domainclip.core.models.create_model` (it has ``domainclip_info``).
+        out_dir: destination folder.
+        recipe: resolved training recipe, saved as ``recipe.yaml``.
+        eval_results: ``{task: {metric: value}}``, saved as ``eval_results.json`` and tabled in the card.
+        model_card: model card fields (see :func:`render_model_card`).
+        overwrite: replace an existing non-empty ``out_dir``.
+
+    Returns:
+        ``out_dir``.
+
+    """
+    info = _model_info(model)
+    eval_results = _check_eval_results(eval_results or {})
+    out_dir = Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        config = {
+            "model_cfg": info["model_cfg"],
+            "preprocess_cfg": info["preprocess_cfg"],
+            "domainclip_cfg": info["domainclip_cfg"],
+        }
+        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        clip = unwrap_clip(model)
+        save_file(_safetensors_ready(clip.state_dict()), str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        if isinstance(model, DomainCLIP) and model.tower_state_dict():
+            save_file(
+                _safetensors_ready(model.tower_state_dict()),
+                str(tmp / TOWER_WEIGHTS_NAME),
+                metadata={"format": "pt"},
+            )
+        if isinstance(getattr(clip, "text", None), HFTextEncoder):
+            clip.text.config.save_pretrained(str(tmp / HF_TEXT_CONFIG_DIR))
+            hf_name = info["model_cfg"]["text_cfg"].get("hf_model_name", "")
+            if Path(hf_name).expanduser().exists():
+                logger.warning(
+                    "text_cfg.hf_model_name is a local path (%s): plain open_clip needs it to exist; "
+                    "domainclip uses the copy in %s/",
+                    hf_name,
+                    HF_TEXT_CONFIG_DIR,
+                )
+        if info["model_cfg"]["text_cfg"].get("hf_tokenizer_name"):
+            # open_clip's local-dir / hf-hub loading reads a Hugging Face tokenizer from the folder itself
+            get_tokenizer(model).save_pretrained(str(tmp))
+        if recipe is not None:
+            (tmp / RECIPE_NAME).write_text(
+                yaml.safe_dump(dict(recipe), sort_keys=False, allow_unicode=True), encoding="utf-8"
+            )
+        (tmp / EVAL_RESULTS_NAME).write_text(json.dumps(eval_results, indent=2) + "\n", encoding="utf-8")
+        card = render_model_card(info, eval_results=eval_results, model_card=model_card, recipe=recipe)
+        (tmp / MODEL_CARD_NAME).write_text(card, encoding="utf-8")
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+# ----------------------------------------------------------------------------------------------------
+# loading and exporting
+# ----------------------------------------------------------------------------------------------------
+
+
+def load_model(
+    spec: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    cache_dir: str | Path | None = None,
+) -> tuple[nn.Module, Any, Any]:
+    """Load a model for inference: ``(model in eval mode, preprocess_val, tokenizer)``.
+
+    Args:
+        spec: a folder path, ``local-dir:PATH``, ``hf-hub:org/name[@revision]`` (the snapshot is
+            resolved through the HF cache, offline included) or a registry name (random weights).
+        device: where to put the model.
+        precision: see :data:`domainclip.core.models.registry.PRECISIONS`.
+        cache_dir: Hugging Face cache folder.
+
+    """
+    text = str(spec)
+    if isinstance(spec, Path) or (not text.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and Path(text).is_dir()):
+        text = f"{LOCAL_DIR_PREFIX}{Path(text).expanduser().resolve()}"
+    cache = str(cache_dir) if cache_dir is not None else None
+    model = create_model(text, device=device, precision=precision, cache_dir=cache)
+    model.eval()
+    return model, get_image_transform(model, is_train=False), get_tokenizer(model, cache_dir=cache)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """Find the newest ``checkpoints/step_XXXXXXXX`` folder of a run that holds ``model.safetensors``."""
+    root = Path(run_dir) / "checkpoints"
+    steps = []
+    if root.is_dir():
+        for child in root.iterdir():
+            match = _STEP_DIR.match(child.name)
+            if match and (child / CHECKPOINT_WEIGHTS).is_file():
+                steps.append((int(match.group(1)), child))
+    if not steps:
+        raise FileNotFoundError(f"no checkpoint in {root}: expected step_XXXXXXXX/{CHECKPOINT_WEIGHTS}")
+    return max(steps)[1]
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / RUN_MODEL_INFO).is_file() or (
+        (path / CHECKPOINT_WEIGHTS).is_file() and (path.parent.parent / RUN_MODEL_INFO).is_file()
+    )
+
+
+def _resolve_run(run_dir: str | Path, checkpoint: str | Path | None) -> tuple[Path, Path]:
+    """Return ``(run folder, checkpoint weights file)``; a checkpoint folder may stand for its run."""
+    run_dir = Path(run_dir).expanduser()
+    if checkpoint is None and (run_dir / CHECKPOINT_WEIGHTS).is_file() and not (run_dir / RUN_MODEL_INFO).is_file():
+        checkpoint, run_dir = run_dir, run_dir.parent.parent  # given RUN_DIR/checkpoints/step_X
+    if not (run_dir / RUN_MODEL_INFO).is_file():
+        raise FileNotFoundError(f"not a domainclip run dir: {run_dir / RUN_MODEL_INFO} missing")
+    if checkpoint is None:
+        return run_dir, latest_checkpoint(run_dir) / CHECKPOINT_WEIGHTS
+    checkpoint = Path(checkpoint)
+    weights = checkpoint if checkpoint.is_file() else checkpoint / CHECKPOINT_WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"no checkpoint weights at {weights}")
+    return run_dir, weights
+
+
+def load_run(
+    run_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+) -> nn.Module:
+    """Rebuild a training run's model and load a checkpoint (the newest by default), in eval mode.
+
+    The architecture comes from ``model_info.json`` (no pretrained weights are fetched).
+
+    Args:
+        run_dir: the run folder, or one of its ``checkpoints/step_*`` folders.
+        checkpoint: a checkpoint folder (or its ``model.safetensors``) instead of the newest.
+        device: where to put the model.
+        precision: see :data:`domainclip.core.models.registry.PRECISIONS`.
+    """
+    run_dir, weights = _resolve_run(run_dir, checkpoint)
+    info_path = run_dir / RUN_MODEL_INFO
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{info_path} is not valid JSON: {e}") from e
+    model = build_model_from_info(info, device=device, precision=precision)
+    try:
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except RuntimeError as e:
+        raise RuntimeError(f"{weights} does not match the architecture in {info_path}: {e}") from e
+    return model.eval()
+
+
+def _read_run_eval_results(path: Path) -> dict[str, dict[str, Any]] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    if isinstance(data, dict) and isinstance(data.get("results"), dict):
+        data = data["results"]  # the eval report layout: {run info..., "results": {task: metrics}}
+    try:
+        return _check_eval_results(data)
+    except TypeError as e:
+        raise ValueError(f"{path}: {e}") from e
+
+
+def export_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    model_card: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Export a training run to a hub folder (``domainclip export RUN_DIR --out FOLDER``).
+
+    Rebuilds the architecture from ``model_info.json`` (no pretrained weights fetched), loads the
+    newest checkpoint's ``model.safetensors`` (or ``checkpoint``), and writes the folder with the
+    resolved recipe and the task metrics of ``eval/results.json`` (either ``{task: {metric: value}}``
+    or the eval report's ``{..., "results": {task: {metric: value}}}``).
+
+    Args:
+        run_dir: the run folder, or one of its ``checkpoints/step_*`` folders.
+        out_dir: destination hub folder.
+        checkpoint: a checkpoint folder (or its ``model.safetensors``) to export instead of the newest.
+        model_card: model card fields (see :func:`render_model_card`).
+        overwrite: replace an existing non-empty ``out_dir``.
+
+    """
+    model = load_run(run_dir, checkpoint=checkpoint)
+    run_dir = _resolve_run(run_dir, checkpoint)[0]
+    recipe = None
+    if (run_dir / RUN_RECIPE).is_file():
+        recipe = yaml.safe_load((run_dir / RUN_RECIPE).read_text(encoding="utf-8"))
+        if recipe is not None and not isinstance(recipe, dict):
+            raise ValueError(f"{run_dir / RUN_RECIPE} must hold a mapping")
+    eval_results = _read_run_eval_results(run_dir / RUN_EVAL_RESULTS)
+    return save_model_folder(
+        model, out_dir, recipe=recipe, eval_results=eval_results, model_card=model_card, overwrite=overwrite
+    )
+
+
+def load_any_model(
+    spec: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    cache_dir: str | Path | None = None,
+) -> tuple[nn.Module, Any, Any]:
+    """Load ``(model, preprocess_val, tokenizer)`` from a run folder or anything :func:`load_model` takes.
+
+    Used by ``domainclip eval``: a training run folder (or one of its checkpoint folders) loads its
+    newest (or that) checkpoint; hub folders, ``local-dir:``, ``hf-hub:`` ids and registry names go
+    through :func:`load_model`.
+    """
+    path = Path(str(spec)).expanduser()
+    if not str(spec).startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and path.is_dir() and _is_run_dir(path):
+        model = load_run(path, device=device, precision=precision)
+        cache = str(cache_dir) if cache_dir is not None else None
+        return model, get_image_transform(model, is_train=False), get_tokenizer(model, cache_dir=cache)
+    return load_model(spec, device=device, precision=precision, cache_dir=cache_dir)
+
+
+# ----------------------------------------------------------------------------------------------------
+# transformers CLIPModel export
+# ----------------------------------------------------------------------------------------------------
+
+#: open_clip ViT / text-transformer settings that transformers' CLIPModel reproduces exactly.
+_HF_VISION_DEFAULTS = {
+    "ls_init_value": None,
+    "attentional_pool": False,
+    "no_ln_pre": False,
+    "pos_embed_type": "learnable",
+    "pool_type": "tok",
+    "act_kwargs": None,
+    "norm_kwargs": None,
+    "block_type": None,
+    "qk_norm": False,
+    "scaled_cosine_attn": False,
+    "scale_heads": False,
+    "scale_attn_inner": False,
+    "scale_attn": False,
+    "scale_fc": False,
+}
+_HF_TEXT_DEFAULTS = {
+    "vocab_size": 49408,
+    "hf_tokenizer_name": None,
+    "ls_init_value": None,
+    "embed_cls": False,
+    "no_causal_mask": False,
+    "final_ln_after_pool": False,
+    "pool_type": "argmax",
+    "proj_bias": False,
+    "proj_type": "linear",
+    "act_kwargs": None,
+    "norm_kwargs": None,
+    "block_type": None,
+    "qk_norm": False,
+    "scaled_cosine_attn": False,
+    "scale_heads": False,
+    "scale_attn_inner": False,
+    "scale_attn": False,
+    "scale_fc": False,
+}
+_HF_TOP_DEFAULTS = {"init_logit_bias": None, "nonscalar_logit_scale": False, "custom_text": False}
+
+
+def _hf_export_blockers(model_cfg: Mapping[str, Any]) -> list[str]:
+    vision, text = model_cfg.get("vision_cfg", {}), model_cfg.get("text_cfg", {})
+    blockers = []
+    if vision.get("timm_model_name") or isinstance(vision.get("layers"), list | tuple):
+        blockers.append("image tower is not open_clip's ViT")
+    if text.get("hf_model_name"):
+        blockers.append("text tower is a Hugging Face model")
+    if "multimodal_cfg" in model_cfg:
+        blockers.append("CoCa models have a decoder")
+    size = vision.get("image_size", 224)
+    if isinstance(size, list | tuple) and len(set(size)) != 1:
+        blockers.append("image size is not square")
+    for section, defaults in (("vision_cfg", _HF_VISION_DEFAULTS), ("text_cfg", _HF_TEXT_DEFAULTS)):
+        cfg = model_cfg.get(section, {})
+        blockers += [f"{section}.{k}={cfg[k]!r}" for k, default in defaults.items() if k in cfg and cfg[k] != default]
+    blockers += [f"{k}={model_cfg[k]!r}" for k, d in _HF_TOP_DEFAULTS.items() if k in model_cfg and model_cfg[k] != d]
+    return blockers
+
+
+def _hf_block_weights(prefix: str, src: Mapping[str, torch.Tensor], layers: int) -> dict[str, torch.Tensor]:
+    out = {}
+    for i in range(layers):
+        s, d = f"{prefix[0]}.resblocks.{i}.", f"{prefix[1]}.encoder.layers.{i}."
+        q, k, v = src[s + "attn.in_proj_weight"].chunk(3)
+        qb, kb, vb = src[s + "attn.in_proj_bias"].chunk(3)
+        out |= {
+            d + "self_attn.q_proj.weight": q,
+            d + "self_attn.k_proj.weight": k,
+            d + "self_attn.v_proj.weight": v,
+            d + "self_attn.q_proj.bias": qb,
+            d + "self_attn.k_proj.bias": kb,
+            d + "self_attn.v_proj.bias": vb,
+            d + "self_attn.out_proj.weight": src[s + "attn.out_proj.weight"],
+            d + "self_attn.out_proj.bias": src[s + "attn.out_proj.bias"],
+            d + "layer_norm1.weight": src[s + "ln_1.weight"],
+            d + "layer_norm1.bias": src[s + "ln_1.bias"],
+            d + "layer_norm2.weight": src[s + "ln_2.weight"],
+            d + "layer_norm2.bias": src[s + "ln_2.bias"],
+            d + "mlp.fc1.weight": src[s + "mlp.c_fc.weight"],
+            d + "mlp.fc1.bias": src[s + "mlp.c_fc.bias"],
+            d + "mlp.fc2.weight": src[s + "mlp.c_proj.weight"],
+            d + "mlp.fc2.bias": src[s + "mlp.c_proj.bias"],
+        }
+    return out
+
+
+def _save_hf_clip_tokenizer(out_dir: Path, context_length: int) -> None:
+    """Write open_clip's BPE vocabulary as a transformers CLIPTokenizer (vocab.json + merges.txt)."""
+    transformers = require("transformers", "transformers", "export to transformers' CLIPModel")
+    bpe = SimpleTokenizer()
+    vocab_path, merges_path = out_dir / "vocab.json", out_dir / "merges.txt"
+    special = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}  # transformers' names
+    vocab = {special.get(token, token): index for token, index in bpe.encoder.items()}
+    vocab_path.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    merges = sorted(bpe.bpe_ranks.items(), key=lambda item: item[1])
+    merges_path.write_text("#version: 0.2\n" + "\n".join(" ".join(pair) for pair, _ in merges) + "\n", "utf-8")
+    tokenizer = transformers.CLIPTokenizer(str(vocab_path), str(merges_path), model_max_length=context_length)
+    tokenizer.save_pretrained(str(out_dir))
+
+
+def export_hf_clip(model: nn.Module, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Export the CLIP part of ``model`` to transformers' ``CLIPModel`` layout (atomically).
+
+    Possible for open_clip's own ViT image tower with the standard causal text transformer and
+    open_clip's BPE tokenizer (e.g. ``ViT-B-32``, ``dc-test-vit``, ``dc-tiny-vit``); timm / Hugging
+    Face towers, SigLIP, CoCa and custom attention blocks are refused with the reasons listed.
+    Writes ``config.json``, ``model.safetensors``, the tokenizer and ``preprocessor_config.json``,
+    so ``transformers.CLIPModel.from_pretrained(out_dir)`` gives the same embeddings.
+    """
+    transformers = require("transformers", "transformers", "export to transformers' CLIPModel")
+    info = _model_info(model)
+    model_cfg = info["model_cfg"]
+    blockers = _hf_export_blockers(model_cfg)
+    clip = unwrap_clip(model)
+    if not isinstance(clip, open_clip.CLIP):
+        blockers.append(f"{type(clip).__name__} is not open_clip.CLIP")
+    if blockers:
+        raise ValueError(f"{info['name']} cannot be exported to transformers' CLIPModel: {'; '.join(blockers)}")
+
+    vision, text = model_cfg["vision_cfg"], model_cfg["text_cfg"]
+    size = vision.get("image_size", 224)
+    size = int(size[0] if isinstance(size, list | tuple) else size)
+    v_width, t_width = vision.get("width", 768), text.get("width", 512)
+    act = "quick_gelu" if model_cfg.get("quick_gelu") else "gelu"
+    context_length = text.get("context_length", 77)
+    config = transformers.CLIPConfig(
+        text_config={
+            "vocab_size": text.get("vocab_size", 49408),
+            "hidden_size": t_width,
+            "intermediate_size": int(t_width * text.get("mlp_ratio", 4.0)),
+            "num_hidden_layers": text.get("layers", 12),
+            "num_attention_heads": text.get("heads", 8),
+            "max_position_embeddings": context_length,
+            "hidden_act": act,
+            "layer_norm_eps": 1e-5,
+            "bos_token_id": 49406,
+            "eos_token_id": 49407,
+            "pad_token_id": 0,
+            "projection_dim": model_cfg["embed_dim"],
+        },
+        vision_config={
+            "hidden_size": v_width,
+            "intermediate_size": int(v_width * vision.get("mlp_ratio", 4.0)),
+            "num_hidden_layers": vision.get("layers", 12),
+            "num_attention_heads": v_width // vision.get("head_width", 64),
+            "image_size": size,
+            "patch_size": vision.get("patch_size", 16),
+            "hidden_act": act,
+            "layer_norm_eps": 1e-5,
+            "projection_dim": model_cfg["embed_dim"],
+        },
+        projection_dim=model_cfg["embed_dim"],
+        logit_scale_init_value=float(clip.logit_scale.detach().float()),
+    )
+
+    src = {k: v.detach().float().cpu() for k, v in clip.state_dict().items()}
+    weights = {
+        "vision_model.embeddings.patch_embedding.weight": src["visual.conv1.weight"],
+        "vision_model.embeddings.class_embedding": src["visual.class_embedding"],
+        "vision_model.embeddings.position_embedding.weight": src["visual.positional_embedding"],
+        "vision_model.pre_layrnorm.weight": src["visual.ln_pre.weight"],
+        "vision_model.pre_layrnorm.bias": src["visual.ln_pre.bias"],
+        "vision_model.post_layernorm.weight": src["visual.ln_post.weight"],
+        "vision_model.post_layernorm.bias": src["visual.ln_post.bias"],
+        "visual_projection.weight": src["visual.proj"].T,
+        "text_model.embeddings.token_embedding.weight": src["token_embedding.weight"],
+        "text_model.embeddings.position_embedding.weight": src["positional_embedding"],
+        "text_model.final_layer_norm.weight": src["ln_final.weight"],
+        "text_model.final_layer_norm.bias": src["ln_final.bias"],
+        "text_projection.weight": src["text_projection"].T,
+        "logit_scale": src["logit_scale"].reshape(()),
+    }
+    weights |= _hf_block_weights(("visual.transformer", "vision_model"), src, vision.get("layers", 12))
+    weights |= _hf_block_weights(("transformer", "text_model"), src, text.get("layers", 12))
+
+    hf_model = transformers.CLIPModel(config)
+    missing, unexpected = hf_model.load_state_dict(weights, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise RuntimeError(f"CLIPModel weight mapping mismatch: missing {missing}, unexpected {unexpected}")
+
+    out_dir = Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        hf_model.save_pretrained(str(tmp), safe_serialization=True)
+        _save_hf_clip_tokenizer(tmp, context_length)
+        pp = info["preprocess_cfg"]
+        transformers.CLIPImageProcessor(
+            size={"shortest_edge": size},
+            crop_size={"height": size, "width": size},
+            image_mean=list(pp["mean"]),
+            image_std=list(pp["std"]),
+            resample=3 if pp.get("interpolation", "bicubic") == "bicubic" else 2,
+        ).save_pretrained(str(tmp))
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
