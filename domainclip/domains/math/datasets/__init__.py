@@ -1,0 +1,1 @@
+"""Dataset adapters of the math domain (one class per file)."""

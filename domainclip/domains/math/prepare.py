@@ -1,0 +1,317 @@
+"""``domainclip prepare math synthetic``: run the diagram-caption engine straight into shards.
+
+The ``n`` sample indices are split into ``--workers`` contiguous ranges; each worker process
+renders its range with its own reusable canvas, encodes each image once (:func:`encode_image`)
+and writes its own shards
+(``<prefix>-w00-000000.tar``, ...) and shard index (``<prefix>-w00-index.json``) through
+:class:`~domainclip.core.data.writer.ShardWriter`. Since sample ``i`` depends only on
+``(seed, i)``, the set of samples is the same for any number of workers. Shards are written with
+a fixed member time, so a run is byte-for-byte reproducible. A summary (counts per family and
+diagram type, shard list, throughput) is written to ``<prefix>-summary.json`` and returned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing as mp
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from domainclip.core.plugins import PrepareCommand
+from domainclip.domains.math.labels import FAMILIES
+from domainclip.domains.math.synthetic.engine import (
+    DEFAULT_IMAGE_SIZE,
+    GENERATOR,
+    LICENCE,
+    EngineConfig,
+    render_sample,
+)
+
+__all__ = ["SYNTHETIC", "encode_image", "prepare_synthetic", "split_range"]
+
+#: Member modification time written into every tar (fixed: shards are reproducible).
+SHARD_MTIME = 1_700_000_000
+
+_COUNTER: Any = None
+
+
+def split_range(n: int, parts: int) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into ``parts`` contiguous ``(start, stop)`` ranges of near-equal size."""
+    if parts < 1:
+        raise ValueError(f"parts must be >= 1, got {parts}")
+    base, extra = divmod(n, parts)
+    ranges, start = [], 0
+    for k in range(parts):
+        stop = start + base + (1 if k < extra else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
+
+
+def encode_image(image: Image.Image, image_format: str) -> bytes:
+    """Encode a diagram once, as PNG at zlib level 1 or JPEG at quality 95.
+
+    Level 1 takes about half the time of Pillow's default level 6 for about 10 % more bytes on line art.
+    """
+    buf = io.BytesIO()
+    if image_format == "png":
+        image.save(buf, format="PNG", compress_level=1)
+    elif image_format == "jpg":
+        image.save(buf, format="JPEG", quality=95)
+    else:
+        raise ValueError(f"image format must be 'png' or 'jpg', got {image_format!r}")
+    return buf.getvalue()
+
+
+def _init_worker(counter: Any) -> None:
+    global _COUNTER
+    _COUNTER = counter
+
+
+def _report_shared(done: int) -> None:
+    """Add to the progress counter shared with the parent process."""
+    with _COUNTER.get_lock():
+        _COUNTER.value += done
+
+
+def _write_range(
+    config: EngineConfig,
+    start: int,
+    stop: int,
+    out: str,
+    prefix: str,
+    max_count: int,
+    image_format: str,
+    report: Callable[[int], Any] | None = None,
+) -> dict[str, Any]:
+    """Render samples ``start..stop-1`` into shards named ``<prefix>-NNNNNN.tar``; ``report(k)`` counts progress."""
+    from domainclip.core.data.writer import ShardWriter, index_path
+
+    by_type: Counter[str] = Counter()
+    by_family: Counter[str] = Counter()
+    pending = 0
+    began, cpu = time.perf_counter(), time.process_time()
+    with ShardWriter(out, prefix=prefix, max_count=max_count, image_format=image_format, mtime=SHARD_MTIME) as writer:
+        for index in range(start, stop):
+            sample = render_sample(index, config)
+            image = sample.pop("image")
+            writer.write({**sample, image_format: encode_image(image, image_format)})
+            by_type[sample["meta"]["diagram_type"]] += 1
+            by_family[sample["meta"]["family"]] += 1
+            pending += 1
+            if report is not None and (pending == 32 or index == stop - 1):
+                report(pending)
+                pending = 0
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    return {
+        "prefix": prefix,
+        "range": [start, stop],
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "shards": [p.name for p in writer.written],
+        "index": index_path(out, prefix).name,
+        "num_samples": writer.num_samples,
+        "counts_by_type": dict(by_type),
+        "counts_by_family": dict(by_family),
+    }
+
+
+def prepare_synthetic(
+    out: str | Path,
+    n: int,
+    seed: int = 0,
+    *,
+    image_size: int | tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    workers: int = 1,
+    families: list[str] | None = None,
+    proportions: dict[str, float] | None = None,
+    languages: tuple[str, ...] = ("en",),
+    max_count: int = 10_000,
+    image_format: str = "png",
+    prefix: str = "math",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate ``n`` diagram-caption pairs into WebDataset shards under ``out``.
+
+    Args:
+        out: output folder (created).
+        n: number of samples.
+        seed: run seed.
+        image_size: image side, or a ``(min, max)`` range sampled per diagram.
+        workers: worker processes; each writes its own shards.
+        families: families to draw from (default: all).
+        proportions: family -> relative weight.
+        languages: caption languages.
+        max_count: most samples per shard.
+        image_format: ``"png"`` (lossless line art) or ``"jpg"``.
+        prefix: shard name prefix.
+        progress: show a progress bar.
+
+    Returns:
+        Summary: counts per family and type, shards and their indexes, seconds and pairs per second.
+    """
+    from tqdm.auto import tqdm
+
+    from domainclip.core.data.writer import write_json_atomic
+
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    config = EngineConfig.create(
+        seed, image_size=image_size, families=families, proportions=proportions, languages=languages
+    )
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workers = min(workers, n)
+    ranges = split_range(n, workers)
+    prefixes = [prefix] if workers == 1 else [f"{prefix}-w{k:02d}" for k in range(workers)]
+    began = time.perf_counter()
+    if workers == 1:
+        with tqdm(total=n, disable=not progress, unit="pair", desc="math diagrams") as bar:
+            results = [_write_range(config, 0, n, str(out_dir), prefix, max_count, image_format, bar.update)]
+    else:
+        ctx = mp.get_context("spawn")
+        counter = ctx.Value("q", 0)
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(counter,)) as pool:
+            futures = [
+                pool.submit(_write_range, config, a, b, str(out_dir), p, max_count, image_format, _report_shared)
+                for (a, b), p in zip(ranges, prefixes)
+            ]
+            with tqdm(total=n, disable=not progress, unit="pair", desc="math diagrams") as bar:
+                while not all(f.done() for f in futures):
+                    time.sleep(0.2)
+                    bar.update(counter.value - bar.n)
+                bar.update(counter.value - bar.n)
+            results = [f.result() for f in futures]
+    seconds = time.perf_counter() - began
+    by_type: Counter[str] = Counter()
+    by_family: Counter[str] = Counter()
+    for r in results:
+        by_type.update(r["counts_by_type"])
+        by_family.update(r["counts_by_family"])
+    summary = {
+        "out": str(out_dir),
+        "n": n,
+        "seed": seed,
+        "workers": workers,
+        "image_size": list(config.image_size),
+        "families": list(config.families),
+        "proportions": dict(zip(config.families, config.weights)),
+        "languages": list(config.languages),
+        "image_format": image_format,
+        "num_samples": sum(r["num_samples"] for r in results),
+        "num_shards": sum(len(r["shards"]) for r in results),
+        "shards": [s for r in results for s in r["shards"]],
+        "indexes": [r["index"] for r in results],
+        "workers_detail": [
+            {
+                "prefix": r["prefix"],
+                "range": r["range"],
+                "num_samples": r["num_samples"],
+                "seconds": round(r["seconds"], 3),
+                "cpu_seconds": round(r["cpu_seconds"], 3),
+            }
+            for r in results
+        ],
+        "counts_by_family": {f: by_family.get(f, 0) for f in FAMILIES if f in config.families},
+        "counts_by_type": dict(sorted(by_type.items())),
+        "seconds": round(seconds, 3),
+        "pairs_per_second": round(n / seconds, 2) if seconds > 0 else None,
+        "generator": GENERATOR,
+        "licence": LICENCE,
+    }
+    write_json_atomic(out_dir / f"{prefix}-summary.json", summary)
+    summary["summary"] = str(out_dir / f"{prefix}-summary.json")
+    return summary
+
+
+def _image_size(text: str) -> int | tuple[int, int]:
+    try:
+        if "-" in text:
+            lo, hi = (int(v) for v in text.split("-", 1))
+            return (lo, hi)
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--image-size takes N or MIN-MAX (e.g. 336 or 224-384), got {text!r}"
+        ) from None
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _proportions(text: str) -> dict[str, float]:
+    out = {}
+    for item in _names(text):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--proportions takes FAMILY=WEIGHT,... (got {item!r})") from None
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--proportions takes FAMILY=WEIGHT,... (got {item!r})")
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``domainclip prepare math synthetic``."""
+    parser.add_argument("--out", required=True, type=Path, help="output folder for the shards")
+    parser.add_argument("--n", type=int, default=10_000, help="number of diagram-caption pairs (default 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed: sample i depends only on (seed, i)")
+    parser.add_argument(
+        "--image-size",
+        type=_image_size,
+        default=DEFAULT_IMAGE_SIZE,
+        help="image side N, or MIN-MAX sampled per diagram (default %(default)s)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes, each writing its own shards")
+    parser.add_argument(
+        "--families", type=_names, default=None, help=f"comma-separated families (default all: {', '.join(FAMILIES)})"
+    )
+    parser.add_argument(
+        "--proportions",
+        type=_proportions,
+        default=None,
+        help="family weights, e.g. plane_geometry=0.5,analytic_geometry=0.2,function_plot=0.3",
+    )
+    parser.add_argument("--languages", type=_names, default=["en"], help="caption languages: en, zh (default en)")
+    parser.add_argument("--max-count", type=int, default=10_000, help="most samples per shard")
+    parser.add_argument("--image-format", choices=("png", "jpg"), default="png", help="image encoding (default png)")
+    parser.add_argument("--prefix", default="math", help="shard name prefix")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``domainclip prepare math synthetic`` from parsed arguments."""
+    return prepare_synthetic(
+        args.out,
+        args.n,
+        args.seed,
+        image_size=args.image_size,
+        workers=args.workers,
+        families=args.families,
+        proportions=args.proportions,
+        languages=tuple(args.languages),
+        max_count=args.max_count,
+        image_format=args.image_format,
+        prefix=args.prefix,
+        progress=not args.no_progress,
+    )
+
+
+#: The ``synthetic`` prepare command of the math domain.
+SYNTHETIC = PrepareCommand(
+    name="synthetic",
+    help="generate MAVIS-style diagram-caption pairs (plane geometry, analytic geometry, function plots) into shards",
+    add_arguments=add_arguments,
+    run=run,
+)
