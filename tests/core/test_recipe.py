@@ -76,6 +76,7 @@ def test_base_recipe_is_extended(tmp_path):
 
 def test_overrides_parse_yaml_values():
     data = apply_overrides({}, ["a.b=[1, 2]", "a.c=null", "d=true"])
+    assert load_recipe({"optim": {"lr": "5e-4"}}).optim.lr == 5e-4  # YAML 1.1 reads 5e-4 as a string
     assert data == {"a": {"b": [1, 2], "c": None}, "d": True}
     with pytest.raises(RecipeError, match="expected key=value"):
         apply_overrides({}, ["nonsense"])

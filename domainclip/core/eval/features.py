@@ -1,0 +1,164 @@
+"""Encode eval data with a CLIP-like model: images, videos or multi-view stacks, and captions.
+
+The input tower is chosen by the batch key through :data:`ENCODE_METHODS`, so a video model
+(``encode_video``) or a multi-view model (``encode_views``) is evaluated by the same code as an
+image model. Every helper runs under ``torch.no_grad()`` and returns features on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from domainclip.core.data import keys
+from domainclip.core.plugins import UnknownNameError
+
+__all__ = [
+    "ENCODE_METHODS",
+    "InputEncoder",
+    "collate_samples",
+    "encode_inputs",
+    "encode_texts",
+    "extract_features",
+    "iter_batches",
+]
+
+
+def _whole(output: Any) -> Tensor:
+    return output
+
+
+def _fused(output: Any) -> Tensor:
+    """Multi-view towers return ``(per_view, fused)``; retrieval and zero-shot use the fused embedding."""
+    return output[-1] if isinstance(output, tuple | list) else output
+
+
+@dataclass(frozen=True)
+class InputEncoder:
+    """How a batch key is embedded: the model method to call and which part of its output to keep."""
+
+    method: str
+    embedding: Callable[[Any], Tensor] = _whole
+
+
+#: Batch key -> how the model embeds it.
+ENCODE_METHODS: dict[str, InputEncoder] = {
+    keys.IMAGE: InputEncoder("encode_image"),
+    keys.VIDEO: InputEncoder("encode_video"),
+    keys.VIEWS: InputEncoder("encode_views", _fused),
+}
+
+Tokenizer = Callable[[list[str]], Tensor]
+
+
+def encode_inputs(model: torch.nn.Module, inputs: Tensor, input_key: str = keys.IMAGE) -> Tensor:
+    """Embed a batch of images, clips or view stacks with the tower that ``input_key`` names.
+
+    Args:
+        model: CLIP-like model with ``encode_image`` (and ``encode_video``/``encode_views`` for those keys).
+        inputs: the batch tensor, already on the model's device.
+        input_key: ``"image"``, ``"video"`` or ``"views"``.
+
+    Returns:
+        L2-normalised features ``(B, D)``.
+
+    """
+    if input_key not in ENCODE_METHODS:
+        raise UnknownNameError("input key", input_key, list(ENCODE_METHODS))
+    encoder = ENCODE_METHODS[input_key]
+    method = getattr(model, encoder.method, None)
+    if method is None:
+        raise TypeError(
+            f"{type(model).__name__} has no {encoder.method}(); input_key {input_key!r} needs a model "
+            "with that tower"
+        )
+    features = encoder.embedding(method(inputs, normalize=True))
+    return F.normalize(features.float(), dim=-1)
+
+
+def encode_texts(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+) -> Tensor:
+    """Embed captions in batches; returns L2-normalised features ``(len(texts), D)`` on the CPU."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            tokens = tokenizer(list(texts[start : start + batch_size])).to(device)
+            chunks.append(F.normalize(model.encode_text(tokens, normalize=True).float(), dim=-1).cpu())
+    if not chunks:
+        raise ValueError("encode_texts got no texts")
+    return torch.cat(chunks)
+
+
+def iter_batches(dataloader: Iterable[Any], required: Sequence[str]) -> Iterable[Mapping[str, Any]]:
+    """Yield the dataloader's batches, checking each is a dict holding the ``required`` keys."""
+    for i, batch in enumerate(dataloader):
+        if not isinstance(batch, Mapping):
+            raise TypeError(
+                f"batch {i} from the dataloader is a {type(batch).__name__}; eval expects dict batches "
+                f"with keys {list(required)}"
+            )
+        missing = [k for k in required if k not in batch]
+        if missing:
+            raise KeyError(f"batch {i} from the dataloader lacks {missing} (it has {sorted(batch)})")
+        yield batch
+
+
+def extract_features(
+    model: torch.nn.Module,
+    dataloader: Iterable[Any],
+    device: str | torch.device = "cpu",
+    input_key: str = keys.IMAGE,
+) -> tuple[Tensor, Tensor]:
+    """Embed every batch of a labelled loader (for linear probes, k-NN, feature caches).
+
+    Args:
+        model: CLIP-like model; see :func:`encode_inputs`.
+        dataloader: yields dicts with ``input_key`` and ``label``.
+        device: where the model runs.
+        input_key: which input tower to use.
+
+    Returns:
+        ``(features, labels)``: L2-normalised ``(N, D)`` float features and the labels as a tensor
+        (``(N,)`` class indices or ``(N, C)`` multi-hot), both on the CPU.
+
+    """
+    feats, labels = [], []
+    with torch.no_grad():
+        for batch in iter_batches(dataloader, (input_key, keys.LABEL)):
+            feats.append(encode_inputs(model, batch[input_key].to(device), input_key).cpu())
+            labels.append(torch.as_tensor(batch[keys.LABEL]).cpu())
+    if not feats:
+        raise ValueError("extract_features: the dataloader yielded no batches")
+    return torch.cat(feats), torch.cat(labels)
+
+
+def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Collate dict samples for eval: stack tensors, make ``label`` a tensor, keep the rest as lists.
+
+    Unlike ``default_collate`` it keeps a per-sample list of captions (``text: list[str]``) as one
+    list per sample instead of transposing it, and leaves ``meta`` dicts alone.
+    """
+    if not samples:
+        raise ValueError("collate_samples got an empty batch")
+    out: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        if key == keys.LABEL:
+            out[key] = torch.as_tensor(values) if not isinstance(values[0], Tensor) else torch.stack(values)
+        elif isinstance(values[0], Tensor):
+            out[key] = torch.stack(values)
+        else:
+            out[key] = values
+    return out

@@ -1,0 +1,205 @@
+"""Image<->text retrieval recall@k, computed in chunks so 100k x 100k sets fit in memory.
+
+Semantics follow CLIP_benchmark: ``image_retrieval_recall@k`` is the share of text queries whose
+image is among the ``k`` best-scoring images; ``text_retrieval_recall@k`` is the share of image
+queries with at least one of their captions among the ``k`` best-scoring texts. The similarity
+matrix is never built whole: queries are processed ``chunk_size`` at a time, so memory is
+``O(chunk_size x N)``.
+
+Ties are broken against the query (a positive tied with a negative ranks below it), so a collapsed
+model whose scores are all equal gets recall near zero rather than one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from domainclip.core.data import keys
+from domainclip.core.eval.features import Tokenizer, encode_inputs, encode_texts, iter_batches
+
+__all__ = ["evaluate_retrieval", "retrieval_metrics", "retrieval_topk"]
+
+
+def _check_ks(ks: Sequence[int]) -> list[int]:
+    ks = list(ks)
+    if not ks or any(int(k) != k or k < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    return [int(k) for k in ks]
+
+
+def _check_chunk(chunk_size: int) -> None:
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+
+
+def retrieval_metrics(
+    image_features: Tensor,
+    text_features: Tensor,
+    text_to_image: Tensor,
+    ks: Sequence[int] = (1, 5, 10),
+    chunk_size: int = 4096,
+) -> dict[str, float]:
+    """Recall@k for text->image and image->text retrieval.
+
+    Args:
+        image_features: ``(N_image, D)`` features, L2-normalised for cosine similarity.
+        text_features: ``(N_text, D)`` features, L2-normalised for cosine similarity.
+        text_to_image: ``(N_text,)`` index of the image each text describes. An image may have
+            several texts; images with none act as distractors for text->image retrieval and are
+            left out of image->text retrieval (they have nothing to retrieve).
+        ks: the cut-offs.
+        chunk_size: queries scored at once; memory is ``O(chunk_size x N)``.
+
+    Returns:
+        ``image_retrieval_recall@k`` and ``text_retrieval_recall@k`` for every ``k``.
+
+    """
+    ks = _check_ks(ks)
+    _check_chunk(chunk_size)
+    same_dim = image_features.shape[-1] == text_features.shape[-1]
+    if image_features.ndim != 2 or text_features.ndim != 2 or not same_dim:
+        raise ValueError(
+            "image_features and text_features must be (N, D) with the same D; got "
+            f"{tuple(image_features.shape)} and {tuple(text_features.shape)}"
+        )
+    n_image, n_text = image_features.shape[0], text_features.shape[0]
+    device = image_features.device
+    t2i = torch.as_tensor(text_to_image, device=device).long()
+    if t2i.shape != (n_text,):
+        raise ValueError(f"text_to_image must have shape ({n_text},), got {tuple(t2i.shape)}")
+    if n_text == 0 or n_image == 0:
+        raise ValueError(f"retrieval needs at least one image and one text; got {n_image} and {n_text}")
+    if t2i.min() < 0 or t2i.max() >= n_image:
+        raise ValueError(
+            f"text_to_image values must lie in [0, {n_image}); got [{int(t2i.min())}, {int(t2i.max())}]"
+        )
+    images = image_features.float()
+    texts = text_features.float().to(device)
+
+    # text -> image: rank of each text's image = number of other images scoring at least as high.
+    text_ranks = []
+    for start in range(0, n_text, chunk_size):
+        scores = texts[start : start + chunk_size] @ images.T
+        positive = scores.gather(1, t2i[start : start + chunk_size, None])
+        text_ranks.append((scores >= positive).sum(1) - 1)
+    text_rank = torch.cat(text_ranks)
+
+    # image -> text: rank of an image's best caption = number of non-captions scoring at least as high.
+    has_text = torch.zeros(n_image, dtype=torch.bool, device=device)
+    has_text[t2i] = True
+    image_ranks = []
+    for start in range(0, n_image, chunk_size):
+        idx = torch.arange(start, min(start + chunk_size, n_image), device=device)
+        scores = images[idx] @ texts.T
+        is_positive = t2i[None, :] == idx[:, None]
+        best = scores.masked_fill(~is_positive, float("-inf")).amax(1, keepdim=True)
+        image_ranks.append(((scores >= best) & ~is_positive).sum(1))
+    image_rank = torch.cat(image_ranks)[has_text]
+
+    out: dict[str, float] = {}
+    for k in ks:
+        out[f"image_retrieval_recall@{k}"] = (text_rank < k).float().mean().item()
+    for k in ks:
+        out[f"text_retrieval_recall@{k}"] = (image_rank < k).float().mean().item()
+    return out
+
+
+def retrieval_topk(queries: Tensor, gallery: Tensor, k: int, chunk_size: int = 4096) -> Tensor:
+    """Find the ``k`` best-scoring gallery items per query; returns indices ``(N_query, k)``, best first."""
+    _check_chunk(chunk_size)
+    if k < 1:
+        raise ValueError(f"k must be positive, got {k}")
+    k = min(k, gallery.shape[0])
+    gallery = gallery.float().to(queries.device)
+    out = [
+        (queries[start : start + chunk_size].float() @ gallery.T).topk(k, dim=1).indices
+        for start in range(0, queries.shape[0], chunk_size)
+    ]
+    return torch.cat(out) if out else torch.empty(0, k, dtype=torch.long)
+
+
+def _captions(batch_text: Any, batch_size: int, batch_index: int) -> list[list[str]]:
+    """One list of captions per sample from a batch's ``text`` entry."""
+    if isinstance(batch_text, str) or len(batch_text) != batch_size:
+        raise ValueError(
+            f"batch {batch_index}: 'text' must hold a caption or a list of captions per sample "
+            f"({batch_size} samples), "
+            f"got {type(batch_text).__name__} of length {len(batch_text)}; collate multi-caption samples "
+            "with domainclip.core.eval.features.collate_samples"
+        )
+    out = []
+    for t in batch_text:
+        captions = [t] if isinstance(t, str) else list(t)
+        if not captions or not all(isinstance(c, str) for c in captions):
+            raise ValueError(f"batch {batch_index}: every sample needs one or more str captions, got {t!r}")
+        out.append(captions)
+    return out
+
+
+def evaluate_retrieval(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    dataloader: Iterable[Any],
+    device: str | torch.device = "cpu",
+    *,
+    input_key: str = keys.IMAGE,
+    ks: Sequence[int] = (1, 5, 10),
+    chunk_size: int = 4096,
+    text_batch_size: int = 256,
+    num_examples: int = 4,
+    example_k: int = 5,
+) -> dict[str, Any]:
+    """Embed an image-text loader and compute retrieval recall@k both ways.
+
+    Args:
+        model: CLIP-like model.
+        tokenizer: ``tokenizer(list[str]) -> LongTensor``.
+        dataloader: yields dicts with ``input_key`` (a batch tensor) and ``text`` (per sample a caption
+            or a list of captions; use :func:`~domainclip.core.eval.features.collate_samples`).
+        device: where the model runs.
+        input_key: ``"image"``, ``"video"`` or ``"views"``.
+        ks: recall cut-offs.
+        chunk_size: queries scored at once (see :func:`retrieval_metrics`).
+        text_batch_size: captions per text-tower forward.
+        num_examples: how many text queries, evenly spread over the set, to return examples for.
+        example_k: how many retrieved images to return per example query.
+
+    Returns:
+        The metrics of :func:`retrieval_metrics`, ``num_images``, ``num_texts``, and the non-scalar
+        ``examples``: ``{"query_indices", "query_texts", "target_images", "retrieved"}`` where
+        ``target_images[q]`` is the index (in loader order) of query ``q``'s image and
+        ``retrieved[q]`` the indices of its ``example_k`` best images.
+
+    """
+    image_chunks, texts, t2i = [], [], []
+    offset = 0
+    with torch.no_grad():
+        for i, batch in enumerate(iter_batches(dataloader, (input_key, keys.TEXT))):
+            inputs = batch[input_key]
+            image_chunks.append(encode_inputs(model, inputs.to(device), input_key).cpu())
+            for j, captions in enumerate(_captions(batch[keys.TEXT], inputs.shape[0], i)):
+                texts.extend(captions)
+                t2i.extend([offset + j] * len(captions))
+            offset += inputs.shape[0]
+    if not image_chunks:
+        raise ValueError("evaluate_retrieval: the dataloader yielded no batches")
+    image_features = torch.cat(image_chunks)
+    text_features = encode_texts(model, tokenizer, texts, device, text_batch_size)
+    text_to_image = torch.tensor(t2i)
+    out: dict[str, Any] = retrieval_metrics(image_features, text_features, text_to_image, ks, chunk_size)
+    out["num_images"] = int(image_features.shape[0])
+    out["num_texts"] = len(texts)
+    n_ex = max(0, min(num_examples, len(texts)))
+    query_idx = torch.linspace(0, len(texts) - 1, n_ex).round().long().unique()
+    retrieved = retrieval_topk(text_features[query_idx], image_features, example_k, chunk_size)
+    out["examples"] = {
+        "query_indices": query_idx.tolist(),
+        "query_texts": [texts[q] for q in query_idx.tolist()],
+        "target_images": text_to_image[query_idx].tolist(),
+        "retrieved": retrieved.tolist(),
+    }
+    return out

@@ -1,0 +1,226 @@
+"""The eval-suite registry and the core's own suite, ``core/synthetic``.
+
+A suite is a callable::
+
+    suite(model, tokenizer, preprocess, *, data, out_dir, device, batch_size) -> {task: {metric: value}}
+
+that evaluates one model on one group of benchmarks, returns scalar metrics per task (CLIP_benchmark
+names) and writes its own plots into ``out_dir``. Core suites register with :func:`register_suite`
+under ``"core/<name>"``; a domain's suites are named ``"<domain>/<suite>"`` and found lazily through
+its :class:`~domainclip.core.plugins.DomainSpec` (``eval_suites``), so listing suites imports no
+domain's heavy dependencies.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from domainclip.core.data import synthetic
+from domainclip.core.eval.features import Tokenizer, collate_samples
+from domainclip.core.eval.report import (
+    plot_confusion_matrix,
+    plot_retrieval_examples,
+    scalar_metrics,
+    write_results,
+)
+from domainclip.core.eval.retrieval import evaluate_retrieval
+from domainclip.core.eval.zero_shot import zero_shot_classify
+from domainclip.core.plugins import UnknownNameError, get_domain, list_domains, resolve
+
+__all__ = [
+    "EvalSuite",
+    "get_suite",
+    "list_suites",
+    "register_suite",
+    "run_suite",
+    "synthetic_suite",
+]
+
+
+class EvalSuite(Protocol):
+    """What an eval suite looks like (see the module docstring)."""
+
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Tokenizer,
+        preprocess: Callable[[Any], torch.Tensor],
+        *,
+        data: Path | None,
+        out_dir: Path,
+        device: str,
+        batch_size: int,
+    ) -> dict[str, dict[str, float]]:
+        """Evaluate ``model`` and return task name -> scalar metrics."""
+        ...
+
+
+_CORE_SUITES: dict[str, EvalSuite] = {}
+
+
+def register_suite(name: str) -> Callable[[EvalSuite], EvalSuite]:
+    """Register a core suite under ``name`` (``"core/<suite>"``); use as a decorator."""
+    domain, _, suite = name.partition("/")
+    if domain != "core" or not suite or "/" in suite:
+        raise ValueError(f"core suite names look like 'core/<suite>', got {name!r}; domains declare theirs")
+
+    def decorator(fn: EvalSuite) -> EvalSuite:
+        if name in _CORE_SUITES and _CORE_SUITES[name] is not fn:
+            raise ValueError(f"eval suite {name!r} is already registered ({_CORE_SUITES[name]!r})")
+        _CORE_SUITES[name] = fn
+        return fn
+
+    return decorator
+
+
+def _domain_suites(domain: str) -> list[str]:
+    return [f"{domain}/{s}" for s in get_domain(domain).eval_suites]
+
+
+def list_suites(domain: str | None = None) -> list[str]:
+    """Names of all eval suites (core ones and every domain's), optionally of one domain only.
+
+    A domain whose spec cannot be imported is skipped with a warning naming it and the error.
+    """
+    if domain == "core":
+        return sorted(_CORE_SUITES)
+    if domain is not None:
+        return sorted(_domain_suites(domain))
+    names = list(_CORE_SUITES)
+    for name in list_domains():
+        try:
+            names.extend(_domain_suites(name))
+        except Exception as e:  # a broken third-party domain must not hide the others
+            warnings.warn(f"eval suites of domain {name!r} are unavailable: {e}", stacklevel=2)
+    return sorted(names)
+
+
+def get_suite(name: str) -> EvalSuite:
+    """Resolve a suite name: ``"core/<suite>"`` from the registry, ``"<domain>/<suite>"`` via the domain.
+
+    Raises:
+        UnknownNameError: the domain or suite is unknown (the message lists close matches).
+
+    """
+    if name in _CORE_SUITES:
+        return _CORE_SUITES[name]
+    domain, _, suite = name.partition("/")
+    if domain == "core" or not suite:
+        raise UnknownNameError("eval suite", name, list_suites())
+    if domain not in list_domains():
+        raise UnknownNameError("eval suite", name, list_suites())
+    spec = get_domain(domain)
+    if suite not in spec.eval_suites:
+        raise UnknownNameError("eval suite", name, _domain_suites(domain))
+    fn = resolve(spec.eval_suites[suite])
+    if not callable(fn):
+        raise TypeError(f"eval suite {name!r} ({spec.eval_suites[suite]}) is not callable")
+    return fn
+
+
+def run_suite(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    preprocess: Callable[[Any], torch.Tensor],
+    suite_name: str,
+    *,
+    data: Path | None,
+    out_dir: Path,
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> dict[str, dict[str, float]]:
+    """Run an eval suite and write ``results.json`` and ``results.md`` into ``out_dir``.
+
+    The model is put in eval mode for the run and given back in the mode it came in.
+
+    Returns:
+        The suite's results: task name -> scalar metrics.
+
+    """
+    suite = get_suite(suite_name)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            results = suite(
+                model, tokenizer, preprocess, data=data, out_dir=out_dir, device=device, batch_size=batch_size
+            )
+    finally:
+        model.train(was_training)
+    if not isinstance(results, dict) or not all(isinstance(m, dict) for m in results.values()):
+        raise TypeError(f"eval suite {suite_name!r} must return {{task: {{metric: value}}}}, got {results!r}")
+    for task, metrics in results.items():
+        non_scalar = sorted(set(metrics) - set(scalar_metrics(metrics)))
+        if non_scalar:
+            raise TypeError(
+                f"eval suite {suite_name!r} task {task!r} returned non-scalar metrics: {non_scalar}"
+            )
+    extra = {"suite": suite_name, "model": type(model).__name__, "device": str(device), "data": data}
+    write_results(results, out_dir / "results.json", extra=extra)
+    return results
+
+
+#: Held-out samples the ``core/synthetic`` suite generates when no data folder is given.
+SYNTHETIC_EVAL_SIZE = 256
+
+
+@register_suite("core/synthetic")
+def synthetic_suite(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    preprocess: Callable[[Any], torch.Tensor],
+    *,
+    data: Path | None,
+    out_dir: Path,
+    device: str,
+    batch_size: int,
+) -> dict[str, dict[str, float]]:
+    """Zero-shot classification and image<->text retrieval on the generated shapes set.
+
+    Uses :data:`SYNTHETIC_EVAL_SIZE` samples of the held-out seed
+    (:data:`~domainclip.core.data.synthetic.HELDOUT_SEED`) when ``data`` is ``None``, else the folder
+    written by :func:`~domainclip.core.data.synthetic.write_shapes_folder`. Writes
+    ``shapes_confusion_matrix.png`` and ``shapes_retrieval_examples.png`` into ``out_dir``; in the
+    examples an image counts as correct when it shows the caption's shape and colour.
+    """
+
+    def dataset(transform: Callable[[Any], Any] | None) -> torch.utils.data.Dataset:
+        if data is None:
+            return synthetic.ShapesDataset(SYNTHETIC_EVAL_SIZE, synthetic.HELDOUT_SEED, transform=transform)
+        return synthetic.ShapesFolder(Path(data), transform=transform)
+
+    eval_set = dataset(preprocess)
+    loader = torch.utils.data.DataLoader(eval_set, batch_size=batch_size, collate_fn=collate_samples)
+    classnames = synthetic.class_names()
+    zs = zero_shot_classify(
+        model, tokenizer, loader, classnames, synthetic.prompt_templates(), device,
+        batch_size=batch_size, return_predictions=True,
+    )
+    plot_confusion_matrix(
+        zs["confusion_matrix"], classnames, out_dir / "shapes_confusion_matrix.png",
+        title="shapes: zero-shot confusion matrix",
+    )
+    ret = evaluate_retrieval(model, tokenizer, loader, device, num_examples=4, example_k=5)
+
+    labels, examples, raw = zs["targets"], ret["examples"], dataset(None)
+    shown = {i for row in examples["retrieved"] for i in row}
+    plot_retrieval_examples(
+        {i: raw[i]["image"] for i in shown},
+        examples["query_texts"],
+        examples["retrieved"],
+        [[i for i in row if labels[i] == labels[target]]
+         for row, target in zip(examples["retrieved"], examples["target_images"])],
+        out_dir / "shapes_retrieval_examples.png",
+        title="shapes: text -> image retrieval (green: right shape and colour)",
+    )
+    return {
+        "shapes/zeroshot_classification": scalar_metrics(zs),
+        "shapes/zeroshot_retrieval": scalar_metrics(ret),
+    }
