@@ -22,8 +22,6 @@ Licence: generated here, no third-party content (Apache-2.0 like the code).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+from domainclip.core.io import atomic_write_bytes
 
 __all__ = [
     "BACKGROUNDS",
@@ -223,17 +223,6 @@ class ShapesDataset(torch.utils.data.Dataset):
         return sample
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_shapes_folder(root: Path, n: int, seed: int, image_size: int = 64) -> Path:
     """Write ``n`` samples as ``NNNNNN.png`` files plus ``metadata.jsonl`` (one record per image).
 
@@ -254,10 +243,10 @@ def write_shapes_folder(root: Path, n: int, seed: int, image_size: int = 64) -> 
         name = f"{sample['meta']['index']:06d}.png"
         buf = io.BytesIO()
         sample["image"].save(buf, format="PNG")
-        _atomic_write_bytes(root / name, buf.getvalue())
+        atomic_write_bytes(root / name, buf.getvalue())
         record = {"file": name, "text": sample["text"], "label": sample["label"], "meta": sample["meta"]}
         lines.append(json.dumps(record))
-    _atomic_write_bytes(root / "metadata.jsonl", ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(root / "metadata.jsonl", ("\n".join(lines) + "\n").encode())
     return root
 
 

@@ -11,8 +11,6 @@ import io
 import json
 import math
 import numbers
-import os
-import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +21,8 @@ from PIL import Image
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+from domainclip.core.io import atomic_write_bytes, atomic_write_text
 
 #: What the plots accept as an image.
 DisplayImage = Image.Image | torch.Tensor | np.ndarray
@@ -38,26 +38,6 @@ __all__ = [
     "to_jsonable",
     "write_results",
 ]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _is_scalar(value: Any) -> bool:

@@ -47,7 +47,7 @@ def test_data_card_front_matter(card):
     text = (data_cards_root() / "math" / card).read_text(encoding="utf-8")
     assert text.startswith("---\n")
     front = yaml.safe_load(text.split("---\n")[1])
-    for key in ("name", "licence", "size", "splits", "keys", "source", "citation"):
+    for key in ("name", "license", "size", "splits", "keys", "source", "citation"):
         assert front.get(key), (card, key)
     assert front["keys"] == ["image", "text", "label", "meta"]
     body = text.split("---\n", 2)[2]
