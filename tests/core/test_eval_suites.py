@@ -116,6 +116,8 @@ def check_synthetic_outputs(out_dir, results, num_samples):
     for k in (1, 5, 10):
         assert 0.0 <= ret[f"image_retrieval_recall@{k}"] <= 1.0 and 0.0 <= ret[f"text_retrieval_recall@{k}"] <= 1.0
     assert ret["image_retrieval_recall@1"] <= ret["image_retrieval_recall@10"]
+    probe = results["shapes/linear_probe"]
+    assert 0.0 <= probe["lp_acc1"] <= 1.0 and probe["lp_C"] > 0
     assert json.loads((out_dir / "results.json").read_text())["results"] == results
     assert f"{zs['acc1']:.4g}" in (out_dir / "results.md").read_text()
     for png in ("shapes_confusion_matrix.png", "shapes_retrieval_examples.png"):

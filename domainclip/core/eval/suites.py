@@ -21,7 +21,8 @@ from typing import Any, Protocol
 import torch
 
 from domainclip.core.data import synthetic
-from domainclip.core.eval.features import Tokenizer, collate_samples
+from domainclip.core.eval.features import Tokenizer, collate_samples, extract_features
+from domainclip.core.eval.linear_probe import linear_probe
 from domainclip.core.eval.report import (
     plot_confusion_matrix,
     plot_retrieval_examples,
@@ -169,6 +170,8 @@ def run_suite(
 
 #: Held-out samples the ``core/synthetic`` suite generates when no data folder is given.
 SYNTHETIC_EVAL_SIZE = 256
+#: Training samples of the ``core/synthetic`` linear probe.
+LINEAR_PROBE_TRAIN_SIZE = 256
 
 
 @register_suite("core/synthetic")
@@ -220,7 +223,15 @@ def synthetic_suite(
         out_dir / "shapes_retrieval_examples.png",
         title="shapes: text -> image retrieval (green: right shape and colour)",
     )
+    # linear probe on frozen image features: fit on a training-seed set, score on the held-out set
+    probe_train = synthetic.ShapesDataset(LINEAR_PROBE_TRAIN_SIZE, seed=0, transform=preprocess)
+    train_x, train_y = extract_features(
+        model, torch.utils.data.DataLoader(probe_train, batch_size=batch_size, collate_fn=collate_samples), device
+    )
+    test_x, test_y = extract_features(model, loader, device)
+    probe = linear_probe(train_x, train_y, test_x, test_y, seed=0)
     return {
         "shapes/zeroshot_classification": scalar_metrics(zs),
         "shapes/zeroshot_retrieval": scalar_metrics(ret),
+        "shapes/linear_probe": scalar_metrics(probe),
     }
