@@ -29,11 +29,12 @@ from domainclip.core.models import (
 )
 from domainclip.core.plugins import UnknownNameError
 
-TINY = ["dc-test-vit", "dc-tiny-vit", "dc-tiny-timm", "dc-test-video", "dc-test-multiview"]
+TINY = ["dc-test-vit", "dc-tiny-vit", "dc-tiny-timm", "dc-mini-conv", "dc-test-video", "dc-test-multiview"]
 SHIPPED = {
     "dc-test-vit",
     "dc-tiny-vit",
     "dc-tiny-timm",
+    "dc-mini-conv",
     "dc-tiny-hf-text",
     "dc-test-video",
     "dc-test-multiview",
