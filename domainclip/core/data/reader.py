@@ -35,6 +35,7 @@ import math
 import os
 import random
 import re
+import struct
 import tarfile
 import warnings
 import zlib
@@ -165,45 +166,29 @@ def open_url(url: str) -> Any:
 
 
 # =========================================================================== tar reading
-class _Recorder:
-    """Read-only file wrapper that remembers the last bytes read and their absolute position."""
+class _HeadReplay:
+    """Read-only stream that first returns ``head`` (bytes already read to sniff a magic number)."""
 
-    def __init__(self, fileobj: Any, head: bytes = b"", keep: int = 1 << 16):
+    def __init__(self, fileobj: Any, head: bytes):
         self._f = fileobj
         self._head = head
-        self._keep = keep
-        self.pos = 0
-        self._tail = bytearray()
 
     def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size is None or size < 0:
-                data = self._head + self._f.read()
-                self._head = b""
-            else:
-                data = self._head[:size]
-                self._head = self._head[size:]
-                if len(data) < size:
-                    data += self._f.read(size - len(data))
-        else:
-            data = self._f.read(size)
-        self.pos += len(data)
-        self._tail += data
-        if len(self._tail) > self._keep:
-            del self._tail[: len(self._tail) - self._keep]
+        if not self._head:
+            return self._f.read(size)
+        if size is None or size < 0:
+            data, self._head = self._head + self._f.read(), b""
+            return data
+        data, self._head = self._head[:size], self._head[size:]
+        if len(data) < size:
+            data += self._f.read(size - len(data))
         return data
-
-    def bytes_at(self, offset: int, size: int) -> bytes | None:
-        start = self.pos - len(self._tail)
-        if offset < start:
-            return None
-        return bytes(self._tail[offset - start : offset - start + size])
 
 
 def _uncompressed(fileobj: Any) -> Any:
     """Wrap a stream in a decompressor when it starts with a gzip/bzip2/xz magic number."""
     head = fileobj.read(6) or b""
-    stream = _Recorder(fileobj, head=head, keep=0)
+    stream = _HeadReplay(fileobj, head)
     if head.startswith(b"\x1f\x8b"):
         return gzip.GzipFile(fileobj=stream, mode="rb")
     if head.startswith(b"BZh"):
@@ -217,33 +202,143 @@ class TruncatedShardError(tarfile.ReadError):
     """The tar stream ended without its end-of-archive block (truncated or garbled)."""
 
 
+_ZERO_BLOCK = bytes(_BLOCK)
+_SIGNED_HEADER = struct.Struct("148b8x356b")
+#: tar member types (``tarfile``'s constants as bytes): regular files, and the headers that modify the next member
+_REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
+_PAX = tarfile.XHDTYPE
+_PAX_GLOBAL = tarfile.XGLTYPE
+_GNU_LONGNAME = tarfile.GNUTYPE_LONGNAME
+_MODIFIERS = (_PAX, _PAX_GLOBAL, _GNU_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+_GNU_TYPES = tarfile.GNU_TYPES
+_SKIP_META = re.compile(r"__[^/]*__($|/)")  # webdataset's skip_meta rule
+
+
+def _read_exact(stream: Any, size: int) -> bytes:
+    """Read ``size`` bytes, fewer only at the end of the stream (some streams return short reads)."""
+    data = stream.read(size)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = stream.read(size - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _field_str(field: bytes) -> str:
+    end = field.find(b"\0")
+    return (field if end < 0 else field[:end]).decode("utf-8", "surrogateescape")
+
+
+def _field_int(field: bytes) -> int:
+    if field[:1] in (b"\x80", b"\xff"):  # GNU base-256 (sizes of 8 GiB and more)
+        return tarfile.nti(field)
+    digits = field.replace(b"\0", b" ").strip()
+    return int(digits, 8) if digits else 0
+
+
+def _read_member_data(stream: Any, size: int, name: str) -> bytes:
+    """Read a member's ``size`` bytes and the padding to the next block; raise if the stream ends first."""
+    data = _read_exact(stream, size)
+    if len(data) < size:
+        raise TruncatedShardError(f"member {name} is truncated ({len(data)} of {size} bytes)")
+    padding = -size % _BLOCK
+    if padding and len(_read_exact(stream, padding)) < padding:
+        raise TruncatedShardError(f"member {name} is truncated (the padding after its data is missing)")
+    return data
+
+
+def _pax_records(data: bytes, offset: int) -> dict[str, str]:
+    """Parse a PAX extended header (records ``"<length> <keyword>=<value>"`` ending in a newline)."""
+    records: dict[str, str] = {}
+    pos = 0
+    while pos < len(data) and data[pos] != 0:
+        space = data.find(b" ", pos)
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            raise TruncatedShardError(f"invalid PAX header before offset {offset}") from None
+        if space < 0 or length <= 0:
+            raise TruncatedShardError(f"invalid PAX header before offset {offset}")
+        keyword, _, value = data[space + 1 : pos + length - 1].partition(b"=")
+        records[keyword.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return records
+
+
 def _iter_members(fileobj: Any, url: str) -> Iterator[dict[str, Any]]:
     """Yield ``{"fname", "data", "__url__"}`` for each regular member; raise if the tar is damaged.
 
-    Like :func:`webdataset.tariterators.tar_file_iterator` (same member filtering), but verifies
-    that the archive ends with a zero block, which ``tarfile`` does not.
+    Reads the tar stream block by block (ustar, GNU long names and PAX ``path``/``size`` records,
+    as written by webdataset and tarfile), with the member filtering of
+    :func:`webdataset.tariterators.tar_file_iterator`. Unlike ``tarfile`` (which stops quietly at
+    a truncated or garbled header), a stream that does not end with a zero block, a member whose
+    data is cut short, or a header with a bad checksum raises :class:`TruncatedShardError`.
+    ``tarfile``'s stream mode parses every header field and copies each member through two buffer
+    layers; this reader parses only the fields it needs, which makes reading a shard of small
+    images about three times faster (``bench/bench_loader.py``).
     """
-    recorder = _Recorder(_uncompressed(fileobj))
-    tar = tarfile.open(fileobj=recorder, mode="r|")
-    for info in tar:
-        name = info.name
-        if not info.isreg() or name is None:
-            continue
-        if re.match(r"__[^/]*__($|/)", name):  # webdataset's skip_meta rule
-            continue
-        extracted = tar.extractfile(info)
-        assert extracted is not None
-        data = extracted.read()
-        if len(data) != info.size:
-            raise TruncatedShardError(f"member {name} is truncated ({len(data)} of {info.size} bytes)")
-        yield {"fname": name, "data": data, "__url__": url}
-        tar.members = []
-    end = recorder.bytes_at(tar.offset, _BLOCK)
-    if end is None or len(end) < _BLOCK or end.count(0) != _BLOCK:
-        raise TruncatedShardError(
-            f"tar stream ends at byte {recorder.pos} without an end-of-archive block at offset {tar.offset} "
-            "(truncated or damaged)"
+    stream = _uncompressed(fileobj)
+    offset = 0
+    global_pax: dict[str, str] = {}
+    pending: dict[str, str] = {}  # from a PAX or GNU long-name header, for the next member
+
+    def damaged(why: str) -> TruncatedShardError:
+        return TruncatedShardError(
+            f"tar stream has no valid header or end-of-archive block at offset {offset} ({why}; truncated or damaged)"
         )
+
+    while True:
+        header = _read_exact(stream, _BLOCK)
+        if len(header) < _BLOCK:
+            raise damaged(f"{len(header)} bytes left")
+        if header == _ZERO_BLOCK:
+            return
+        try:
+            checksum = _field_int(header[148:156])
+            size = _field_int(header[124:136])
+        except ValueError:
+            raise damaged("not a tar header") from None
+        unsigned = sum(header) - sum(header[148:156]) + 256
+        if checksum != unsigned and checksum != sum(_SIGNED_HEADER.unpack(header)) + 256:
+            raise damaged("bad header checksum")
+        kind = header[156:157]
+        name = _field_str(header[0:100])
+        if kind in _MODIFIERS:  # headers that describe the next member
+            data = _read_member_data(stream, size, f"{kind!r} header at offset {offset}")
+            offset += _BLOCK + size + (-size % _BLOCK)
+            if kind == _PAX:
+                pending.update(_pax_records(data, offset))
+            elif kind == _PAX_GLOBAL:
+                global_pax.update(_pax_records(data, offset))
+            elif kind == _GNU_LONGNAME:
+                pending["path"] = _field_str(data)
+            continue
+        if header[257:262] == b"ustar" and kind not in _GNU_TYPES:
+            prefix = _field_str(header[345:500])
+            if prefix:
+                name = f"{prefix}/{name}"
+        extended = {**global_pax, **pending} if global_pax else pending
+        pending = {}
+        if extended:
+            name = extended.get("path", name)
+            if "size" in extended:
+                try:
+                    size = int(extended["size"])
+                except ValueError:
+                    raise damaged(f"PAX size {extended['size']!r} of {name} is not a number") from None
+        data = _read_member_data(stream, size, name)
+        offset += _BLOCK + size + (-size % _BLOCK)
+        if kind not in _REGULAR or (kind == tarfile.AREGTYPE and name.endswith("/")):
+            continue  # directories, links, devices, GNU sparse files
+        if _SKIP_META.match(name):
+            continue
+        yield {"fname": name, "data": data, "__url__": url}
 
 
 def iter_shard(url: str, tally: CorruptTally) -> Iterator[dict[str, Any]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from domainclip.core.engine.optim import build_optimizer, build_scheduler
 from domainclip.core.engine.precision import autocast_context, make_grad_scaler
 from domainclip.core.engine.run_log import RunLogger
 from domainclip.core.engine.tasks import Task, get_task
+from domainclip.core.io import atomic_write_text
 from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, resolve_urls
 
 __all__ = ["TrainResult", "NonFiniteLossError", "train", "prepare_data"]
@@ -128,6 +128,30 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
     )
 
 
+def _fused_if_supported(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Return the AdamW with torch's fused kernel when every parameter allows it, else unchanged.
+
+    torch picks its per-tensor loop for CPU parameters (and ``foreach`` on GPU); the fused kernel
+    does the same AdamW update in one pass per tensor, which makes the optimizer step of a small
+    model on CPU several times faster (see ``bench/bench_train_step.py``). It needs plain floating
+    parameters on a device with fused kernels (CPU, CUDA), so FSDP2's DTensors keep torch's default.
+    GradScaler passes its scale and inf flag to fused optimizers, so fp16 works the same.
+    """
+    if type(optimizer) is not torch.optim.AdamW:
+        return optimizer
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+    devices = set(_get_fused_kernels_supported_devices())
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not params or not all(
+        type(p) is torch.nn.Parameter and p.device.type in devices and p.dtype.is_floating_point for p in params
+    ):
+        return optimizer
+    groups = [{**group, "fused": True, "foreach": None} for group in optimizer.param_groups]
+    keep = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+    return torch.optim.AdamW(groups, **{k: optimizer.defaults[k] for k in keep}, fused=True)
+
+
 def _configure_towers(model: torch.nn.Module, recipe: Recipe) -> None:
     cfg = recipe.model
     if cfg.lock_image:
@@ -168,7 +192,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
     recipe_yaml = yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(run_dir / "recipe.resolved.yaml", recipe_yaml)
+        atomic_write_text(run_dir / "recipe.resolved.yaml", recipe_yaml)
     prepare_data(recipe, info)
 
     # ---- model, loss, optimizer -------------------------------------------------------------
@@ -179,7 +203,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
     tokenizer = get_tokenizer(model)
     _configure_towers(model, recipe)
     if info.is_main:
-        _atomic_write(run_dir / "model_info.json", json.dumps(model.domainclip_info, indent=2, default=str))
+        atomic_write_text(run_dir / "model_info.json", json.dumps(model.domainclip_info, indent=2, default=str))
     model.to(info.device)
     wrapped = wrap_model(model, info, cfg_t.strategy)
     loss_fn = create_loss(
@@ -190,10 +214,10 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
         world_size=info.world_size,
         **recipe.loss.kwargs,
     )
-    optimizer = build_optimizer(
+    optimizer = _fused_if_supported(build_optimizer(
         model, lr=cfg_o.lr, weight_decay=cfg_o.weight_decay, betas=tuple(cfg_o.betas), eps=cfg_o.eps,
         no_decay=cfg_o.no_decay,
-    )
+    ))
     scheduler = build_scheduler(
         optimizer, total=cfg_t.steps, warmup=cfg_o.warmup_steps, schedule=cfg_o.schedule,
         min_ratio=cfg_o.min_lr_ratio,
@@ -409,13 +433,6 @@ def _run_eval(
         model.train(was_training)
     _barrier(info)
     return results
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def main_cleanup() -> None:
