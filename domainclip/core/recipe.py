@@ -147,6 +147,8 @@ class TrainConfig:
     #: ``fp32`` | ``bf16`` | ``fp16`` (autocast; mixed precision only on GPU)
     precision: str = "bf16"
     device: str = "auto"
+    #: torch threads of each training process; 0 = on CPU the cores left after the data workers
+    threads: int = 0
     #: ``ddp`` | ``fsdp`` (FSDP2, GPU)
     strategy: str = "ddp"
     log_every: int = 10

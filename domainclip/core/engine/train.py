@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -128,28 +129,19 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
     )
 
 
-def _fused_if_supported(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """Return the AdamW with torch's fused kernel when every parameter allows it, else unchanged.
+def _cpu_threads(recipe: Recipe, info: DistInfo) -> int:
+    """Torch threads for the training process: ``train.threads``, or on CPU the cores left over.
 
-    torch picks its per-tensor loop for CPU parameters (and ``foreach`` on GPU); the fused kernel
-    does the same AdamW update in one pass per tensor, which makes the optimizer step of a small
-    model on CPU several times faster (see ``bench/bench_train_step.py``). It needs plain floating
-    parameters on a device with fused kernels (CPU, CUDA), so FSDP2's DTensors keep torch's default.
-    GradScaler passes its scale and inf flag to fused optimizers, so fp16 works the same.
+    Data workers are processes of their own (one thread each); a training process that also
+    starts one thread per core oversubscribes the CPU and, with OpenMP spinning, runs many times
+    slower (bench/README.md). On CPU the default is therefore cores / processes - workers, at least 1.
     """
-    if type(optimizer) is not torch.optim.AdamW:
-        return optimizer
-    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
-
-    devices = set(_get_fused_kernels_supported_devices())
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    if not params or not all(
-        type(p) is torch.nn.Parameter and p.device.type in devices and p.dtype.is_floating_point for p in params
-    ):
-        return optimizer
-    groups = [{**group, "fused": True, "foreach": None} for group in optimizer.param_groups]
-    keep = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
-    return torch.optim.AdamW(groups, **{k: optimizer.defaults[k] for k in keep}, fused=True)
+    if recipe.train.threads:
+        return recipe.train.threads
+    if info.device.type != "cpu":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // info.world_size - recipe.data.num_workers)
 
 
 def _configure_towers(model: torch.nn.Module, recipe: Recipe) -> None:
@@ -187,6 +179,9 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
     run_dir = Path(out_dir)
     ckpt_root = run_dir / "checkpoints"
     info = init_distributed(recipe.train.device)
+    threads = _cpu_threads(recipe, info)
+    if threads:
+        torch.set_num_threads(threads)
     cfg_t, cfg_o = recipe.train, recipe.optim
     task = get_task(cfg_t.task)
     recipe_yaml = yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False)
@@ -214,10 +209,10 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
         world_size=info.world_size,
         **recipe.loss.kwargs,
     )
-    optimizer = _fused_if_supported(build_optimizer(
+    optimizer = build_optimizer(
         model, lr=cfg_o.lr, weight_decay=cfg_o.weight_decay, betas=tuple(cfg_o.betas), eps=cfg_o.eps,
-        no_decay=cfg_o.no_decay,
-    ))
+        no_decay=cfg_o.no_decay, fused=cfg_t.strategy != "fsdp",
+    )
     scheduler = build_scheduler(
         optimizer, total=cfg_t.steps, warmup=cfg_o.warmup_steps, schedule=cfg_o.schedule,
         min_ratio=cfg_o.min_lr_ratio,
