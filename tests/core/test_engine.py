@@ -214,3 +214,23 @@ def test_non_finite_loss_guard_stops_the_run(shapes_root, tmp_path, monkeypatch)
         train(recipe, tmp_path / "run")
     events = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert sum(1 for e in events if e.get("event") == "non_finite_loss") == 3
+
+
+def test_optimizer_excludes_norms_biases_and_tower_parameters():
+    from domainclip.core.engine.optim import build_optimizer, lr_factor
+    from domainclip.core.models import create_model
+
+    model = create_model("dc-test-video")
+    opt = build_optimizer(model, lr=1e-3, weight_decay=0.2, betas=(0.9, 0.98), eps=1e-6,
+                          no_decay=["bias", "norm", "ln_", "logit_scale", "embedding", "token"])
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in opt.param_groups[0]["params"]}
+    kept = {names[id(p)] for p in opt.param_groups[1]["params"]}
+    assert opt.param_groups[1]["weight_decay"] == 0.0
+    assert not any("bias" in n or "ln_" in n or n.endswith("logit_scale") for n in decayed)
+    assert set(model.tower_no_weight_decay()) <= kept
+    assert any(n.endswith("c_fc.weight") for n in decayed)
+    assert lr_factor(0, total=100, warmup=10, schedule="cosine", min_ratio=0.0) == pytest.approx(0.1)
+    assert lr_factor(10, total=100, warmup=10, schedule="cosine", min_ratio=0.0) == pytest.approx(1.0)
+    assert lr_factor(100, total=100, warmup=10, schedule="cosine", min_ratio=0.1) == pytest.approx(0.1)
+    assert lr_factor(55, total=100, warmup=10, schedule="linear", min_ratio=0.0) == pytest.approx(0.5)

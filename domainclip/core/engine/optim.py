@@ -32,10 +32,13 @@ def build_optimizer(
     (``bench/bench_train_step.py``).
     """
     decay, no_decay_params = [], []
+    # domain towers name their own exclusions (temporal positional embeddings, pooling queries)
+    tower_excluded = model.tower_no_weight_decay() if hasattr(model, "tower_no_weight_decay") else set()
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay_params if _excluded(name, param, no_decay) else decay).append(param)
+        excluded = name in tower_excluded or _excluded(name, param, no_decay)
+        (no_decay_params if excluded else decay).append(param)
     groups = [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay_params, "weight_decay": 0.0},
