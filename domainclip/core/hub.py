@@ -107,7 +107,6 @@ RUN_MODEL_INFO = "model_info.json"
 RUN_RECIPE = "recipe.resolved.yaml"
 RUN_EVAL_RESULTS = Path("eval") / "results.json"
 CHECKPOINT_WEIGHTS = "model.safetensors"
-_STEP_DIR = re.compile(r"step_(\d+)$")
 _REPO_ID = re.compile(r"^(?:[\w.\-]+/)?[\w.\-]+$")
 _CARD_KEYS = (
     "name",
@@ -653,17 +652,14 @@ def load_model(
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path:
-    """Find the newest ``checkpoints/step_XXXXXXXX`` folder of a run that holds ``model.safetensors``."""
+    """Find the newest ``checkpoints/step_<step>`` folder of a run that holds ``model.safetensors``."""
+    from domainclip.core.engine.checkpoint import list_checkpoints
+
     root = Path(run_dir) / "checkpoints"
-    steps = []
-    if root.is_dir():
-        for child in root.iterdir():
-            match = _STEP_DIR.match(child.name)
-            if match and (child / CHECKPOINT_WEIGHTS).is_file():
-                steps.append((int(match.group(1)), child))
-    if not steps:
-        raise FileNotFoundError(f"no checkpoint in {root}: expected step_XXXXXXXX/{CHECKPOINT_WEIGHTS}")
-    return max(steps)[1]
+    found = [ckpt for ckpt in list_checkpoints(root) if (ckpt / CHECKPOINT_WEIGHTS).is_file()]
+    if not found:
+        raise FileNotFoundError(f"no checkpoint in {root}: expected step_<8-digit step>/{CHECKPOINT_WEIGHTS}")
+    return found[-1]
 
 
 def _is_run_dir(path: Path) -> bool:

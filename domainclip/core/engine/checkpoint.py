@@ -1,6 +1,6 @@
 """Atomic, resumable checkpoints.
 
-A checkpoint is a folder ``checkpoints/step_XXXXXXXX/`` holding
+A checkpoint is a folder ``checkpoints/step_<step, 8 digits>/`` holding
 
 - ``model.safetensors``: the full model state dict (no DDP/FSDP prefixes), loadable on its own;
 - ``state.pt``: optimizer, scheduler, grad scaler, step, per-rank data positions and RNG states,

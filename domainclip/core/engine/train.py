@@ -168,7 +168,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
     Args:
         recipe: a validated recipe (see :func:`domainclip.core.recipe.load_recipe`).
         out_dir: the run folder: ``recipe.resolved.yaml``, ``model_info.json``, ``log.jsonl``,
-            ``tensorboard/``, ``checkpoints/step_XXXXXXXX/`` and ``eval/``.
+            ``tensorboard/``, ``checkpoints/step_<step, 8 digits>/`` and ``eval/``.
         resume: continue from the newest checkpoint in ``out_dir`` (model, optimizer, scheduler,
             scaler, data position and RNG states); on CPU the result is bit-identical to an
             uninterrupted run.
