@@ -85,7 +85,8 @@ def cmd_prepare(args: argparse.Namespace, rest: list[str]) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Validate a recipe and train it (``torchrun ... -m domainclip train`` for several GPUs)."""
     from domainclip.core.engine.checkpoint import find_latest_checkpoint
-    from domainclip.core.engine.train import main_cleanup, train
+    from domainclip.core.engine.distributed import cleanup
+    from domainclip.core.engine.train import train
     from domainclip.core.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.set)
@@ -95,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result = train(recipe, out, resume=args.resume)
     finally:
-        main_cleanup()
+        cleanup()
     print(f"run folder: {result.run_dir}  (steps: {result.steps}, final loss: {result.final_loss:.4f})")
     if result.eval_results:
         from domainclip.core.eval.report import format_markdown_table

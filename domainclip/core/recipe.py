@@ -414,23 +414,41 @@ def resolve_urls(recipe: Recipe, source: SourceConfig) -> list[str]:
     return out
 
 
-def check_recipe_files(recipe: Recipe, where: str) -> None:
-    """Fail clearly when a local shard pattern matches no file and nothing will prepare it."""
+def missing_shards(recipe: Recipe) -> list[tuple[int, list[str], int]]:
+    """Local shards that do not exist: ``(source index, missing paths, paths in the source)``."""
     import braceexpand
 
-    if not recipe.data.train:
-        raise RecipeError(f"{where}: data.train lists no sources")
+    gaps = []
     for i, source in enumerate(recipe.data.train):
         for url in resolve_urls(recipe, source):
             if _is_remote(url):
                 continue
             paths = [p for pattern in braceexpand.braceexpand(url) for p in (glob.glob(pattern) or [pattern])]
             missing = [p for p in paths if not os.path.exists(p)]
-            if missing and not recipe.data.prepare:
-                raise RecipeError(
-                    f"{where}: data.train[{i}].urls: {len(missing)} of {len(paths)} shard(s) missing, "
-                    f"e.g. {missing[0]} (run `domainclip prepare ...` or set data.root)"
-                )
+            if missing:
+                gaps.append((i, missing, len(paths)))
+    return gaps
+
+
+def check_recipe_files(recipe: Recipe, where: str, *, prepare_fills_gaps: bool = True) -> None:
+    """Fail clearly when a local shard pattern matches no file.
+
+    Args:
+        recipe: the recipe to check.
+        where: the recipe's file, for the message.
+        prepare_fills_gaps: missing shards are fine when the recipe has prepare steps that make them.
+    """
+    if not recipe.data.train:
+        raise RecipeError(f"{where}: data.train lists no sources")
+    if prepare_fills_gaps and recipe.data.prepare:
+        return
+    gaps = missing_shards(recipe)
+    if gaps:
+        i, missing, total = gaps[0]
+        raise RecipeError(
+            f"{where}: data.train[{i}].urls: {len(missing)} of {total} shard(s) missing, "
+            f"e.g. {missing[0]} (run `domainclip prepare ...` or set data.root)"
+        )
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:

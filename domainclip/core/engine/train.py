@@ -6,6 +6,7 @@ checkpoints and logging live in the small modules beside this one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -30,13 +31,13 @@ from domainclip.core.engine.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from domainclip.core.engine.distributed import DistInfo, cleanup, init_distributed, unwrap_model, wrap_model
+from domainclip.core.engine.distributed import DistInfo, init_distributed, unwrap_model, wrap_model
 from domainclip.core.engine.optim import build_optimizer, build_scheduler
 from domainclip.core.engine.precision import autocast_context, make_grad_scaler
 from domainclip.core.engine.run_log import RunLogger
 from domainclip.core.engine.tasks import Task, get_task
 from domainclip.core.io import atomic_write_text
-from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, resolve_urls
+from domainclip.core.recipe import Recipe, check_recipe_files, missing_shards, recipe_to_dict, resolve_urls
 
 __all__ = ["TrainResult", "NonFiniteLossError", "train", "prepare_data"]
 
@@ -73,26 +74,12 @@ def prepare_data(recipe: Recipe, info: DistInfo | None = None) -> list[dict[str,
     from domainclip.core.prepare import run_prepare_step
 
     summaries: list[dict[str, Any]] = []
-    main = info is None or info.is_main
-    if recipe.data.prepare and main:
-        try:
-            check_recipe_files(_without_prepare(recipe), recipe.source or "<recipe>")
-            missing = False
-        except ValueError:
-            missing = True
-        if missing:
-            for step in recipe.data.prepare:
-                summaries.append(run_prepare_step(step, root=recipe.data.root))
+    if recipe.data.prepare and (info is None or info.is_main) and missing_shards(recipe):
+        summaries = [run_prepare_step(step, root=recipe.data.root) for step in recipe.data.prepare]
     if info is not None:
         _barrier(info)
-    check_recipe_files(_without_prepare(recipe), recipe.source or "<recipe>")
+    check_recipe_files(recipe, recipe.source or "<recipe>", prepare_fills_gaps=False)
     return summaries
-
-
-def _without_prepare(recipe: Recipe) -> Recipe:
-    from dataclasses import replace
-
-    return replace(recipe, data=replace(recipe.data, prepare=[]))
 
 
 def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: Callable, info: DistInfo):
@@ -376,7 +363,8 @@ def _forward_backward(
     loss_value = 0.0
     for j, batch in enumerate(batches):
         sync = j == len(batches) - 1
-        ctx = wrapped.no_sync() if (info.distributed and not sync and hasattr(wrapped, "no_sync")) else _null()
+        defer_sync = info.distributed and not sync and hasattr(wrapped, "no_sync")
+        ctx = wrapped.no_sync() if defer_sync else contextlib.nullcontext()
         with ctx:
             with autocast():
                 live = task.forward(wrapped, batch, info.device)
@@ -395,14 +383,6 @@ def _forward_backward(
     return loss_value, parts_total
 
 
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _run_eval(
     recipe: Recipe, model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, info: DistInfo, out_dir: Path
 ) -> dict[str, dict[str, float]]:
@@ -411,8 +391,6 @@ def _run_eval(
     if info.is_main:
         from domainclip.core.eval.suites import run_suite
 
-        was_training = model.training
-        model.eval()
         for suite in recipe.eval.suites:
             data = Path(recipe.eval.data.replace("{root}", recipe.data.root)) if recipe.eval.data else None
             suite_out = out_dir / suite.replace("/", "_")
@@ -423,13 +401,6 @@ def _run_eval(
             results.update({f"{suite}:{task}" if len(recipe.eval.suites) > 1 else task: m for task, m in res.items()})
         from domainclip.core.eval.report import write_results
 
-        out_dir.mkdir(parents=True, exist_ok=True)
         write_results(results, out_dir / "results.json")
-        model.train(was_training)
     _barrier(info)
     return results
-
-
-def main_cleanup() -> None:
-    """Destroy the process group at the end of a ``torchrun`` launch."""
-    cleanup()
