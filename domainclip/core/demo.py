@@ -54,11 +54,9 @@ def write_run_report(run_dir: Path, title: str, results: dict[str, dict[str, flo
                   "import open_clip",
                   f"model, _, preprocess = open_clip.create_model_and_transforms('local-dir:{hub_dir}')",
                   "```", ""]
-    path = run_dir / "report.md"
-    tmp = path.with_name(".report.md.tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from domainclip.core.io import atomic_write_text
+
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines))
 
 
 def run_demo(domain: str | None = None, out: Path | None = None, steps: int | None = None) -> dict[str, Any]:

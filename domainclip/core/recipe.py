@@ -458,10 +458,6 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
 
 def save_recipe(recipe: Recipe, path: Path) -> Path:
     """Write the resolved recipe as YAML, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(recipe_to_dict(recipe), f, sort_keys=False)
-    os.replace(tmp, path)
-    return path
+    from domainclip.core.io import atomic_write_text
+
+    return atomic_write_text(path, yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))

@@ -30,7 +30,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -43,6 +42,7 @@ from PIL import Image
 from webdataset.writer import default_handlers, encode_based_on_extension1
 
 from domainclip.core.data import keys as K
+from domainclip.core.io import atomic_write_text
 from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
@@ -272,19 +272,7 @@ def _tar_bytes(members: Mapping[str, bytes]) -> int:
 # --------------------------------------------------------------------------- atomic helpers
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def index_path(out_dir: str | os.PathLike, prefix: str = "shard") -> Path:
