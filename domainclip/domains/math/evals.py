@@ -73,34 +73,28 @@ def _generated_samples(data: Path | None, n: int) -> list[dict[str, Any]]:
 
 
 def _read_shards(folder: Path) -> list[dict[str, Any]]:
+    """Samples of the shards in ``folder`` (or one shard), read with the core's shard reader."""
     import io
     import json
-    import tarfile
 
     from PIL import Image
 
-    shards = sorted(folder.glob("*.tar")) if folder.is_dir() else [folder]
-    if not shards:
-        raise FileNotFoundError(f"math/generated: no .tar shards in {folder}")
+    from domainclip.core.data.corrupt import CorruptTally
+    from domainclip.core.data.reader import expand_urls, iter_shard
+
+    tally = CorruptTally()
     samples: list[dict[str, Any]] = []
-    for shard in shards:
-        grouped: dict[str, dict[str, bytes]] = {}
-        with tarfile.open(shard) as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key, _, suffix = member.name.partition(".")
-                fileobj = tar.extractfile(member)
-                if fileobj is not None:
-                    grouped.setdefault(key, {})[suffix] = fileobj.read()
-        for key, parts in grouped.items():
-            image_suffix = next((s for s in ("png", "jpg", "jpeg", "webp") if s in parts), None)
-            if image_suffix is None or "json" not in parts:
-                raise ValueError(f"{shard}: sample {key} lacks an image or its .json metadata")
-            meta = json.loads(parts["json"])
-            text = parts["txt"].decode() if "txt" in parts else _english(json.loads(parts["text.json"]))
-            image = Image.open(io.BytesIO(parts[image_suffix])).convert("RGB")
+    for url in expand_urls(str(folder)):
+        for raw in iter_shard(url, tally):
+            image_suffix = next((s for s in ("png", "jpg", "jpeg", "webp") if s in raw), None)
+            if image_suffix is None or "json" not in raw:
+                raise ValueError(f"{url}: sample {raw['__key__']} lacks an image or its .json metadata")
+            meta = json.loads(raw["json"])
+            text = raw["txt"].decode() if "txt" in raw else _english(json.loads(raw["text.json"]))
+            image = Image.open(io.BytesIO(raw[image_suffix])).convert("RGB")
             samples.append({"image": image, "text": text, "label": labels.diagram_type_label(meta), "meta": meta})
+    if tally.counts:
+        raise ValueError(f"math/generated: damaged shards under {folder}: {tally.counts} {tally.examples}")
     return samples
 
 
