@@ -47,10 +47,6 @@ class MultiViewCLIP(DomainCLIP):
         self.fusion = fusion
         self.view_fusion = build_set_pooler(fusion, self.embed_dim, self.num_views, fusion_layers, fusion_heads)
 
-    def tower_no_weight_decay(self) -> set[str]:
-        """Exclude the view positional embedding and the attention query from weight decay."""
-        return {n for n, _ in self.named_parameters() if n.endswith(("positional_embedding", "query"))}
-
     def encode_views(self, views: torch.Tensor, normalize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Embed every view and fuse them.
 

@@ -264,8 +264,8 @@ class DomainCLIP(nn.Module):
         return {f"clip.{n}" for n in base} | self.tower_no_weight_decay()
 
     def tower_no_weight_decay(self) -> set[str]:
-        """Tower parameter names to exclude from weight decay (positional embeddings, queries)."""
-        return set()
+        """Parameter names to exclude from weight decay: the towers' positional embeddings and pooling queries."""
+        return {n for n, _ in self.named_parameters() if n.endswith(("positional_embedding", "query"))}
 
     def tower_state_dict(self) -> dict[str, torch.Tensor]:
         """Return the domain layers' weights only (keys not under ``clip.``)."""

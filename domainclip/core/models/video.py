@@ -157,10 +157,6 @@ class VideoCLIP(DomainCLIP):
         self.pooling = pooling
         self.temporal_pool = build_set_pooler(pooling, self.embed_dim, self.num_frames, pool_layers, pool_heads)
 
-    def tower_no_weight_decay(self) -> set[str]:
-        """Exclude the temporal positional embedding and the attention query from weight decay."""
-        return {n for n, _ in self.named_parameters() if n.endswith(("positional_embedding", "query"))}
-
     @staticmethod
     def _check_video(video: torch.Tensor) -> None:
         if video.ndim != 5:
