@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from domainclip.core.io import atomic_write_bytes
+from domainclip.core.io import atomic_write_bytes, read_jsonl
 
 __all__ = [
     "BACKGROUNDS",
@@ -275,13 +275,7 @@ class ShapesFolder(torch.utils.data.Dataset):
                 "written by domainclip.core.data.synthetic.write_shapes_folder"
             )
         self.records: list[dict[str, Any]] = []
-        for lineno, line in enumerate(meta_path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{meta_path}:{lineno}: not valid JSON ({e.msg})") from e
+        for lineno, record in read_jsonl(meta_path):
             missing = {"file", "text", "label"} - set(record)
             if missing:
                 raise ValueError(f"{meta_path}:{lineno}: record lacks {sorted(missing)}")

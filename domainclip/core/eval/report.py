@@ -22,7 +22,7 @@ from PIL import Image
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-from domainclip.core.io import atomic_write_bytes, atomic_write_text
+from domainclip.core.io import atomic_write_bytes, atomic_write_text, read_jsonl
 
 #: What the plots accept as an image.
 DisplayImage = Image.Image | torch.Tensor | np.ndarray
@@ -291,18 +291,7 @@ def plot_retrieval_examples(
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"training log not found: {path}")
-    records = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}:{lineno}: expected a JSON object per line, got {type(record).__name__}")
-        records.append(record)
-    return records
+    return [record for _, record in read_jsonl(path)]
 
 
 def plot_loss_curve(jsonl_log: Path, path: Path, *, title: str | None = None) -> Path:
