@@ -1,4 +1,4 @@
-"""Atomic file writes: a file is complete or absent, whatever interrupts the writer."""
+"""Small file helpers shared by the core: atomic writes (complete or absent) and JSON-lines reading."""
 
 from __future__ import annotations
 
