@@ -133,6 +133,7 @@ def prepare_synthetic(
     families: list[str] | None = None,
     proportions: dict[str, float] | None = None,
     languages: tuple[str, ...] = ("en",),
+    captions: int = 1,
     max_count: int = 10_000,
     image_format: str = "png",
     prefix: str = "math",
@@ -149,6 +150,7 @@ def prepare_synthetic(
         families: families to draw from (default: all).
         proportions: family -> relative weight.
         languages: caption languages.
+        captions: captions per diagram (above 1, each sample's text is a list, for multi-positive training).
         max_count: most samples per shard.
         image_format: ``"png"`` (lossless line art) or ``"jpg"``.
         prefix: shard name prefix.
@@ -166,7 +168,12 @@ def prepare_synthetic(
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     config = EngineConfig.create(
-        seed, image_size=image_size, families=families, proportions=proportions, languages=languages
+        seed,
+        image_size=image_size,
+        families=families,
+        proportions=proportions,
+        languages=languages,
+        captions=captions,
     )
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +213,7 @@ def prepare_synthetic(
         "families": list(config.families),
         "proportions": dict(zip(config.families, config.weights)),
         "languages": list(config.languages),
+        "captions": config.captions,
         "image_format": image_format,
         "num_samples": sum(r["num_samples"] for r in results),
         "num_shards": sum(len(r["shards"]) for r in results),
@@ -284,6 +292,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="family weights, e.g. plane_geometry=0.5,analytic_geometry=0.2,function_plot=0.3",
     )
     parser.add_argument("--languages", type=_names, default=["en"], help="caption languages: en, zh (default en)")
+    parser.add_argument(
+        "--captions", type=int, default=1, help="captions per diagram (default 1; more for multi-positive training)"
+    )
     parser.add_argument("--max-count", type=int, default=10_000, help="most samples per shard")
     parser.add_argument("--image-format", choices=("png", "jpg"), default="png", help="image encoding (default png)")
     parser.add_argument("--prefix", default="math", help="shard name prefix")
@@ -301,6 +312,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         families=args.families,
         proportions=args.proportions,
         languages=tuple(args.languages),
+        captions=args.captions,
         max_count=args.max_count,
         image_format=args.image_format,
         prefix=args.prefix,

@@ -77,6 +77,19 @@ def test_english_caption_does_not_depend_on_other_languages():
     assert all(re.search(r"[\u4e00-\u9fff]", b["zh"]) for b in both)
 
 
+def test_several_captions_per_diagram_keep_the_first_and_state_the_type():
+    one = list(generate_diagrams(6, seed=11))
+    three = list(generate_diagrams(6, seed=11, captions=3))
+    for a, b in zip(one, three):
+        assert png(a["image"]) == png(b["image"])
+        assert isinstance(b["text"], list) and len(b["text"]) == 3 and b["text"][0] == a["text"]
+        assert len(set(b["text"])) >= 2  # other fact subsets and templates
+    both = next(generate_diagrams(1, seed=11, captions=2, languages=("en", "zh")))
+    assert set(both) >= {"text"} and len(both["text"]["en"]) == 2 and len(both["text"]["zh"]) == 2
+    with pytest.raises(ValueError, match="captions per diagram"):
+        next(generate_diagrams(1, captions=0))
+
+
 def test_family_selection_and_proportions():
     only = list(generate_diagrams(8, seed=2, families=["analytic_geometry"]))
     assert {s["meta"]["family"] for s in only} == {"analytic_geometry"}

@@ -64,6 +64,9 @@ class EngineConfig:
         families: family names drawn from.
         weights: their probabilities (sum to 1).
         languages: caption languages; one language gives ``text`` as a string, several a dict.
+        captions: captions per diagram. With more than one, ``text`` is a list (a dict of lists for
+            several languages): the first caption is the one a single-caption run writes, the others
+            state other fact subsets in other templates (for multi-positive training).
     """
 
     seed: int
@@ -71,6 +74,7 @@ class EngineConfig:
     families: tuple[str, ...]
     weights: tuple[float, ...]
     languages: tuple[str, ...]
+    captions: int = 1
 
     @classmethod
     def create(
@@ -81,6 +85,7 @@ class EngineConfig:
         families: Sequence[str] | None = None,
         proportions: Mapping[str, float] | None = None,
         languages: Sequence[str] = ("en",),
+        captions: int = 1,
     ) -> EngineConfig:
         """Check and normalise user options (unknown names raise listing the known ones)."""
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -116,7 +121,9 @@ class EngineConfig:
                 raise UnknownNameError("caption language", lang, list(LANGUAGES))
         if not languages:
             raise ValueError("at least one caption language is needed")
-        return cls(int(seed), size, chosen, tuple(w / total for w in raw), tuple(languages))
+        if not isinstance(captions, (int, np.integer)) or not 1 <= captions <= 16:
+            raise ValueError(f"captions per diagram must be an integer from 1 to 16, got {captions!r}")
+        return cls(int(seed), size, chosen, tuple(w / total for w in raw), tuple(languages), int(captions))
 
 
 def _draw(kind: DiagramType, rng: np.random.Generator, config: EngineConfig, index: int) -> dict[str, Any]:
@@ -140,7 +147,15 @@ def _draw(kind: DiagramType, rng: np.random.Generator, config: EngineConfig, ind
         "generator": GENERATOR,
         "licence": LICENCE,
     }
-    text: str | dict[str, str] = captions[config.languages[0]] if len(config.languages) == 1 else captions
+    text: Any = captions[config.languages[0]] if len(config.languages) == 1 else captions
+    if config.captions > 1:
+        # extra captions come from their own stream, so the image and first caption match a 1-caption run
+        extra_rng = np.random.default_rng([config.seed, int(index), 1])
+        extra = [compose_caption(diagram.facts, extra_rng, config.languages)[0] for _ in range(config.captions - 1)]
+        if len(config.languages) == 1:
+            text = [text] + [c[config.languages[0]] for c in extra]
+        else:
+            text = {lang: [captions[lang]] + [c[lang] for c in extra] for lang in config.languages}
     return {
         "__key__": f"math-s{config.seed}-{index:09d}",
         "image": image,
@@ -178,6 +193,7 @@ def generate_diagrams(
     families: Sequence[str] | None = None,
     proportions: Mapping[str, float] | None = None,
     languages: Sequence[str] = ("en",),
+    captions: int = 1,
 ) -> Iterator[dict[str, Any]]:
     """Generate ``n`` diagram-caption pairs, samples ``start`` to ``start + n - 1`` of ``seed``.
 
@@ -189,6 +205,7 @@ def generate_diagrams(
         families: families to draw from (default: all with a positive proportion).
         proportions: family -> relative weight (default :data:`DEFAULT_PROPORTIONS`).
         languages: caption languages (``"en"``, ``"zh"``); with several, ``text`` is a dict.
+        captions: captions per diagram; above 1, ``text`` holds a list of them (see :class:`EngineConfig`).
 
     Yields:
         Sample dicts: ``__key__``, ``image`` (PIL RGB), ``text``, ``label`` (index in
@@ -198,7 +215,7 @@ def generate_diagrams(
     if n < 0 or start < 0:
         raise ValueError(f"n and start must be non-negative, got n={n}, start={start}")
     config = EngineConfig.create(
-        seed, image_size=image_size, families=families, proportions=proportions, languages=languages
+        seed, image_size=image_size, families=families, proportions=proportions, languages=languages, captions=captions
     )
     for index in range(start, start + n):
         yield render_sample(index, config)
