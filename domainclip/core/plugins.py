@@ -84,6 +84,8 @@ class DomainSpec:
         datasets: dataset adapter name -> ``"module:attr"`` of its class.
         synthetic: ``"module:attr"`` of the generator used by tests and quick recipes.
         demo: ``"module:attr"`` of a callable ``demo(run_dir: Path) -> dict`` run by ``domainclip demo``.
+        tasks: training task name -> ``"module:attr"`` of a :class:`~domainclip.core.engine.tasks.Task`
+            (recipes name it ``train.task: <domain>/<name>``).
         requires: import names the domain needs beyond the core (checked by :func:`require`).
     """
 
@@ -96,6 +98,7 @@ class DomainSpec:
     datasets: dict[str, str] = field(default_factory=dict)
     synthetic: str | None = None
     demo: str | None = None
+    tasks: dict[str, str] = field(default_factory=dict)
     requires: tuple[str, ...] = ()
 
 

@@ -101,6 +101,8 @@ class DataConfig:
     #: apply the model's training augmentation (else the evaluation transform)
     augment: bool = True
     max_corrupt_fraction: float = 0.01
+    #: options of the task's own sample decoder (e.g. ``{num_frames: 16}`` for video tasks)
+    decoder_args: dict[str, Any] = field(default_factory=dict)
     prepare: list[PrepareStep] = field(default_factory=list)
 
 
@@ -142,7 +144,8 @@ class TrainConfig:
 
     steps: int = 1000
     seed: int = 0
-    #: ``image_text`` | ``multi_caption`` | ``video_text`` | ``views_text`` (engine task registry)
+    #: ``image_text`` | ``multi_caption`` | ``video_text`` | ``views_text`` (engine task registry), or a
+    #: domain's task as ``<domain>/<task>`` (e.g. ``surgery/video_clip``)
     task: str = "image_text"
     #: ``fp32`` | ``bf16`` | ``fp16`` (autocast; mixed precision only on GPU)
     precision: str = "bf16"

@@ -33,6 +33,10 @@ class Task:
         text_choice: caption policy the decoder must use (``None`` keeps the recipe's).
         prepare_text: turns the batch's token tensor into (tokens, extra loss kwargs); used by
             multi-caption tasks to flatten several captions per sample.
+        make_decoder: builds the task's own sample decoder as
+            ``make_decoder(preprocess, tokenizer, seed=..., text_choice=..., **recipe.data.decoder_args)``
+            (e.g. a video task that samples frames from clip bytes); ``None`` uses the core
+            :class:`~domainclip.core.data.decode.SampleDecoder`.
     """
 
     name: str
@@ -40,6 +44,7 @@ class Task:
     model_kwarg: str = "image"
     text_choice: str | None = None
     prepare_text: Callable[[dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None
+    make_decoder: Callable[..., Callable[[Any], dict[str, Any]]] | None = None
 
     def forward(self, model: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         """Run the model on one batch; returns the loss inputs (features, logit scale, extras)."""
@@ -88,15 +93,31 @@ def register_task(task: Task) -> Task:
 
 
 def get_task(name: str) -> Task:
-    """Look a task up by name."""
-    if name not in _TASKS:
-        raise UnknownNameError("task", name, list(_TASKS))
-    return _TASKS[name]
+    """Look a task up by name: a core task, or ``<domain>/<task>`` declared in a domain's ``tasks``."""
+    if name in _TASKS:
+        return _TASKS[name]
+    domain, _, short = name.partition("/")
+    if short:
+        from domainclip.core.plugins import get_domain, list_domains, resolve
+
+        if domain in list_domains():
+            spec = get_domain(domain)
+            if short in spec.tasks:
+                task = resolve(spec.tasks[short])
+                if not isinstance(task, Task):
+                    raise TypeError(f"task {name!r} resolved to {type(task).__name__}, not a Task")
+                return task
+    raise UnknownNameError("task", name, list_tasks())
 
 
 def list_tasks() -> list[str]:
-    """Registered task names."""
-    return sorted(_TASKS)
+    """Core task names, then every domain's ``<domain>/<task>`` (domain specs only; nothing heavy is imported)."""
+    from domainclip.core.plugins import get_domain, list_domains
+
+    names = sorted(_TASKS)
+    for domain in list_domains():
+        names += [f"{domain}/{t}" for t in sorted(get_domain(domain).tasks)]
+    return names
 
 
 def flatten_captions(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -95,13 +95,26 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
         Source(resolve_urls(recipe, s), weight=s.weight, resampled=s.resampled, name=s.name)
         for s in recipe.data.train
     ]
-    decoder = SampleDecoder(
-        image_transform=preprocess,  # the reader seeds global RNGs per sample: augmentations resume exactly
-        tokenizer=tokenizer,
-        text_choice=task.text_choice or recipe.data.text_choice,
-        seed=recipe.train.seed,
-        required=(task.visual_key, "text"),
-    )
+    text_choice = task.text_choice or recipe.data.text_choice
+    if task.make_decoder is not None:
+        decoder = task.make_decoder(
+            preprocess, tokenizer, seed=recipe.train.seed, text_choice=text_choice, **recipe.data.decoder_args
+        )
+    else:
+        if recipe.data.decoder_args:
+            from domainclip.core.recipe import RecipeError
+
+            raise RecipeError(
+                f"{recipe.source or '<recipe>'}: data.decoder_args is set but task {task.name!r} uses the core "
+                "decoder, which takes none"
+            )
+        decoder = SampleDecoder(
+            image_transform=preprocess,  # the reader seeds global RNGs per sample: augmentations resume exactly
+            tokenizer=tokenizer,
+            text_choice=text_choice,
+            seed=recipe.train.seed,
+            required=(task.visual_key, "text"),
+        )
     return build_loader(
         sources,
         decoder,
