@@ -31,6 +31,8 @@ __all__ = [
 #: Built-in domains: name -> "module:attr" of their :class:`DomainSpec`.
 _BUILTIN: dict[str, str] = {
     "math": "domainclip.domains.math.domain:DOMAIN",
+    "pathology": "domainclip.domains.pathology.domain:DOMAIN",
+    "surgery": "domainclip.domains.surgery.domain:DOMAIN",
 }
 _REGISTERED: dict[str, DomainSpec] = {}
 

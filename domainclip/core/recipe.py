@@ -170,9 +170,13 @@ class EvalConfig:
     """Eval suites run at ``eval_every`` and at the end of training."""
 
     suites: list[str] = field(default_factory=list)
+    #: data folder given to every suite (``{root}`` is ``data.root``); ``None`` lets suites generate theirs
     data: str | None = None
+    #: per-suite data folders, overriding ``data`` (``{"surgery/retrieval": "{root}/heldout"}``)
+    suite_data: dict[str, str] = field(default_factory=dict)
     batch_size: int = 64
-    options: dict[str, Any] = field(default_factory=dict)
+    #: per-suite keyword options (``{"pathology/slides": {"top_k": 10}}``)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -303,6 +307,12 @@ def _check_values(recipe: Recipe, where: str) -> None:
         raise RecipeError(f"{where}: optim.lr must be positive, got {recipe.optim.lr}")
     if not 0 <= recipe.data.max_corrupt_fraction <= 1:
         raise RecipeError(f"{where}: data.max_corrupt_fraction must be in [0, 1]")
+    for key in ("suite_data", "options"):
+        for suite in getattr(recipe.eval, key):
+            if suite not in recipe.eval.suites:
+                raise RecipeError(
+                    f"{where}: eval.{key} names {suite!r}, which is not in eval.suites ({recipe.eval.suites})"
+                )
 
 
 # ---------------------------------------------------------------------------------------------

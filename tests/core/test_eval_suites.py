@@ -144,3 +144,21 @@ def test_synthetic_suite_missing_folder_is_a_clear_error(tmp_path, tiny_clip):
     model, tokenizer, preprocess = tiny_clip
     with pytest.raises(FileNotFoundError, match="shapes folder not found"):
         run_suite(model, tokenizer, preprocess, "core/synthetic", data=tmp_path / "nope", out_dir=tmp_path)
+
+
+def test_run_suite_passes_per_suite_options(monkeypatch, tmp_path):
+    import torch
+
+    from domainclip.core.eval import suites as suites_mod
+
+    seen = {}
+
+    def fake_suite(model, tokenizer, preprocess, *, data, out_dir, device, batch_size, top_k=1):
+        seen.update(top_k=top_k, data=data)
+        return {"task": {"acc1": 0.5}}
+
+    monkeypatch.setattr(suites_mod, "get_suite", lambda name: fake_suite)
+    model = torch.nn.Linear(1, 1)
+    out = suites_mod.run_suite(model, None, None, "x/y", data=tmp_path, out_dir=tmp_path / "o", options={"top_k": 7})
+    assert out == {"task": {"acc1": 0.5}} and seen == {"top_k": 7, "data": tmp_path}
+    assert (tmp_path / "o" / "results.json").is_file()

@@ -102,3 +102,13 @@ def test_saved_recipe_round_trips(tmp_path):
     again = load_recipe(path)
     again.source = recipe.source
     assert recipe_to_dict(again) == recipe_to_dict(recipe)
+
+
+def test_eval_suite_data_and_options_must_name_listed_suites():
+    from domainclip.core.recipe import RecipeError, load_recipe
+
+    base = {"domain": "core", "eval": {"suites": ["core/synthetic"]}}
+    ok = load_recipe({**base, "eval": {**base["eval"], "suite_data": {"core/synthetic": "{root}/x"}}})
+    assert ok.eval.suite_data == {"core/synthetic": "{root}/x"}
+    with pytest.raises(RecipeError, match="eval.options names 'core/other'"):
+        load_recipe({**base, "eval": {**base["eval"], "options": {"core/other": {"k": 1}}}})

@@ -405,11 +405,12 @@ def _run_eval(
         from domainclip.core.eval.suites import run_suite
 
         for suite in recipe.eval.suites:
-            data = Path(recipe.eval.data.replace("{root}", recipe.data.root)) if recipe.eval.data else None
+            folder = recipe.eval.suite_data.get(suite, recipe.eval.data)
+            data = Path(folder.replace("{root}", recipe.data.root)) if folder else None
             suite_out = out_dir / suite.replace("/", "_")
             res = run_suite(
                 model, tokenizer, preprocess, suite, data=data, out_dir=suite_out, device=str(info.device),
-                batch_size=recipe.eval.batch_size,
+                batch_size=recipe.eval.batch_size, options=recipe.eval.options.get(suite),
             )
             results.update({f"{suite}:{task}" if len(recipe.eval.suites) > 1 else task: m for task, m in res.items()})
         from domainclip.core.eval.report import write_results

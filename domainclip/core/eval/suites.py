@@ -134,10 +134,13 @@ def run_suite(
     out_dir: Path,
     device: str = "cpu",
     batch_size: int = 64,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Run an eval suite and write ``results.json`` and ``results.md`` into ``out_dir``.
 
-    The model is put in eval mode for the run and given back in the mode it came in.
+    The model is put in eval mode for the run and given back in the mode it came in. ``options``
+    are extra keyword arguments of the suite (e.g. ``top_k`` of a slide-level suite); a suite that
+    does not take one raises ``TypeError`` naming it.
 
     Returns:
         The suite's results: task name -> scalar metrics.
@@ -151,7 +154,14 @@ def run_suite(
     try:
         with torch.no_grad():
             results = suite(
-                model, tokenizer, preprocess, data=data, out_dir=out_dir, device=device, batch_size=batch_size
+                model,
+                tokenizer,
+                preprocess,
+                data=data,
+                out_dir=out_dir,
+                device=device,
+                batch_size=batch_size,
+                **(options or {}),
             )
     finally:
         model.train(was_training)
