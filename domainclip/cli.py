@@ -41,13 +41,18 @@ def cmd_domains(args: argparse.Namespace) -> int:
     """List the domains, their pip extra and what they provide."""
     from domainclip.core.plugins import get_domain, list_domains
 
-    print(f"{'domain':<16}{'extra':<16}{'prepare':<28}{'eval suites':<36}description")
     for name in list_domains():
         spec = get_domain(name)
-        print(
-            f"{name:<16}{spec.extra:<16}{','.join(spec.prepare) or '-':<28}"
-            f"{','.join(spec.eval_suites) or '-':<36}{spec.description}"
-        )
+        print(f'{name}  (pip install "domainclip[{spec.extra}]")')
+        print(f"  {spec.description}")
+        for label, names in (
+            ("prepare", spec.prepare),
+            ("eval", spec.eval_suites),
+            ("datasets", spec.datasets),
+            ("tasks", spec.tasks),
+        ):
+            if names:
+                print(f"  {label + ':':<10}{', '.join(names)}")
     return 0
 
 

@@ -56,7 +56,9 @@ def test_recipes_and_domains_list(capsys):
     assert main(["recipes"]) == 0
     assert "core/quick" in capsys.readouterr().out
     assert main(["domains"]) == 0
-    assert "math" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'math  (pip install "domainclip[math]")' in out and "pathology" in out
+    assert "tasks:    video_clip, video_clip_levels" in out
 
 
 def test_prepare_lists_commands(capsys):

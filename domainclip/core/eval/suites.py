@@ -38,6 +38,7 @@ __all__ = [
     "get_suite",
     "list_suites",
     "register_suite",
+    "require_data",
     "run_suite",
     "synthetic_suite",
 ]
@@ -62,6 +63,13 @@ class EvalSuite(Protocol):
 
 
 _CORE_SUITES: dict[str, EvalSuite] = {}
+
+
+def require_data(data: Path | None, suite: str, what: str) -> Path:
+    """The suite's data folder, or a clear error saying what ``--data`` must hold (``what``)."""
+    if data is None:
+        raise FileNotFoundError(f"{suite} needs --data: {what}")
+    return Path(data)
 
 
 def register_suite(name: str) -> Callable[[EvalSuite], EvalSuite]:

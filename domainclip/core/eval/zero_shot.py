@@ -7,7 +7,7 @@ papers (pathology, remote sensing) that report those.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,9 +16,10 @@ from sklearn.metrics import average_precision_score, balanced_accuracy_score, co
 from torch import Tensor
 
 from domainclip.core.data import keys
-from domainclip.core.eval.features import Tokenizer, encode_inputs, iter_batches
+from domainclip.core.eval.features import Tokenizer, encode_inputs, encode_texts, iter_batches
 
 __all__ = [
+    "build_prompt_classifier",
     "build_zero_shot_classifier",
     "classification_metrics",
     "multilabel_metrics",
@@ -75,6 +76,47 @@ def build_zero_shot_classifier(
         num_classes_per_batch=classes_per_batch, device=device,
     )
     return weights.float()
+
+
+def build_prompt_classifier(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    prompts: Mapping[str, Sequence[str]],
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+) -> Tensor:
+    """Zero-shot weights from a prompt ensemble per class, for classes without one shared template set.
+
+    Domain prompts often differ per class (CONCH's synonyms x templates in pathology, SurgVLP's
+    descriptive phase prompts in surgery). Each prompt is embedded and L2-normalised, a class's
+    embeddings are averaged and the mean is renormalised, as :func:`build_zero_shot_classifier` does.
+
+    Args:
+        model: CLIP-like model with ``encode_text(tokens, normalize=True)``.
+        tokenizer: ``tokenizer(list[str]) -> LongTensor``.
+        prompts: ``{class: [prompt, ...]}`` in label order; classes may have different numbers of prompts.
+        device: where the model runs.
+        batch_size: prompts per text-tower forward.
+
+    Returns:
+        ``(D, C)`` float weights on the CPU; ``image_features @ weights`` gives cosine class scores.
+
+    Raises:
+        ValueError: no classes, or a class with no prompts (or a bare string instead of a list).
+
+    """
+    if not prompts:
+        raise ValueError("build_prompt_classifier needs at least one class")
+    flat: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for cls, texts in prompts.items():
+        if isinstance(texts, str) or not texts:
+            raise ValueError(f"class {cls!r} needs a non-empty list of prompts, got {texts!r}")
+        spans.append((len(flat), len(flat) + len(texts)))
+        flat.extend(texts)
+    embeddings = encode_texts(model, tokenizer, flat, device, batch_size=max(1, batch_size))
+    weights = torch.stack([embeddings[a:b].mean(dim=0) for a, b in spans], dim=1)
+    return torch.nn.functional.normalize(weights.float(), dim=0)
 
 
 def classification_metrics(

@@ -1,0 +1,44 @@
+"""The pathology domain's declaration: a light spec of names and ``"module:attr"`` strings only."""
+
+from __future__ import annotations
+
+from domainclip.core.plugins import DomainSpec
+
+__all__ = ["DOMAIN"]
+
+_P = "domainclip.domains.pathology"
+
+DOMAIN = DomainSpec(
+    name="pathology",
+    extra="pathology",
+    description=(
+        "Whole-slide images (PathGen-1.6M / PathGen-CLIP): tissue detection, patching at a physical resolution, "
+        "representative-patch selection, patch- and slide-level zero-shot evaluation"
+    ),
+    papers=(
+        "PathGen-1.6M: 1.6 Million Pathology Image-text Pairs Generation through Multi-agent Collaboration "
+        "(Sun et al., ICLR 2025)",
+        "Visual Language Pretrained Multiple Instance Zero-Shot Transfer for Histopathology Images "
+        "(MI-Zero; Lu et al., CVPR 2023)",
+    ),
+    prepare={
+        "patches": f"{_P}.patching:PATCHES",
+        "pathgen": f"{_P}.pathgen:PATHGEN",
+        "select": f"{_P}.selection:SELECT",
+        "synthetic": f"{_P}.pipeline:SYNTHETIC_PATCHES",
+        "synthetic-slides": f"{_P}.synthetic:SYNTHETIC",
+    },
+    eval_suites={
+        "synthetic": f"{_P}.pipeline:synthetic_suite",
+        "nct_crc": f"{_P}.evals:patch_folder_suite",
+        "pcam": f"{_P}.evals:pcam_suite",
+        "slides": f"{_P}.evals:slide_suite",
+    },
+    datasets={
+        "nct_crc": f"{_P}.datasets.folder:PatchFolder",
+        "pcam": f"{_P}.datasets.pcam:PatchCamelyon",
+        "slide_patches": f"{_P}.datasets.slide_labels:PatchShardStream",
+    },
+    synthetic=f"{_P}.synthetic:generate_slides",
+    requires=("openslide", "tiffslide", "skimage"),
+)

@@ -1,0 +1,729 @@
+"""Cut whole-slide images into fixed-resolution tissue patches and write them as WebDataset shards.
+
+Patches have a physical resolution (``PatchSpec.mpp``, microns per pixel) and a pixel size
+(``PatchSpec.size``). For each slide, :func:`plan_patches` picks the pyramid level to read
+(:meth:`Slide.best_level_for_mpp`: the coarsest level that is at least as fine as the target, so
+reads are only ever downsampled), the read size at that level
+(``round(size * target_mpp / level_mpp)``, resized to ``size``), lays a grid over the slide with
+``overlap`` output pixels between neighbours, and keeps the cells whose tissue fraction
+(:class:`~domainclip.domains.pathology.tissue.TissueMask`) is at least ``min_tissue``.
+
+:func:`patch_slides` runs that over many slides with ``workers`` processes. Each worker takes the
+next slide from a shared counter, opens it once, reads the kept patches straight from the stored
+tiles in an order that decodes each tile about once (:func:`iter_patch_arrays`; the same pixels as
+one :func:`read_patch` each), and writes its own shards (``<prefix>-wNN-000000.tar``, ...; just
+``<prefix>-000000.tar`` with one worker) through :class:`~domainclip.core.data.writer.ShardWriter`.
+Memory stays bounded by the tile cache (32 MiB) and one thumbnail per worker. A slide that cannot
+be opened, has no mpp, or fails while being read is skipped and reported; the others are processed.
+
+Each sample is ``{"__key__", "<jpg|png>": patch, "json": meta}`` with meta ``slide_id``, ``x``,
+``y`` (level-0 top-left), ``level``, ``read_size``, ``size0`` (level-0 extent), ``mpp`` (of the
+patch), ``slide_mpp``, ``tissue_fraction``, ``patch_size`` and ``source``. An ``annotate`` hook can
+add a caption, a label and metadata per patch (see :data:`Annotate`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import math
+import multiprocessing as mp
+import os
+import pickle
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from domainclip.core.plugins import PrepareCommand, UnknownNameError
+from domainclip.domains.pathology.slides import Slide, SlideError, open_slide, read_mpp_table
+from domainclip.domains.pathology.tissue import TissueMask, detect_tissue
+
+__all__ = [
+    "PATCHES",
+    "RESAMPLE",
+    "SLIDE_EXTENSIONS",
+    "THUMBNAIL_SIZE",
+    "Annotate",
+    "PatchLocation",
+    "PatchSpec",
+    "find_slides",
+    "iter_patch_arrays",
+    "patch_slides",
+    "plan_patches",
+    "read_patch",
+    "safe_key",
+    "write_thumbnail",
+]
+
+#: Resampling filter name -> Pillow filter used to resize reads to the patch size.
+RESAMPLE: dict[str, Image.Resampling] = {
+    "lanczos": Image.Resampling.LANCZOS,
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+    "nearest": Image.Resampling.NEAREST,
+}
+#: Longest side of the QC thumbnails written by :func:`patch_slides`.
+THUMBNAIL_SIZE = 1024
+#: File suffixes taken as slides when a folder is given (OpenSlide's formats and plain TIFF).
+SLIDE_EXTENSIONS: tuple[str, ...] = (
+    ".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif", ".czi", ".dcm",
+)
+#: ``annotate(slide_id, x0, y0, size0) -> dict | None``: a picklable callable giving, per patch, a
+#: dict with optional ``"text"`` (str or list of str), ``"label"`` (int) and ``"meta"`` (dict merged
+#: into the patch metadata); ``None`` drops the patch (counted as ``unannotated``).
+Annotate = Callable[[str, int, int, int], "dict[str, Any] | None"]
+
+
+# --------------------------------------------------------------------------- spec and plan
+@dataclass(frozen=True)
+class PatchSpec:
+    """What patches to cut.
+
+    Args:
+        mpp: microns per pixel of the patches.
+        size: patch side in pixels.
+        overlap: pixels (at the patch resolution) shared by neighbouring patches.
+        min_tissue: smallest tissue fraction of a kept patch, in [0, 1].
+        resample: a key of :data:`RESAMPLE`, the filter used when reads are resized.
+    """
+
+    mpp: float = 0.5
+    size: int = 224
+    overlap: int = 0
+    min_tissue: float = 0.5
+    resample: str = "lanczos"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.mpp) and self.mpp > 0):
+            raise ValueError(f"patch mpp must be a positive number; got {self.mpp!r}")
+        if self.size < 1:
+            raise ValueError(f"patch size must be >= 1; got {self.size}")
+        if not 0 <= self.overlap < self.size:
+            raise ValueError(f"overlap must be in [0, size={self.size}); got {self.overlap}")
+        if not 0.0 <= self.min_tissue <= 1.0:
+            raise ValueError(f"min_tissue must be in [0, 1]; got {self.min_tissue}")
+        if self.resample not in RESAMPLE:
+            raise UnknownNameError("resampling filter", self.resample, list(RESAMPLE))
+
+
+@dataclass(frozen=True)
+class PatchLocation:
+    """One planned patch.
+
+    Attributes:
+        x0: left edge in level-0 pixels.
+        y0: top edge in level-0 pixels.
+        level: pyramid level read.
+        read_size: side of the read in pixels of that level (resized to the patch size).
+        size0: side of the patch in level-0 pixels.
+        tissue_fraction: fraction of the patch that is tissue.
+    """
+
+    x0: int
+    y0: int
+    level: int
+    read_size: int
+    size0: int
+    tissue_fraction: float
+
+
+def _geometry(slide: Slide, spec: PatchSpec) -> tuple[int, int, int, int]:
+    """``(level, read_size, step at that level, size0)`` of ``spec`` on ``slide``."""
+    level = slide.best_level_for_mpp(spec.mpp)
+    read_size = max(1, round(spec.size * spec.mpp / slide.level_mpp(level)))
+    step = max(1, read_size - round(spec.overlap * read_size / spec.size))
+    size0 = max(1, round(read_size * slide.level_downsamples[level]))
+    return level, read_size, step, size0
+
+
+def plan_patches(slide: Slide, mask: TissueMask | None, spec: PatchSpec) -> list[PatchLocation]:
+    """Lay the patch grid over ``slide`` and keep the patches with enough tissue.
+
+    The grid starts at the level-0 origin with a step of ``read_size - overlap`` pixels of the
+    read level, so with an integer downsample every patch starts on a whole pixel of that level;
+    only patches entirely inside the slide are planned.
+
+    Args:
+        slide: an open slide with an mpp.
+        mask: its tissue mask; ``None`` keeps every grid cell (tissue fraction 1).
+        spec: the patch specification.
+
+    Returns:
+        The kept patches in row-major order.
+
+    Raises:
+        MissingMppError: the slide has no mpp.
+    """
+    level, read_size, step, size0 = _geometry(slide, spec)
+    width0, height0 = slide.dimensions
+    downsample = slide.level_downsamples[level]
+    xs = np.array([round(i * step * downsample) for i in range(max(0, math.ceil(width0 / (step * downsample))) + 1)])
+    ys = np.array([round(j * step * downsample) for j in range(max(0, math.ceil(height0 / (step * downsample))) + 1)])
+    xs, ys = xs[xs + size0 <= width0], ys[ys + size0 <= height0]
+    if len(xs) == 0 or len(ys) == 0:
+        return []
+    grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
+    boxes = np.stack(
+        [grid_x.ravel(), grid_y.ravel(), np.full(grid_x.size, size0), np.full(grid_x.size, size0)], axis=1
+    )
+    fractions = np.ones(len(boxes)) if mask is None else mask.tissue_fractions(boxes)
+    keep = fractions >= spec.min_tissue - 1e-9
+    return [
+        PatchLocation(int(x), int(y), level, read_size, size0, round(float(f), 4))
+        for (x, y, _, _), f in zip(boxes[keep], fractions[keep])
+    ]
+
+
+def _resize(image: Image.Image, spec: PatchSpec) -> Image.Image:
+    if image.size == (spec.size, spec.size):
+        return image
+    return image.resize((spec.size, spec.size), RESAMPLE[spec.resample])
+
+
+def read_patch(slide: Slide, loc: PatchLocation, spec: PatchSpec) -> Image.Image:
+    """Read one planned patch (one :meth:`Slide.read_region`) and resize it to ``spec.size``.
+
+    Args:
+        slide: the open slide the patch was planned on.
+        loc: the patch.
+        spec: the specification it was planned with.
+
+    Returns:
+        ``spec.size`` x ``spec.size`` RGB image.
+    """
+    return _resize(slide.read_region((loc.x0, loc.y0), loc.level, (loc.read_size, loc.read_size)), spec)
+
+
+def iter_patch_arrays(
+    slide: Slide, locations: Sequence[PatchLocation], spec: PatchSpec, *, block: int = 4096
+) -> Iterator[tuple[PatchLocation, Image.Image]]:
+    """Yield ``(location, patch image)`` for many patches, in an order that decodes each stored tile once.
+
+    Patches are read with :meth:`Slide.read_array` (for Aperio and generic TIFF slides a direct
+    tile reader with a decoded-tile cache, :class:`~domainclip.domains.pathology.slides.TiffTileReader`),
+    column strip by column strip (strips ``block`` pixels of their level wide, aligned to the
+    stored tiles) and row by row inside a strip, so the tiles shared by neighbouring patches are
+    still cached when the next patch needs them. The pixels are those of :func:`read_patch`.
+    Patches that do not start on a whole pixel of their level (a non-integer downsample) are read
+    with :func:`read_patch`.
+
+    Args:
+        slide: the open slide.
+        locations: planned patches.
+        spec: the specification they were planned with.
+        block: strip width in level pixels; the tiles of about two patch rows of a strip must fit
+            the tile cache (two 4096-pixel rows of 256-pixel RGB tiles take 6 MiB of its 32 MiB).
+    """
+    order: list[tuple[int, int, int, int, PatchLocation]] = []
+    single: list[PatchLocation] = []
+    for loc in locations:
+        downsample = slide.level_downsamples[loc.level]
+        x, y = loc.x0 / downsample, loc.y0 / downsample
+        if x != int(x) or y != int(y):
+            single.append(loc)
+            continue
+        tile_w = (slide.level_tile_sizes[loc.level] or (256, 256))[0]
+        width = max(tile_w, (block // tile_w) * tile_w)
+        order.append((loc.level, int(x) // width, int(y), int(x), loc))
+    order.sort(key=lambda item: item[:4])
+    for *_, loc in order:
+        array = slide.read_array((loc.x0, loc.y0), loc.level, (loc.read_size, loc.read_size))
+        yield loc, _resize(Image.fromarray(array), spec)
+    for loc in single:
+        yield loc, read_patch(slide, loc, spec)
+
+
+# --------------------------------------------------------------------------- helpers
+def safe_key(text: str) -> str:
+    """``text`` with every character but letters, digits, ``-`` and ``_`` replaced by ``_`` (for shard keys)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
+
+
+def find_slides(specs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Expand files, folders (recursively, files with a suffix in :data:`SLIDE_EXTENSIONS`) and globs.
+
+    Args:
+        specs: paths, folders or glob patterns.
+
+    Returns:
+        Unique slide paths, in the order given (sorted within a folder or pattern).
+
+    Raises:
+        FileNotFoundError: a path does not exist, a pattern matches nothing, or a folder has no slides.
+    """
+    found: list[Path] = []
+    for spec in specs:
+        text = str(spec)
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SLIDE_EXTENSIONS)
+            if not files:
+                raise FileNotFoundError(f"no slides ({', '.join(SLIDE_EXTENSIONS)}) under {path}")
+            found.extend(files)
+        elif path.is_file():
+            found.append(path)
+        elif glob.has_magic(text):
+            files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not files:
+                raise FileNotFoundError(f"no files match {text!r}")
+            found.extend(files)
+        else:
+            raise FileNotFoundError(f"slide {path} does not exist")
+    unique: dict[str, Path] = {}
+    for path in found:
+        unique.setdefault(str(path.resolve()), path)
+    return list(unique.values())
+
+
+def write_thumbnail(
+    path: str | os.PathLike,
+    mask: TissueMask,
+    locations: Sequence[PatchLocation],
+    *,
+    image: Image.Image | np.ndarray | None = None,
+    max_size: int = 1024,
+) -> Path:
+    """Write a PNG of the slide thumbnail with the tissue mask tinted green and patches outlined in blue.
+
+    Args:
+        path: output PNG (written atomically).
+        mask: the tissue mask.
+        locations: patches to outline.
+        image: the thumbnail to draw on (default: the view the mask was computed from).
+        max_size: longest side of the PNG.
+
+    Returns:
+        The path written.
+    """
+    from PIL import ImageDraw
+
+    from domainclip.core.io import atomic_write_bytes
+
+    view = mask.image if image is None else image
+    if view is None:
+        raise ValueError("no thumbnail: the tissue mask carries no image and none was given")
+    picture = view if isinstance(view, Image.Image) else Image.fromarray(np.asarray(view))
+    scale = min(1.0, max_size / max(picture.size))
+    if scale < 1.0:
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        picture = picture.resize(size, Image.Resampling.BILINEAR)
+    tissue = np.asarray(Image.fromarray(mask.mask).resize(picture.size, Image.Resampling.NEAREST))
+    base = np.asarray(picture.convert("RGB"), dtype=np.float32).copy()
+    base[tissue] = 0.7 * base[tissue] + 0.3 * np.array([0.0, 200.0, 0.0], dtype=np.float32)
+    picture = Image.fromarray(base.astype(np.uint8))
+    sx = picture.width / mask.level0_size[0]
+    sy = picture.height / mask.level0_size[1]
+    draw = ImageDraw.Draw(picture)
+    for loc in locations:
+        draw.rectangle(
+            [loc.x0 * sx, loc.y0 * sy, (loc.x0 + loc.size0) * sx - 1, (loc.y0 + loc.size0) * sy - 1],
+            outline=(30, 60, 220),
+        )
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG", compress_level=1)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _annotation(result: Any, slide_id: str) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        raise TypeError(f"annotate() for slide {slide_id!r} must return a dict or None; got {type(result).__name__}")
+    unknown = set(result) - {"text", "label", "meta"}
+    if unknown:
+        raise ValueError(f"annotate() for slide {slide_id!r} returned unknown keys {sorted(unknown)}")
+    text = result.get("text")
+    captions = [text] if isinstance(text, str) else text
+    if text is not None and not (isinstance(captions, list) and all(isinstance(t, str) for t in captions)):
+        raise TypeError(f"annotate() 'text' for slide {slide_id!r} must be a str or a list of str")
+    meta = result.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise TypeError(f"annotate() 'meta' for slide {slide_id!r} must be a dict")
+    return result
+
+
+# --------------------------------------------------------------------------- one slide
+@dataclass(frozen=True)
+class _Job:
+    """Everything a worker needs (picklable)."""
+
+    paths: tuple[str, ...]
+    out: str
+    prefix: str
+    spec: PatchSpec
+    annotate: Any
+    mpp_overrides: dict[str, float]
+    slide_mpp: float | None
+    thumbnails: bool
+    max_count: int
+    image_format: str
+    quality: int
+    backend: str
+    tissue_options: dict[str, Any]
+    block: int
+
+
+def _patch_one(job: _Job, path: Path, writer: Any, report: Callable[[int], Any] | None) -> dict[str, Any]:
+    """Patch one slide into ``writer``; returns its summary. Raises SlideError before anything is written."""
+    began, cpu = time.perf_counter(), time.process_time()
+    slide_id = path.stem
+    mpp = job.mpp_overrides.get(slide_id, job.slide_mpp)
+    with open_slide(path, mpp=mpp, backend=job.backend) as slide:
+        mask = detect_tissue(slide, **job.tissue_options)
+        level, read_size, _, size0 = _geometry(slide, job.spec)
+        locations = plan_patches(slide, mask, job.spec)
+        planned = len(locations)
+        setup_seconds, setup_cpu = time.perf_counter() - began, time.process_time() - cpu
+        unannotated = 0
+        annotations: dict[tuple[int, int], dict[str, Any]] = {}
+        if job.annotate is not None:
+            kept = []
+            for loc in locations:
+                result = job.annotate(slide_id, loc.x0, loc.y0, loc.size0)
+                if result is None:
+                    unannotated += 1
+                    continue
+                annotations[(loc.x0, loc.y0)] = _annotation(result, slide_id)
+                kept.append(loc)
+            locations = kept
+        key_id = safe_key(slide_id)
+        slide_mpp = slide.mpp
+        written = pending = 0
+        for loc, image in iter_patch_arrays(slide, locations, job.spec, block=job.block):
+            meta: dict[str, Any] = {
+                "slide_id": slide_id,
+                "x": loc.x0,
+                "y": loc.y0,
+                "level": loc.level,
+                "read_size": loc.read_size,
+                "size0": loc.size0,
+                "mpp": job.spec.mpp,
+                "slide_mpp": slide_mpp,
+                "tissue_fraction": loc.tissue_fraction,
+                "patch_size": job.spec.size,
+                "source": str(path),
+            }
+            sample: dict[str, Any] = {"__key__": f"{key_id}_{loc.x0}_{loc.y0}", "image": image}
+            extra = annotations.get((loc.x0, loc.y0))
+            if extra is not None:
+                meta.update(extra.get("meta") or {})
+                if extra.get("text") is not None:
+                    sample["text"] = extra["text"]
+                if extra.get("label") is not None:
+                    sample["label"] = extra["label"]
+            sample["meta"] = meta
+            writer.write(sample)
+            written += 1
+            pending += 1
+            if report is not None and pending >= 64:
+                report(pending)
+                pending = 0
+        if report is not None and pending:
+            report(pending)
+        thumbnail = None
+        if job.thumbnails:
+            view = slide.get_thumbnail(THUMBNAIL_SIZE) if max(mask.mask.shape) < THUMBNAIL_SIZE else None
+            target = Path(job.out) / "thumbnails" / f"{key_id}.png"
+            thumbnail = str(write_thumbnail(target, mask, locations, image=view, max_size=THUMBNAIL_SIZE))
+        return {
+            "slide_id": slide_id,
+            "path": str(path),
+            "backend": slide.backend,
+            "vendor": slide.vendor,
+            "mpp": slide_mpp,
+            "mpp_source": slide.mpp_source,
+            "array_backend": slide.array_backend,
+            "level": level,
+            "read_size": read_size,
+            "size0": size0,
+            "tissue_fraction": round(mask.fraction, 4),
+            "patches_kept": planned,
+            "unannotated": unannotated,
+            "patches_written": written,
+            "thumbnail": thumbnail,
+            "setup_seconds": round(setup_seconds, 3),
+            "seconds": round(time.perf_counter() - began, 3),
+            "setup_cpu_seconds": round(setup_cpu, 3),
+            "cpu_seconds": round(time.process_time() - cpu, 3),
+        }
+
+
+_NEXT: Any = None
+_PATCHES: Any = None
+_SLIDES: Any = None
+
+
+def _init_worker(next_slide: Any, patches: Any, slides: Any) -> None:
+    global _NEXT, _PATCHES, _SLIDES
+    _NEXT, _PATCHES, _SLIDES = next_slide, patches, slides
+
+
+def _take_next() -> int:
+    with _NEXT.get_lock():
+        index = _NEXT.value
+        _NEXT.value += 1
+    return index
+
+
+def _report_shared(count: int) -> None:
+    with _PATCHES.get_lock():
+        _PATCHES.value += count
+
+
+def _finished_shared() -> None:
+    with _SLIDES.get_lock():
+        _SLIDES.value += 1
+
+
+def _run_worker(
+    job: _Job,
+    prefix: str,
+    take: Callable[[], int],
+    report: Callable[[int], Any] | None,
+    finished: Callable[[], Any],
+) -> dict[str, Any]:
+    """Patch slides taken from ``take()`` until it runs past the list; one shard writer for all of them.
+
+    ``report(k)`` counts written patches and ``finished()`` slides, for the progress bar.
+    """
+    from domainclip.core.data.writer import ShardWriter, index_path
+
+    done: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    with ShardWriter(
+        job.out, prefix=prefix, max_count=job.max_count, image_format=job.image_format, quality=job.quality
+    ) as writer:
+        while (index := take()) < len(job.paths):
+            path = Path(job.paths[index])
+            before = writer.num_samples
+            try:
+                done.append(_patch_one(job, path, writer, report))
+            except SlideError as e:
+                skipped.append({"slide_id": path.stem, "path": str(path), "error": type(e).__name__, "reason": str(e)})
+            except Exception as e:  # a slide failing mid-read must not stop the batch; it is reported
+                skipped.append(
+                    {
+                        "slide_id": path.stem,
+                        "path": str(path),
+                        "error": type(e).__name__,
+                        "reason": f"{type(e).__name__}: {e}",
+                        "patches_written_before_error": writer.num_samples - before,
+                    }
+                )
+            finished()
+    return {
+        "prefix": prefix,
+        "slides": done,
+        "skipped": skipped,
+        "shards": [p.name for p in writer.written],
+        "index": index_path(job.out, prefix).name,
+        "num_samples": writer.num_samples,
+    }
+
+
+def _worker_entry(job: _Job, prefix: str) -> dict[str, Any]:
+    return _run_worker(job, prefix, _take_next, _report_shared, _finished_shared)
+
+
+# --------------------------------------------------------------------------- batch
+def patch_slides(
+    slide_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    spec: PatchSpec | None = None,
+    *,
+    workers: int = 1,
+    annotate: Annotate | None = None,
+    mpp_overrides: dict[str, float] | None = None,
+    slide_mpp: float | None = None,
+    thumbnails: bool = True,
+    max_count: int = 1000,
+    image_format: str = "jpg",
+    quality: int = 95,
+    prefix: str = "patches",
+    backend: str = "auto",
+    tissue: dict[str, Any] | None = None,
+    block: int = 4096,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Cut tissue patches from slides into WebDataset shards, one slide per task over worker processes.
+
+    Args:
+        slide_paths: slide files (see :func:`find_slides` to expand folders and globs).
+        out_dir: output folder: shards, ``<prefix>-index.json`` per writer, ``thumbnails/``,
+            ``<prefix>-summary.json``.
+        spec: patch specification (default :class:`PatchSpec()`: 224 px at 0.5 mpp).
+        workers: worker processes (each writes its own shards).
+        annotate: per-patch hook, see :data:`Annotate`; must be picklable when ``workers > 1``.
+        mpp_overrides: slide id -> mpp (e.g. from :func:`read_mpp_table`), over the slide's own.
+        slide_mpp: mpp for every slide not in ``mpp_overrides``, over the slide's own.
+        thumbnails: write ``thumbnails/<slide_id>.png`` with the mask and the kept patches.
+        max_count: most samples per shard.
+        image_format: ``"jpg"`` (quality ``quality``) or ``"png"``.
+        quality: JPEG quality.
+        prefix: shard name prefix.
+        backend: slide backend (see :func:`~domainclip.domains.pathology.slides.open_slide`).
+        tissue: keyword options of :func:`~domainclip.domains.pathology.tissue.detect_tissue`.
+        block: strip width in level pixels of the read order (see :func:`iter_patch_arrays`).
+        progress: show a progress bar.
+
+    Returns:
+        Summary: ``slides`` (per slide: level, read size, patches written, ...), ``skipped`` (path
+        and reason), ``num_slides_ok``, ``num_patches``, ``unannotated``, ``shards``, ``indexes``,
+        ``seconds``, ``patches_per_second``; also written to ``<prefix>-summary.json``.
+
+    Raises:
+        ValueError: no slides, two slides with the same id, or bad arguments.
+    """
+    from tqdm.auto import tqdm
+
+    from domainclip.core.data.writer import IMAGE_ENCODERS, write_json_atomic
+
+    spec = PatchSpec() if spec is None else spec
+    paths = [Path(p) for p in slide_paths]
+    if not paths:
+        raise ValueError("no slides to patch")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1; got {workers}")
+    if image_format not in IMAGE_ENCODERS:
+        raise UnknownNameError("image format", image_format, list(IMAGE_ENCODERS))
+    seen: dict[str, Path] = {}
+    for path in paths:
+        key = safe_key(path.stem)
+        if key in seen:
+            raise ValueError(f"two slides have the same id {key!r}: {seen[key]} and {path}; rename one")
+        seen[key] = path
+    workers = min(workers, len(paths))
+    if annotate is not None and workers > 1:
+        try:
+            pickle.dumps(annotate)
+        except Exception as e:  # lambdas, closures, bound methods of unpicklable objects
+            raise TypeError(
+                f"annotate must be picklable with workers > 1 (a module-level function or a picklable object): {e}"
+            ) from e
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    job = _Job(
+        paths=tuple(str(p) for p in paths),
+        out=str(out),
+        prefix=prefix,
+        spec=spec,
+        annotate=annotate,
+        mpp_overrides=dict(mpp_overrides or {}),
+        slide_mpp=slide_mpp,
+        thumbnails=thumbnails,
+        max_count=max_count,
+        image_format=image_format,
+        quality=quality,
+        backend=backend,
+        tissue_options=dict(tissue or {}),
+        block=block,
+    )
+    began = time.perf_counter()
+    with tqdm(total=len(paths), disable=not progress, unit="slide", desc="patching") as bar:
+        if workers == 1:
+            counter = iter(range(len(paths) + 1))
+            written = [0]
+
+            def report(count: int) -> None:
+                written[0] += count
+                bar.set_postfix(patches=written[0], refresh=False)
+
+            results = [_run_worker(job, prefix, lambda: next(counter), report, lambda: bar.update(1))]
+        else:
+            ctx = mp.get_context("spawn")
+            shared = (ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("q", 0))
+            prefixes = [f"{prefix}-w{k:02d}" for k in range(workers)]
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=shared) as pool:
+                futures = [pool.submit(_worker_entry, job, p) for p in prefixes]
+                while not all(f.done() for f in futures):
+                    time.sleep(0.2)
+                    bar.update(shared[2].value - bar.n)
+                    bar.set_postfix(patches=shared[1].value, refresh=False)
+                results = [f.result() for f in futures]
+                bar.update(shared[2].value - bar.n)
+    seconds = time.perf_counter() - began
+    order = {p: i for i, p in enumerate(job.paths)}
+    slides = sorted((s for r in results for s in r["slides"]), key=lambda s: order[s["path"]])
+    skipped = sorted((s for r in results for s in r["skipped"]), key=lambda s: order[s["path"]])
+    num_patches = sum(r["num_samples"] for r in results)
+    summary = {
+        "out": str(out),
+        "spec": asdict(spec),
+        "workers": workers,
+        "image_format": image_format,
+        "num_slides": len(paths),
+        "num_slides_ok": len(slides),
+        "num_skipped": len(skipped),
+        "num_patches": num_patches,
+        "unannotated": sum(s["unannotated"] for s in slides),
+        "slides": slides,
+        "skipped": skipped,
+        "shards": [name for r in results for name in r["shards"]],
+        "indexes": [r["index"] for r in results],
+        "seconds": round(seconds, 3),
+        "patches_per_second": round(num_patches / seconds, 2) if seconds > 0 else None,
+    }
+    write_json_atomic(out / f"{prefix}-summary.json", summary)
+    summary["summary"] = str(out / f"{prefix}-summary.json")
+    return summary
+
+
+# --------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``domainclip prepare pathology patches``."""
+    parser.add_argument("--slides", nargs="+", required=True, help="slide files, folders or glob patterns")
+    parser.add_argument("--out", required=True, type=Path, help="output folder for shards and thumbnails")
+    parser.add_argument("--mpp-target", type=float, default=0.5, help="microns per pixel of the patches (default 0.5)")
+    parser.add_argument("--size", type=int, default=224, help="patch side in pixels (default 224)")
+    parser.add_argument("--overlap", type=int, default=0, help="pixels shared by neighbouring patches (default 0)")
+    parser.add_argument("--min-tissue", type=float, default=0.5, help="smallest tissue fraction kept (default 0.5)")
+    parser.add_argument("--resample", choices=sorted(RESAMPLE), default="lanczos", help="resize filter")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (one slide at a time each)")
+    parser.add_argument("--slide-mpp", type=float, default=None, help="mpp of level 0 for every slide (overrides)")
+    parser.add_argument("--mpp-csv", type=Path, default=None, help="CSV with columns slide_id (or path),mpp")
+    parser.add_argument("--no-thumbnails", action="store_true", help="do not write thumbnails/<slide_id>.png")
+    parser.add_argument("--max-count", type=int, default=1000, help="most patches per shard (default 1000)")
+    parser.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="patch encoding (default jpg)")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    parser.add_argument("--backend", default="auto", help="slide backend: auto, openslide, tiffslide")
+    parser.add_argument("--prefix", default="patches", help="shard name prefix")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``domainclip prepare pathology patches`` from parsed arguments."""
+    spec = PatchSpec(
+        mpp=args.mpp_target, size=args.size, overlap=args.overlap, min_tissue=args.min_tissue, resample=args.resample
+    )
+    return patch_slides(
+        find_slides(args.slides),
+        args.out,
+        spec,
+        workers=args.workers,
+        mpp_overrides=read_mpp_table(args.mpp_csv) if args.mpp_csv else None,
+        slide_mpp=args.slide_mpp,
+        thumbnails=not args.no_thumbnails,
+        max_count=args.max_count,
+        image_format=args.image_format,
+        quality=args.quality,
+        prefix=args.prefix,
+        backend=args.backend,
+        progress=not args.no_progress,
+    )
+
+
+#: The ``patches`` prepare command of the pathology domain.
+PATCHES = PrepareCommand(
+    name="patches",
+    help="cut whole-slide images into tissue patches at a fixed mpp and size, written as shards with thumbnails",
+    add_arguments=add_arguments,
+    run=run,
+)

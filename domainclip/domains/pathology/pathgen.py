@@ -1,0 +1,460 @@
+"""Import PathGen-1.6M patch-caption pairs: cut the captioned patches from local TCGA slides into shards.
+
+PathGen-1.6M (Sun et al., 2024, "PathGen-1.6M: 1.6 Million Pathology Image-text Pairs Generation
+through Multi-agent Collaboration") publishes captions, not pixels. Each record names a TCGA
+diagnostic slide and the level-0 top-left corner of a 672 x 672 patch::
+
+    {"wsi_id": "TCGA-A7-A0CE-01Z-00-DX1", "position": ["21600", "9408"], "caption": "The image shows ..."}
+
+Records come as a JSON list or as JSON lines. Slides are looked up in ``slides_dir`` (searched
+recursively, as the GDC client stores each slide in a folder named by its file uuid) by file name:
+``<wsi_id>.svs`` or ``<wsi_id>.<anything>.svs`` (TCGA names slides ``<wsi_id>.<uuid>.svs``).
+
+:func:`import_pathgen` groups records by slide, reads every patch once per slide in worker
+processes (one slide per task, each worker with its own shards, as in
+:mod:`~domainclip.domains.pathology.patching`), optionally resizes it to ``out_size``, and writes
+``{"__key__": record index, "<jpg|png>": patch, "txt": caption, "json": meta}``. Records whose slide
+is not in ``slides_dir`` are listed in the summary and in ``missing_slides.txt``; bad records (no
+caption, no slide id, a position that is not two non-negative integers, a patch outside the slide)
+are counted by reason. Neither stops the import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from domainclip.core.plugins import PrepareCommand, UnknownNameError
+from domainclip.domains.pathology.patching import RESAMPLE, SLIDE_EXTENSIONS
+from domainclip.domains.pathology.slides import SlideError, open_slide
+
+__all__ = [
+    "PATHGEN",
+    "PATHGEN_PATCH_SIZE",
+    "PathGenRecord",
+    "import_pathgen",
+    "index_slides",
+    "load_pathgen_records",
+    "parse_records",
+]
+
+#: Side in level-0 pixels of the PathGen-1.6M patches.
+PATHGEN_PATCH_SIZE = 672
+
+
+@dataclass(frozen=True)
+class PathGenRecord:
+    """One valid PathGen record.
+
+    Attributes:
+        index: position of the record in the input (0-based); the sample key.
+        wsi_id: slide id (``TCGA-...-DX1``).
+        x: level-0 left edge.
+        y: level-0 top edge.
+        caption: the caption.
+    """
+
+    index: int
+    wsi_id: str
+    x: int
+    y: int
+    caption: str
+
+
+def load_pathgen_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read PathGen records from a JSON file holding a list, or from a JSON-lines file.
+
+    Args:
+        path: the records file.
+
+    Returns:
+        The raw records, in file order.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is neither a JSON list nor JSON lines; names the file (and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"PathGen records file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
+        if not isinstance(records, list):
+            raise ValueError(f"{path}: expected a JSON list of records")
+        return records
+    records = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg}); expected a JSON list or JSON lines") from e
+    return records
+
+
+def _position(value: Any) -> tuple[int, int] | None:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        return None
+    out = []
+    for item in value:
+        if isinstance(item, bool):
+            return None
+        try:
+            number = float(item) if isinstance(item, str) else item
+        except ValueError:
+            return None
+        if not isinstance(number, int | float) or number != int(number) or number < 0:
+            return None
+        out.append(int(number))
+    return out[0], out[1]
+
+
+def parse_records(records: Iterable[Any]) -> tuple[list[PathGenRecord], Counter[str]]:
+    """Validate raw records.
+
+    Args:
+        records: raw record dicts.
+
+    Returns:
+        ``(valid records, counts of rejected records by reason)``; reasons are ``not_an_object``,
+        ``no_wsi_id``, ``no_caption`` and ``bad_position``.
+    """
+    valid: list[PathGenRecord] = []
+    bad: Counter[str] = Counter()
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            bad["not_an_object"] += 1
+            continue
+        wsi_id = record.get("wsi_id")
+        if not isinstance(wsi_id, str) or not wsi_id.strip():
+            bad["no_wsi_id"] += 1
+            continue
+        caption = record.get("caption")
+        if not isinstance(caption, str) or not caption.strip():
+            bad["no_caption"] += 1
+            continue
+        position = _position(record.get("position"))
+        if position is None:
+            bad["bad_position"] += 1
+            continue
+        valid.append(PathGenRecord(index, wsi_id.strip(), position[0], position[1], caption.strip()))
+    return valid, bad
+
+
+def index_slides(slides_dir: str | os.PathLike) -> dict[str, list[Path]]:
+    """Map every dot-separated prefix of each slide file name under ``slides_dir`` to the files.
+
+    ``TCGA-X.uuid.svs`` is found under ``TCGA-X`` and ``TCGA-X.uuid``; ``TCGA-X.svs`` under ``TCGA-X``.
+
+    Raises:
+        FileNotFoundError: ``slides_dir`` is not a folder.
+    """
+    root = Path(slides_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"slides folder {root} does not exist")
+    index: dict[str, list[Path]] = {}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.suffix.lower() not in SLIDE_EXTENSIONS:
+            continue
+        parts = path.name[: -len(path.suffix)].split(".")
+        for k in range(1, len(parts) + 1):
+            index.setdefault(".".join(parts[:k]), []).append(path)
+    return index
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything a worker needs (picklable)."""
+
+    groups: tuple[tuple[str, str, tuple[PathGenRecord, ...]], ...]
+    out: str
+    prefix: str
+    patch_size: int
+    out_size: int | None
+    resample: str
+    max_count: int
+    image_format: str
+    quality: int
+    backend: str
+
+
+def _import_one(
+    job: _Job, wsi_id: str, path: Path, records: Sequence[PathGenRecord], writer: Any, report: Callable[[int], Any]
+) -> dict[str, Any]:
+    """Write the patches of one slide; returns counts. Raises SlideError when the slide cannot be opened."""
+    size = job.patch_size
+    out_of_bounds = written = 0
+    with open_slide(path, backend=job.backend, require_mpp=False) as slide:
+        width, height = slide.dimensions
+        for record in sorted(records, key=lambda r: (r.y, r.x)):
+            if record.x + size > width or record.y + size > height:
+                out_of_bounds += 1
+                continue
+            image = Image.fromarray(slide.read_array((record.x, record.y), 0, (size, size)))
+            if job.out_size is not None and job.out_size != size:
+                image = image.resize((job.out_size, job.out_size), RESAMPLE[job.resample])
+            meta = {
+                "wsi_id": wsi_id,
+                "x": record.x,
+                "y": record.y,
+                "record": record.index,
+                "patch_size": size,
+                "image_size": image.width,
+                "slide_mpp": slide.mpp,
+                "mpp": None if slide.mpp is None else slide.mpp * size / image.width,
+                "source": str(path),
+            }
+            writer.write({"__key__": f"{record.index:09d}", "image": image, "text": record.caption, "meta": meta})
+            written += 1
+            report(1)
+    return {"wsi_id": wsi_id, "path": str(path), "records": len(records), "written": written,
+            "out_of_bounds": out_of_bounds}
+
+
+def _run_worker(job: _Job, prefix: str, take: Callable[[], int], report: Callable[[int], Any]) -> dict[str, Any]:
+    from domainclip.core.data.writer import ShardWriter, index_path
+
+    slides, failed = [], []
+    with ShardWriter(
+        job.out, prefix=prefix, max_count=job.max_count, image_format=job.image_format, quality=job.quality
+    ) as writer:
+        while (i := take()) < len(job.groups):
+            wsi_id, path, records = job.groups[i]
+            before = writer.num_samples
+            try:
+                slides.append(_import_one(job, wsi_id, Path(path), records, writer, report))
+            except SlideError as e:
+                failed.append({"wsi_id": wsi_id, "path": path, "records": len(records), "reason": str(e)})
+            except Exception as e:  # a slide failing mid-read must not stop the import; it is reported
+                failed.append({"wsi_id": wsi_id, "path": path, "records": len(records),
+                               "reason": f"{type(e).__name__}: {e}",
+                               "written_before_error": writer.num_samples - before})
+    return {"prefix": prefix, "slides": slides, "failed": failed, "shards": [p.name for p in writer.written],
+            "index": index_path(job.out, prefix).name, "num_samples": writer.num_samples}
+
+
+_NEXT: Any = None
+_DONE: Any = None
+
+
+def _init_worker(next_group: Any, done: Any) -> None:
+    global _NEXT, _DONE
+    _NEXT, _DONE = next_group, done
+
+
+def _take_next() -> int:
+    with _NEXT.get_lock():
+        index = _NEXT.value
+        _NEXT.value += 1
+    return index
+
+
+def _report_shared(count: int) -> None:
+    with _DONE.get_lock():
+        _DONE.value += count
+
+
+def _worker_entry(job: _Job, prefix: str) -> dict[str, Any]:
+    return _run_worker(job, prefix, _take_next, _report_shared)
+
+
+def import_pathgen(
+    records: str | os.PathLike | Iterable[Mapping[str, Any]],
+    slides_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    patch_size: int = PATHGEN_PATCH_SIZE,
+    out_size: int | None = None,
+    resample: str = "lanczos",
+    workers: int = 1,
+    max_count: int = 1000,
+    image_format: str = "jpg",
+    quality: int = 95,
+    prefix: str = "pathgen",
+    backend: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Cut PathGen-captioned patches from local slides into WebDataset shards.
+
+    Args:
+        records: a records file (JSON list or JSON lines) or the records themselves.
+        slides_dir: folder searched recursively for ``<wsi_id>[.<anything>].<ext>`` slides.
+        out_dir: output folder (shards, indexes, ``<prefix>-summary.json``, ``missing_slides.txt``).
+        patch_size: side of the level-0 patch read at each position.
+        out_size: resize patches to this side (``None`` keeps ``patch_size``).
+        resample: a key of :data:`~domainclip.domains.pathology.patching.RESAMPLE`.
+        workers: worker processes (one slide per task, each writes its own shards).
+        max_count: most samples per shard.
+        image_format: ``"jpg"`` or ``"png"``.
+        quality: JPEG quality.
+        prefix: shard name prefix.
+        backend: slide backend (see :func:`~domainclip.domains.pathology.slides.open_slide`).
+        progress: show a progress bar.
+
+    Returns:
+        Summary: ``num_records``, ``num_written``, ``bad_records`` (reason -> count, with
+        ``out_of_bounds`` and ``slide_unreadable``), ``missing_slides`` (ids), ``records_missing_slide``,
+        ``ambiguous_slides``, ``failed_slides``, ``shards``, ``indexes``, ``seconds``.
+    """
+    from tqdm.auto import tqdm
+
+    from domainclip.core.data.writer import IMAGE_ENCODERS, write_json_atomic
+    from domainclip.core.io import atomic_write_text
+
+    if patch_size < 1:
+        raise ValueError(f"patch_size must be >= 1; got {patch_size}")
+    if out_size is not None and out_size < 1:
+        raise ValueError(f"out_size must be >= 1; got {out_size}")
+    if resample not in RESAMPLE:
+        raise UnknownNameError("resampling filter", resample, list(RESAMPLE))
+    if image_format not in IMAGE_ENCODERS:
+        raise UnknownNameError("image format", image_format, list(IMAGE_ENCODERS))
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1; got {workers}")
+    source = str(records) if isinstance(records, str | os.PathLike) else None
+    raw = load_pathgen_records(records) if source is not None else list(records)  # type: ignore[arg-type]
+    valid, bad = parse_records(raw)
+    slide_index = index_slides(slides_dir)
+    by_slide: dict[str, list[PathGenRecord]] = {}
+    for record in valid:
+        by_slide.setdefault(record.wsi_id, []).append(record)
+    groups, missing, ambiguous = [], [], {}
+    for wsi_id, items in by_slide.items():
+        candidates = slide_index.get(wsi_id, [])
+        if not candidates:
+            missing.append(wsi_id)
+            continue
+        if len(candidates) > 1:
+            ambiguous[wsi_id] = [str(p) for p in candidates]
+        groups.append((wsi_id, str(candidates[0]), tuple(items)))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    job = _Job(
+        groups=tuple(groups), out=str(out), prefix=prefix, patch_size=patch_size, out_size=out_size,
+        resample=resample, max_count=max_count, image_format=image_format, quality=quality, backend=backend,
+    )
+    workers = max(1, min(workers, len(groups)))
+    total = sum(len(g[2]) for g in groups)
+    began = time.perf_counter()
+    with tqdm(total=total, disable=not progress, unit="patch", desc="pathgen") as bar:
+        if workers == 1:
+            counter = iter(range(len(groups) + 1))
+            results = [_run_worker(job, prefix, lambda: next(counter), bar.update)]
+        else:
+            ctx = mp.get_context("spawn")
+            shared = (ctx.Value("q", 0), ctx.Value("q", 0))
+            prefixes = [f"{prefix}-w{k:02d}" for k in range(workers)]
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=shared) as pool:
+                futures = [pool.submit(_worker_entry, job, p) for p in prefixes]
+                while not all(f.done() for f in futures):
+                    time.sleep(0.2)
+                    bar.update(shared[1].value - bar.n)
+                results = [f.result() for f in futures]
+                bar.update(shared[1].value - bar.n)
+    seconds = time.perf_counter() - began
+    slides = [s for r in results for s in r["slides"]]
+    failed = [s for r in results for s in r["failed"]]
+    bad_records: dict[str, int] = dict(bad)
+    out_of_bounds = sum(s["out_of_bounds"] for s in slides)
+    if out_of_bounds:
+        bad_records["out_of_bounds"] = out_of_bounds
+    unreadable = sum(f["records"] for f in failed)
+    if unreadable:
+        bad_records["slide_unreadable"] = unreadable
+    missing.sort()
+    missing_file = None
+    if missing:
+        missing_file = str(atomic_write_text(out / "missing_slides.txt", "".join(f"{m}\n" for m in missing)))
+    num_written = sum(r["num_samples"] for r in results)
+    summary = {
+        "out": str(out),
+        "records_source": source,
+        "slides_dir": str(slides_dir),
+        "patch_size": patch_size,
+        "out_size": out_size or patch_size,
+        "image_format": image_format,
+        "workers": workers,
+        "num_records": len(raw),
+        "num_valid_records": len(valid),
+        "num_written": num_written,
+        "bad_records": bad_records,
+        "num_slides": len(groups),
+        "missing_slides": missing,
+        "records_missing_slide": sum(len(by_slide[m]) for m in missing),
+        "missing_slides_file": missing_file,
+        "ambiguous_slides": ambiguous,
+        "failed_slides": failed,
+        "slides": slides,
+        "shards": [name for r in results for name in r["shards"]],
+        "indexes": [r["index"] for r in results],
+        "seconds": round(seconds, 3),
+        "patches_per_second": round(num_written / seconds, 2) if seconds > 0 else None,
+    }
+    write_json_atomic(out / f"{prefix}-summary.json", summary)
+    summary["summary"] = str(out / f"{prefix}-summary.json")
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``domainclip prepare pathology pathgen``."""
+    parser.add_argument("--records", required=True, type=Path, help="PathGen records: a JSON list or JSON lines")
+    parser.add_argument(
+        "--slides-dir", required=True, type=Path, help="folder with the TCGA slides (searched recursively)"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="output folder for the shards")
+    parser.add_argument("--patch-size", type=int, default=PATHGEN_PATCH_SIZE, help="level-0 patch side (default 672)")
+    parser.add_argument("--out-size", type=int, default=None, help="resize patches to this side (default: keep)")
+    parser.add_argument("--resample", choices=sorted(RESAMPLE), default="lanczos", help="resize filter")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (one slide at a time each)")
+    parser.add_argument("--max-count", type=int, default=1000, help="most samples per shard (default 1000)")
+    parser.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="patch encoding (default jpg)")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    parser.add_argument("--backend", default="auto", help="slide backend: auto, openslide, tiffslide")
+    parser.add_argument("--prefix", default="pathgen", help="shard name prefix")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``domainclip prepare pathology pathgen`` from parsed arguments."""
+    return import_pathgen(
+        args.records,
+        args.slides_dir,
+        args.out,
+        patch_size=args.patch_size,
+        out_size=args.out_size,
+        resample=args.resample,
+        workers=args.workers,
+        max_count=args.max_count,
+        image_format=args.image_format,
+        quality=args.quality,
+        prefix=args.prefix,
+        backend=args.backend,
+        progress=not args.no_progress,
+    )
+
+
+#: The ``pathgen`` prepare command of the pathology domain.
+PATHGEN = PrepareCommand(
+    name="pathgen",
+    help="import PathGen-1.6M captions: cut the captioned 672-px patches from local TCGA slides into shards",
+    add_arguments=add_arguments,
+    run=run,
+)
+
