@@ -31,6 +31,8 @@ BENCHMARKS: dict[str, str] = {
     "bench_train_step": "train_step.json",
     "bench_loader": "loader.json",
     "bench_math_engine": "math_engine.json",
+    "bench_pathology_patching": "pathology_patching.json",
+    "bench_video": "video.json",
 }
 _COLUMNS = ["benchmark", "measurement", "domainclip", "reference", "ratio", "goal", "met"]
 

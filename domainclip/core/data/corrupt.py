@@ -19,6 +19,7 @@ __all__ = [
     "BAD_LABEL",
     "BAD_SHARD",
     "BAD_TEXT",
+    "BAD_VIDEO",
     "CorruptSampleError",
     "CorruptTally",
     "TooManyCorruptSamplesError",
@@ -33,6 +34,8 @@ BAD_JSON = "bad_json"
 BAD_TEXT = "bad_text"
 #: A ``.cls`` member that is not an integer.
 BAD_LABEL = "bad_label"
+#: A video member (``.mp4``, ``.webm``, ... or ``.frames.npy``) that cannot be decoded.
+BAD_VIDEO = "bad_video"
 #: A shard that cannot be opened or is truncated/invalid; the samples read before the damage are kept.
 BAD_SHARD = "bad_shard"
 

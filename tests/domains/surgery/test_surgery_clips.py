@@ -1,0 +1,488 @@
+import argparse
+import importlib.util
+import io
+import json
+import tarfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from domainclip.core.data.corrupt import CorruptTally
+from domainclip.core.data.reader import iter_shard
+from domainclip.core.plugins import MissingExtraError, UnknownNameError
+from domainclip.domains.surgery.clips import CLIPS, find_transcript, find_videos, make_clip_pairs
+from domainclip.domains.surgery.decoder import VideoClipDecoder
+from domainclip.domains.surgery.filtering import SimilarityFilter
+from domainclip.domains.surgery.transcribe import (
+    TRANSCRIBE,
+    TRANSCRIBERS,
+    FasterWhisperTranscriber,
+    Transcriber,
+    TranscriptFileTranscriber,
+    get_transcriber,
+    transcribe_folder,
+)
+from domainclip.domains.surgery.transcripts import Segment, read_transcript
+from domainclip.domains.surgery.video import open_video, sample_indices
+
+_spec = importlib.util.spec_from_file_location("surgery_fixtures_clips", Path(__file__).with_name("fixtures_clips.py"))
+fx = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fx)
+
+FPS = fx.FPS
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Five videos: three captioned (SRT, VTT, JSON + SurgLaVi DB), one truncated, one without captions."""
+    root = tmp_path_factory.mktemp("surgery_corpus")
+    videos = root / "videos"
+    fx.write_video(videos / "caseA.mp4", 20)
+    fx.write_srt(
+        videos / "caseA.srt",
+        [
+            (0.0, 2.0, "We grasp the gallbladder fundus."),
+            (2.0, 5.0, "Then we retract it towards the shoulder."),  # merged with the first: [0, 5]
+            (5.5, 7.0, "okay um let's see"),  # alone (gap of 3 s after it): non_descriptive
+            (10.0, 16.0, "Now we dissect the cystic duct with the hook."),
+            (16.0, 19.0, "Now we dissect the cystic duct with the hook!"),  # duplicate of the previous unit
+        ],
+    )
+    fx.write_video(videos / "nested" / "caseB.mp4", 12)
+    transcripts = root / "transcripts"
+    transcripts.mkdir()
+    fx.write_vtt(
+        videos / "nested" / "caseB.vtt",
+        [(1.0, 6.0, "We place two clips on the cystic artery."), (9.0, 10.0, "12 34 56 78")],
+    )
+    fx.write_video(videos / "caseC.mp4", 20)
+    fx.write_json_transcript(videos / "caseC.json", [(0.0, 4.5, "The surgeon opens the peritoneum.")])
+    fx.write_truncated_video(videos / "broken.mp4", videos / "caseA.mp4")
+    fx.write_srt(videos / "broken.srt", [(0.0, 6.0, "This narration belongs to a damaged file.")])
+    fx.write_video(videos / "silent.mp4", 2)
+    rows = [
+        {"video_id": 3, "level_id": 1, "start_time": 2.0, "end_time": 6.0, "caption": "Grasp the fundus with forceps."},
+        {"video_id": 3, "level_id": 2, "start_time": 0.0, "end_time": 12.0, "caption": "Dissection of the triangle."},
+        {"video_id": 3, "level_id": 3, "start_time": 0.0, "end_time": 20.0, "caption": "Calot triangle dissection."},
+        {"video_id": 3, "level_id": 1, "start_time": 6.0, "end_time": 8.0, "caption": "We clip it."},
+        {"video_id": 3, "level_id": 1, "start_time": 8.0, "end_time": 14.0, "caption": "The view is nice.",
+         "is_descriptive": 0},
+        {"video_id": 3, "level_id": 2, "start_time": 12.0, "end_time": 18.0, "caption": "Greetings to everyone.",
+         "is_surgical_content": 0},
+        {"video_id": 3, "level_id": 1, "start_time": 25.0, "end_time": 30.0, "caption": "Irrigate the liver bed."},
+        {"video_id": 9, "level_id": 3, "start_time": 0.0, "end_time": 30.0, "caption": "Closure of the port sites."},
+    ]  # fmt: skip
+    db = fx.write_surglavi_db(root / "surglavi_beta.db", rows, videos=[(3, "caseC", 10.0), (9, "caseZ", 25.0)])
+    return {"root": root, "videos": videos, "db": db, "transcripts": transcripts}
+
+
+def read_samples(folder, pattern="*.tar"):
+    """key -> {suffix: bytes} over every shard in ``folder``."""
+    samples = defaultdict(dict)
+    for path in sorted(Path(folder).glob(pattern)):
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                key, _, suffix = member.name.partition(".")
+                samples[key][suffix] = tar.extractfile(member).read()
+    return dict(samples)
+
+
+def pair_table(samples):
+    rows = []
+    for members in samples.values():
+        meta = json.loads(members["json"])
+        rows.append(
+            (meta["video_id"], members["level.txt"].decode(), meta["level_id"], meta["start"], meta["end"],
+             members["txt"].decode())
+        )  # fmt: skip
+    return sorted(rows)
+
+
+EXPECTED_PAIRS = [
+    ("caseA", "narration", None, 0.0, 5.0, "We grasp the gallbladder fundus. Then we retract it towards the shoulder."),
+    ("caseA", "narration", None, 10.0, 16.0, "Now we dissect the cystic duct with the hook."),
+    ("caseB", "narration", None, 1.0, 6.0, "We place two clips on the cystic artery."),
+    ("caseC", "narration", None, 0.0, 4.5, "The surgeon opens the peritoneum."),
+    ("caseC", "phase", 3, 0.0, 20.0, "Calot triangle dissection."),
+    ("caseC", "step", 2, 0.0, 12.0, "Dissection of the triangle."),
+    ("caseC", "task", 1, 2.0, 6.0, "Grasp the fundus with forceps."),
+]
+EXPECTED_DROPS = {
+    "non_descriptive": 1,
+    "duplicate": 1,
+    "non_alphabetic": 1,
+    "too_short": 1,
+    "not_descriptive": 1,
+    "not_surgical_content": 1,
+    "outside_video": 1,
+}
+
+
+def _grey(frame):
+    return float(np.asarray(frame, dtype=np.float64).mean())
+
+
+@pytest.fixture(scope="module")
+def mp4_run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clips_mp4")
+    summary = make_clip_pairs(corpus["videos"], out, levels=corpus["db"], max_side=32, max_count=4, progress=False)
+    return out, summary
+
+
+def test_mp4_pairs_levels_spans_and_report(corpus, mp4_run):
+    out, summary = mp4_run
+    samples = read_samples(out)
+    assert pair_table(samples) == EXPECTED_PAIRS
+    assert summary["num_pairs"] == 7 and summary["num_videos"] == 5 and summary["videos_with_pairs"] == 3
+    assert summary["pairs_by_level"] == {"narration": 4, "task": 1, "step": 1, "phase": 1}
+    assert summary["filter"]["kept"] == 7 and summary["filter"]["dropped"] == EXPECTED_DROPS
+    duplicate = "caseA 16.0-19.0 s: Now we dissect the cystic duct with the hook!"
+    assert summary["filter"]["examples"]["duplicate"] == [duplicate]
+    assert summary["level_videos_without_file"] == ["caseZ"]
+    skipped = {Path(s["video"]).name: s for s in summary["videos_skipped"]}
+    assert set(skipped) == {"broken.mp4", "silent.mp4"}
+    assert skipped["broken.mp4"]["reason"] == "decode_error" and "broken.mp4" in skipped["broken.mp4"]["error"]
+    assert "truncated" in skipped["broken.mp4"]["error"]
+    assert skipped["silent.mp4"]["reason"] == "no_captions"
+    assert summary["shards"] == ["surgery-000000.tar", "surgery-000001.tar"] and summary["num_shards"] == 2
+    index = json.loads((out / "surgery-index.json").read_text())
+    assert index["complete"] and index["num_samples"] == 7 and [s["count"] for s in index["shards"]] == [4, 3]
+    assert json.loads((out / "surgery-summary.json").read_text())["num_pairs"] == 7
+    report = (out / "surgery-filter-report.md").read_text()
+    assert "| kept | 7 | 50.0% | |" in report and "| dropped: outside_video | 1 | 7.1% |" in report
+
+
+def test_mp4_members_meta_and_frames(corpus, mp4_run):
+    out, _ = mp4_run
+    for key, members in read_samples(out).items():
+        assert set(members) == {"mp4", "txt", "level.txt", "json"}
+        meta = json.loads(members["json"])
+        assert key.split("_")[1] == meta["video_id"]
+        assert meta["origin"] == ("transcript" if meta["level"] == "narration" else "levels")
+        source = Path(meta["source"])
+        expected_source = "surglavi_beta.db" if meta["origin"] == "levels" else f"{meta['video_id']}{source.suffix}"
+        assert source.name == expected_source
+        assert meta["duration"] == pytest.approx(meta["end"] - meta["start"])
+        assert meta["fps"] == pytest.approx(FPS) and meta["encode"] == "mp4"
+        assert ("caption_id" in meta) == (meta["origin"] == "levels")
+        with open_video(members["mp4"], backend="pyav") as clip:
+            assert (clip.width, clip.height) == (32, 24)
+            assert clip.num_frames == round((meta["end"] - meta["start"]) * FPS)
+            first, last = clip.get_frames([0, clip.num_frames - 1])
+        start_index = round(meta["start"] * FPS)
+        assert _grey(first) == pytest.approx(fx.frame_value(start_index), abs=3)
+        assert _grey(last) == pytest.approx(fx.frame_value(start_index + clip.num_frames - 1), abs=3)
+
+
+def test_shards_decode_with_video_clip_decoder(mp4_run):
+    out, _ = mp4_run
+    decoder = VideoClipDecoder(None, num_frames=4, train=False, required=("video", "text", "level", "meta"))
+    tally = CorruptTally()
+    decoded = [decoder(raw) for url in sorted(out.glob("*.tar")) for raw in iter_shard(str(url), tally)]
+    assert len(decoded) == 7 and tally.counts == {}
+    for sample in decoded:
+        video, meta = sample["video"], sample["meta"]
+        assert tuple(video.shape) == (4, 3, 24, 32) and str(video.dtype) == "torch.uint8"
+        frames = round((meta["end"] - meta["start"]) * FPS)
+        first = round(meta["start"] * FPS)
+        expected = [fx.frame_value(first + i) for i in sample_indices("uniform", frames, 0, None, FPS, n=4)]
+        np.testing.assert_allclose(video.float().mean(dim=(1, 2, 3)).numpy(), expected, atol=3)
+        assert sample["level"] == meta["level"] and sample["text"]
+
+
+@pytest.fixture(scope="module")
+def frames_run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clips_frames")
+    summary = make_clip_pairs(corpus["videos"], out, levels=corpus["db"], encode="frames", num_frames=5, max_side=16,
+                              progress=False)  # fmt: skip
+    return out, summary
+
+
+def test_frames_encoding(frames_run):
+    out, summary = frames_run
+    samples = read_samples(out)
+    assert pair_table(samples) == EXPECTED_PAIRS and summary["encode"] == "frames"
+    for members in samples.values():
+        assert set(members) == {"frames.npy", "txt", "level.txt", "json"}
+        meta = json.loads(members["json"])
+        frames = np.load(io.BytesIO(members["frames.npy"]))
+        assert frames.shape == (5, 12, 16, 3) and frames.dtype == np.uint8 and meta["num_frames"] == 5
+        indices = sample_indices("uniform", 200, meta["start"], meta["end"], FPS, n=5)
+        np.testing.assert_allclose(frames.mean(axis=(1, 2, 3)), [fx.frame_value(i) for i in indices], atol=3)
+
+
+@pytest.mark.slow
+def test_workers_write_the_same_pairs(corpus, frames_run, tmp_path):
+    out_one, one = frames_run
+    two = make_clip_pairs(corpus["videos"], tmp_path, levels=corpus["db"], encode="frames", num_frames=5,
+                          max_side=16, workers=2, progress=False)  # fmt: skip
+    samples_one, samples_two = read_samples(out_one), read_samples(tmp_path)
+    assert pair_table(samples_two) == EXPECTED_PAIRS
+    assert samples_one == samples_two  # same keys and bytes, whatever the number of workers
+    assert two["shards"] == ["surgery-w00-000000.tar", "surgery-w01-000000.tar"]
+    assert two["indexes"] == ["surgery-w00-index.json", "surgery-w01-index.json"]
+    assert two["filter"] == one["filter"] and two["pairs_by_level"] == one["pairs_by_level"]
+    assert {Path(s["video"]).name for s in two["videos_skipped"]} == {"broken.mp4", "silent.mp4"}
+    assert two["settings"]["workers"] == 2
+
+
+@pytest.fixture(scope="module")
+def video_model():
+    import torch
+
+    from domainclip.core.models import create_model_and_transforms, get_tokenizer
+
+    torch.manual_seed(0)
+    model, _, preprocess = create_model_and_transforms("dc-test-video")
+    return model.eval(), preprocess, get_tokenizer(model)
+
+
+def test_similarity_filter_drops_low_scores(corpus, tmp_path, video_model):
+    model, preprocess, tokenizer = video_model
+
+    def run(threshold, name):
+        flt = SimilarityFilter(model, preprocess, tokenizer, threshold=threshold, num_frames=4, batch_size=3)
+        summary = make_clip_pairs(corpus["videos"], tmp_path / name, levels=corpus["db"], encode="frames",
+                                  num_frames=2, max_side=16, similarity=flt, progress=False)  # fmt: skip
+        metas = [json.loads(m["json"]) for m in read_samples(tmp_path / name).values()]
+        return summary, {(m["video_id"], m["level"], m["start"]): m["similarity"] for m in metas}
+
+    everything, scores = run(-1.0, "all")
+    assert everything["num_pairs"] == 7 and len(scores) == 7 and "low_similarity" not in everything["filter"]["dropped"]
+    assert all(-1.0 <= s <= 1.0 for s in scores.values()) and len(set(scores.values())) > 1
+    threshold = float(np.median(list(scores.values()))) - 1e-4  # stored scores are rounded to 1e-5
+    half, kept = run(threshold, "half")
+    assert set(kept) == {k for k, s in scores.items() if s >= threshold}
+    assert half["filter"]["dropped"]["low_similarity"] == 7 - len(kept) == 3
+    assert half["filter"]["dropped"]["duplicate"] == 1  # text rules still report first
+    assert half["settings"]["similarity_threshold"] == threshold
+    assert kept == pytest.approx({k: scores[k] for k in kept}, abs=1e-5)
+    none, _ = run(1.0, "none")
+    assert none["num_pairs"] == 0 and none["filter"]["dropped"]["low_similarity"] == 7
+
+
+def test_text_rules_flags_and_durations_are_options(corpus, tmp_path):
+    summary = make_clip_pairs(
+        corpus["videos"], tmp_path / "o", levels=corpus["db"], text_rules=(), min_duration=1.0, max_duration=5.5,
+        level_max_duration=12.0, descriptive_only=False, surgical_only=False, max_side=16, encode="frames",
+        num_frames=1, progress=False,
+    )  # fmt: skip
+    table = pair_table(read_samples(tmp_path / "o"))
+    texts = [row[-1] for row in table]
+    assert "okay um let's see" in texts and "12 34 56 78" in texts  # no text rules
+    assert "The view is nice." in texts and "Greetings to everyone." in texts  # flags kept
+    assert "Calot triangle dissection." not in texts  # 20 s phase > level_max_duration
+    assert summary["filter"]["dropped"] == {"too_long": 1, "outside_video": 1}
+    # units close at sentence ends after 1 s; the 6 s cue is split in two (max_duration 5.5), repeats are kept
+    assert [(r[3], r[4], r[5]) for r in table if r[0] == "caseA"] == [
+        (0.0, 2.0, "We grasp the gallbladder fundus."),
+        (2.0, 5.0, "Then we retract it towards the shoulder."),
+        (5.5, 7.0, "okay um let's see"),
+        (10.0, 13.0, "Now we dissect the"),
+        (13.0, 16.0, "cystic duct with the hook."),
+        (16.0, 19.0, "Now we dissect the cystic duct with the hook!"),
+    ]
+    rules = make_clip_pairs(corpus["videos"], tmp_path / "r", text_rules=["min_words"], max_side=16,
+                            encode="frames", num_frames=1, progress=False)  # fmt: skip
+    assert rules["settings"]["text_rules"] == ["min_words"] and rules["filter"]["dropped"].get("duplicate") is None
+
+
+def test_transcripts_dir_and_finders(corpus, tmp_path):
+    videos = corpus["videos"]
+    assert [p.name for p in find_videos(videos)] == ["broken.mp4", "caseA.mp4", "caseC.mp4", "caseB.mp4", "silent.mp4"]
+    assert find_transcript(videos / "caseA.mp4") == videos / "caseA.srt"
+    assert find_transcript(videos / "nested" / "caseB.mp4") == videos / "nested" / "caseB.vtt"
+    assert find_transcript(videos / "silent.mp4") is None
+    tdir = tmp_path / "t"
+    tdir.mkdir()
+    fx.write_srt(tdir / "silent.srt", [(0.0, 1.9, "The camera enters the abdomen.")])
+    fx.write_vtt(tdir / "silent.vtt", [(0.0, 1.0, "Not this one, srt comes first.")])
+    assert find_transcript(videos / "silent.mp4", tdir) == tdir / "silent.srt"
+    summary = make_clip_pairs(videos / "silent.mp4", tmp_path / "o", transcripts_dir=tdir, min_duration=1.0,
+                              progress=False)  # fmt: skip
+    assert pair_table(read_samples(tmp_path / "o")) == [
+        ("silent", "narration", None, 0.0, 1.9, "The camera enters the abdomen.")
+    ]
+    assert summary["transcripts_dir"] == str(tdir)
+    dup = tmp_path / "dup"
+    fx.write_video(dup / "a" / "same.mp4", 1)
+    fx.write_video(dup / "b" / "same.mp4", 1)
+    with pytest.raises(ValueError, match="share the id 'same'"):
+        find_videos(dup)
+    with pytest.raises(FileNotFoundError, match="nothing_here"):
+        find_videos(tmp_path / "nothing_here")
+    with pytest.raises(ValueError, match="no video files"):
+        find_videos(tdir)
+
+
+def test_bad_arguments(corpus, tmp_path):
+    with pytest.raises(UnknownNameError, match="frames"):
+        make_clip_pairs(corpus["videos"], tmp_path, encode="frame")
+    with pytest.raises(ValueError, match="min_duration"):
+        make_clip_pairs(corpus["videos"], tmp_path, min_duration=10, max_duration=5)
+    with pytest.raises(UnknownNameError, match="min_words"):
+        make_clip_pairs(corpus["videos"], tmp_path, text_rules=["min_word"])
+    with pytest.raises(FileNotFoundError, match="no_such_dir"):
+        make_clip_pairs(corpus["videos"], tmp_path, transcripts_dir=tmp_path / "no_such_dir")
+    bad = tmp_path / "levels.csv"
+    bad.write_text("video_id,start,end,level,text\ncaseC,0,4,stage,a b c\n")
+    with pytest.raises(ValueError, match=r"levels\.csv:2: unknown surgical level 'stage'"):
+        make_clip_pairs(corpus["videos"], tmp_path, levels=bad)
+
+
+def test_bad_transcript_skips_only_its_video(corpus, tmp_path):
+    videos = tmp_path / "v"
+    fx.write_video(videos / "good.mp4", 6)
+    fx.write_srt(videos / "good.srt", [(0.0, 5.0, "We open the abdomen carefully.")])
+    fx.write_video(videos / "bad.mp4", 6)
+    (videos / "bad.srt").write_text("1\n00:00:01,000 -> 00:00:04,000\nbroken arrow\n")
+    summary = make_clip_pairs(videos, tmp_path / "o", progress=False)
+    assert summary["num_pairs"] == 1
+    assert [(Path(s["video"]).name, s["reason"]) for s in summary["videos_skipped"]] == [("bad.mp4", "bad_transcript")]
+    assert "bad.srt:1: expected a cue number and a timing line" in summary["videos_skipped"][0]["error"]
+
+
+def test_cli_runs_the_command(corpus, tmp_path):
+    parser = argparse.ArgumentParser()
+    CLIPS.add_arguments(parser)
+    args = parser.parse_args(
+        ["--videos", str(corpus["videos"] / "caseC.mp4"), "--levels", str(corpus["db"]), "--out", str(tmp_path),
+         "--encode", "frames", "--num-frames", "3", "--max-side", "16", "--min-duration", "3", "--no-progress",
+         "--prefix", "cli", "--text-rules", "min_words,duplicate"]
+    )  # fmt: skip
+    summary = CLIPS.run(args)
+    assert CLIPS.name == "clips"
+    assert summary["num_pairs"] == 4 and summary["shards"] == ["cli-000000.tar"]
+    assert summary["settings"]["text_rules"] == ["min_words", "duplicate"]
+    assert summary["pairs_by_level"] == {"narration": 1, "task": 1, "step": 1, "phase": 1}
+    args = parser.parse_args(
+        ["--videos", str(corpus["videos"]), "--out", str(tmp_path), "--filter-model", "dc-test-video"]
+    )
+    with pytest.raises(ValueError, match="--filter-threshold"):
+        CLIPS.run(args)
+    args = parser.parse_args(
+        ["--videos", str(corpus["videos"] / "caseC.mp4"), "--out", str(tmp_path / "f"), "--filter-model",
+         "dc-test-video", "--filter-threshold", "-1", "--filter-frames", "2", "--encode", "frames", "--no-progress"]
+    )  # fmt: skip
+    assert CLIPS.run(args)["settings"]["similarity_threshold"] == -1.0
+
+
+# --------------------------------------------------------------------------- transcribers
+def test_transcriber_registry_and_missing_extra():
+    assert {"faster-whisper", "transcript-file"} <= set(TRANSCRIBERS)
+    with pytest.raises(UnknownNameError, match="faster-whisper"):
+        get_transcriber("faster-whispr")
+    if importlib.util.find_spec("faster_whisper") is not None:
+        pytest.skip("faster-whisper is installed here: the missing-extra error cannot be shown")
+    message = r"'faster_whisper' is needed for transcribing audio.*domainclip\[asr\]"
+    with pytest.raises(MissingExtraError, match=message):
+        FasterWhisperTranscriber("tiny")
+    with pytest.raises(MissingExtraError):
+        get_transcriber("faster-whisper", model_size="tiny", device="cpu")
+
+
+def test_transcript_file_transcriber(corpus, tmp_path):
+    videos = corpus["videos"]
+    reader = get_transcriber("transcript-file")
+    assert isinstance(reader, Transcriber)
+    assert reader(videos / "caseA.mp4") == read_transcript(videos / "caseA.srt")
+    assert reader(videos / "nested" / "caseB.mp4")[0] == Segment(1.0, 6.0, "We place two clips on the cystic artery.")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    fx.write_vtt(extra / "silent.vtt", [(0.0, 1.5, "Port placement.")])
+    assert TranscriptFileTranscriber([extra])(videos / "silent.mp4") == [Segment(0.0, 1.5, "Port placement.")]
+    assert TranscriptFileTranscriber([extra], suffixes=(".srt",)).find(videos / "silent.mp4") is None
+    message = r"silent\.mp4: no transcript \(silent\.srt, silent\.vtt, silent\.json\)"
+    with pytest.raises(FileNotFoundError, match=message):
+        reader(videos / "silent.mp4")
+    with pytest.raises(UnknownNameError):
+        TranscriptFileTranscriber(suffixes=(".txt",))
+
+
+def test_transcribe_folder_writes_srt_and_reports_failures(corpus, tmp_path):
+    videos = corpus["videos"]
+    out = tmp_path / "srt"
+    result = transcribe_folder(videos, out, TranscriptFileTranscriber(), progress=False)
+    assert sorted(Path(p).name for p in result["written"]) == ["broken.srt", "caseA.srt", "caseB.srt", "caseC.srt"]
+    assert result["segments"] == {"broken": 1, "caseA": 5, "caseB": 2, "caseC": 1}
+    assert [(Path(f["video"]).name, f["error"].split(":")[0]) for f in result["failed"]] == [
+        ("silent.mp4", "FileNotFoundError")
+    ]
+    assert read_transcript(out / "caseB.srt") == read_transcript(videos / "nested" / "caseB.vtt")
+    assert read_transcript(out / "caseC.srt") == [Segment(0.0, 4.5, "The surgeon opens the peritoneum.")]
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+
+    calls = []
+
+    def fake(media_path):
+        calls.append(Path(media_path).name)
+        return [Segment(0.0, 1.0, f"speech of {Path(media_path).stem}"), Segment(1.0, 2.0, "  ")]
+
+    again = transcribe_folder(videos, out, fake, progress=False)
+    assert calls == ["silent.mp4"] and len(again["skipped_existing"]) == 4
+    assert read_transcript(out / "silent.srt") == [Segment(0.0, 1.0, "speech of silent")]
+    forced = transcribe_folder([videos / "caseA.mp4"], out, fake, overwrite=True, progress=False)
+    assert forced["written"] == [str(out / "caseA.srt")]
+    assert read_transcript(out / "caseA.srt") == [Segment(0.0, 1.0, "speech of caseA")]
+
+
+def test_transcribe_command(corpus, tmp_path):
+    parser = argparse.ArgumentParser()
+    TRANSCRIBE.add_arguments(parser)
+    args = parser.parse_args(
+        ["--videos", str(corpus["videos"] / "caseA.mp4"), "--out", str(tmp_path), "--transcriber", "transcript-file",
+         "--no-progress"]
+    )  # fmt: skip
+    assert TRANSCRIBE.run(args)["segments"] == {"caseA": 5}
+    assert (tmp_path / "caseA.srt").is_file()
+
+
+def test_faster_whisper_glue_with_a_stand_in_module(monkeypatch, tmp_path):
+    import sys
+    import types
+    from collections import namedtuple
+
+    Piece = namedtuple("Piece", "start end text")
+    calls = {}
+
+    class WhisperModel:
+        def __init__(self, size, device, compute_type, download_root):
+            calls["init"] = (size, device, compute_type, download_root)
+
+        def transcribe(self, path, language, beam_size, vad_filter):
+            calls.setdefault("transcribe", []).append((Path(path).name, language, beam_size, vad_filter))
+            pieces = [Piece(0.0, 2.5, "  We  open the   abdomen."), Piece(2.5, 3.0, " "), Piece(3.0, 6.25, "Clip.")]
+            return iter(pieces), {"language": "en"}
+
+    monkeypatch.setitem(sys.modules, "faster_whisper", types.SimpleNamespace(WhisperModel=WhisperModel))
+    whisper = get_transcriber("faster-whisper", model_size="tiny", device="cpu", compute_type="int8", language="en")
+    assert "init" not in calls  # the model loads on first use
+    expected = [Segment(0.0, 2.5, "We open the abdomen."), Segment(3.0, 6.25, "Clip.")]
+    assert whisper(tmp_path / "case.mp4") == expected
+    whisper(tmp_path / "other.mp4")
+    assert calls["init"] == ("tiny", "cpu", "int8", None)
+    assert calls["transcribe"] == [("case.mp4", "en", 5, True), ("other.mp4", "en", 5, True)]
+
+
+def test_commands_resolve_from_a_domain_spec(tmp_path):
+    from domainclip.core.plugins import _REGISTERED, DomainSpec, register_domain
+    from domainclip.core.prepare import get_prepare_command, list_prepare_commands
+
+    spec = DomainSpec(
+        name="surgery-clips-test",
+        extra="surgery",
+        description="test",
+        prepare={
+            "clips": "domainclip.domains.surgery.clips:CLIPS",
+            "transcribe": "domainclip.domains.surgery.transcribe:TRANSCRIBE",
+        },
+    )
+    register_domain(spec)
+    try:
+        assert list_prepare_commands("surgery-clips-test") == ["clips", "transcribe"]
+        assert get_prepare_command("surgery-clips-test", "clips") is CLIPS
+        assert get_prepare_command("surgery-clips-test", "transcribe") is TRANSCRIBE
+    finally:
+        _REGISTERED.pop("surgery-clips-test")
