@@ -1227,6 +1227,10 @@ def generate_procedure(
     """
     if layout not in LAYOUTS:
         raise UnknownNameError("surgery synthetic layout", layout, list(LAYOUTS))
+    if layout == "cholec80" and fps != 25:
+        # Cholec80 annotates one phase row per frame and one tool row per second at 25 fps; readers
+        # (datasets.cholec80) rely on that rate, so another rate would misplace every label
+        raise ValueError(f"the Cholec80 layout is defined at 25 fps (one annotation row per frame); got fps={fps}")
     from domainclip.domains.surgery.transcripts import Segment, write_srt
 
     out = Path(out_dir)

@@ -306,12 +306,16 @@ def test_rendering_streams_long_videos():
 
 
 def test_other_sizes_and_frame_rates(tmp_path):
-    truth = generate_procedure(tmp_path, "video01", seed=1, fps=10, size=(96, 64), duration_s=12)
-    assert truth.num_frames == 120
+    truth = generate_procedure(tmp_path, "video01", seed=1, size=(96, 64), duration_s=12)
+    assert truth.num_frames == 300
     with open_video(truth.paths["video"], backend="pyav") as video:
-        assert (video.num_frames, video.width, video.height) == (120, 96, 64)
-        assert video.fps == pytest.approx(10.0)
-    assert len(_phase_rows(tmp_path / "phase_annotations" / "video01-phase.txt")) == 120
+        assert (video.num_frames, video.width, video.height) == (300, 96, 64)
+        assert video.fps == pytest.approx(25.0)
+    assert len(_phase_rows(tmp_path / "phase_annotations" / "video01-phase.txt")) == 300
+    planned = plan_procedure("video01", seed=1, fps=10, size=(96, 64), duration_s=12)
+    assert planned.num_frames == 120 and next(render_frames(planned))[0].shape == (64, 96, 3)
+    with pytest.raises(ValueError, match="25 fps"):
+        generate_procedure(tmp_path / "other", "video01", seed=1, fps=10, size=(96, 64), duration_s=12)
 
 
 def test_bad_arguments_raise_clear_errors(tmp_path):
