@@ -10,13 +10,13 @@ which both readers derive ``mpp-x``/``mpp-y``.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from domainclip.core.io import atomic_output
 from domainclip.core.plugins import UnknownNameError
 
 __all__ = ["COMPRESSIONS", "pyramid_levels", "write_pyramidal_tiff"]
@@ -104,10 +104,7 @@ def write_pyramidal_tiff(
         raise UnknownNameError("TIFF compression", compression, list(COMPRESSIONS))
     codec, codec_args = COMPRESSIONS[compression](quality)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=image.nbytes > 2**31) as writer:
             for k, level in enumerate(pyramid_levels(image, min_size)):
                 options: dict[str, Any] = {}
@@ -124,8 +121,4 @@ def write_pyramidal_tiff(
                     metadata=None,
                     **options,
                 )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -49,8 +49,6 @@ import csv
 import io
 import math
 import multiprocessing as mp
-import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -62,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from domainclip.core.io import atomic_write_text
+from domainclip.core.io import atomic_output, atomic_write_text
 from domainclip.core.plugins import PrepareCommand, UnknownNameError, require
 from domainclip.domains.surgery.labels import CHOLEC80_PHASES, CHOLEC80_TOOLS
 
@@ -1146,20 +1144,12 @@ def render_frames(truth: ProcedureTruth) -> Iterator[tuple[np.ndarray, tuple[int
 # ----------------------------------------------------------------------------------------------
 
 
-def _temp_path(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def _encode_video(truth: ProcedureTruth, path: Path, crf: int = 20) -> int:
     """Render and encode the frames straight into an H.264 MP4 (one frame in memory at a time)."""
     av = require("av", "surgery", "encoding synthetic procedure videos")
-    tmp = _temp_path(path)
     width, height = truth.size
     count = 0
-    try:
+    with atomic_output(path) as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=Fraction(truth.fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -1168,10 +1158,6 @@ def _encode_video(truth: ProcedureTruth, path: Path, crf: int = 20) -> int:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
                 count += 1
             container.mux(stream.encode())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return count
 
 

@@ -338,10 +338,10 @@ def test_prepare_command(tmp_path):
     parser = argparse.ArgumentParser()
     SYNTHETIC.add_arguments(parser)
     args = parser.parse_args(["--out", str(tmp_path), "--n-videos", "1", "--seed", "2", "--size", "64x48",
-                              "--fps", "8", "--min-duration", "10", "--max-duration", "10", "--no-progress"])
+                              "--fps", "25", "--min-duration", "10", "--max-duration", "10", "--no-progress"])
     assert args.size == (64, 48)
     summary = SYNTHETIC.run(args)
-    assert summary["n_videos"] == 1 and summary["videos"][0]["num_frames"] == 80
+    assert summary["n_videos"] == 1 and summary["videos"][0]["num_frames"] == 250
     assert (tmp_path / "videos" / "video01.mp4").is_file()
     with pytest.raises(SystemExit):
         parser.parse_args(["--out", str(tmp_path), "--size", "65x48"])
