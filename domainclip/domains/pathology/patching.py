@@ -686,16 +686,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlap", type=int, default=0, help="pixels shared by neighbouring patches (default 0)")
     parser.add_argument("--min-tissue", type=float, default=0.5, help="smallest tissue fraction kept (default 0.5)")
     parser.add_argument("--resample", choices=sorted(RESAMPLE), default="lanczos", help="resize filter")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (one slide at a time each)")
     parser.add_argument("--slide-mpp", type=float, default=None, help="mpp of level 0 for every slide (overrides)")
     parser.add_argument("--mpp-csv", type=Path, default=None, help="CSV with columns slide_id (or path),mpp")
     parser.add_argument("--no-thumbnails", action="store_true", help="do not write thumbnails/<slide_id>.png")
+    add_output_arguments(parser, prefix="patches")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """Options shared by the commands that cut slides into shards (``patches``, ``pathgen``)."""
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (one slide at a time each)")
     parser.add_argument("--max-count", type=int, default=1000, help="most patches per shard (default 1000)")
     parser.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="patch encoding (default jpg)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--backend", default="auto", help="slide backend: auto, openslide, tiffslide")
-    parser.add_argument("--prefix", default="patches", help="shard name prefix")
+    parser.add_argument("--prefix", default=prefix, help="shard name prefix")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def output_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of :func:`patch_slides` / ``import_pathgen`` from :func:`add_output_arguments`."""
+    return {
+        "workers": args.workers,
+        "max_count": args.max_count,
+        "image_format": args.image_format,
+        "quality": args.quality,
+        "prefix": args.prefix,
+        "backend": args.backend,
+        "progress": not args.no_progress,
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -707,16 +725,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         find_slides(args.slides),
         args.out,
         spec,
-        workers=args.workers,
         mpp_overrides=read_mpp_table(args.mpp_csv) if args.mpp_csv else None,
         slide_mpp=args.slide_mpp,
         thumbnails=not args.no_thumbnails,
-        max_count=args.max_count,
-        image_format=args.image_format,
-        quality=args.quality,
-        prefix=args.prefix,
-        backend=args.backend,
-        progress=not args.no_progress,
+        **output_options(args),
     )
 
 

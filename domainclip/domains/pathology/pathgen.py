@@ -36,7 +36,7 @@ from typing import Any
 from PIL import Image
 
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
-from domainclip.domains.pathology.patching import RESAMPLE, SLIDE_EXTENSIONS
+from domainclip.domains.pathology.patching import RESAMPLE, SLIDE_EXTENSIONS, add_output_arguments, output_options
 from domainclip.domains.pathology.slides import SlideError, open_slide
 
 __all__ = [
@@ -422,13 +422,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patch-size", type=int, default=PATHGEN_PATCH_SIZE, help="level-0 patch side (default 672)")
     parser.add_argument("--out-size", type=int, default=None, help="resize patches to this side (default: keep)")
     parser.add_argument("--resample", choices=sorted(RESAMPLE), default="lanczos", help="resize filter")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (one slide at a time each)")
-    parser.add_argument("--max-count", type=int, default=1000, help="most samples per shard (default 1000)")
-    parser.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="patch encoding (default jpg)")
-    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
-    parser.add_argument("--backend", default="auto", help="slide backend: auto, openslide, tiffslide")
-    parser.add_argument("--prefix", default="pathgen", help="shard name prefix")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_output_arguments(parser, prefix="pathgen")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -440,13 +434,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         patch_size=args.patch_size,
         out_size=args.out_size,
         resample=args.resample,
-        workers=args.workers,
-        max_count=args.max_count,
-        image_format=args.image_format,
-        quality=args.quality,
-        prefix=args.prefix,
-        backend=args.backend,
-        progress=not args.no_progress,
+        **output_options(args),
     )
 
 

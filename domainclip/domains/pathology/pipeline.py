@@ -17,7 +17,6 @@ another made with a different seed, through ``pathology/synthetic``:
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from domainclip.core.io import atomic_write_bytes
 from domainclip.core.plugins import PrepareCommand
 
 __all__ = ["HELDOUT_SEED", "SYNTHETIC_PATCHES", "prepare_synthetic_patches", "synthetic_suite"]
@@ -92,8 +92,7 @@ def prepare_synthetic_patches(
         max_count=max_count,
         progress=progress,
     )
-    shutil.copyfile(slides_dir / "slides.csv", out_dir / "slides.csv.tmp")
-    (out_dir / "slides.csv.tmp").replace(out_dir / "slides.csv")
+    atomic_write_bytes(out_dir / "slides.csv", (slides_dir / "slides.csv").read_bytes())
     return {
         "out": str(out_dir),
         "slides": generated,
@@ -187,9 +186,10 @@ def synthetic_suite(
     Returns:
         ``tissue/zeroshot_classification``, ``tissue/retrieval`` and ``slides`` metrics.
     """
+    from domainclip.core.eval.features import encode_inputs, encode_texts, iter_batches
     from domainclip.core.eval.report import plot_confusion_matrix, scalar_metrics
-    from domainclip.core.eval.retrieval import evaluate_retrieval
-    from domainclip.core.eval.zero_shot import zero_shot_classify
+    from domainclip.core.eval.retrieval import retrieval_metrics
+    from domainclip.core.eval.zero_shot import build_zero_shot_classifier, classification_metrics
     from domainclip.domains.pathology.evals import slide_suite
     from domainclip.domains.pathology.synthetic import (
         CLASS_NAMES,
@@ -206,16 +206,23 @@ def synthetic_suite(
     data = Path(data)
     if not any(data.glob("*.tar")):
         raise FileNotFoundError(f"pathology/synthetic: no patch shards (*.tar) in {data}")
+    # one pass over the patches serves both the zero-shot classifier and retrieval
+    features, targets, captions = [], [], []
+    with torch.no_grad():
+        for batch in iter_batches(_patch_loader(data, preprocess, batch_size), ("image", "label", "text")):
+            features.append(encode_inputs(model, batch["image"].to(device)).cpu())
+            targets.append(torch.as_tensor(batch["label"]))
+            captions.extend(batch["text"])
+    images = torch.cat(features)
     names = [CLASS_NAMES[c] for c in TISSUE_CLASSES]
-    tissue = zero_shot_classify(
-        model, tokenizer, _patch_loader(data, preprocess, batch_size), names, list(ZERO_SHOT_TEMPLATES), device,
-        batch_size=batch_size,
-    )
+    classifier = build_zero_shot_classifier(model, tokenizer, names, list(ZERO_SHOT_TEMPLATES), device, batch_size)
+    tissue = classification_metrics(images @ classifier.cpu(), torch.cat(targets))
     plot_confusion_matrix(
         tissue["confusion_matrix"], list(TISSUE_CLASSES), out_dir / "tissue_confusion_matrix.png",
         title="synthetic tissue (zero-shot)",
     )
-    retrieval = evaluate_retrieval(model, tokenizer, _patch_loader(data, preprocess, batch_size), device)
+    texts = encode_texts(model, tokenizer, captions, device, batch_size)
+    retrieval = retrieval_metrics(images, texts, torch.arange(len(captions)))
     slides = slide_suite(
         model,
         tokenizer,
