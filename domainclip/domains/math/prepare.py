@@ -13,17 +13,17 @@ diagram type, shard list, throughput) is written to ``<prefix>-summary.json`` an
 from __future__ import annotations
 
 import argparse
+import functools
 import io
-import multiprocessing as mp
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from domainclip.core.parallel import run_workers, shared_add
 from domainclip.core.plugins import PrepareCommand
 from domainclip.domains.math.labels import FAMILIES
 from domainclip.domains.math.synthetic.engine import (
@@ -38,8 +38,6 @@ __all__ = ["SYNTHETIC", "encode_image", "prepare_synthetic", "split_range"]
 
 #: Member modification time written into every tar (fixed: shards are reproducible).
 SHARD_MTIME = 1_700_000_000
-
-_COUNTER: Any = None
 
 
 def split_range(n: int, parts: int) -> list[tuple[int, int]]:
@@ -68,17 +66,6 @@ def encode_image(image: Image.Image, image_format: str) -> bytes:
     else:
         raise ValueError(f"image format must be 'png' or 'jpg', got {image_format!r}")
     return buf.getvalue()
-
-
-def _init_worker(counter: Any) -> None:
-    global _COUNTER
-    _COUNTER = counter
-
-
-def _report_shared(done: int) -> None:
-    """Add to the progress counter shared with the parent process."""
-    with _COUNTER.get_lock():
-        _COUNTER.value += done
 
 
 def _write_range(
@@ -185,19 +172,12 @@ def prepare_synthetic(
         with tqdm(total=n, disable=not progress, unit="pair", desc="math diagrams") as bar:
             results = [_write_range(config, 0, n, str(out_dir), prefix, max_count, image_format, bar.update)]
     else:
-        ctx = mp.get_context("spawn")
-        counter = ctx.Value("q", 0)
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(counter,)) as pool:
-            futures = [
-                pool.submit(_write_range, config, a, b, str(out_dir), p, max_count, image_format, _report_shared)
-                for (a, b), p in zip(ranges, prefixes)
-            ]
-            with tqdm(total=n, disable=not progress, unit="pair", desc="math diagrams") as bar:
-                while not all(f.done() for f in futures):
-                    time.sleep(0.2)
-                    bar.update(counter.value - bar.n)
-                bar.update(counter.value - bar.n)
-            results = [f.result() for f in futures]
+        calls = [
+            (_write_range, (config, a, b, str(out_dir), p, max_count, image_format, functools.partial(shared_add, 0)))
+            for (a, b), p in zip(ranges, prefixes)
+        ]
+        with tqdm(total=n, disable=not progress, unit="pair", desc="math diagrams") as bar:
+            results = run_workers(calls, bar)
     seconds = time.perf_counter() - began
     by_type: Counter[str] = Counter()
     by_family: Counter[str] = Counter()

@@ -28,13 +28,11 @@ import argparse
 import glob
 import io
 import math
-import multiprocessing as mp
 import os
 import pickle
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from domainclip.core.parallel import run_workers, shared_add, shared_take
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
 from domainclip.domains.pathology.slides import Slide, SlideError, open_slide, read_mpp_table
 from domainclip.domains.pathology.tissue import TissueMask, detect_tissue
@@ -456,33 +455,6 @@ def _patch_one(job: _Job, path: Path, writer: Any, report: Callable[[int], Any] 
         }
 
 
-_NEXT: Any = None
-_PATCHES: Any = None
-_SLIDES: Any = None
-
-
-def _init_worker(next_slide: Any, patches: Any, slides: Any) -> None:
-    global _NEXT, _PATCHES, _SLIDES
-    _NEXT, _PATCHES, _SLIDES = next_slide, patches, slides
-
-
-def _take_next() -> int:
-    with _NEXT.get_lock():
-        index = _NEXT.value
-        _NEXT.value += 1
-    return index
-
-
-def _report_shared(count: int) -> None:
-    with _PATCHES.get_lock():
-        _PATCHES.value += count
-
-
-def _finished_shared() -> None:
-    with _SLIDES.get_lock():
-        _SLIDES.value += 1
-
-
 def _run_worker(
     job: _Job,
     prefix: str,
@@ -530,7 +502,8 @@ def _run_worker(
 
 
 def _worker_entry(job: _Job, prefix: str) -> dict[str, Any]:
-    return _run_worker(job, prefix, _take_next, _report_shared, _finished_shared)
+    # shared counters of run_workers: 0 slides finished (the bar), 1 patches written, 2 next slide to take
+    return _run_worker(job, prefix, lambda: shared_take(2), lambda n: shared_add(1, n), lambda: shared_add(0))
 
 
 # --------------------------------------------------------------------------- batch
@@ -638,17 +611,9 @@ def patch_slides(
 
             results = [_run_worker(job, prefix, lambda: next(counter), report, lambda: bar.update(1))]
         else:
-            ctx = mp.get_context("spawn")
-            shared = (ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("q", 0))
             prefixes = [f"{prefix}-w{k:02d}" for k in range(workers)]
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=shared) as pool:
-                futures = [pool.submit(_worker_entry, job, p) for p in prefixes]
-                while not all(f.done() for f in futures):
-                    time.sleep(0.2)
-                    bar.update(shared[2].value - bar.n)
-                    bar.set_postfix(patches=shared[1].value, refresh=False)
-                results = [f.result() for f in futures]
-                bar.update(shared[2].value - bar.n)
+            calls = [(_worker_entry, (job, p)) for p in prefixes]
+            results = run_workers(calls, bar, counters=3, postfix={"patches": 1})
     seconds = time.perf_counter() - began
     order = {p: i for i, p in enumerate(job.paths)}
     slides = sorted((s for r in results for s in r["slides"]), key=lambda s: order[s["path"]])

@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from domainclip.core.parallel import run_workers, shared_add, shared_take
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
 from domainclip.domains.pathology.patching import RESAMPLE, SLIDE_EXTENSIONS, add_output_arguments, output_options
 from domainclip.domains.pathology.slides import SlideError, open_slide
@@ -250,29 +249,9 @@ def _run_worker(job: _Job, prefix: str, take: Callable[[], int], report: Callabl
             "index": index_path(job.out, prefix).name, "num_samples": writer.num_samples}
 
 
-_NEXT: Any = None
-_DONE: Any = None
-
-
-def _init_worker(next_group: Any, done: Any) -> None:
-    global _NEXT, _DONE
-    _NEXT, _DONE = next_group, done
-
-
-def _take_next() -> int:
-    with _NEXT.get_lock():
-        index = _NEXT.value
-        _NEXT.value += 1
-    return index
-
-
-def _report_shared(count: int) -> None:
-    with _DONE.get_lock():
-        _DONE.value += count
-
-
 def _worker_entry(job: _Job, prefix: str) -> dict[str, Any]:
-    return _run_worker(job, prefix, _take_next, _report_shared)
+    # shared counters of run_workers: 0 patches written (the bar), 1 next slide group to take
+    return _run_worker(job, prefix, lambda: shared_take(1), lambda n: shared_add(0, n))
 
 
 def import_pathgen(
@@ -358,16 +337,8 @@ def import_pathgen(
             counter = iter(range(len(groups) + 1))
             results = [_run_worker(job, prefix, lambda: next(counter), bar.update)]
         else:
-            ctx = mp.get_context("spawn")
-            shared = (ctx.Value("q", 0), ctx.Value("q", 0))
             prefixes = [f"{prefix}-w{k:02d}" for k in range(workers)]
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=shared) as pool:
-                futures = [pool.submit(_worker_entry, job, p) for p in prefixes]
-                while not all(f.done() for f in futures):
-                    time.sleep(0.2)
-                    bar.update(shared[1].value - bar.n)
-                results = [f.result() for f in futures]
-                bar.update(shared[1].value - bar.n)
+            results = run_workers([(_worker_entry, (job, p)) for p in prefixes], bar, counters=2)
     seconds = time.perf_counter() - began
     slides = [s for r in results for s in r["slides"]]
     failed = [s for r in results for s in r["failed"]]

@@ -31,12 +31,11 @@ and the filter table to ``<prefix>-filter-report.md``.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import functools
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from domainclip.core.parallel import run_workers, shared_add
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
 from domainclip.domains.surgery.filtering import (
     LOW_SIMILARITY,
@@ -71,8 +71,6 @@ NARRATION = "narration"
 TOO_SHORT, TOO_LONG, OUTSIDE_VIDEO, DECODE_ERROR = "too_short", "too_long", "outside_video", "decode_error"
 #: Member modification time written into every tar (fixed: shards of a run are reproducible).
 SHARD_MTIME = 1_700_000_000
-
-_COUNTER: Any = None
 
 
 class _SkipVideo(Exception):
@@ -410,16 +408,6 @@ def _process_video(task: _Task, opts: _Options, writer: Any, report: FilterRepor
     return by_level
 
 
-def _init_worker(counter: Any) -> None:
-    global _COUNTER
-    _COUNTER = counter
-
-
-def _report_shared(done: int) -> None:
-    with _COUNTER.get_lock():
-        _COUNTER.value += done
-
-
 def _run_tasks(
     tasks: Sequence[_Task], opts: _Options, prefix: str, report_progress: Callable[[int], Any] | None = None
 ) -> dict[str, Any]:
@@ -596,19 +584,12 @@ def make_clip_pairs(
         if workers == 1:
             results = [_run_tasks(tasks, opts, prefix, bar.update)]
         else:
-            ctx = mp.get_context("spawn")
-            counter = ctx.Value("q", 0)
             parts = [tasks[k::workers] for k in range(workers)]  # round-robin: long and short videos mix
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(counter,)) as pool:
-                futures = [
-                    pool.submit(_run_tasks, part, opts, f"{prefix}-w{k:02d}", _report_shared)
-                    for k, part in enumerate(parts)
-                ]
-                while not all(f.done() for f in futures):
-                    time.sleep(0.2)
-                    bar.update(counter.value - bar.n)
-                bar.update(counter.value - bar.n)
-                results = [f.result() for f in futures]
+            calls = [
+                (_run_tasks, (part, opts, f"{prefix}-w{k:02d}", functools.partial(shared_add, 0)))
+                for k, part in enumerate(parts)
+            ]
+            results = run_workers(calls, bar)
     seconds = time.perf_counter() - began
 
     by_level: Counter[str] = Counter()

@@ -161,3 +161,16 @@ def test_import_from_a_real_aperio_slide(shared_data, tmp_path):
         expected = np.asarray(slide.read_region((1000, 1500), 0, (672, 672)))
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(members["png"])).convert("RGB")), expected)
     assert json.loads(members["json"])["slide_mpp"] == pytest.approx(0.499)
+
+
+@pytest.mark.slow
+def test_two_workers_write_the_same_samples(slides_dir, tmp_path):
+    path = tmp_path / "pathgen.json"
+    path.write_text(json.dumps(records()))
+    one = import_pathgen(path, slides_dir, tmp_path / "one", out_size=224, image_format="png", progress=False)
+    two = import_pathgen(path, slides_dir, tmp_path / "two", out_size=224, image_format="png", workers=2,
+                         progress=False)
+    assert one["num_written"] == two["num_written"] == 3 and two["workers"] == 2
+    first, second = read_shards(tmp_path / "one"), read_shards(tmp_path / "two")
+    assert sorted(first) == sorted(second)
+    assert all(first[k]["png"] == second[k]["png"] for k in first)
