@@ -19,7 +19,7 @@ from domainclip.core.eval.report import (
     plot_retrieval_examples,
     write_results,
 )
-from domainclip.core.eval.retrieval import evaluate_retrieval, retrieval_metrics, retrieval_topk
+from domainclip.core.eval.retrieval import evaluate_retrieval, retrieval_metrics, retrieval_report, retrieval_topk
 from domainclip.core.eval.suites import get_suite, list_suites, register_suite, run_suite
 from domainclip.core.eval.zero_shot import (
     build_zero_shot_classifier,
@@ -48,6 +48,7 @@ __all__ = [
     "plot_retrieval_examples",
     "register_suite",
     "retrieval_metrics",
+    "retrieval_report",
     "retrieval_topk",
     "run_suite",
     "write_results",

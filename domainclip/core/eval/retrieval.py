@@ -21,7 +21,7 @@ from torch import Tensor
 from domainclip.core.data import keys
 from domainclip.core.eval.features import Tokenizer, encode_inputs, encode_texts, iter_batches
 
-__all__ = ["evaluate_retrieval", "retrieval_metrics", "retrieval_topk"]
+__all__ = ["evaluate_retrieval", "retrieval_metrics", "retrieval_report", "retrieval_topk"]
 
 
 def _check_ks(ks: Sequence[int]) -> list[int]:
@@ -189,7 +189,41 @@ def evaluate_retrieval(
         raise ValueError("evaluate_retrieval: the dataloader yielded no batches")
     image_features = torch.cat(image_chunks)
     text_features = encode_texts(model, tokenizer, texts, device, text_batch_size)
-    text_to_image = torch.tensor(t2i)
+    return retrieval_report(
+        image_features,
+        text_features,
+        torch.tensor(t2i),
+        texts,
+        ks=ks,
+        chunk_size=chunk_size,
+        num_examples=num_examples,
+        example_k=example_k,
+    )
+
+
+def retrieval_report(
+    image_features: Tensor,
+    text_features: Tensor,
+    text_to_image: Tensor,
+    texts: Sequence[str],
+    *,
+    ks: Sequence[int] = (1, 5, 10),
+    chunk_size: int = 4096,
+    num_examples: int = 4,
+    example_k: int = 5,
+) -> dict[str, Any]:
+    """What :func:`evaluate_retrieval` returns, from features already computed (e.g. shared with a classifier).
+
+    Args:
+        image_features: ``(N_image, D)`` L2-normalised features.
+        text_features: ``(N_text, D)`` L2-normalised features of ``texts``.
+        text_to_image: ``(N_text,)`` index of each text's image.
+        texts: the captions, for the examples.
+        ks: recall cut-offs.
+        chunk_size: queries scored at once.
+        num_examples: text queries, evenly spread over the set, to return examples for.
+        example_k: retrieved images per example query.
+    """
     out: dict[str, Any] = retrieval_metrics(image_features, text_features, text_to_image, ks, chunk_size)
     out["num_images"] = int(image_features.shape[0])
     out["num_texts"] = len(texts)

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from domainclip.core.eval.features import collate_samples
+from domainclip.core.eval.features import collate_samples, encode_inputs, encode_texts
 from domainclip.core.eval.report import plot_confusion_matrix, plot_retrieval_examples, scalar_metrics
-from domainclip.core.eval.retrieval import evaluate_retrieval
-from domainclip.core.eval.zero_shot import zero_shot_classify
+from domainclip.core.eval.retrieval import retrieval_report
+from domainclip.core.eval.zero_shot import build_zero_shot_classifier, classification_metrics
 from domainclip.domains.math import labels
 
 __all__ = ["HELDOUT_SEED", "GENERATED_EVAL_SIZE", "generated_suite", "geometry3k_suite"]
@@ -98,11 +98,25 @@ def _read_shards(folder: Path) -> list[dict[str, Any]]:
     return samples
 
 
+def _embed(
+    model: torch.nn.Module,
+    samples: list[dict[str, Any]],
+    preprocess: Callable[[Any], torch.Tensor],
+    *,
+    device: str,
+    batch_size: int,
+) -> torch.Tensor:
+    """L2-normalised image features of ``samples``, computed once per suite for every task."""
+    loader = DataLoader(_Transformed(samples, preprocess), batch_size=batch_size, collate_fn=collate_samples)
+    with torch.no_grad():
+        return torch.cat([encode_inputs(model, batch["image"].to(device)).cpu() for batch in loader])
+
+
 def _classify(
     model: torch.nn.Module,
     tokenizer: Tokenizer,
-    samples: list[dict[str, Any]],
-    preprocess: Callable[[Any], torch.Tensor],
+    features: torch.Tensor,
+    targets: Sequence[int],
     classes: Sequence[str],
     names: dict[str, str],
     templates: Sequence[str],
@@ -112,10 +126,10 @@ def _classify(
     plot_path: Path,
     title: str,
 ) -> dict[str, Any]:
-    loader = DataLoader(_Transformed(samples, preprocess), batch_size=batch_size, collate_fn=collate_samples)
-    result = zero_shot_classify(
-        model, tokenizer, loader, [names[c] for c in classes], list(templates), device, batch_size=batch_size
+    classifier = build_zero_shot_classifier(
+        model, tokenizer, [names[c] for c in classes], list(templates), device, batch_size
     )
+    result = classification_metrics(features @ classifier.cpu(), torch.as_tensor(list(targets)))
     plot_confusion_matrix(result["confusion_matrix"], list(classes), plot_path, title=title)
     return result
 
@@ -123,16 +137,17 @@ def _classify(
 def _retrieval(
     model: torch.nn.Module,
     tokenizer: Tokenizer,
+    features: torch.Tensor,
     samples: list[dict[str, Any]],
-    preprocess: Callable[[Any], torch.Tensor],
     *,
     device: str,
     batch_size: int,
     plot_path: Path,
     title: str,
 ) -> dict[str, Any]:
-    loader = DataLoader(_Transformed(samples, preprocess), batch_size=batch_size, collate_fn=collate_samples)
-    result = evaluate_retrieval(model, tokenizer, loader, device, num_examples=4, example_k=5)
+    texts = [s["text"] for s in samples]
+    text_features = encode_texts(model, tokenizer, texts, device, batch_size)
+    result = retrieval_report(features, text_features, torch.arange(len(texts)), texts, num_examples=4, example_k=5)
     examples = result["examples"]
     shown = {i for row in examples["retrieved"] for i in row}
     plot_retrieval_examples(
@@ -159,11 +174,12 @@ def generated_suite(
     """Held-out generated diagrams: diagram type, function family and caption retrieval."""
     samples = _generated_samples(data, GENERATED_EVAL_SIZE)
     out_dir = Path(out_dir)
+    features = _embed(model, samples, preprocess, device=device, batch_size=batch_size)
     diagram = _classify(
         model,
         tokenizer,
-        samples,
-        preprocess,
+        features,
+        [s["label"] for s in samples],
         labels.DIAGRAM_TYPES,
         labels.DIAGRAM_TYPE_NAMES,
         labels.DIAGRAM_TEMPLATES,
@@ -172,18 +188,14 @@ def generated_suite(
         plot_path=out_dir / "diagram_type_confusion_matrix.png",
         title="math: diagram type (zero-shot)",
     )
-    plots = [
-        dict(s, label=labels.function_family_label(s["meta"]))
-        for s in samples
-        if s["meta"].get("family") == "function_plot"
-    ]
+    plots = [i for i, s in enumerate(samples) if s["meta"].get("family") == "function_plot"]
     results = {"diagram_type/zeroshot_classification": scalar_metrics(diagram)}
     if plots:
         family = _classify(
             model,
             tokenizer,
-            plots,
-            preprocess,
+            features[plots],
+            [labels.function_family_label(samples[i]["meta"]) for i in plots],
             labels.FUNCTION_FAMILIES,
             labels.FUNCTION_FAMILY_NAMES,
             labels.FUNCTION_TEMPLATES,
@@ -196,8 +208,8 @@ def generated_suite(
     retrieval = _retrieval(
         model,
         tokenizer,
+        features,
         samples,
-        preprocess,
         device=device,
         batch_size=batch_size,
         plot_path=out_dir / "caption_retrieval_examples.png",
@@ -229,11 +241,12 @@ def geometry3k_suite(
     dataset = Geometry3K(root, split=split)
     samples = [dataset[i] for i in range(len(dataset))]
     out_dir = Path(out_dir)
+    features = _embed(model, samples, preprocess, device=device, batch_size=batch_size)
     shape = _classify(
         model,
         tokenizer,
-        samples,
-        preprocess,
+        features,
+        [s["label"] for s in samples],
         labels.GEOMETRY3K_SHAPES,
         labels.GEOMETRY3K_SHAPE_NAMES,
         labels.GEOMETRY3K_TEMPLATES,
@@ -245,8 +258,8 @@ def geometry3k_suite(
     retrieval = _retrieval(
         model,
         tokenizer,
+        features,
         samples,
-        preprocess,
         device=device,
         batch_size=batch_size,
         plot_path=out_dir / "geometry3k_retrieval_examples.png",

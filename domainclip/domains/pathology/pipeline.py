@@ -188,7 +188,7 @@ def synthetic_suite(
     """
     from domainclip.core.eval.features import encode_inputs, encode_texts, iter_batches
     from domainclip.core.eval.report import plot_confusion_matrix, scalar_metrics
-    from domainclip.core.eval.retrieval import retrieval_metrics
+    from domainclip.core.eval.retrieval import retrieval_report
     from domainclip.core.eval.zero_shot import build_zero_shot_classifier, classification_metrics
     from domainclip.domains.pathology.evals import slide_suite
     from domainclip.domains.pathology.synthetic import (
@@ -222,7 +222,7 @@ def synthetic_suite(
         title="synthetic tissue (zero-shot)",
     )
     texts = encode_texts(model, tokenizer, captions, device, batch_size)
-    retrieval = retrieval_metrics(images, texts, torch.arange(len(captions)))
+    retrieval = retrieval_report(images, texts, torch.arange(len(captions)), captions)
     slides = slide_suite(
         model,
         tokenizer,
