@@ -58,10 +58,7 @@ class MultiViewCLIP(DomainCLIP):
             ``(per_view, fused)``: (B, V, D) and (B, D).
 
         """
-        if views.ndim != 5:
-            raise ValueError(f"expected views of shape (B, V, C, H, W), got {tuple(views.shape)}")
-        batch, count = views.shape[:2]
-        per_view = self.clip.encode_image(views.flatten(0, 1)).reshape(batch, count, -1)
+        per_view = self.encode_image_set(views, "views", "B, V")
         fused = self.view_fusion(per_view)
         if normalize:
             return F.normalize(per_view, dim=-1), F.normalize(fused, dim=-1)
@@ -74,13 +71,4 @@ class MultiViewCLIP(DomainCLIP):
         image: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor | None]:
         """Normalised features for the CLIP losses; ``image_features`` are the fused view embeddings."""
-        if views is not None and image is not None:
-            raise ValueError("pass either views or image, not both")
-        if views is not None:
-            image_features = self.encode_views(views, normalize=True)[1]
-        elif image is not None:
-            image_features = self.encode_image(image, normalize=True)
-        else:
-            image_features = None
-        text_features = self.encode_text(text, normalize=True) if text is not None else None
-        return self.clip_output(image_features, text_features)
+        return self.set_forward("views", views, lambda v: self.encode_views(v, normalize=True)[1], image, text)

@@ -284,6 +284,36 @@ class DomainCLIP(nn.Module):
                 f"unexpected {list(result.unexpected_keys)}"
             )
 
+    def encode_image_set(self, images: torch.Tensor, what: str = "images", dims: str = "B, N") -> torch.Tensor:
+        """Embed every image of a stack (frames of a clip, views of an object): (B, N, C, H, W) -> (B, N, D).
+
+        ``what`` and ``dims`` name the input in the shape error (e.g. ``"video"``, ``"B, T"``).
+        """
+        if images.ndim != 5:
+            raise ValueError(f"expected {what} of shape ({dims}, C, H, W), got {tuple(images.shape)}")
+        batch, count = images.shape[:2]
+        return self.clip.encode_image(images.flatten(0, 1)).reshape(batch, count, -1)
+
+    def set_forward(
+        self,
+        name: str,
+        stack: torch.Tensor | None,
+        encode_stack: Callable[[torch.Tensor], torch.Tensor],
+        image: torch.Tensor | None,
+        text: torch.Tensor | None,
+    ) -> dict:
+        """Forward of a tower over image stacks: ``image_features`` embed ``stack`` (or single ``image``)."""
+        if stack is not None and image is not None:
+            raise ValueError(f"pass either {name} or image, not both")
+        if stack is not None:
+            image_features = encode_stack(stack)
+        elif image is not None:
+            image_features = self.encode_image(image, normalize=True)
+        else:
+            image_features = None
+        text_features = self.encode_text(text, normalize=True) if text is not None else None
+        return self.clip_output(image_features, text_features)
+
     def clip_output(self, image_features: torch.Tensor | None, text_features: torch.Tensor | None) -> dict:
         """Pack features the way open_clip's ``output_dict=True`` forward does."""
         out: dict[str, Any] = {

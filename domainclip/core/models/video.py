@@ -157,17 +157,9 @@ class VideoCLIP(DomainCLIP):
         self.pooling = pooling
         self.temporal_pool = build_set_pooler(pooling, self.embed_dim, self.num_frames, pool_layers, pool_heads)
 
-    @staticmethod
-    def _check_video(video: torch.Tensor) -> None:
-        if video.ndim != 5:
-            raise ValueError(f"expected video of shape (B, T, C, H, W), got {tuple(video.shape)}")
-
     def encode_frames(self, video: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """Embed every frame: (B, T, C, H, W) -> (B, T, D)."""
-        self._check_video(video)
-        batch, frames = video.shape[:2]
-        features = self.clip.encode_image(video.flatten(0, 1))
-        features = features.reshape(batch, frames, -1)
+        features = self.encode_image_set(video, "video", "B, T")
         return F.normalize(features, dim=-1) if normalize else features
 
     def encode_video(self, video: torch.Tensor, normalize: bool = False) -> torch.Tensor:
@@ -197,13 +189,4 @@ class VideoCLIP(DomainCLIP):
         video: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor | None]:
         """Return normalised features for the CLIP losses (``image_features`` embed ``video`` if given)."""
-        if video is not None and image is not None:
-            raise ValueError("pass either image or video, not both")
-        if video is not None:
-            image_features = self.encode_video(video, normalize=True)
-        elif image is not None:
-            image_features = self.encode_image(image, normalize=True)
-        else:
-            image_features = None
-        text_features = self.encode_text(text, normalize=True) if text is not None else None
-        return self.clip_output(image_features, text_features)
+        return self.set_forward("video", video, lambda v: self.encode_video(v, normalize=True), image, text)
