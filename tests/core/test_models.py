@@ -29,12 +29,21 @@ from domainclip.core.models import (
 )
 from domainclip.core.plugins import UnknownNameError
 
-TINY = ["dc-test-vit", "dc-tiny-vit", "dc-tiny-timm", "dc-mini-conv", "dc-test-video", "dc-test-multiview"]
+TINY = [
+    "dc-test-vit",
+    "dc-tiny-vit",
+    "dc-tiny-timm",
+    "dc-mini-conv",
+    "dc-mini-resnet",
+    "dc-test-video",
+    "dc-test-multiview",
+]
 SHIPPED = {
     "dc-test-vit",
     "dc-tiny-vit",
     "dc-tiny-timm",
     "dc-mini-conv",
+    "dc-mini-resnet",
     "dc-tiny-hf-text",
     "dc-test-video",
     "dc-test-multiview",

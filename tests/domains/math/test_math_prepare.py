@@ -5,11 +5,12 @@ import tarfile
 from collections import defaultdict
 
 import pytest
+import torch
 from PIL import Image
 
 from domainclip.core.plugins import get_domain, resolve
 from domainclip.domains.math.labels import DIAGRAM_TYPES
-from domainclip.domains.math.prepare import SYNTHETIC, prepare_synthetic, split_range
+from domainclip.domains.math.prepare import SYNTHETIC, prepare_synthetic, resize_shorter_side, split_range
 from domainclip.domains.math.synthetic import generate_diagrams
 
 
@@ -53,6 +54,28 @@ def test_prepare_writes_what_the_engine_generates(tmp_path):
         decoded = Image.open(io.BytesIO(members["png"]))
         assert decoded.size == (224, 224)
         assert decoded.convert("RGB").tobytes() == sample["image"].tobytes()  # lossless
+
+
+def test_resize_stores_what_the_eval_transform_would_see(tmp_path):
+    from domainclip.core.models.registry import create_model, get_image_transform
+
+    summary = prepare_synthetic(tmp_path, 3, seed=2, image_size=(224, 320), resize=96, progress=False)
+    assert summary["resize"] == 96
+    shards = read_shards(tmp_path)
+    transform = get_image_transform(create_model("dc-mini-resnet"))
+    for sample in generate_diagrams(3, seed=2, image_size=(224, 320)):
+        members = shards[sample["__key__"]]
+        stored = Image.open(io.BytesIO(members["png"])).convert("RGB")
+        meta = json.loads(members["json"])
+        assert stored.size == (96, 96) and meta["stored_size"] == [96, 96]
+        assert meta["image_size"] == list(sample["image"].size) and sample["image"].size[0] >= 224
+        # the model's evaluation transform gives the same tensor from the stored and the drawn image
+        assert torch.allclose(transform(stored), transform(sample["image"]), atol=1e-6)
+    wide = Image.new("RGB", (300, 200), "white")
+    assert resize_shorter_side(wide, 64).size == (96, 64)
+    assert resize_shorter_side(wide, 200) is wide
+    with pytest.raises(ValueError, match="--resize"):
+        prepare_synthetic(tmp_path / "bad", 1, resize=8, progress=False)
 
 
 def test_cli_options_run_the_command(tmp_path):

@@ -90,6 +90,16 @@ def test_several_captions_per_diagram_keep_the_first_and_state_the_type():
         next(generate_diagrams(1, captions=0))
 
 
+def test_every_function_caption_names_its_family():
+    words = {"polynomial": "polynomial", "sine": "sine", "cosine": "cosine", "tangent": "tangent",
+             "exponential": "exponential", "logarithm": "logarithmic", "absolute_value": "absolute value"}
+    plots = list(generate_diagrams(40, seed=6, families=["function_plot"], captions=3))
+    for sample in plots:
+        word = words[sample["meta"]["function_family"]]
+        for text in sample["text"]:
+            assert word in text.split(". ")[0].lower(), text
+
+
 def test_family_selection_and_proportions():
     only = list(generate_diagrams(8, seed=2, families=["analytic_geometry"]))
     assert {s["meta"]["family"] for s in only} == {"analytic_geometry"}

@@ -228,7 +228,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "func_intro": (
             "The graph of {a_family_w} function {expr}.",
             "A plot of {expr}, {a_family_w} function.",
-            "The function {expr} is plotted.",
+            "The {family_w} function {expr} is plotted.",
             "{A_family_w} function: {expr}.",
         ),
         "func_range": (
@@ -359,7 +359,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "rect_centre": ("对角线交于{pt}。",),
         "diagonal_len": ("对角线长{rel}{val}。",),
         "axis_aligned": ("{name}的边与坐标轴平行。",),
-        "func_intro": ("{family_w}函数{expr}的图像。", "函数{expr}的图像。"),
+        "func_intro": ("{family_w}函数{expr}的图像。", "{family_w}函数：{expr}。"),
         "func_range": ("x的范围是{x0}到{x1}。",),
         "func_no_zeros": ("在所画范围内没有零点。",),
         "func_zero_one": ("唯一的零点是x={x}。",),
