@@ -69,20 +69,20 @@ def encode_image(image: Image.Image, image_format: str) -> bytes:
 
 
 def resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
-    """Scale ``image`` so its shorter side is ``size`` px (bicubic, antialiased), keeping the aspect ratio.
+    """Scale ``image`` so its shorter side is ``size`` px, keeping the aspect ratio.
 
-    This is the resize of a CLIP evaluation transform (``Resize(size)`` on a PIL image), done once at
-    write time instead of at every read: a model that reads 96 px images then decodes a 96 px PNG
-    instead of a 384 px one and sees the same pixels.
+    This is torchvision's ``Resize(size)`` with bicubic interpolation, the resize of a CLIP evaluation
+    transform, done once at write time instead of at every read: a model that reads 96 px images
+    then decodes a 96 px PNG instead of a 384 px one and sees the same pixels.
     """
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.functional import resize
+
     if size < 16:
         raise ValueError(f"--resize must be at least 16 px, got {size}")
-    short = min(image.width, image.height)
-    if short == size:
+    if min(image.size) == size:
         return image
-    scale = size / short
-    new = (max(size, round(image.width * scale)), max(size, round(image.height * scale)))
-    return image.resize(new, Image.Resampling.BICUBIC)
+    return resize(image, size, interpolation=InterpolationMode.BICUBIC)
 
 
 def _write_range(
