@@ -200,6 +200,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
     if info.is_main:
         atomic_write_text(run_dir / "model_info.json", json.dumps(model.domainclip_info, indent=2, default=str))
     model.to(info.device)
+    if cfg_t.channels_last:
+        model.to(memory_format=torch.channels_last)
     wrapped = wrap_model(model, info, cfg_t.strategy)
     loss_fn = create_loss(
         recipe.loss.name,

@@ -17,9 +17,10 @@ from domainclip.domains.math.synthetic import (
     render_diagram,
 )
 from domainclip.domains.math.synthetic.canvas import FONTS, SAFE_GLYPHS, DiagramCanvas, font_path, sample_style
-from domainclip.domains.math.synthetic.captions import LANGUAGES, TEMPLATES, render_fact
+from domainclip.domains.math.synthetic.captions import LANGUAGES, TEMPLATES, compose_caption, render_fact
 from domainclip.domains.math.synthetic.engine import last_drawn_labels
 from domainclip.domains.math.synthetic.functions import analyse_function
+from domainclip.domains.math.synthetic.registry import Fact
 
 
 def png(image: Image.Image) -> bytes:
@@ -98,6 +99,34 @@ def test_every_function_caption_names_its_family():
         word = words[sample["meta"]["function_family"]]
         for text in sample["text"]:
             assert word in text.split(". ")[0].lower(), text
+
+
+def test_every_conic_caption_names_its_shape():
+    words = {"coordinate_circle": "circle", "coordinate_ellipse": "ellipse", "coordinate_parabola": "parabola"}
+    seen = set()
+    for sample in generate_diagrams(60, seed=3, families=["analytic_geometry"], captions=4):
+        word = words.get(sample["meta"]["diagram_type"])
+        if word is None:
+            continue
+        seen.add(word)
+        for text in sample["text"]:
+            assert word in text.split(". ")[0].lower(), text
+    assert seen == set(words.values())
+
+
+def test_required_facts_come_right_after_the_introduction():
+    facts = [Fact("circle_intro", {"centre": "O"}, required=True)]
+    facts += [Fact("radius_plain", {"val": "3"}), Fact("circle_area", {"val": "28.27"}), Fact("grid")]
+    facts += [Fact("tangent", {"line": "PT", "point": "T", "external": "P"}, required=True)]
+    facts += [Fact("chord", {"seg": "AB"}, required=True)]
+    orders = set()
+    for seed in range(40):
+        captions, stated = compose_caption(facts, np.random.default_rng(seed), ("en", "zh"))
+        kinds = [f["kind"] for f in stated]
+        assert kinds[0] == "circle_intro" and set(kinds[1:3]) == {"tangent", "chord"}, kinds
+        assert captions["en"].count(". ") == len(kinds) - 1  # one sentence per stated fact, in that order
+        orders.add(tuple(kinds))
+    assert len(orders) > 3  # both groups are still shuffled, and optional facts come and go
 
 
 def test_family_selection_and_proportions():

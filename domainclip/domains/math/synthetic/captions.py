@@ -153,6 +153,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "points_intro": (
             "The coordinate plane shows {n} points {names}.",
             "Points {names} are plotted on a coordinate plane.",
+            "The diagram shows {n} points {names} on a coordinate plane.",
         ),
         "point_coords": ("{name} is at {pt}.", "Point {name} has coordinates {pt}.", "{name}{pt}."),
         "on_axis": ("{name} lies on the {axis_w}.", "Point {name} is on the {axis_w}."),
@@ -165,6 +166,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "The graph of the line {eq} on a coordinate plane.",
             "A straight line with equation {eq}.",
             "The line {eq} is drawn.",
+            "The diagram shows the line {eq} on a coordinate plane.",
         ),
         "through_named": ("It passes through {p}{pt1} and {q}{pt2}.", "Points {p}{pt1} and {q}{pt2} lie on the line."),
         "through": ("The line passes through {pt1} and {pt2}.", "It goes through the points {pt1} and {pt2}."),
@@ -177,7 +179,12 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "lines_parallel": ("The lines {eq1} and {eq2} are parallel.", "The two lines never meet: they are parallel."),
         "lines_perpendicular": ("The lines {eq1} and {eq2} are perpendicular.", "The two lines meet at a right angle."),
         "lines_intersect": ("The lines intersect at {pt}.", "The two lines cross at {pt}."),
-        "circle_eq": ("The circle {eq} on a coordinate plane.", "A circle with equation {eq}.", "The graph of {eq}."),
+        "circle_eq": (
+            "The circle {eq} on a coordinate plane.",
+            "A circle with equation {eq}.",
+            "The graph of the circle {eq}.",
+            "The diagram shows the circle {eq}.",
+        ),
         "centre_at": ("Its centre {name} is at {pt}.", "The centre {name} has coordinates {pt}."),
         "centre_at_plain": ("Its centre is at {pt}.", "The centre is {pt}."),
         "axis_no_cross": ("It does not meet the {axis_w}.", "The curve does not cross the {axis_w}."),
@@ -191,7 +198,8 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "ellipse_eq": (
             "The ellipse {eq} on a coordinate plane.",
             "An ellipse with equation {eq}.",
-            "The graph of {eq}.",
+            "The graph of the ellipse {eq}.",
+            "The diagram shows the ellipse {eq}.",
         ),
         "major_axis": ("The major axis is {dir_w} with length {val}.", "Its {dir_w} major axis has length {val}."),
         "minor_axis": ("The minor axis has length {val}.", "Its minor axis is {val} long."),
@@ -201,7 +209,8 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "parabola_eq": (
             "The parabola {eq} on a coordinate plane.",
             "A parabola with equation {eq}.",
-            "The graph of {eq}.",
+            "The graph of the parabola {eq}.",
+            "The diagram shows the parabola {eq}.",
         ),
         "vertex_at": ("Its vertex is at {pt}.", "The vertex is {pt}."),
         "vertex_at_named": ("Its vertex {name} is at {pt}.", "The vertex {name} is {pt}."),
@@ -218,6 +227,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "Rectangle {name} on a coordinate grid.",
             "The coordinate plane shows rectangle {name}.",
             "A rectangle {name} is drawn on grid paper.",
+            "The diagram shows rectangle {name} on a coordinate grid.",
         ),
         "vertex_coords": ("{name} is at {pt}.", "Vertex {name} has coordinates {pt}."),
         "rect_dims": ("Its sides are {about}{w} and {about}{h} long.", "The rectangle is {about}{w} by {about}{h}."),
@@ -230,6 +240,8 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "A plot of {expr}, {a_family_w} function.",
             "The {family_w} function {expr} is plotted.",
             "{A_family_w} function: {expr}.",
+            "The diagram shows the graph of {a_family_w} function {expr}.",
+            "A figure of the {family_w} function {expr}.",
         ),
         "func_range": (
             "It is shown for x from {x0} to {x1}.",
@@ -310,7 +322,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "thales": ("{diam}是直径，所以∠{angle}是直角。",),
         "cyclic_opposite": ("对角{v1}与{v2}之和为180°。",),
         "grid": ("背景中画有方格网。", "图中显示坐标网格。"),
-        "points_intro": ("坐标平面上有{n}个点{names}。",),
+        "points_intro": ("坐标平面上有{n}个点{names}。", "图中是坐标平面上的{n}个点{names}。"),
         "point_coords": ("点{name}的坐标是{pt}。", "{name}{pt}。"),
         "on_axis": ("点{name}在{axis_w}上。",),
         "quadrant": ("点{name}在第{q_w}象限。",),
@@ -318,7 +330,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "midpoint_named": ("{name}是{seg}的中点，坐标为{pt}。",),
         "midpoint": ("{seg}的中点是{pt}。",),
         "distance": ("{seg}的长度{rel}{val}。",),
-        "line_intro": ("坐标平面上的直线{eq}。", "直线{eq}的图像。"),
+        "line_intro": ("坐标平面上的直线{eq}。", "直线{eq}的图像。", "图中是直线{eq}。"),
         "through_named": ("直线经过{p}{pt1}和{q}{pt2}。",),
         "through": ("直线经过点{pt1}和{pt2}。",),
         "line_dir": ("这条直线是{dir_w}的。",),
@@ -330,7 +342,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "lines_parallel": ("直线{eq1}与{eq2}平行。",),
         "lines_perpendicular": ("直线{eq1}与{eq2}互相垂直。",),
         "lines_intersect": ("两直线交于{pt}。",),
-        "circle_eq": ("坐标平面上的圆{eq}。", "方程为{eq}的圆。"),
+        "circle_eq": ("坐标平面上的圆{eq}。", "方程为{eq}的圆。", "图中是圆{eq}。"),
         "centre_at": ("圆心{name}的坐标是{pt}。",),
         "centre_at_plain": ("中心在{pt}。",),
         "axis_no_cross": ("它与{axis_w}没有交点。",),
@@ -338,13 +350,13 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "axis_crossings": ("它与{axis_w}的交点{rel}{pts}。",),
         "through_origin": ("它经过原点。",),
         "circle_area": ("面积约为{val}。",),
-        "ellipse_eq": ("坐标平面上的椭圆{eq}。", "方程为{eq}的椭圆。"),
+        "ellipse_eq": ("坐标平面上的椭圆{eq}。", "方程为{eq}的椭圆。", "图中是椭圆{eq}。"),
         "major_axis": ("长轴是{dir_w}的，长度为{val}。",),
         "minor_axis": ("短轴长度为{val}。",),
         "foci": ("焦点{rel}{pts}。",),
         "eccentricity": ("离心率{rel}{val}。",),
         "foci_marked": ("图中标出了焦点{n1}和{n2}。",),
-        "parabola_eq": ("坐标平面上的抛物线{eq}。", "方程为{eq}的抛物线。"),
+        "parabola_eq": ("坐标平面上的抛物线{eq}。", "方程为{eq}的抛物线。", "图中是抛物线{eq}。"),
         "vertex_at": ("顶点是{pt}。",),
         "vertex_at_named": ("顶点{name}是{pt}。",),
         "opens": ("抛物线开口{dir_w}。",),
@@ -353,13 +365,17 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "symmetry_axis": ("对称轴是{eq}。",),
         "x_crossings": ("它与x轴交于x{rel}{xs}。",),
         "focus_directrix_drawn": ("图中画出了焦点F和虚线准线。",),
-        "rect_intro": ("坐标网格上的矩形{name}。",),
+        "rect_intro": ("坐标网格上的矩形{name}。", "图中是坐标网格上的矩形{name}。"),
         "vertex_coords": ("顶点{name}的坐标是{pt}。",),
         "rect_dims": ("两边长分别{rel}{w}和{h}。",),
         "rect_centre": ("对角线交于{pt}。",),
         "diagonal_len": ("对角线长{rel}{val}。",),
         "axis_aligned": ("{name}的边与坐标轴平行。",),
-        "func_intro": ("{family_w}函数{expr}的图像。", "{family_w}函数：{expr}。"),
+        "func_intro": (
+            "{family_w}函数{expr}的图像。",
+            "{family_w}函数：{expr}。",
+            "图中是{family_w}函数{expr}的图像。",
+        ),
         "func_range": ("x的范围是{x0}到{x1}。",),
         "func_no_zeros": ("在所画范围内没有零点。",),
         "func_zero_one": ("唯一的零点是x={x}。",),
@@ -528,6 +544,9 @@ def compose_caption(
 
     The first fact (the introduction) and required facts are always stated; every other fact is
     kept with a probability drawn per caption (0.3 to 0.9), so captions range from terse to full.
+    The introduction comes first, then the required facts, then the optional ones, each group in
+    random order: what makes the diagram its type (the chord, the tangent, the plotted range) is
+    never pushed past the point where a short text tower truncates the caption.
 
     Returns:
         ``({language: caption}, stated facts as ``{"kind", "values"}`` in caption order)``.
@@ -535,8 +554,9 @@ def compose_caption(
     intro, rest = facts[0], facts[1:]
     keep = float(rng.uniform(0.3, 0.9))
     kept = [f for f in rest if (rng.random() < keep) or f.required]
-    order = rng.permutation(len(kept)) if kept else np.array([], dtype=int)
-    chosen = [intro] + [kept[int(i)] for i in order]
+    required = [f for f in kept if f.required]
+    optional = [f for f in kept if not f.required]
+    chosen = [intro] + [group[int(i)] for group in (required, optional) for i in rng.permutation(len(group))]
     draws = rng.random(len(chosen))
     captions = {
         lang: _JOIN[lang].join(render_fact(f, lang, float(d)) for f, d in zip(chosen, draws)) for lang in languages
