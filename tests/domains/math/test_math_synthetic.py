@@ -92,8 +92,15 @@ def test_several_captions_per_diagram_keep_the_first_and_state_the_type():
 
 
 def test_every_function_caption_names_its_family():
-    words = {"polynomial": "polynomial", "sine": "sine", "cosine": "cosine", "tangent": "tangent",
-             "exponential": "exponential", "logarithm": "logarithmic", "absolute_value": "absolute value"}
+    words = {
+        "polynomial": "polynomial",
+        "sine": "sine",
+        "cosine": "cosine",
+        "tangent": "tangent",
+        "exponential": "exponential",
+        "logarithm": "logarithmic",
+        "absolute_value": "absolute value",
+    }
     plots = list(generate_diagrams(40, seed=6, families=["function_plot"], captions=3))
     for sample in plots:
         word = words[sample["meta"]["function_family"]]
@@ -127,6 +134,45 @@ def test_required_facts_come_right_after_the_introduction():
         assert captions["en"].count(". ") == len(kinds) - 1  # one sentence per stated fact, in that order
         orders.add(tuple(kinds))
     assert len(orders) > 3  # both groups are still shuffled, and optional facts come and go
+
+
+def test_introductions_with_an_equation_are_also_written_as_name_then_equation():
+    words = {"sine": "sine", "cosine": "cosine", "tangent": "tangent", "exponential": "exponential"}
+    named = whole = 0
+    for sample in generate_diagrams(80, seed=4, families=["function_plot"], captions=4):
+        family = sample["meta"]["function_family"]
+        expression = sample["meta"]["expression"]
+        for text in sample["text"]:
+            first, second = text.split(". ")[:2]
+            if expression in first:
+                whole += 1
+                continue
+            # naming sentence: the family, no formula; the formula is the very next sentence
+            named += 1
+            if family in words:
+                assert words[family] in first.lower(), text
+            assert "=" not in first and expression in second, text
+    assert named > 60 and whole > 60  # both forms, about half each (NAMED_INTRO_PROBABILITY)
+    facts = [Fact("line_intro", {"eq": "y = 2x + 1"}, required=True), Fact("slope", {"val": "2"})]
+    kinds = {
+        tuple(f["kind"] for f in compose_caption(facts, np.random.default_rng(s), ("en", "zh"))[1][:2])
+        for s in range(30)
+    }
+    assert ("line_intro_named", "line_intro_equation") in kinds and any(k[0] == "line_intro" for k in kinds)
+    # an introduction without an equation has no split form and is always stated as itself
+    facts = [Fact("circle_intro", {"centre": "O"}, required=True)]
+    assert all(compose_caption(facts, np.random.default_rng(s))[1][0]["kind"] == "circle_intro" for s in range(30))
+
+
+def test_some_captions_are_brief():
+    facts = [Fact("circle_intro", {"centre": "O"}, required=True), Fact("chord", {"seg": "AB"}, required=True)]
+    facts += [Fact("radius_plain", {"val": "3"}), Fact("circle_area", {"val": "28.27"}), Fact("grid")]
+    facts += [Fact("diameter", {"seg": "CD", "centre": "O"}), Fact("radius_val", {"seg": "OA", "val": "3"})]
+    lengths = [len(compose_caption(facts, np.random.default_rng(s))[1]) for s in range(400)]
+    brief = lengths.count(2) / len(lengths)  # the introduction and the chord, nothing else
+    # BRIEF_CAPTION_PROBABILITY of 0.25, plus the odd full draw that keeps none of the five
+    assert 0.2 < brief < 0.4, brief
+    assert max(lengths) == 7 and len(set(lengths)) == 6
 
 
 def test_family_selection_and_proportions():

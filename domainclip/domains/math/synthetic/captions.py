@@ -16,7 +16,15 @@ import numpy as np
 from domainclip.core.plugins import UnknownNameError
 from domainclip.domains.math.synthetic.registry import Fact
 
-__all__ = ["LANGUAGES", "TEMPLATES", "VOCABULARY", "compose_caption", "render_fact"]
+__all__ = [
+    "BRIEF_CAPTION_PROBABILITY",
+    "LANGUAGES",
+    "NAMED_INTRO_PROBABILITY",
+    "TEMPLATES",
+    "VOCABULARY",
+    "compose_caption",
+    "render_fact",
+]
 
 #: Caption languages.
 LANGUAGES: tuple[str, ...] = ("en", "zh")
@@ -168,6 +176,13 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "The line {eq} is drawn.",
             "The diagram shows the line {eq} on a coordinate plane.",
         ),
+        "line_intro_named": (
+            "A straight line on a coordinate plane.",
+            "The diagram shows a straight line on a coordinate plane.",
+            "A line is drawn on a coordinate grid.",
+            "The graph of a straight line.",
+        ),
+        "line_intro_equation": ("Its equation is {eq}.", "The line is {eq}."),
         "through_named": ("It passes through {p}{pt1} and {q}{pt2}.", "Points {p}{pt1} and {q}{pt2} lie on the line."),
         "through": ("The line passes through {pt1} and {pt2}.", "It goes through the points {pt1} and {pt2}."),
         "line_dir": ("The line is {dir_w}.", "It is a {dir_w} line."),
@@ -185,6 +200,12 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "The graph of the circle {eq}.",
             "The diagram shows the circle {eq}.",
         ),
+        "circle_eq_named": (
+            "A circle on a coordinate plane.",
+            "The diagram shows a circle on a coordinate plane.",
+            "The graph of a circle on a coordinate grid.",
+        ),
+        "circle_eq_equation": ("Its equation is {eq}.", "The circle is {eq}."),
         "centre_at": ("Its centre {name} is at {pt}.", "The centre {name} has coordinates {pt}."),
         "centre_at_plain": ("Its centre is at {pt}.", "The centre is {pt}."),
         "axis_no_cross": ("It does not meet the {axis_w}.", "The curve does not cross the {axis_w}."),
@@ -201,6 +222,12 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "The graph of the ellipse {eq}.",
             "The diagram shows the ellipse {eq}.",
         ),
+        "ellipse_eq_named": (
+            "An ellipse on a coordinate plane.",
+            "The diagram shows an ellipse on a coordinate plane.",
+            "The graph of an ellipse on a coordinate grid.",
+        ),
+        "ellipse_eq_equation": ("Its equation is {eq}.", "The ellipse is {eq}."),
         "major_axis": ("The major axis is {dir_w} with length {val}.", "Its {dir_w} major axis has length {val}."),
         "minor_axis": ("The minor axis has length {val}.", "Its minor axis is {val} long."),
         "foci": ("The foci are at {about}{pts}.", "Its foci lie at {about}{pts}."),
@@ -212,6 +239,12 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "The graph of the parabola {eq}.",
             "The diagram shows the parabola {eq}.",
         ),
+        "parabola_eq_named": (
+            "A parabola on a coordinate plane.",
+            "The diagram shows a parabola on a coordinate plane.",
+            "The graph of a parabola on a coordinate grid.",
+        ),
+        "parabola_eq_equation": ("Its equation is {eq}.", "The parabola is {eq}."),
         "vertex_at": ("Its vertex is at {pt}.", "The vertex is {pt}."),
         "vertex_at_named": ("Its vertex {name} is at {pt}.", "The vertex {name} is {pt}."),
         "opens": ("It opens {dir_w}.", "The parabola opens {dir_w}."),
@@ -243,6 +276,14 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "The diagram shows the graph of {a_family_w} function {expr}.",
             "A figure of the {family_w} function {expr}.",
         ),
+        "func_intro_named": (
+            "The graph of {a_family_w} function.",
+            "A plot of {a_family_w} function.",
+            "The diagram shows the graph of {a_family_w} function.",
+            "A figure of {a_family_w} function on a coordinate plane.",
+            "{A_family_w} function is plotted on coordinate axes.",
+        ),
+        "func_intro_equation": ("The function is {expr}.", "Its equation is {expr}.", "The curve is {expr}."),
         "func_range": (
             "It is shown for x from {x0} to {x1}.",
             "The plotted range is {x0} ≤ x ≤ {x1}.",
@@ -331,6 +372,8 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "midpoint": ("{seg}的中点是{pt}。",),
         "distance": ("{seg}的长度{rel}{val}。",),
         "line_intro": ("坐标平面上的直线{eq}。", "直线{eq}的图像。", "图中是直线{eq}。"),
+        "line_intro_named": ("坐标平面上的一条直线。", "图中是坐标平面上的一条直线。"),
+        "line_intro_equation": ("直线方程为{eq}。", "这条直线是{eq}。"),
         "through_named": ("直线经过{p}{pt1}和{q}{pt2}。",),
         "through": ("直线经过点{pt1}和{pt2}。",),
         "line_dir": ("这条直线是{dir_w}的。",),
@@ -343,6 +386,8 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "lines_perpendicular": ("直线{eq1}与{eq2}互相垂直。",),
         "lines_intersect": ("两直线交于{pt}。",),
         "circle_eq": ("坐标平面上的圆{eq}。", "方程为{eq}的圆。", "图中是圆{eq}。"),
+        "circle_eq_named": ("坐标平面上的一个圆。", "图中是坐标平面上的一个圆。"),
+        "circle_eq_equation": ("圆的方程为{eq}。", "这个圆是{eq}。"),
         "centre_at": ("圆心{name}的坐标是{pt}。",),
         "centre_at_plain": ("中心在{pt}。",),
         "axis_no_cross": ("它与{axis_w}没有交点。",),
@@ -351,12 +396,16 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         "through_origin": ("它经过原点。",),
         "circle_area": ("面积约为{val}。",),
         "ellipse_eq": ("坐标平面上的椭圆{eq}。", "方程为{eq}的椭圆。", "图中是椭圆{eq}。"),
+        "ellipse_eq_named": ("坐标平面上的一个椭圆。", "图中是坐标平面上的一个椭圆。"),
+        "ellipse_eq_equation": ("椭圆的方程为{eq}。", "这个椭圆是{eq}。"),
         "major_axis": ("长轴是{dir_w}的，长度为{val}。",),
         "minor_axis": ("短轴长度为{val}。",),
         "foci": ("焦点{rel}{pts}。",),
         "eccentricity": ("离心率{rel}{val}。",),
         "foci_marked": ("图中标出了焦点{n1}和{n2}。",),
         "parabola_eq": ("坐标平面上的抛物线{eq}。", "方程为{eq}的抛物线。", "图中是抛物线{eq}。"),
+        "parabola_eq_named": ("坐标平面上的一条抛物线。", "图中是坐标平面上的一条抛物线。"),
+        "parabola_eq_equation": ("抛物线的方程为{eq}。", "这条抛物线是{eq}。"),
         "vertex_at": ("顶点是{pt}。",),
         "vertex_at_named": ("顶点{name}是{pt}。",),
         "opens": ("抛物线开口{dir_w}。",),
@@ -376,6 +425,12 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "{family_w}函数：{expr}。",
             "图中是{family_w}函数{expr}的图像。",
         ),
+        "func_intro_named": (
+            "{family_w}函数的图像。",
+            "图中是一个{family_w}函数的图像。",
+            "坐标系中画出了{family_w}函数的图像。",
+        ),
+        "func_intro_equation": ("函数为{expr}。", "解析式是{expr}。"),
         "func_range": ("x的范围是{x0}到{x1}。",),
         "func_no_zeros": ("在所画范围内没有零点。",),
         "func_zero_one": ("唯一的零点是x={x}。",),
@@ -486,6 +541,13 @@ VOCABULARY: dict[str, dict[str, str]] = {
     },
 }
 
+#: How often an introduction with an equation is written as a naming sentence plus an equation
+#: sentence (its ``{kind}_named`` and ``{kind}_equation`` pools) instead of one sentence.
+NAMED_INTRO_PROBABILITY = 0.5
+
+#: How often a caption is brief: the introduction and the required facts, no optional fact.
+BRIEF_CAPTION_PROBABILITY = 0.25
+
 _ABOUT = {"en": "about ", "zh": "约"}
 _LIST = {"en": (", ", " and "), "zh": ("、", "和")}
 _JOIN = {"en": " ", "zh": ""}
@@ -543,20 +605,30 @@ def compose_caption(
     """Build captions from a diagram's facts.
 
     The first fact (the introduction) and required facts are always stated; every other fact is
-    kept with a probability drawn per caption (0.3 to 0.9), so captions range from terse to full.
+    kept with a probability drawn per caption (0 to 0.9, or 0 for one caption in
+    :data:`BRIEF_CAPTION_PROBABILITY`), so captions range from terse to full.
     The introduction comes first, then the required facts, then the optional ones, each group in
     random order: what makes the diagram its type (the chord, the tangent, the plotted range) is
     never pushed past the point where a short text tower truncates the caption.
+
+    An introduction that carries an equation (function plots, lines and conics) is, with probability
+    :data:`NAMED_INTRO_PROBABILITY`, split in two: a sentence that names what is drawn ("The graph of
+    a cosine function.") and one that gives its equation ("Its equation is y = cos(2x) - 2."). Without
+    it every such caption opens with the formula, and a text tower learns the shape from the formula
+    rather than from its name, which is all a zero-shot prompt has.
 
     Returns:
         ``({language: caption}, stated facts as ``{"kind", "values"}`` in caption order)``.
     """
     intro, rest = facts[0], facts[1:]
-    keep = float(rng.uniform(0.3, 0.9))
+    keep = 0.0 if rng.random() < BRIEF_CAPTION_PROBABILITY else float(rng.uniform(0.0, 0.9))
     kept = [f for f in rest if (rng.random() < keep) or f.required]
     required = [f for f in kept if f.required]
     optional = [f for f in kept if not f.required]
-    chosen = [intro] + [group[int(i)] for group in (required, optional) for i in rng.permutation(len(group))]
+    lead = [intro]
+    if rng.random() < NAMED_INTRO_PROBABILITY and f"{intro.kind}_named" in TEMPLATES["en"]:
+        lead = [Fact(f"{intro.kind}_named", intro.values), Fact(f"{intro.kind}_equation", intro.values)]
+    chosen = lead + [group[int(i)] for group in (required, optional) for i in rng.permutation(len(group))]
     draws = rng.random(len(chosen))
     captions = {
         lang: _JOIN[lang].join(render_fact(f, lang, float(d)) for f, d in zip(chosen, draws)) for lang in languages

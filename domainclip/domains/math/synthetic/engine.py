@@ -39,7 +39,7 @@ DEFAULT_PROPORTIONS: dict[str, float] = {"plane_geometry": 0.5, "analytic_geomet
 #: Image side range in pixels; each diagram draws a multiple of 16 in it.
 DEFAULT_IMAGE_SIZE: tuple[int, int] = (224, 384)
 #: Name and version recorded in every sample's ``meta["generator"]``; bump when output changes.
-GENERATOR = "domainclip.math.synthetic/3"
+GENERATOR = "domainclip.math.synthetic/4"
 #: Licence of the generated images and captions.
 LICENCE = "CC0-1.0"
 
