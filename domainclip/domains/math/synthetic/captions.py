@@ -541,8 +541,8 @@ VOCABULARY: dict[str, dict[str, str]] = {
     },
 }
 
-#: How often an introduction with an equation is written as a naming sentence plus an equation
-#: sentence (its ``{kind}_named`` and ``{kind}_equation`` pools) instead of one sentence.
+#: How often an introduction with an equation is written as a naming sentence (its ``{kind}_named``
+#: pool), followed by an equation sentence (``{kind}_equation``) kept like an optional fact.
 NAMED_INTRO_PROBABILITY = 0.5
 
 #: How often a caption is brief: the introduction and the required facts, no optional fact.
@@ -613,9 +613,10 @@ def compose_caption(
 
     An introduction that carries an equation (function plots, lines and conics) is, with probability
     :data:`NAMED_INTRO_PROBABILITY`, split in two: a sentence that names what is drawn ("The graph of
-    a cosine function.") and one that gives its equation ("Its equation is y = cos(2x) - 2."). Without
-    it every such caption opens with the formula, and a text tower learns the shape from the formula
-    rather than from its name, which is all a zero-shot prompt has.
+    a tangent function.") and one that gives its equation ("Its equation is y = tan(2x)."), kept like
+    an optional fact. Without it every such caption states the formula, and a text tower learns the
+    shape from the formula ("tan(") rather than from its name, which is all a zero-shot prompt has;
+    "tangent" then means the tangent line of a circle figure.
 
     Returns:
         ``({language: caption}, stated facts as ``{"kind", "values"}`` in caption order)``.
@@ -626,8 +627,11 @@ def compose_caption(
     required = [f for f in kept if f.required]
     optional = [f for f in kept if not f.required]
     lead = [intro]
-    if rng.random() < NAMED_INTRO_PROBABILITY and f"{intro.kind}_named" in TEMPLATES["en"]:
-        lead = [Fact(f"{intro.kind}_named", intro.values), Fact(f"{intro.kind}_equation", intro.values)]
+    named, with_equation = rng.random(), rng.random()
+    if named < NAMED_INTRO_PROBABILITY and f"{intro.kind}_named" in TEMPLATES["en"]:
+        lead = [Fact(f"{intro.kind}_named", intro.values)]
+        if with_equation < keep:
+            lead.append(Fact(f"{intro.kind}_equation", intro.values))
     chosen = lead + [group[int(i)] for group in (required, optional) for i in rng.permutation(len(group))]
     draws = rng.random(len(chosen))
     captions = {
