@@ -76,10 +76,8 @@ def cmd_prepare(args: argparse.Namespace, rest: list[str]) -> int:
 
     if args.domain is None or args.command is None:
         domain = args.domain or "core"
-        print(
-            f"usage: domainclip prepare DOMAIN COMMAND [options]; commands of {domain}: "
-            f"{', '.join(list_prepare_commands(domain))}"
-        )
+        print(f"usage: domainclip prepare DOMAIN COMMAND [options]; commands of {domain}: "
+              f"{', '.join(list_prepare_commands(domain))}")
         return 0 if args.domain else EXIT_USER_ERROR
     command = get_prepare_command(args.domain, args.command)
     parser = argparse.ArgumentParser(prog=f"domainclip prepare {args.domain} {args.command}", description=command.help)
@@ -122,14 +120,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out_dir = out if out.suffix != ".json" else out.with_name(out.stem + "_files")
     model, preprocess, tokenizer = load_any_model(args.model, device=args.device)
     results = run_suite(
-        model,
-        tokenizer,
-        preprocess,
-        args.suite,
-        data=Path(args.data) if args.data else None,
-        out_dir=out_dir,
-        device=args.device,
-        batch_size=args.batch_size,
+        model, tokenizer, preprocess, args.suite, data=Path(args.data) if args.data else None,
+        out_dir=out_dir, device=args.device, batch_size=args.batch_size,
     )
     if out.suffix == ".json":
         from domainclip.core.eval.report import write_results
@@ -179,8 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_recipes)
 
     p = sub.add_parser(
-        "prepare",
-        help="turn raw domain data into shards",
+        "prepare", help="turn raw domain data into shards",
         description="domainclip prepare DOMAIN COMMAND [options]; `domainclip prepare DOMAIN` lists commands",
     )
     p.add_argument("domain", nargs="?", help="domain (or 'core')")
@@ -223,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["prepare"]:
         # prepare's options belong to the chosen command: parse DOMAIN COMMAND, pass the rest on
         positional = [a for a in argv[1:3] if not a.startswith("-")]
-        head, rest = ["prepare", *positional], argv[1 + len(positional) :]
+        head, rest = ["prepare", *positional], argv[1 + len(positional):]
         if len(positional) < 2 and any(a in ("-h", "--help") for a in rest):
             head.append("--help")
         args = parser.parse_args(head)

@@ -44,7 +44,7 @@ def read_card(path: str | Path) -> tuple[dict[str, Any], str]:
     unknown = [k for k in meta["keys"] if k not in SAMPLE_KEYS]
     if unknown:
         raise CardError(f"{path}: keys {unknown} are not sample keys ({', '.join(SAMPLE_KEYS)})")
-    return meta, text[end + 4 :].lstrip("-\n")
+    return meta, text[end + 4:].lstrip("-\n")
 
 
 def list_cards(domain: str | None = None) -> list[Path]:

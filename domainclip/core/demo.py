@@ -43,34 +43,17 @@ def write_run_report(run_dir: Path, title: str, results: dict[str, dict[str, flo
     loss_png = run_dir / "loss_curve.png"
     plot_loss_curve(run_dir / "log.jsonl", loss_png)
     plots = sorted(p for p in (run_dir / "eval").rglob("*.png"))
-    lines = [
-        f"# {title}",
-        "",
-        "## Results",
-        "",
-        format_markdown_table(results),
-        "",
-        "## Training",
-        "",
-        f"![loss curve]({loss_png.name})",
-        "",
-    ]
+    lines = [f"# {title}", "", "## Results", "", format_markdown_table(results), "", "## Training", "",
+             f"![loss curve]({loss_png.name})", ""]
     if plots:
         lines += ["## Evaluation plots", ""]
         lines += [f"![{p.stem}]({p.relative_to(run_dir).as_posix()})" for p in plots]
         lines.append("")
     if hub_dir is not None:
-        lines += [
-            "## Exported model",
-            "",
-            f"`{hub_dir}` loads in plain open_clip:",
-            "",
-            "```python",
-            "import open_clip",
-            f"model, _, preprocess = open_clip.create_model_and_transforms('local-dir:{hub_dir}')",
-            "```",
-            "",
-        ]
+        lines += ["## Exported model", "", f"`{hub_dir}` loads in plain open_clip:", "", "```python",
+                  "import open_clip",
+                  f"model, _, preprocess = open_clip.create_model_and_transforms('local-dir:{hub_dir}')",
+                  "```", ""]
     from domainclip.core.io import atomic_write_text
 
     return atomic_write_text(run_dir / "report.md", "\n".join(lines))

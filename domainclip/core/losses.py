@@ -242,7 +242,9 @@ class ContrastiveLoss(nn.Module):
 
         """
         initialised = dist.is_available() and dist.is_initialized()
-        world_size = self.world_size if self.world_size is not None else (dist.get_world_size() if initialised else 1)
+        world_size = self.world_size if self.world_size is not None else (
+            dist.get_world_size() if initialised else 1
+        )
         rank = self.rank if self.rank is not None else (dist.get_rank() if initialised else 0)
         if not 0 <= rank < world_size:
             raise RuntimeError(f"{type(self).__name__}: rank {rank} is outside world_size {world_size}")
@@ -368,7 +370,9 @@ class SigLipLoss(ContrastiveLoss):
         """
         _check_features(image_features, text_features, paired=True)
         if logit_bias is None:
-            raise ValueError("SigLipLoss needs logit_bias: build the model with init_logit_bias (-10 in the paper)")
+            raise ValueError(
+                "SigLipLoss needs logit_bias: build the model with init_logit_bias (-10 in the paper)"
+            )
         scale = _scalar(logit_scale, "logit_scale", image_features)
         bias = _scalar(logit_bias, "logit_bias", image_features)
         if self.local_loss:
@@ -594,7 +598,8 @@ class MultiPositiveClipLoss(ContrastiveLoss):
             raise ValueError(f"text_to_image values must lie in [0, {n_images}) (local image indices)")
         if level is not None and (level.shape != (n_texts,) or level.is_floating_point()):
             raise ValueError(
-                f"level must be an integer tensor of shape ({n_texts},), got {level.dtype} {tuple(level.shape)}"
+                f"level must be an integer tensor of shape ({n_texts},), got "
+                f"{level.dtype} {tuple(level.shape)}"
             )
         if level is None and level_weights is not None:
             raise ValueError("level_weights was given without level")

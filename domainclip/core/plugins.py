@@ -127,7 +127,7 @@ def require(module: str, extra: str, purpose: str = "") -> Any:
     except ImportError as e:
         why = f" for {purpose}" if purpose else ""
         raise MissingExtraError(
-            f'{module!r} is needed{why} but is not installed: pip install "domainclip[{extra}]" ({e})'
+            f"{module!r} is needed{why} but is not installed: pip install \"domainclip[{extra}]\" ({e})"
         ) from e
 
 

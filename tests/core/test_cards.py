@@ -21,9 +21,7 @@ def test_bad_cards_are_rejected(tmp_path):
     bad.write_text("---\nname: x\ndomain: math\n---\nbody")
     with pytest.raises(CardError, match="lacks license"):
         read_card(bad)
-    bad.write_text(
-        "---\nname: x\ndomain: core\nlicense: MIT\nsize: 1\nsplits: {}\nkeys: [image]\nphi: none\n"
-        "citation: null\n---\nbody"
-    )
+    bad.write_text("---\nname: x\ndomain: core\nlicense: MIT\nsize: 1\nsplits: {}\nkeys: [image]\nphi: none\n"
+                   "citation: null\n---\nbody")
     with pytest.raises(CardError, match="does not match its folder"):
         read_card(bad)

@@ -78,7 +78,9 @@ def _noisy_transform(image: Image.Image) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- counts and errors
 def test_corrupt_counts_by_reason_exact(corrupt_root):
-    loader = build_loader(Source(str(corrupt_root)), SampleDecoder(), batch_size=5, epochs=1, max_corrupt_fraction=1.0)
+    loader = build_loader(
+        Source(str(corrupt_root)), SampleDecoder(), batch_size=5, epochs=1, max_corrupt_fraction=1.0
+    )
     keys = [k for batch in loader for k in batch["__key__"]]
     assert loader.corrupt_counts() == EXPECTED_COUNTS
     assert len(keys) == len(set(keys)) == EXPECTED_GOOD == loader.good_samples

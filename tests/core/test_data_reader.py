@@ -90,7 +90,9 @@ def test_hf_url_goes_through_webdataset_gopen(tmp_path, monkeypatch):
 
     gopen_module = sys.modules["webdataset.gopen"]
     monkeypatch.setitem(gopen_module.gopen_schemes, "hf", fake_hf)
-    loader = _loader(Source("hf://datasets/org/name/shard-000000.tar"), batch_size=1, epochs=1, shuffle_buffer=0)
+    loader = _loader(
+        Source("hf://datasets/org/name/shard-000000.tar"), batch_size=1, epochs=1, shuffle_buffer=0
+    )
     assert _keys(loader) == keys
     assert opened == ["hf://datasets/org/name/shard-000000.tar"]
 
@@ -231,7 +233,8 @@ def test_sample_decoder_text_choices_and_tokenizer():
         return torch.tensor([[len(text), 1, 0]])
 
     out = SampleDecoder(tokenizer=tokenizer, image_transform=lambda im: torch.tensor(im.size))(
-        {"__key__": "k2", "png": _png(1), "txt": b" hello ", "cls": b"4", "json": b'{"a": 1}'} | {"level.txt": b"phase"}
+        {"__key__": "k2", "png": _png(1), "txt": b" hello ", "cls": b"4", "json": b'{"a": 1}'}
+        | {"level.txt": b"phase"}
     )
     assert torch.equal(out["text"], torch.tensor([5, 1, 0]))
     assert torch.equal(out["image"], torch.tensor([8, 8]))
@@ -283,7 +286,9 @@ def test_hf_url_without_webdataset_handler_uses_hffilesystem(tmp_path, monkeypat
 
     monkeypatch.delitem(sys.modules["webdataset.gopen"].gopen_schemes, "hf", raising=False)
     monkeypatch.setattr(huggingface_hub, "HfFileSystem", FakeFS)
-    loader = _loader(Source("hf://datasets/org/name/shard-000000.tar"), batch_size=1, epochs=1, shuffle_buffer=0)
+    loader = _loader(
+        Source("hf://datasets/org/name/shard-000000.tar"), batch_size=1, epochs=1, shuffle_buffer=0
+    )
     assert _keys(loader) == keys
 
 
@@ -293,7 +298,9 @@ def test_loading_leaves_callers_global_rng_alone(tmp_path):
     def noisy(image):
         return torch.rand(2) + float(np.random.rand())
 
-    loader = build_loader(Source(str(tmp_path)), SampleDecoder(image_transform=noisy), batch_size=2, shuffle_buffer=4)
+    loader = build_loader(
+        Source(str(tmp_path)), SampleDecoder(image_transform=noisy), batch_size=2, shuffle_buffer=4
+    )
     torch.manual_seed(0)
     np.random.seed(0)
     expected = (torch.rand(3), np.random.rand(3))
@@ -306,7 +313,11 @@ def test_loading_leaves_callers_global_rng_alone(tmp_path):
     assert torch.equal(after_one[0], expected[0]) and np.array_equal(after_one[1], expected[1])
     # the augmentation itself is seeded per sample: the same batch again from a fresh loader
     again = next(
-        iter(build_loader(Source(str(tmp_path)), SampleDecoder(image_transform=noisy), batch_size=2, shuffle_buffer=4))
+        iter(
+            build_loader(
+                Source(str(tmp_path)), SampleDecoder(image_transform=noisy), batch_size=2, shuffle_buffer=4
+            )
+        )
     )
     assert torch.equal(first["image"], again["image"])
     assert not torch.equal(first["image"][0], first["image"][1])

@@ -27,10 +27,8 @@ def test_sample_split_reassembles_the_global_batch(shards, workers):
     common = dict(batch_size=8, num_workers=workers, seed=3, shuffle_buffer=16)
     one = keys_of(build_loader(Source(shards), decode, **common), 12)
     halves = [
-        keys_of(
-            build_loader(Source(shards), decode, **{**common, "batch_size": 4}, rank=r, world_size=2, split="sample"),
-            12,
-        )
+        keys_of(build_loader(Source(shards), decode, **{**common, "batch_size": 4}, rank=r, world_size=2,
+                             split="sample"), 12)
         for r in range(2)
     ]
     for k in range(12):
@@ -40,19 +38,9 @@ def test_sample_split_reassembles_the_global_batch(shards, workers):
 
 def test_shard_split_gives_disjoint_ranks(shards):
     decode = SampleDecoder(required=("text",), text_choice="first")
-    seen = [
-        set(
-            x
-            for b in keys_of(
-                build_loader(
-                    Source(shards), decode, batch_size=4, rank=r, world_size=2, seed=0, shuffle_buffer=1, epochs=1
-                ),
-                10,
-            )
-            for x in b
-        )
-        for r in range(2)
-    ]
+    seen = [set(x for b in keys_of(build_loader(Source(shards), decode, batch_size=4, rank=r, world_size=2,
+                                                  seed=0, shuffle_buffer=1, epochs=1), 10) for x in b)
+            for r in range(2)]
     assert not seen[0] & seen[1]
 
 

@@ -178,7 +178,9 @@ def test_size_rollover_bounds_member_bytes(tmp_path):
 def test_index_extended_by_restarted_run(tmp_path):
     first = write_shards(({"text": f"a{i}"} for i in range(4)), tmp_path, max_count=2, progress=False)
     assert first["shards"] == ["shard-000000.tar", "shard-000001.tar"]
-    second = write_shards([{"text": f"b{i}"} for i in range(3)], tmp_path, max_count=2, start_index=2, progress=False)
+    second = write_shards(
+        [{"text": f"b{i}"} for i in range(3)], tmp_path, max_count=2, start_index=2, progress=False
+    )
     assert second == {
         "out_dir": str(tmp_path),
         "index": str(tmp_path / "shard-index.json"),

@@ -30,11 +30,8 @@ def shapes_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shapes")
     parser = argparse.ArgumentParser()
     SHAPES.add_arguments(parser)
-    SHAPES.run(
-        parser.parse_args(
-            args_to_argv({"out": str(root / "train"), "n": 256, "seed": 0, "image_size": 32, "max_count": 64})
-        )
-    )
+    SHAPES.run(parser.parse_args(args_to_argv(
+        {"out": str(root / "train"), "n": 256, "seed": 0, "image_size": 32, "max_count": 64})))
     assert len(list((root / "train").glob("*.tar"))) == N_SHARDS
     return root
 
@@ -89,19 +86,11 @@ def test_train_writes_a_complete_run(shapes_root, tmp_path):
 
 
 def test_training_reduces_the_loss(shapes_root, tmp_path):
-    recipe = load_recipe(
-        recipe_dict(
-            shapes_root,
-            train={"steps": 40, "checkpoint_every": 40, "log_every": 1},
-            optim={"lr": 2e-3, "warmup_steps": 5, "weight_decay": 0.0},
-        )
-    )
+    recipe = load_recipe(recipe_dict(shapes_root, train={"steps": 40, "checkpoint_every": 40, "log_every": 1},
+                                     optim={"lr": 2e-3, "warmup_steps": 5, "weight_decay": 0.0}))
     train(recipe, tmp_path / "run")
-    losses = [
-        json.loads(x)["loss"]
-        for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
-        if '"loss"' in x and '"event"' not in x
-    ]
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+              if '"loss"' in x and '"event"' not in x]
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first - 0.3, (first, last)
 
@@ -121,26 +110,15 @@ def test_channels_last_trains_the_same_model(shapes_root, tmp_path, monkeypatch)
     monkeypatch.setattr(engine, "wrap_model", spy)
     runs = {}
     for flag in (False, True):
-        recipe = load_recipe(
-            recipe_dict(
-                shapes_root,
-                model={"name": "dc-mini-resnet"},
-                train={"steps": 4, "checkpoint_every": 4, "channels_last": flag},
-            )
-        )
+        recipe = load_recipe(recipe_dict(shapes_root, model={"name": "dc-mini-resnet"},
+                                         train={"steps": 4, "checkpoint_every": 4, "channels_last": flag}))
         train(recipe, tmp_path / str(flag))
         runs[flag] = final_weights(tmp_path / str(flag))
     assert layouts == [False, True]
     assert runs[True].keys() == runs[False].keys()
     assert runs[True]["visual.trunk.conv1.0.weight"].is_contiguous()
-    losses = {
-        flag: [
-            json.loads(x)["loss"]
-            for x in (tmp_path / str(flag) / "log.jsonl").read_text().splitlines()
-            if '"loss"' in x and '"event"' not in x
-        ]
-        for flag in runs
-    }
+    losses = {flag: [json.loads(x)["loss"] for x in (tmp_path / str(flag) / "log.jsonl").read_text().splitlines()
+                     if '"loss"' in x and '"event"' not in x] for flag in runs}
     assert len(losses[True]) == 4 and losses[True] == pytest.approx(losses[False], rel=1e-3)
     # Adam turns float-rounding differences in near-zero gradients into whole-step differences for a
     # few weights, so compare the runs' difference with the size of what training changed.
@@ -156,9 +134,8 @@ def test_channels_last_trains_the_same_model(shapes_root, tmp_path, monkeypatch)
 
 def _cli(args: list[str], **kw) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "domainclip", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw
-    )
+    return subprocess.Popen([sys.executable, "-m", "domainclip", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
 
 
 @pytest.mark.slow
@@ -208,33 +185,13 @@ def test_two_process_ddp_matches_one_process(shapes_root, tmp_path):
     )
     path = write_recipe(tmp_path / "r.yaml", recipe_dict(shapes_root, **sections))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run(
-        [sys.executable, "-m", "domainclip", "train", str(path), "--out", str(tmp_path / "one")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    one = subprocess.run([sys.executable, "-m", "domainclip", "train", str(path), "--out", str(tmp_path / "one")],
+                         env=env, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-3000:]
     two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "domainclip",
-            "train",
-            str(path),
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "domainclip", "train", str(path), "--out", str(tmp_path / "two")],
+        env=env, capture_output=True, text=True, timeout=600,
     )
     assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-3000:]
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
@@ -301,14 +258,8 @@ def test_optimizer_excludes_norms_biases_and_tower_parameters():
     from domainclip.core.models import create_model
 
     model = create_model("dc-test-video")
-    opt = build_optimizer(
-        model,
-        lr=1e-3,
-        weight_decay=0.2,
-        betas=(0.9, 0.98),
-        eps=1e-6,
-        no_decay=["bias", "norm", "ln_", "logit_scale", "embedding", "token"],
-    )
+    opt = build_optimizer(model, lr=1e-3, weight_decay=0.2, betas=(0.9, 0.98), eps=1e-6,
+                          no_decay=["bias", "norm", "ln_", "logit_scale", "embedding", "token"])
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for p in opt.param_groups[0]["params"]}
     kept = {names[id(p)] for p in opt.param_groups[1]["params"]}

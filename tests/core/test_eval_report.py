@@ -17,12 +17,8 @@ from domainclip.core.eval import (
 from domainclip.core.eval.report import scalar_metrics, to_jsonable
 
 RESULTS = {
-    "shapes/zeroshot_classification": {
-        "acc1": 0.123456,
-        "acc5": 0.98765,
-        "num_samples": 256,
-        "confusion_matrix": [[1, 0], [0, 1]],
-    },
+    "shapes/zeroshot_classification": {"acc1": 0.123456, "acc5": 0.98765, "num_samples": 256,
+                                       "confusion_matrix": [[1, 0], [0, 1]]},
     "shapes/zeroshot_retrieval": {"image_retrieval_recall@1": 1 / 3, "acc1": float("nan")},
 }
 
@@ -87,9 +83,8 @@ def test_confusion_matrix_plot(tmp_path):
 def test_retrieval_examples_plot_from_pil_tensors_and_mapping(tmp_path):
     pil = [Image.new("RGB", (16, 16), (i * 40, 0, 0)) for i in range(4)]
     tensors = [torch.randn(3, 16, 16) for _ in range(4)]  # normalised inputs: rescaled for display
-    path = plot_retrieval_examples(
-        pil, ["a red thing", "dark"], [[0, 1, 2], [3, 2]], [0, {2, 3}], tmp_path / "ex.png", title="examples"
-    )
+    path = plot_retrieval_examples(pil, ["a red thing", "dark"], [[0, 1, 2], [3, 2]], [0, {2, 3}],
+                                   tmp_path / "ex.png", title="examples")
     assert_png(path)
     assert_png(plot_retrieval_examples(tensors, ["q"], [[1, 0]], [1], tmp_path / "ex_t.png"))
     assert_png(plot_retrieval_examples({7: pil[0], 9: pil[1]}, ["q"], [[9, 7]], [[7]], tmp_path / "ex_m.png"))

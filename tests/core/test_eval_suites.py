@@ -134,9 +134,8 @@ def test_synthetic_suite_on_generated_held_out_set(tmp_path, tiny_clip):
 def test_domain_named_suite_on_a_shapes_folder(tmp_path, tiny_clip, test_domain):
     model, tokenizer, preprocess = tiny_clip
     folder = write_shapes_folder(tmp_path / "shapes", n=24, seed=5, image_size=32)
-    results = run_suite(
-        model, tokenizer, preprocess, "evaltest/shapes", data=folder, out_dir=tmp_path / "ev", batch_size=10
-    )
+    results = run_suite(model, tokenizer, preprocess, "evaltest/shapes", data=folder, out_dir=tmp_path / "ev",
+                        batch_size=10)
     check_synthetic_outputs(tmp_path / "ev", results, 24)
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["data"] == str(folder)
 

@@ -244,9 +244,8 @@ def test_multi_positive_levels_give_weighted_named_parts(weights):
     owner = torch.tensor([0, 1, 2, 0, 1, 0, 2, 2])
     level = torch.tensor([0, 0, 0, 1, 1, 3, 3, 1])
     scale = torch.tensor(4.0, dtype=DT)
-    parts = MultiPositiveClipLoss()(
-        img, txt, scale, text_to_image=owner, level=level, level_weights=weights, output_dict=True
-    )
+    parts = MultiPositiveClipLoss()(img, txt, scale, text_to_image=owner, level=level, level_weights=weights,
+                                    output_dict=True)
     ref = ref_multi_positive(img, txt, scale, owner, level, weights)
     assert set(parts) == {"loss_level_0", "loss_level_1", "loss_level_3"}
     for key in ref:
@@ -268,14 +267,8 @@ def test_multi_positive_rejects_bad_input():
     with pytest.raises(ValueError, match="shape"):
         loss(img, txt, 2.0, text_to_image=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="no weight for level 2"):
-        loss(
-            img,
-            txt,
-            2.0,
-            text_to_image=torch.tensor([0, 1, 2, 0]),
-            level=torch.tensor([0, 0, 2, 2]),
-            level_weights={0: 1.0},
-        )
+        loss(img, txt, 2.0, text_to_image=torch.tensor([0, 1, 2, 0]), level=torch.tensor([0, 0, 2, 2]),
+             level_weights={0: 1.0})
     with pytest.raises(ValueError, match="without level"):
         loss(img, txt, 2.0, text_to_image=torch.tensor([0, 1, 2, 0]), level_weights=[1.0])
 
@@ -367,8 +360,7 @@ def _run_case(case: dict, rank: int, world_size: int) -> dict[str, torch.Tensor]
         img_sizes, txt_sizes = [sum(case["image_sizes"])], [sum(case["text_sizes"])]
         i0, t0 = 0, 0
         owners = [
-            o + sum(case["image_sizes"][:r])
-            for r, rank_owners in enumerate(case.get("text_to_image", []))
+            o + sum(case["image_sizes"][:r]) for r, rank_owners in enumerate(case.get("text_to_image", []))
             for o in rank_owners
         ]
         levels = [lv for rank_levels in case.get("level", []) for lv in rank_levels]
@@ -381,28 +373,21 @@ def _run_case(case: dict, rank: int, world_size: int) -> dict[str, torch.Tensor]
     p_txt = case["p_txt"].clone().requires_grad_(True)
     scale = torch.tensor(6.0, dtype=DT, requires_grad=True)
     bias = torch.tensor(-2.0, dtype=DT, requires_grad=True)
-    img = F.normalize(case["x_img"][i0 : i0 + img_sizes[rank]] @ p_img, dim=1)
-    txt = F.normalize(case["x_txt"][t0 : t0 + txt_sizes[rank]] @ p_txt, dim=1)
+    img = F.normalize(case["x_img"][i0:i0 + img_sizes[rank]] @ p_img, dim=1)
+    txt = F.normalize(case["x_txt"][t0:t0 + txt_sizes[rank]] @ p_txt, dim=1)
     img.retain_grad()
     txt.retain_grad()
     extra = {}
     if case["loss"] == "siglip":
         extra["logit_bias"] = bias
     if case["loss"] == "multi_positive":
-        extra = {
-            "text_to_image": torch.tensor(owners),
-            "level": torch.tensor(levels),
-            "level_weights": case["level_weights"],
-        }
+        extra = {"text_to_image": torch.tensor(owners), "level": torch.tensor(levels),
+                 "level_weights": case["level_weights"]}
     loss_fn = create_loss(case["loss"], **case["kwargs"])
     loss = loss_fn(img, txt, scale, **extra)
     loss.backward()
-    params = {
-        "p_img": p_img.grad,
-        "p_txt": p_txt.grad,
-        "scale": scale.grad,
-        "bias": bias.grad if bias.grad is not None else torch.zeros((), dtype=DT),
-    }
+    params = {"p_img": p_img.grad, "p_txt": p_txt.grad, "scale": scale.grad,
+              "bias": bias.grad if bias.grad is not None else torch.zeros((), dtype=DT)}
     if world_size > 1:
         for grad in params.values():
             dist.all_reduce(grad)
@@ -414,9 +399,8 @@ def _worker(rank: int, world_size: int, init_file: str, data_path: str, out_dir:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size, timeout=timedelta(seconds=60)
-    )
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size,
+                            timeout=timedelta(seconds=60))
     try:
         cases = torch.load(data_path)
         results = {name: _run_case(case, rank, world_size) for name, case in cases.items()}
@@ -432,12 +416,8 @@ def test_two_process_gather_matches_single_process(tmp_path: Path):
 
     cases = _cases()
     torch.save(cases, tmp_path / "cases.pt")
-    mp.spawn(
-        _worker,
-        args=(WORLD, str(tmp_path / "init"), str(tmp_path / "cases.pt"), str(tmp_path)),
-        nprocs=WORLD,
-        join=True,
-    )
+    mp.spawn(_worker, args=(WORLD, str(tmp_path / "init"), str(tmp_path / "cases.pt"), str(tmp_path)),
+             nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
 
     for name, case in cases.items():
@@ -455,8 +435,10 @@ def test_two_process_gather_matches_single_process(tmp_path: Path):
         for key, sizes in (("img_grad", case["image_sizes"]), ("txt_grad", case["text_sizes"])):
             start = 0
             for r in range(WORLD):
-                expected = WORLD * full[key][start : start + sizes[r]]
-                torch.testing.assert_close(local[r][key], expected, rtol=0, atol=1e-10, msg=f"{name} {key} rank {r}")
+                expected = WORLD * full[key][start:start + sizes[r]]
+                torch.testing.assert_close(
+                    local[r][key], expected, rtol=0, atol=1e-10, msg=f"{name} {key} rank {r}"
+                )
                 start += sizes[r]
         # parameters: the DDP average over ranks equals the single-process full-batch gradient
         for key in ("p_img", "p_txt", "scale", "bias"):

@@ -170,7 +170,8 @@ class CorruptTally:
         """Return a readable summary: totals, then one line per reason with its example."""
         total = self.corrupt + self.good
         lines = [
-            header or f"{self.corrupt} corrupt of {total} samples ({100.0 * self.fraction():.2f}%), {self.good} good"
+            header
+            or f"{self.corrupt} corrupt of {total} samples ({100.0 * self.fraction():.2f}%), {self.good} good"
         ]
         for reason in sorted(self.counts):
             example = self.examples.get(reason)

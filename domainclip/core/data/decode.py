@@ -102,7 +102,9 @@ def _check_caption_dict(value: dict, what: str) -> dict[str, Any]:
         ok = isinstance(text, str) and text.strip()
         ok = ok or (isinstance(text, list) and text and all(isinstance(t, str) and t.strip() for t in text))
         if not ok:
-            raise CorruptSampleError(BAD_TEXT, f"{what}[{lang!r}] must be a non-empty string or list of strings")
+            raise CorruptSampleError(
+                BAD_TEXT, f"{what}[{lang!r}] must be a non-empty string or list of strings"
+            )
     return value
 
 
@@ -206,7 +208,9 @@ class SampleDecoder:
         if K.LEVEL in present:
             suffix = present[K.LEVEL]
             out[K.LEVEL] = (
-                _utf8(raw[suffix], ".level.txt").strip() if suffix == "level.txt" else _json(raw[suffix], ".level.json")
+                _utf8(raw[suffix], ".level.txt").strip()
+                if suffix == "level.txt"
+                else _json(raw[suffix], ".level.json")
             )
         if K.META in present:
             meta = _json(raw["json"], ".json")
@@ -255,7 +259,12 @@ class SampleDecoder:
 
     def _tokenize(self, text: str | list[str]) -> Any:
         tokens = self.tokenizer(text)  # type: ignore[misc]
-        if isinstance(text, str) and isinstance(tokens, torch.Tensor) and tokens.ndim == 2 and tokens.shape[0] == 1:
+        if (
+            isinstance(text, str)
+            and isinstance(tokens, torch.Tensor)
+            and tokens.ndim == 2
+            and tokens.shape[0] == 1
+        ):
             tokens = tokens[0]
         return tokens
 
@@ -268,13 +277,17 @@ class SampleDecoder:
                 raise CorruptSampleError(BAD_LABEL, f".cls is not an integer: {e}") from None
         value = _json(raw[suffix], ".label.json")
         if not isinstance(value, list | int) or isinstance(value, bool):
-            raise CorruptSampleError(BAD_JSON, f".label.json must hold a list or int, not {type(value).__name__}")
+            raise CorruptSampleError(
+                BAD_JSON, f".label.json must hold a list or int, not {type(value).__name__}"
+            )
         return value
 
 
 # --------------------------------------------------------------------------- collate
 def _stackable(value: Any) -> bool:
-    return isinstance(value, torch.Tensor | np.ndarray | np.number | int | float) and not isinstance(value, bool)
+    return isinstance(value, torch.Tensor | np.ndarray | np.number | int | float) and not isinstance(
+        value, bool
+    )
 
 
 def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -111,9 +111,13 @@ def expand_urls(urls: str | os.PathLike | Sequence[str]) -> list[str]:
                 continue
             path = urlparse(url).path if scheme == "file" else url
             if os.path.isdir(path):
-                found = sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(_SHARD_EXTENSIONS))
+                found = sorted(
+                    os.path.join(path, n) for n in os.listdir(path) if n.endswith(_SHARD_EXTENSIONS)
+                )
                 if not found:
-                    raise FileNotFoundError(f"shard folder {path} holds no {'/'.join(_SHARD_EXTENSIONS)} files")
+                    raise FileNotFoundError(
+                        f"shard folder {path} holds no {'/'.join(_SHARD_EXTENSIONS)} files"
+                    )
                 out.extend(found)
             elif glob.has_magic(path):
                 found = sorted(glob.glob(path))
@@ -406,7 +410,9 @@ class Source:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.weight, int | float) and math.isfinite(self.weight) and self.weight > 0):
-            raise ValueError(f"Source weight must be a finite number > 0; got {self.weight!r} for {self.urls!r}")
+            raise ValueError(
+                f"Source weight must be a finite number > 0; got {self.weight!r} for {self.urls!r}"
+            )
 
 
 def _source_stream(
@@ -481,7 +487,9 @@ def _source_stream(
         epoch += 1
 
 
-def _mixed(streams: list[Iterator[dict[str, Any]]], weights: list[float], rng: random.Random) -> Iterator[dict]:
+def _mixed(
+    streams: list[Iterator[dict[str, Any]]], weights: list[float], rng: random.Random
+) -> Iterator[dict]:
     """Per raw sample, draw a source with probability proportional to its weight."""
     if len(streams) == 1:
         yield from streams[0]
@@ -899,7 +907,9 @@ class StreamingLoader:
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"not a StreamingLoader state: {e!r}") from None
         if version != _STATE_VERSION:
-            raise ValueError(f"StreamingLoader state version {version} is not supported (expected {_STATE_VERSION})")
+            raise ValueError(
+                f"StreamingLoader state version {version} is not supported (expected {_STATE_VERSION})"
+            )
         W = self.dataset.logical_workers
         if workers != W or len(positions) != W:
             raise ValueError(

@@ -103,20 +103,8 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[t
         base = [(np.cos(a), np.sin(a)) for a in np.deg2rad([90.0, 210.0, 330.0])]
     else:  # cross: a plus sign whose arms are a third of the span wide
         t, o = 1.0 / 3.0, 1.0
-        base = [
-            (t, o),
-            (-t, o),
-            (-t, t),
-            (-o, t),
-            (-o, -t),
-            (-t, -t),
-            (-t, -o),
-            (t, -o),
-            (t, -t),
-            (o, -t),
-            (o, t),
-            (t, t),
-        ]
+        base = [(t, o), (-t, o), (-t, t), (-o, t), (-o, -t), (-t, -t),
+                (-t, -o), (t, -o), (t, -t), (o, -t), (o, t), (t, t)]
     c, s = np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))
     return [(cx + r * (x * c - y * s), cy + r * (x * s + y * c)) for x, y in base]
 
@@ -215,7 +203,9 @@ class ShapesDataset(torch.utils.data.Dataset):
 
     """
 
-    def __init__(self, n: int, seed: int, image_size: int = 64, transform: Callable[[Image.Image], Any] | None = None):
+    def __init__(
+        self, n: int, seed: int, image_size: int = 64, transform: Callable[[Image.Image], Any] | None = None
+    ):
         if n < 0:
             raise ValueError(f"n must be non-negative, got {n}")
         self.n, self.seed, self.image_size, self.transform = n, seed, image_size, transform
@@ -290,7 +280,9 @@ class ShapesFolder(torch.utils.data.Dataset):
             if missing:
                 raise ValueError(f"{meta_path}:{lineno}: record lacks {sorted(missing)}")
             if not (self.root / record["file"]).is_file():
-                raise FileNotFoundError(f"{meta_path}:{lineno}: image {self.root / record['file']} is missing")
+                raise FileNotFoundError(
+                    f"{meta_path}:{lineno}: image {self.root / record['file']} is missing"
+                )
             self.records.append(record)
 
     def __len__(self) -> int:

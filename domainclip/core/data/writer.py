@@ -74,7 +74,8 @@ def _to_pil(image: Any) -> Image.Image:
         lo, hi = float(array.min(initial=0.0)), float(array.max(initial=0.0))
         if lo < -1e-3 or hi > 1 + 1e-3:
             raise ValueError(
-                f"float image values must lie in [0, 1] (got [{lo:.3g}, {hi:.3g}]); pass the image before normalisation"
+                f"float image values must lie in [0, 1] (got [{lo:.3g}, {hi:.3g}]); "
+                "pass the image before normalisation"
             )
         array = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
     if array.dtype != np.uint8:
@@ -204,7 +205,9 @@ def _check_key(key: Any) -> str:
     return key
 
 
-def encode_sample(sample: Mapping[str, Any], image_format: str = "jpg", quality: int = 95) -> dict[str, bytes]:
+def encode_sample(
+    sample: Mapping[str, Any], image_format: str = "jpg", quality: int = 95
+) -> dict[str, bytes]:
     """Encode one canonical sample to ``{suffix: bytes}`` (``__key__`` excluded).
 
     Args:
@@ -472,7 +475,9 @@ class ShardWriter:
         except BaseException:
             self._discard_shard()
             raise
-        self._shards.append({"name": self._final.name, "count": self._count, "size": self._final.stat().st_size})
+        self._shards.append(
+            {"name": self._final.name, "count": self._count, "size": self._final.stat().st_size}
+        )
         self._next_index += 1
         self._tar = None
         self._file = None
@@ -559,7 +564,9 @@ def write_shards(
         start_index=start_index,
         quality=quality,
     ) as writer:
-        for sample in tqdm(samples, total=total, disable=not progress, unit="sample", desc=f"{prefix} shards"):
+        for sample in tqdm(
+            samples, total=total, disable=not progress, unit="sample", desc=f"{prefix} shards"
+        ):
             writer.write(sample)
     return {
         "out_dir": str(writer.out_dir),

@@ -44,12 +44,8 @@ def build_optimizer(
         {"params": no_decay_params, "weight_decay": 0.0},
     ]
     params = decay + no_decay_params
-    use_fused = (
-        fused
-        and bool(params)
-        and all(
-            type(p) is nn.Parameter and p.device.type in _fused_devices() and p.dtype.is_floating_point for p in params
-        )
+    use_fused = fused and bool(params) and all(
+        type(p) is nn.Parameter and p.device.type in _fused_devices() and p.dtype.is_floating_point for p in params
     )
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=True if use_fused else None)
 

@@ -92,7 +92,8 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
             f"data.batch_size={recipe.data.batch_size} is not divisible by the {info.world_size} processes"
         )
     sources = [
-        Source(resolve_urls(recipe, s), weight=s.weight, resampled=s.resampled, name=s.name) for s in recipe.data.train
+        Source(resolve_urls(recipe, s), weight=s.weight, resampled=s.resampled, name=s.name)
+        for s in recipe.data.train
     ]
     text_choice = task.text_choice or recipe.data.text_choice
     if task.make_decoder is not None:
@@ -211,19 +212,11 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
         **recipe.loss.kwargs,
     )
     optimizer = build_optimizer(
-        model,
-        lr=cfg_o.lr,
-        weight_decay=cfg_o.weight_decay,
-        betas=tuple(cfg_o.betas),
-        eps=cfg_o.eps,
-        no_decay=cfg_o.no_decay,
-        fused=cfg_t.strategy != "fsdp",
+        model, lr=cfg_o.lr, weight_decay=cfg_o.weight_decay, betas=tuple(cfg_o.betas), eps=cfg_o.eps,
+        no_decay=cfg_o.no_decay, fused=cfg_t.strategy != "fsdp",
     )
     scheduler = build_scheduler(
-        optimizer,
-        total=cfg_t.steps,
-        warmup=cfg_o.warmup_steps,
-        schedule=cfg_o.schedule,
+        optimizer, total=cfg_t.steps, warmup=cfg_o.warmup_steps, schedule=cfg_o.schedule,
         min_ratio=cfg_o.min_lr_ratio,
     )
     scaler = make_grad_scaler(cfg_t.precision, info.device)
@@ -250,12 +243,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
         restore_rng_state(rng_state)
 
     logger = RunLogger(
-        run_dir,
-        enabled=info.is_main,
-        tensorboard=cfg_t.tensorboard,
-        progress=cfg_t.progress,
-        total_steps=cfg_t.steps,
-        initial_step=step,
+        run_dir, enabled=info.is_main, tensorboard=cfg_t.tensorboard, progress=cfg_t.progress,
+        total_steps=cfg_t.steps, initial_step=step,
     )
     if latest is not None:
         logger.event("resume", checkpoint=str(latest), step=step)
@@ -422,15 +411,8 @@ def _run_eval(
             data = Path(folder.replace("{root}", recipe.data.root)) if folder else None
             suite_out = out_dir / suite.replace("/", "_")
             res = run_suite(
-                model,
-                tokenizer,
-                preprocess,
-                suite,
-                data=data,
-                out_dir=suite_out,
-                device=str(info.device),
-                batch_size=recipe.eval.batch_size,
-                options=recipe.eval.options.get(suite),
+                model, tokenizer, preprocess, suite, data=data, out_dir=suite_out, device=str(info.device),
+                batch_size=recipe.eval.batch_size, options=recipe.eval.options.get(suite),
             )
             results.update({f"{suite}:{task}" if len(recipe.eval.suites) > 1 else task: m for task, m in res.items()})
         from domainclip.core.eval.report import write_results

@@ -74,7 +74,8 @@ def encode_inputs(model: torch.nn.Module, inputs: Tensor, input_key: str = keys.
     method = getattr(model, encoder.method, None)
     if method is None:
         raise TypeError(
-            f"{type(model).__name__} has no {encoder.method}(); input_key {input_key!r} needs a model with that tower"
+            f"{type(model).__name__} has no {encoder.method}(); input_key {input_key!r} needs a model "
+            "with that tower"
         )
     features = encoder.embedding(method(inputs, normalize=True))
     return F.normalize(features.float(), dim=-1)

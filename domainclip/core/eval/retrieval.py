@@ -74,7 +74,9 @@ def retrieval_metrics(
     if n_text == 0 or n_image == 0:
         raise ValueError(f"retrieval needs at least one image and one text; got {n_image} and {n_text}")
     if t2i.min() < 0 or t2i.max() >= n_image:
-        raise ValueError(f"text_to_image values must lie in [0, {n_image}); got [{int(t2i.min())}, {int(t2i.max())}]")
+        raise ValueError(
+            f"text_to_image values must lie in [0, {n_image}); got [{int(t2i.min())}, {int(t2i.max())}]"
+        )
     images = image_features.float()
     texts = text_features.float().to(device)
 

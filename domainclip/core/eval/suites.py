@@ -178,7 +178,9 @@ def run_suite(
     for task, metrics in results.items():
         non_scalar = sorted(set(metrics) - set(scalar_metrics(metrics)))
         if non_scalar:
-            raise TypeError(f"eval suite {suite_name!r} task {task!r} returned non-scalar metrics: {non_scalar}")
+            raise TypeError(
+                f"eval suite {suite_name!r} task {task!r} returned non-scalar metrics: {non_scalar}"
+            )
     extra = {"suite": suite_name, "model": type(model).__name__, "device": str(device), "data": data}
     write_results(results, out_dir / "results.json", extra=extra)
     return results
@@ -219,19 +221,11 @@ def synthetic_suite(
     loader = torch.utils.data.DataLoader(eval_set, batch_size=batch_size, collate_fn=collate_samples)
     classnames = synthetic.class_names()
     zs = zero_shot_classify(
-        model,
-        tokenizer,
-        loader,
-        classnames,
-        synthetic.prompt_templates(),
-        device,
-        batch_size=batch_size,
-        return_predictions=True,
+        model, tokenizer, loader, classnames, synthetic.prompt_templates(), device,
+        batch_size=batch_size, return_predictions=True,
     )
     plot_confusion_matrix(
-        zs["confusion_matrix"],
-        classnames,
-        out_dir / "shapes_confusion_matrix.png",
+        zs["confusion_matrix"], classnames, out_dir / "shapes_confusion_matrix.png",
         title="shapes: zero-shot confusion matrix",
     )
     ret = evaluate_retrieval(model, tokenizer, loader, device, num_examples=4, example_k=5)
@@ -242,10 +236,8 @@ def synthetic_suite(
         {i: raw[i]["image"] for i in shown},
         examples["query_texts"],
         examples["retrieved"],
-        [
-            [i for i in row if labels[i] == labels[target]]
-            for row, target in zip(examples["retrieved"], examples["target_images"])
-        ],
+        [[i for i in row if labels[i] == labels[target]]
+         for row, target in zip(examples["retrieved"], examples["target_images"])],
         out_dir / "shapes_retrieval_examples.png",
         title="shapes: text -> image retrieval (green: right shape and colour)",
     )

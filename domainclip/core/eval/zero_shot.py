@@ -72,12 +72,8 @@ def build_zero_shot_classifier(
 
     classes_per_batch = max(1, batch_size // len(templates))
     weights = open_clip_zero_shot_classifier(
-        model,
-        tokenizer,
-        list(classnames),
-        list(templates),
-        num_classes_per_batch=classes_per_batch,
-        device=device,
+        model, tokenizer, list(classnames), list(templates),
+        num_classes_per_batch=classes_per_batch, device=device,
     )
     return weights.float()
 
@@ -123,7 +119,9 @@ def build_prompt_classifier(
     return torch.nn.functional.normalize(weights.float(), dim=0)
 
 
-def classification_metrics(logits: Tensor, targets: Tensor, *, return_predictions: bool = False) -> dict[str, Any]:
+def classification_metrics(
+    logits: Tensor, targets: Tensor, *, return_predictions: bool = False
+) -> dict[str, Any]:
     """CLIP_benchmark-style metrics for single-label classification from logits.
 
     Args:
@@ -189,7 +187,8 @@ def multilabel_metrics(scores: Tensor, targets: Tensor) -> dict[str, Any]:
     targets = torch.as_tensor(targets).cpu()
     if scores.ndim != 2 or targets.shape != scores.shape:
         raise ValueError(
-            f"multi-label scores and targets must both be (N, C); got {tuple(scores.shape)} and {tuple(targets.shape)}"
+            "multi-label scores and targets must both be (N, C); got "
+            f"{tuple(scores.shape)} and {tuple(targets.shape)}"
         )
     if not bool(((targets == 0) | (targets == 1)).all()):
         raise ValueError("multi-label targets must be 0/1 multi-hot")

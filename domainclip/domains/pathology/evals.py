@@ -207,9 +207,7 @@ def patch_folder_suite(
     )
     result = classification_metrics(logits, targets)
     plot_confusion_matrix(
-        result["confusion_matrix"],
-        list(dataset.classes),
-        Path(out_dir) / f"{task}_confusion_matrix.png",
+        result["confusion_matrix"], list(dataset.classes), Path(out_dir) / f"{task}_confusion_matrix.png",
         title=f"{task}: zero-shot tissue classification",
     )
     return {f"{task}/zeroshot_classification": scalar_metrics(result)}
@@ -266,10 +264,8 @@ def pcam_suite(
     if auc is not None:
         result["auroc"] = auc
     plot_confusion_matrix(
-        result["confusion_matrix"],
-        [labels.PCAM_NAMES[c] for c in labels.PCAM_CLASSES],
-        Path(out_dir) / "pcam_confusion_matrix.png",
-        title="PatchCamelyon: zero-shot metastasis detection",
+        result["confusion_matrix"], [labels.PCAM_NAMES[c] for c in labels.PCAM_CLASSES],
+        Path(out_dir) / "pcam_confusion_matrix.png", title="PatchCamelyon: zero-shot metastasis detection",
     )
     return {"pcam/zeroshot_classification": scalar_metrics(result)}
 
@@ -325,27 +321,13 @@ def _write_predictions(
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(
-        [
-            "slide_id",
-            "label",
-            "prediction",
-            "correct",
-            "num_patches",
-            *(f"score_{c}" for c in classes),
-            *(f"prob_{c}" for c in classes),
-        ]
+        ["slide_id", "label", "prediction", "correct", "num_patches",
+         *(f"score_{c}" for c in classes), *(f"prob_{c}" for c in classes)]
     )
     for (slide, label, prediction, count), score, prob in zip(rows, scores.tolist(), probs.tolist()):
         writer.writerow(
-            [
-                slide,
-                label,
-                prediction,
-                int(label == prediction),
-                count,
-                *(f"{s:.6g}" for s in score),
-                *(f"{p:.6g}" for p in prob),
-            ]
+            [slide, label, prediction, int(label == prediction), count,
+             *(f"{s:.6g}" for s in score), *(f"{p:.6g}" for p in prob)]
         )
     atomic_write_text(path, buf.getvalue())
 
@@ -415,7 +397,9 @@ def slide_suite(
     slide_labels = read_slide_labels(labels_path)
     order, names = _slide_classes(root, slide_labels, classes, labels_path)
     prompts = _class_prompts(order, names, templates, labels.SLIDE_TEMPLATES, {}, labels.humanise)
-    classifier = build_prompt_classifier(model, tokenizer, prompts, device, max(batch_size, TEXT_BATCH_SIZE)).to(device)
+    classifier = build_prompt_classifier(
+        model, tokenizer, prompts, device, max(batch_size, TEXT_BATCH_SIZE)
+    ).to(device)
 
     stream = PatchShardStream(root, preprocess, slide_ids=slide_labels.keys())
     loader = DataLoader(stream, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_patch_batch)
@@ -459,12 +443,12 @@ def slide_suite(
     result["num_patches_of_unlabelled_slides"] = unlabelled
 
     out_dir = Path(out_dir)
-    rows = [(s, slide_labels[s], order[p], pooled[s].count) for s, p in zip(scored, result["predictions"])]
+    rows = [
+        (s, slide_labels[s], order[p], pooled[s].count) for s, p in zip(scored, result["predictions"])
+    ]
     _write_predictions(out_dir / "slide_predictions.csv", rows, slide_scores, probs, order)
     plot_confusion_matrix(
-        result["confusion_matrix"],
-        order,
-        out_dir / f"{task}_confusion_matrix.png",
+        result["confusion_matrix"], order, out_dir / f"{task}_confusion_matrix.png",
         title=f"{task}: slide-level zero-shot (top-{top_k if top_k is not None else 'all'} pooling)",
     )
     return {f"{task}/zeroshot_classification": scalar_metrics(result)}

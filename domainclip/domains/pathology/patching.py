@@ -75,18 +75,7 @@ RESAMPLE: dict[str, Image.Resampling] = {
 THUMBNAIL_SIZE = 1024
 #: File suffixes taken as slides when a folder is given (OpenSlide's formats and plain TIFF).
 SLIDE_EXTENSIONS: tuple[str, ...] = (
-    ".svs",
-    ".tif",
-    ".tiff",
-    ".ndpi",
-    ".vms",
-    ".vmu",
-    ".scn",
-    ".mrxs",
-    ".svslide",
-    ".bif",
-    ".czi",
-    ".dcm",
+    ".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".svslide", ".bif", ".czi", ".dcm",
 )
 #: ``annotate(slide_id, x0, y0, size0) -> dict | None``: a picklable callable giving, per patch, a
 #: dict with optional ``"text"`` (str or list of str), ``"label"`` (int) and ``"meta"`` (dict merged
@@ -183,7 +172,9 @@ def plan_patches(slide: Slide, mask: TissueMask | None, spec: PatchSpec) -> list
     if len(xs) == 0 or len(ys) == 0:
         return []
     grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
-    boxes = np.stack([grid_x.ravel(), grid_y.ravel(), np.full(grid_x.size, size0), np.full(grid_x.size, size0)], axis=1)
+    boxes = np.stack(
+        [grid_x.ravel(), grid_y.ravel(), np.full(grid_x.size, size0), np.full(grid_x.size, size0)], axis=1
+    )
     fractions = np.ones(len(boxes)) if mask is None else mask.tissue_fractions(boxes)
     keep = fractions >= spec.min_tissue - 1e-9
     return [

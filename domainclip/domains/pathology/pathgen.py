@@ -223,13 +223,8 @@ def _import_one(
             writer.write({"__key__": f"{record.index:09d}", "image": image, "text": record.caption, "meta": meta})
             written += 1
             report(1)
-    return {
-        "wsi_id": wsi_id,
-        "path": str(path),
-        "records": len(records),
-        "written": written,
-        "out_of_bounds": out_of_bounds,
-    }
+    return {"wsi_id": wsi_id, "path": str(path), "records": len(records), "written": written,
+            "out_of_bounds": out_of_bounds}
 
 
 def _run_worker(job: _Job, prefix: str, take: Callable[[], int], report: Callable[[int], Any]) -> dict[str, Any]:
@@ -247,23 +242,11 @@ def _run_worker(job: _Job, prefix: str, take: Callable[[], int], report: Callabl
             except SlideError as e:
                 failed.append({"wsi_id": wsi_id, "path": path, "records": len(records), "reason": str(e)})
             except Exception as e:  # a slide failing mid-read must not stop the import; it is reported
-                failed.append(
-                    {
-                        "wsi_id": wsi_id,
-                        "path": path,
-                        "records": len(records),
-                        "reason": f"{type(e).__name__}: {e}",
-                        "written_before_error": writer.num_samples - before,
-                    }
-                )
-    return {
-        "prefix": prefix,
-        "slides": slides,
-        "failed": failed,
-        "shards": [p.name for p in writer.written],
-        "index": index_path(job.out, prefix).name,
-        "num_samples": writer.num_samples,
-    }
+                failed.append({"wsi_id": wsi_id, "path": path, "records": len(records),
+                               "reason": f"{type(e).__name__}: {e}",
+                               "written_before_error": writer.num_samples - before})
+    return {"prefix": prefix, "slides": slides, "failed": failed, "shards": [p.name for p in writer.written],
+            "index": index_path(job.out, prefix).name, "num_samples": writer.num_samples}
 
 
 def _worker_entry(job: _Job, prefix: str) -> dict[str, Any]:
@@ -343,16 +326,8 @@ def import_pathgen(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     job = _Job(
-        groups=tuple(groups),
-        out=str(out),
-        prefix=prefix,
-        patch_size=patch_size,
-        out_size=out_size,
-        resample=resample,
-        max_count=max_count,
-        image_format=image_format,
-        quality=quality,
-        backend=backend,
+        groups=tuple(groups), out=str(out), prefix=prefix, patch_size=patch_size, out_size=out_size,
+        resample=resample, max_count=max_count, image_format=image_format, quality=quality, backend=backend,
     )
     workers = max(1, min(workers, len(groups)))
     total = sum(len(g[2]) for g in groups)
@@ -441,3 +416,4 @@ PATHGEN = PrepareCommand(
     add_arguments=add_arguments,
     run=run,
 )
+

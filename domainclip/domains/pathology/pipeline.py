@@ -218,9 +218,7 @@ def synthetic_suite(
     classifier = build_zero_shot_classifier(model, tokenizer, names, list(ZERO_SHOT_TEMPLATES), device, batch_size)
     tissue = classification_metrics(images @ classifier.cpu(), torch.cat(targets))
     plot_confusion_matrix(
-        tissue["confusion_matrix"],
-        list(TISSUE_CLASSES),
-        out_dir / "tissue_confusion_matrix.png",
+        tissue["confusion_matrix"], list(TISSUE_CLASSES), out_dir / "tissue_confusion_matrix.png",
         title="synthetic tissue (zero-shot)",
     )
     texts = encode_texts(model, tokenizer, captions, device, batch_size)

@@ -140,14 +140,8 @@ def cluster_representatives(
     return SlideSelection(
         indices=[best for _, best, _, _, _ in chosen],
         info=[
-            {
-                "cluster": c,
-                "cluster_size": size,
-                "num_clusters": int(len(candidates)),
-                "distance": dist,
-                "prompt_score": score,
-                "rank": rank,
-            }
+            {"cluster": c, "cluster_size": size, "num_clusters": int(len(candidates)), "distance": dist,
+             "prompt_score": score, "rank": rank}
             for rank, (c, _, size, dist, score) in enumerate(chosen)
         ],
         num_clusters=len(candidates),
@@ -269,9 +263,7 @@ def select_representative(
         for index, info in zip(choice.indices, choice.info):
             selected[state.locations[index]] = info
         per_slide_summary[slide] = {
-            "patches": len(state.locations),
-            "clusters": choice.num_clusters,
-            "selected": len(choice.indices),
+            "patches": len(state.locations), "clusters": choice.num_clusters, "selected": len(choice.indices)
         }
 
     stream = PatchShardStream(url_list, preprocess)
@@ -353,16 +345,13 @@ def _select_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shards", required=True, nargs="+", help="patch shards: files, folders, globs or braces")
     parser.add_argument("--out", required=True, help="output folder for the selected patches' shards")
     parser.add_argument(
-        "--model",
-        required=True,
+        "--model", required=True,
         help="model that embeds the patches: a model folder, run folder, hf-hub: id or registry name",
     )
     parser.add_argument("--per-slide", type=int, default=8, help="most patches chosen per slide")
     parser.add_argument("--clusters", type=int, default=None, help="k-means clusters per slide (default: --per-slide)")
     parser.add_argument(
-        "--prompt",
-        action="append",
-        default=None,
+        "--prompt", action="append", default=None,
         help="text that ranks the clusters by similarity (repeatable)",
     )
     parser.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda, cuda:1)")
@@ -379,21 +368,10 @@ def _select_run(args: argparse.Namespace) -> dict[str, Any]:
 
     model, preprocess, tokenizer = load_any_model(args.model, device=args.device)
     summary = select_representative(
-        args.shards,
-        model,
-        preprocess,
-        args.out,
-        per_slide=args.per_slide,
-        clusters=args.clusters,
-        prompts=args.prompt,
-        tokenizer=tokenizer,
-        batch_size=args.batch_size,
-        device=args.device,
-        seed=args.seed,
-        max_count=args.max_count,
-        prefix=args.prefix,
-        num_workers=args.workers,
-        progress=not args.no_progress,
+        args.shards, model, preprocess, args.out,
+        per_slide=args.per_slide, clusters=args.clusters, prompts=args.prompt, tokenizer=tokenizer,
+        batch_size=args.batch_size, device=args.device, seed=args.seed, max_count=args.max_count,
+        prefix=args.prefix, num_workers=args.workers, progress=not args.no_progress,
     )
     summary["model"] = str(args.model)
     return summary

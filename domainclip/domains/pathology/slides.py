@@ -375,7 +375,9 @@ class Slide:
         described = backend.describe(handle)
         self.vendor: str | None = described["vendor"]
         self.level_count: int = int(handle.level_count)
-        self.level_dimensions: tuple[tuple[int, int], ...] = tuple((int(w), int(h)) for w, h in handle.level_dimensions)
+        self.level_dimensions: tuple[tuple[int, int], ...] = tuple(
+            (int(w), int(h)) for w, h in handle.level_dimensions
+        )
         self.level_downsamples: tuple[float, ...] = tuple(float(d) for d in handle.level_downsamples)
         self.objective_power: float | None = described["objective_power"]
         self.properties: dict[str, Any] = dict(handle.properties)

@@ -164,8 +164,10 @@ CAPTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "consistent with {name}.",
         "Low-power view of {name} showing a mesh of delicate septa around clear vacuoles and almost no "
         "nuclear material.",
-        "The field shows benign {name}; cell outlines are thin and pink, the interiors white, and there is no atypia.",
-        "Adipocytes with large clear vacuoles and peripheral flattened nuclei form a honeycomb of thin pink membranes.",
+        "The field shows benign {name}; cell outlines are thin and pink, the interiors white, and there is "
+        "no atypia.",
+        "Adipocytes with large clear vacuoles and peripheral flattened nuclei form a honeycomb of thin "
+        "pink membranes.",
     ),
     "lymphocytes": (
         "The image shows {name}: densely packed small, round, darkly stained nuclei with scant cytoplasm.",
@@ -184,7 +186,8 @@ CAPTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "in sheets without architecture.",
         "The tissue shows {name} with uniform round nuclei, condensed chromatin and minimal cytoplasm, "
         "giving a dark blue-purple appearance.",
-        "Tightly packed lymphoid cells with small round nuclei, the whole field stained dark purple by haematoxylin.",
+        "Tightly packed lymphoid cells with small round nuclei, the whole field stained dark purple by "
+        "haematoxylin.",
     ),
     "stroma": (
         "The image shows {name} with wavy pink collagen fibres and sparse elongated spindle-shaped nuclei.",
@@ -196,12 +199,16 @@ CAPTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "fibres with small clefts.",
         "Streaming eosinophilic fibres with a few elongated fibroblast nuclei; no glands or dense "
         "inflammation are present.",
-        "Histology of {name}: collagen-rich, pink and wavy, with sparse cigar-shaped nuclei oriented along the fibres.",
+        "Histology of {name}: collagen-rich, pink and wavy, with sparse cigar-shaped nuclei oriented along "
+        "the fibres.",
         "Desmoplastic-looking pink stroma with parallel wavy fibres and scattered spindle cells, "
         "consistent with {name}.",
-        "Fibrous tissue stained intensely pink by eosin, with thin clefts between collagen bundles and rare nuclei.",
-        "The field shows {name}; the matrix is pink and fibrillar, and the few nuclei are thin, dark and elongated.",
-        "Loosely arranged eosinophilic collagen fibres form wavy streaks, with a low density of spindle nuclei.",
+        "Fibrous tissue stained intensely pink by eosin, with thin clefts between collagen bundles and "
+        "rare nuclei.",
+        "The field shows {name}; the matrix is pink and fibrillar, and the few nuclei are thin, dark and "
+        "elongated.",
+        "Loosely arranged eosinophilic collagen fibres form wavy streaks, with a low density of spindle "
+        "nuclei.",
     ),
     "tumor": (
         "The image shows {name} with crowded, enlarged, irregular hyperchromatic nuclei lining distorted "
@@ -227,16 +234,22 @@ CAPTION_TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
     "mucus": (
         "The image shows {name}: pale blue-grey, wispy amorphous material with very few cells.",
-        "H&E section with {name}, appearing as faint bluish-grey streaks and strands with scattered floating cells.",
+        "H&E section with {name}, appearing as faint bluish-grey streaks and strands with scattered "
+        "floating cells.",
         "Pale, lightly basophilic acellular material with a stringy, wispy texture fills the field, "
         "consistent with {name}.",
-        "This patch shows {name}; the background is pale grey-blue and finely fibrillary, and nuclei are rare.",
-        "Amorphous pale blue-grey extracellular material with delicate strands and only occasional isolated cells.",
-        "Histology of {name}: a hypocellular, pale basophilic pool with swirling wisps and no glandular structures.",
+        "This patch shows {name}; the background is pale grey-blue and finely fibrillary, and nuclei are "
+        "rare.",
+        "Amorphous pale blue-grey extracellular material with delicate strands and only occasional "
+        "isolated cells.",
+        "Histology of {name}: a hypocellular, pale basophilic pool with swirling wisps and no glandular "
+        "structures.",
         "Faintly stained, wispy, blue-tinged material spreads across the field with sparse small nuclei, "
         "typical of {name}.",
-        "Pale grey-blue mucoid substance with streaming strands and low cellularity, as seen in mucinous areas.",
-        "The field is filled by {name}, light blue-grey and stringy, with a few detached cells floating in it.",
+        "Pale grey-blue mucoid substance with streaming strands and low cellularity, as seen in mucinous "
+        "areas.",
+        "The field is filled by {name}, light blue-grey and stringy, with a few detached cells floating "
+        "in it.",
         "Large pale basophilic areas with a delicate wispy pattern and almost no nuclei, typical of "
         "extracellular mucin.",
     ),
@@ -385,7 +398,7 @@ def _noise(rng: np.random.Generator, shape: tuple[int, int], feature: float, oct
         big = _resize(coarse, (int(round(gh * f)), int(round(gw * f))), Image.Resampling.BICUBIC)
         oy, ox = int(rng.integers(0, max(1, big.shape[0] - h))), int(rng.integers(0, max(1, big.shape[1] - w)))
         amp = 0.5**k
-        out += amp * big[oy : oy + h, ox : ox + w]
+        out += amp * big[oy:oy + h, ox:ox + w]
         total += amp * amp
     out /= _BICUBIC_STD * math.sqrt(total)
     return out
@@ -441,7 +454,7 @@ def _make_sprite(
     from skimage.filters import gaussian
 
     r = int(math.ceil(max(a, b) * (1.0 + 2.0 * irregularity))) + 2
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float32)
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1].astype(np.float32)
     c, s = math.cos(angle), math.sin(angle)
     u, v = xx * c + yy * s, -xx * s + yy * c
     rho = np.sqrt((u / a) ** 2 + (v / b) ** 2) + 1e-6
@@ -460,7 +473,9 @@ def _make_sprite(
         value += nucleolus * np.exp(-((yy - ny) ** 2 + (xx - nx) ** 2) / 2.0)
     value = np.clip(value, 0.3, None) * alpha
     keep = alpha > 0.03
-    return _Sprite(dy=yy[keep].astype(np.intp), dx=xx[keep].astype(np.intp), value=value[keep].astype(np.float32))
+    return _Sprite(
+        dy=yy[keep].astype(np.intp), dx=xx[keep].astype(np.intp), value=value[keep].astype(np.float32)
+    )
 
 
 _ANGLE_BINS = 12
@@ -479,29 +494,15 @@ def _sprite_bank(kind: str, scale: float) -> tuple[_Sprite, ...]:
         for _ in range(48):
             rad = rng.uniform(4.3, 6.0) * scale
             sprites.append(
-                _make_sprite(
-                    rng,
-                    rad,
-                    rad * rng.uniform(0.82, 1.0),
-                    rng.uniform(0, np.pi),
-                    irregularity=0.04,
-                    chromatin=0.5,
-                    rim=0.15,
-                )
+                _make_sprite(rng, rad, rad * rng.uniform(0.82, 1.0), rng.uniform(0, np.pi),
+                             irregularity=0.04, chromatin=0.5, rim=0.15)
             )
     elif kind == "small":
         for _ in range(24):
             rad = rng.uniform(3.5, 5.5) * scale
             sprites.append(
-                _make_sprite(
-                    rng,
-                    rad,
-                    rad * rng.uniform(0.7, 1.0),
-                    rng.uniform(0, np.pi),
-                    irregularity=0.08,
-                    chromatin=0.6,
-                    rim=0.2,
-                )
+                _make_sprite(rng, rad, rad * rng.uniform(0.7, 1.0), rng.uniform(0, np.pi),
+                             irregularity=0.08, chromatin=0.6, rim=0.2)
             )
     else:
         shapes = {
@@ -534,7 +535,9 @@ def _oriented_ids(rng: np.random.Generator, angles: np.ndarray, bank_size: int) 
     return bins + variant * _ANGLE_BINS
 
 
-def _stamp(canvas: np.ndarray, points: np.ndarray, ids: np.ndarray, gains: np.ndarray, bank: Sequence[_Sprite]) -> None:
+def _stamp(
+    canvas: np.ndarray, points: np.ndarray, ids: np.ndarray, gains: np.ndarray, bank: Sequence[_Sprite]
+) -> None:
     """Draw nuclei into ``canvas`` (max-composited): sprite ``bank[ids[n]]`` times ``gains[n]`` at ``points[n]``."""
     if len(points) == 0:
         return
@@ -545,7 +548,7 @@ def _stamp(canvas: np.ndarray, points: np.ndarray, ids: np.ndarray, gains: np.nd
     order = np.argsort(ids, kind="stable")
     bounds = np.searchsorted(ids[order], np.arange(len(bank) + 1))
     for k in range(len(bank)):
-        members = order[bounds[k] : bounds[k + 1]]
+        members = order[bounds[k]:bounds[k + 1]]
         if len(members) == 0:
             continue
         sprite = bank[k]
@@ -728,13 +731,8 @@ def _render_mucus(r: _Region) -> _Densities:
     haem = 0.02 + 0.03 * streak
     cells = _uniform_points(rng, r.shape, rng.uniform(130.0, 200.0) * s)
     small = _sprite_bank("small", round(s, 3))
-    _stamp(
-        haem,
-        cells,
-        rng.integers(0, len(small), len(cells)),
-        rng.uniform(1.0, 1.6, len(cells)).astype(np.float32),
-        small,
-    )
+    _stamp(haem, cells, rng.integers(0, len(small), len(cells)), rng.uniform(1.0, 1.6, len(cells)).astype(np.float32),
+           small)
     return haem, eosin, mucin
 
 
@@ -1018,16 +1016,13 @@ def generate_slide(
     for rid, name in enumerate(region_classes):
         labels[regions == rid] = TISSUE_CLASSES.index(name) + 1
     step = MASK_DOWNSAMPLE // _FIELD
-    mask = np.ascontiguousarray(labels[step // 2 :: step, step // 2 :: step])
-    region_mask = regions[step // 2 :: step, step // 2 :: step]
+    mask = np.ascontiguousarray(labels[step // 2::step, step // 2::step])
+    region_mask = regions[step // 2::step, step // 2::step]
 
     present = tuple(c for i, c in enumerate(TISSUE_CLASSES) if np.any(mask == i + 1))
     tissue_px = int(np.count_nonzero(mask))
-    fractions = {
-        c: round(float(np.count_nonzero(mask == i + 1)) / max(1, tissue_px), 4)
-        for i, c in enumerate(TISSUE_CLASSES)
-        if c in present
-    }
+    fractions = {c: round(float(np.count_nonzero(mask == i + 1)) / max(1, tissue_px), 4)
+                 for i, c in enumerate(TISSUE_CLASSES) if c in present}
     truths = []
     half = MASK_DOWNSAMPLE // 2
     for rid, name in enumerate(region_classes):
@@ -1356,7 +1351,7 @@ class SyntheticAnnotator:
             hi_y, hi_x = lo_y + 1, lo_x + 1
         total = (hi_y - lo_y) * (hi_x - lo_x)
         h, w = mask.shape
-        window = mask[max(lo_y, 0) : max(min(hi_y, h), 0), max(lo_x, 0) : max(min(hi_x, w), 0)]
+        window = mask[max(lo_y, 0):max(min(hi_y, h), 0), max(lo_x, 0):max(min(hi_x, w), 0)]
         counts = np.bincount(window.reshape(-1), minlength=len(TISSUE_CLASSES) + 1)
         counts[0] += total - window.size
         best = int(np.argmax(counts[1:])) + 1

@@ -646,54 +646,30 @@ def _names(text: str) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``domainclip prepare surgery clips``."""
     parser.add_argument("--videos", nargs="+", required=True, type=Path, help="video files and/or folders")
-    parser.add_argument(
-        "--transcripts",
-        type=Path,
-        default=None,
-        help="folder of <video stem>.srt/.vtt/.json transcripts (default: next to each video)",
-    )
-    parser.add_argument(
-        "--levels", type=Path, default=None, help="task/step/phase spans: CSV, JSON or SurgLaVi SQLite (.db/.sqlite)"
-    )
+    parser.add_argument("--transcripts", type=Path, default=None,
+                        help="folder of <video stem>.srt/.vtt/.json transcripts (default: next to each video)")
+    parser.add_argument("--levels", type=Path, default=None,
+                        help="task/step/phase spans: CSV, JSON or SurgLaVi SQLite (.db/.sqlite)")
     parser.add_argument("--out", required=True, type=Path, help="output folder for the shards")
     parser.add_argument("--min-duration", type=float, default=4.0, help="shortest pair in seconds (default 4)")
     parser.add_argument("--max-duration", type=float, default=30.0, help="longest narration pair in seconds")
-    parser.add_argument(
-        "--level-max-duration",
-        type=float,
-        default=500.0,
-        help="longest task/step/phase pair in seconds (default 500, as SurgLaVi)",
-    )
+    parser.add_argument("--level-max-duration", type=float, default=500.0,
+                        help="longest task/step/phase pair in seconds (default 500, as SurgLaVi)")
     parser.add_argument("--max-gap", type=float, default=2.0, help="longest pause merged inside a narration unit")
-    parser.add_argument(
-        "--encode",
-        choices=sorted(CLIP_ENCODERS),
-        default="mp4",
-        help="mp4: re-encoded clip; frames: uniformly sampled frames as .frames.npy",
-    )
+    parser.add_argument("--encode", choices=sorted(CLIP_ENCODERS), default="mp4",
+                        help="mp4: re-encoded clip; frames: uniformly sampled frames as .frames.npy")
     parser.add_argument("--num-frames", type=int, default=8, help="frames per pair with --encode frames")
     parser.add_argument("--max-side", type=int, default=224, help="longest clip side in pixels (0: keep)")
     parser.add_argument("--clip-fps", type=float, default=None, help="resample mp4 clips to this frame rate")
-    parser.add_argument(
-        "--text-rules",
-        type=_names,
-        default=None,
-        help="comma-separated text rules (default all: min_words,max_words,non_descriptive,"
-        "non_alphabetic,duplicate; 'none' for no text filter)",
-    )
-    parser.add_argument(
-        "--keep-flagged",
-        action="store_true",
-        help="keep level spans not flagged descriptive/surgical (SurgLaVi drops them)",
-    )
+    parser.add_argument("--text-rules", type=_names, default=None,
+                        help="comma-separated text rules (default all: min_words,max_words,non_descriptive,"
+                             "non_alphabetic,duplicate; 'none' for no text filter)")
+    parser.add_argument("--keep-flagged", action="store_true",
+                        help="keep level spans not flagged descriptive/surgical (SurgLaVi drops them)")
     parser.add_argument("--filter-model", default=None, help="video CLIP scoring clip-caption similarity (name/hub id)")
     parser.add_argument("--filter-pretrained", default=None, help="weights of --filter-model")
-    parser.add_argument(
-        "--filter-threshold",
-        type=float,
-        default=None,
-        help="lowest clip-caption cosine similarity kept (required with --filter-model)",
-    )
+    parser.add_argument("--filter-threshold", type=float, default=None,
+                        help="lowest clip-caption cosine similarity kept (required with --filter-model)")
     parser.add_argument("--filter-frames", type=int, default=8, help="frames per clip scored by the filter")
     parser.add_argument("--device", default="cpu", help="device of the filter model")
     parser.add_argument("--workers", type=int, default=1, help="worker processes, each writing its own shards")

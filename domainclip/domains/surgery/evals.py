@@ -210,9 +210,7 @@ def _phase_suite(
     video_level = phase_recognition_metrics(logits.argmax(1).numpy(), targets.numpy(), videos, classes)
     out_dir = Path(out_dir)
     plot_confusion_matrix(
-        frame_level["confusion_matrix"],
-        classes,
-        out_dir / f"{task}_confusion_matrix.png",
+        frame_level["confusion_matrix"], classes, out_dir / f"{task}_confusion_matrix.png",
         title=f"{title}: zero-shot phase recognition (1 fps frames)",
     )
     table = format_markdown_table(video_level["per_phase"]).replace("| task |", "| phase |", 1)
@@ -262,16 +260,8 @@ def cholec80_phase_suite(
     root = require_data(data, "surgery/cholec80_phase", "the Cholec80 folder (videos/, phase_annotations/)")
     dataset = Cholec80(root, split=CHOLEC80_EVAL_SPLIT if split is None else split, fps=EVAL_FPS, transform=preprocess)
     return _phase_suite(
-        "cholec80_phase",
-        "Cholec80",
-        dataset,
-        labels.cholec80_phase_prompts(prompt_style),
-        model,
-        tokenizer,
-        out_dir=out_dir,
-        device=device,
-        batch_size=batch_size,
-        num_workers=num_workers,
+        "cholec80_phase", "Cholec80", dataset, labels.cholec80_phase_prompts(prompt_style), model, tokenizer,
+        out_dir=out_dir, device=device, batch_size=batch_size, num_workers=num_workers,
     )
 
 
@@ -312,16 +302,8 @@ def autolaparo_phase_suite(
     root = require_data(data, "surgery/autolaparo_phase", "the AutoLaparo Task 1 folder (videos/, labels/)")
     dataset = AutoLaparo(root, split=AUTOLAPARO_EVAL_SPLIT if split is None else split, transform=preprocess)
     return _phase_suite(
-        "autolaparo_phase",
-        "AutoLaparo",
-        dataset,
-        labels.autolaparo_phase_prompts(prompt_style),
-        model,
-        tokenizer,
-        out_dir=out_dir,
-        device=device,
-        batch_size=batch_size,
-        num_workers=num_workers,
+        "autolaparo_phase", "AutoLaparo", dataset, labels.autolaparo_phase_prompts(prompt_style), model, tokenizer,
+        out_dir=out_dir, device=device, batch_size=batch_size, num_workers=num_workers,
     )
 
 
@@ -380,12 +362,14 @@ def cholec80_tool_suite(
     summary["num_samples"] = int(scores.shape[0])
     y, s = targets.numpy().astype(np.int64), scores.numpy()
     per_tool = {
-        tool: float(average_precision_score(y[:, i], s[:, i])) for i, tool in enumerate(prompts) if y[:, i].any()
+        tool: float(average_precision_score(y[:, i], s[:, i]))
+        for i, tool in enumerate(prompts)
+        if y[:, i].any()
     }
     atomic_write_text(
         Path(out_dir) / "cholec80_tool_details.json",
-        json.dumps(to_jsonable({"per_tool_ap": per_tool, "positives": dict(zip(prompts, y.sum(0).tolist()))}), indent=2)
-        + "\n",
+        json.dumps(to_jsonable({"per_tool_ap": per_tool, "positives": dict(zip(prompts, y.sum(0).tolist()))}),
+                   indent=2) + "\n",
     )
     return {"cholec80_tool/zeroshot_multilabel": summary, "cholec80_tool/per_tool_ap": per_tool}
 
@@ -463,9 +447,7 @@ def retrieval_suite(
     )
     loader = DataLoader(
         _ShardClips(expand_urls(str(root)), decoder),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=collate_samples,
+        batch_size=batch_size, num_workers=num_workers, collate_fn=collate_samples,
     )
     encoder = model if callable(getattr(model, "encode_video", None)) else FrameMeanVideo(model)
     result = evaluate_retrieval(encoder, tokenizer, loader, device, input_key=keys.VIDEO)

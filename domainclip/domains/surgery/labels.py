@@ -183,10 +183,18 @@ AUTOLAPARO_PHASE_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
     "Dividing Uterine Vessels and Ligament": (
         "In this phase I coagulate and divide the uterine arteries and the cardinal and uterosacral ligaments.",
     ),
-    "Transecting the Vagina": ("In this phase I cut around the cervix to transect the vagina and detach the uterus.",),
-    "Specimen Removal": ("In the specimen removal phase I pull the detached uterus out through the vagina.",),
-    "Suturing": ("In the suturing phase I close the vaginal cuff with a needle holder and a running suture.",),
-    "Washing": ("In the washing phase I irrigate and aspirate the pelvis and check for bleeding.",),
+    "Transecting the Vagina": (
+        "In this phase I cut around the cervix to transect the vagina and detach the uterus.",
+    ),
+    "Specimen Removal": (
+        "In the specimen removal phase I pull the detached uterus out through the vagina.",
+    ),
+    "Suturing": (
+        "In the suturing phase I close the vaginal cuff with a needle holder and a running suture.",
+    ),
+    "Washing": (
+        "In the washing phase I irrigate and aspirate the pelvis and check for bleeding.",
+    ),
 }
 
 #: Short templates for AutoLaparo phases; ``{}`` receives a readable phase name.

@@ -196,7 +196,9 @@ def filter_spans(
 ) -> list[LevelSpan]:
     """Keep the spans that pass SurgLaVi's flag filter (by default: descriptive AND surgical content)."""
     return [
-        s for s in spans if span_flag_reason(s, descriptive_only=descriptive_only, surgical_only=surgical_only) is None
+        s
+        for s in spans
+        if span_flag_reason(s, descriptive_only=descriptive_only, surgical_only=surgical_only) is None
     ]
 
 
@@ -279,7 +281,9 @@ def _read_json(path: Path) -> list[LevelSpan]:
                 raise ValueError(f"{path}: record {i} is not an object")
             spans.append(_span_from_record(record, f"{path}: record {i}"))
     else:
-        raise ValueError(f"{path}: expected {{video_id: [spans]}} or a list of span records, got {type(data).__name__}")
+        raise ValueError(
+            f"{path}: expected {{video_id: [spans]}} or a list of span records, got {type(data).__name__}"
+        )
     return spans
 
 
@@ -471,7 +475,9 @@ LEVEL_READERS: dict[str, Callable[[Path], list[LevelSpan]]] = {
 }
 
 
-def read_level_table(path: str | Path, *, descriptive_only: bool = True, surgical_only: bool = True) -> list[LevelSpan]:
+def read_level_table(
+    path: str | Path, *, descriptive_only: bool = True, surgical_only: bool = True
+) -> list[LevelSpan]:
     """Read hierarchical caption spans from a CSV, JSON or SurgLaVi SQLite file (chosen by suffix).
 
     CSV: a header with ``video_id,start,end,level,text`` and optionally

@@ -113,13 +113,13 @@ _READABLE: dict[str, str] = {
 #: Probability that each tool (columns in :data:`TOOLS` order) is visible during each phase.
 PHASE_TOOL_PROBS: dict[str, tuple[float, ...]] = {
     #                         Grasper Bipolar Hook  Scissors Clipper Irrigator Bag
-    "Preparation": (0.80, 0.04, 0.35, 0.00, 0.00, 0.05, 0.00),
+    "Preparation":             (0.80, 0.04, 0.35, 0.00, 0.00, 0.05, 0.00),
     "CalotTriangleDissection": (0.95, 0.05, 0.90, 0.02, 0.02, 0.03, 0.00),
-    "ClippingCutting": (0.90, 0.03, 0.05, 0.45, 0.80, 0.02, 0.00),
-    "GallbladderDissection": (0.95, 0.10, 0.85, 0.02, 0.01, 0.05, 0.00),
-    "GallbladderPackaging": (0.85, 0.02, 0.03, 0.00, 0.00, 0.02, 0.95),
-    "CleaningCoagulation": (0.55, 0.55, 0.05, 0.01, 0.01, 0.65, 0.10),
-    "GallbladderRetraction": (0.75, 0.05, 0.02, 0.00, 0.00, 0.10, 0.90),
+    "ClippingCutting":         (0.90, 0.03, 0.05, 0.45, 0.80, 0.02, 0.00),
+    "GallbladderDissection":   (0.95, 0.10, 0.85, 0.02, 0.01, 0.05, 0.00),
+    "GallbladderPackaging":    (0.85, 0.02, 0.03, 0.00, 0.00, 0.02, 0.95),
+    "CleaningCoagulation":     (0.55, 0.55, 0.05, 0.01, 0.01, 0.65, 0.10),
+    "GallbladderRetraction":   (0.75, 0.05, 0.02, 0.00, 0.00, 0.10, 0.90),
 }
 
 #: Relative phase lengths (before random jitter); the two dissections dominate, as in Cholec80.
@@ -134,206 +134,130 @@ _FILLER_RATE = 0.08
 #: Surgeon-style narration, per phase: (spoken sentence, caption of the action it names).
 NARRATION: dict[str, tuple[tuple[str, str], ...]] = {
     "Preparation": (
-        (
-            "We start by inserting the trocars and inspecting the abdominal cavity.",
-            "The trocars are inserted and the abdominal cavity is inspected with the laparoscope.",
-        ),
-        (
-            "The camera is in, pneumoperitoneum is established, no adhesions to the gallbladder.",
-            "The laparoscope shows the insufflated abdomen and a gallbladder free of adhesions.",
-        ),
-        (
-            "I grasp the fundus of the gallbladder and push it up over the liver.",
-            "A grasper holds the gallbladder fundus and pushes it up over the liver.",
-        ),
-        (
-            "Let's have a look at the liver edge and the gallbladder before we begin.",
-            "The camera surveys the liver edge and the gallbladder.",
-        ),
-        (
-            "The gallbladder is a bit distended and there is fat covering the infundibulum.",
-            "A distended gallbladder with fat covering its infundibulum.",
-        ),
-        (
-            "We retract the fundus cranially to expose the hepatoduodenal region.",
-            "The fundus is retracted cranially to expose the hepatoduodenal region.",
-        ),
-        (
-            "The assistant holds the grasper on the fundus while I position the camera.",
-            "The assistant's grasper holds the fundus while the camera is positioned.",
-        ),
-        (
-            "Some omental adhesions here, I take them down gently with the grasper.",
-            "Omental adhesions are taken down gently with a grasper.",
-        ),
+        ("We start by inserting the trocars and inspecting the abdominal cavity.",
+         "The trocars are inserted and the abdominal cavity is inspected with the laparoscope."),
+        ("The camera is in, pneumoperitoneum is established, no adhesions to the gallbladder.",
+         "The laparoscope shows the insufflated abdomen and a gallbladder free of adhesions."),
+        ("I grasp the fundus of the gallbladder and push it up over the liver.",
+         "A grasper holds the gallbladder fundus and pushes it up over the liver."),
+        ("Let's have a look at the liver edge and the gallbladder before we begin.",
+         "The camera surveys the liver edge and the gallbladder."),
+        ("The gallbladder is a bit distended and there is fat covering the infundibulum.",
+         "A distended gallbladder with fat covering its infundibulum."),
+        ("We retract the fundus cranially to expose the hepatoduodenal region.",
+         "The fundus is retracted cranially to expose the hepatoduodenal region."),
+        ("The assistant holds the grasper on the fundus while I position the camera.",
+         "The assistant's grasper holds the fundus while the camera is positioned."),
+        ("Some omental adhesions here, I take them down gently with the grasper.",
+         "Omental adhesions are taken down gently with a grasper."),
     ),
     "CalotTriangleDissection": (
-        (
-            "Now we open the peritoneum over Calot's triangle with the hook.",
-            "The hook opens the peritoneum over Calot's triangle.",
-        ),
-        (
-            "I pull the infundibulum laterally to open up the hepatocystic triangle.",
-            "The infundibulum is pulled laterally to open the hepatocystic triangle.",
-        ),
-        (
-            "Careful dissection of the fatty tissue around the cystic duct.",
-            "Fatty tissue around the cystic duct is dissected with the hook.",
-        ),
-        (
-            "Here you can see the cystic artery running up towards the gallbladder.",
-            "The cystic artery is seen running up to the gallbladder.",
-        ),
-        (
-            "We clear the lower part of the gallbladder from the liver bed for the critical view of safety.",
-            "The lower gallbladder is cleared from the liver bed for the critical view of safety.",
-        ),
-        (
-            "Short bursts of coagulation with the hook, staying close to the gallbladder.",
-            "The hook coagulates in short bursts close to the gallbladder, raising smoke.",
-        ),
-        (
-            "Both structures entering the gallbladder are now clearly identified.",
-            "The cystic duct and the cystic artery entering the gallbladder are exposed.",
-        ),
-        (
-            "We dissect the posterior peritoneal leaf to free the cystic duct.",
-            "The posterior peritoneal leaf is dissected to free the cystic duct.",
-        ),
+        ("Now we open the peritoneum over Calot's triangle with the hook.",
+         "The hook opens the peritoneum over Calot's triangle."),
+        ("I pull the infundibulum laterally to open up the hepatocystic triangle.",
+         "The infundibulum is pulled laterally to open the hepatocystic triangle."),
+        ("Careful dissection of the fatty tissue around the cystic duct.",
+         "Fatty tissue around the cystic duct is dissected with the hook."),
+        ("Here you can see the cystic artery running up towards the gallbladder.",
+         "The cystic artery is seen running up to the gallbladder."),
+        ("We clear the lower part of the gallbladder from the liver bed for the critical view of safety.",
+         "The lower gallbladder is cleared from the liver bed for the critical view of safety."),
+        ("Short bursts of coagulation with the hook, staying close to the gallbladder.",
+         "The hook coagulates in short bursts close to the gallbladder, raising smoke."),
+        ("Both structures entering the gallbladder are now clearly identified.",
+         "The cystic duct and the cystic artery entering the gallbladder are exposed."),
+        ("We dissect the posterior peritoneal leaf to free the cystic duct.",
+         "The posterior peritoneal leaf is dissected to free the cystic duct."),
     ),
     "ClippingCutting": (
-        (
-            "Now we place the clips on the cystic artery, two on the patient side.",
-            "Two clips are placed on the patient side of the cystic artery.",
-        ),
-        (
-            "The clip applier goes around the cystic duct and we fire the first clip.",
-            "The clip applier closes around the cystic duct and fires a clip.",
-        ),
-        (
-            "One more clip on the gallbladder side before we divide it.",
-            "Another clip is applied on the gallbladder side.",
-        ),
-        (
-            "We cut the cystic artery between the clips with the scissors.",
-            "Scissors cut the cystic artery between the clips.",
-        ),
-        ("Now the cystic duct is divided, the clips look secure.", "The divided cystic duct with secure clips."),
-        (
-            "Check that the clips are fully across the duct before cutting.",
-            "The clips are checked across the cystic duct before cutting.",
-        ),
-        ("I put a third clip on the duct because it is quite wide.", "A third clip is placed on a wide cystic duct."),
-        ("Scissors in, and we transect the cystic duct.", "Scissors transect the clipped cystic duct."),
+        ("Now we place the clips on the cystic artery, two on the patient side.",
+         "Two clips are placed on the patient side of the cystic artery."),
+        ("The clip applier goes around the cystic duct and we fire the first clip.",
+         "The clip applier closes around the cystic duct and fires a clip."),
+        ("One more clip on the gallbladder side before we divide it.",
+         "Another clip is applied on the gallbladder side."),
+        ("We cut the cystic artery between the clips with the scissors.",
+         "Scissors cut the cystic artery between the clips."),
+        ("Now the cystic duct is divided, the clips look secure.",
+         "The divided cystic duct with secure clips."),
+        ("Check that the clips are fully across the duct before cutting.",
+         "The clips are checked across the cystic duct before cutting."),
+        ("I put a third clip on the duct because it is quite wide.",
+         "A third clip is placed on a wide cystic duct."),
+        ("Scissors in, and we transect the cystic duct.",
+         "Scissors transect the clipped cystic duct."),
     ),
     "GallbladderDissection": (
-        (
-            "Now we dissect the gallbladder off the liver bed with the hook.",
-            "The hook dissects the gallbladder off the liver bed.",
-        ),
-        (
-            "Keep the plane between the gallbladder and the liver, staying on the gallbladder wall.",
-            "Dissection follows the plane between the gallbladder wall and the liver.",
-        ),
-        (
-            "I lift the gallbladder up and work from the infundibulum towards the fundus.",
-            "The gallbladder is lifted and dissected from the infundibulum towards the fundus.",
-        ),
-        ("A little bleeding from the liver bed, we coagulate it.", "Bleeding from the liver bed is coagulated."),
-        (
-            "Traction and countertraction with the grasper helps to find the plane.",
-            "The grasper pulls on the gallbladder to open the dissection plane.",
-        ),
-        (
-            "We are almost at the fundus, the gallbladder is nearly free.",
-            "The gallbladder is nearly free, only the fundus remains attached.",
-        ),
-        (
-            "Careful not to perforate the gallbladder here, the wall is thin.",
-            "Careful dissection along the thin gallbladder wall.",
-        ),
-        (
-            "The last attachments at the fundus are divided and the gallbladder is free.",
-            "The last fundal attachments are divided and the gallbladder is detached.",
-        ),
+        ("Now we dissect the gallbladder off the liver bed with the hook.",
+         "The hook dissects the gallbladder off the liver bed."),
+        ("Keep the plane between the gallbladder and the liver, staying on the gallbladder wall.",
+         "Dissection follows the plane between the gallbladder wall and the liver."),
+        ("I lift the gallbladder up and work from the infundibulum towards the fundus.",
+         "The gallbladder is lifted and dissected from the infundibulum towards the fundus."),
+        ("A little bleeding from the liver bed, we coagulate it.",
+         "Bleeding from the liver bed is coagulated."),
+        ("Traction and countertraction with the grasper helps to find the plane.",
+         "The grasper pulls on the gallbladder to open the dissection plane."),
+        ("We are almost at the fundus, the gallbladder is nearly free.",
+         "The gallbladder is nearly free, only the fundus remains attached."),
+        ("Careful not to perforate the gallbladder here, the wall is thin.",
+         "Careful dissection along the thin gallbladder wall."),
+        ("The last attachments at the fundus are divided and the gallbladder is free.",
+         "The last fundal attachments are divided and the gallbladder is detached."),
     ),
     "GallbladderPackaging": (
-        (
-            "Now we introduce the specimen bag through the umbilical port.",
-            "A specimen bag is introduced through the umbilical port.",
-        ),
-        (
-            "The bag is opened and we place the gallbladder inside.",
-            "The gallbladder is placed inside the opened specimen bag.",
-        ),
-        (
-            "I push the gallbladder into the bag with the grasper.",
-            "A grasper pushes the gallbladder into the specimen bag.",
-        ),
-        (
-            "Make sure the whole gallbladder, including any stones, is in the bag.",
-            "The whole gallbladder and its stones are put in the bag.",
-        ),
-        ("We close the bag by pulling on the string.", "The specimen bag is closed by pulling its string."),
-        ("The specimen bag is placed above the liver for now.", "The closed specimen bag rests above the liver."),
-        ("Unfold the bag completely before putting the specimen in.", "The specimen bag is unfolded completely."),
-        ("The gallbladder is packed and the bag is closed.", "The gallbladder is packed in a closed specimen bag."),
+        ("Now we introduce the specimen bag through the umbilical port.",
+         "A specimen bag is introduced through the umbilical port."),
+        ("The bag is opened and we place the gallbladder inside.",
+         "The gallbladder is placed inside the opened specimen bag."),
+        ("I push the gallbladder into the bag with the grasper.",
+         "A grasper pushes the gallbladder into the specimen bag."),
+        ("Make sure the whole gallbladder, including any stones, is in the bag.",
+         "The whole gallbladder and its stones are put in the bag."),
+        ("We close the bag by pulling on the string.",
+         "The specimen bag is closed by pulling its string."),
+        ("The specimen bag is placed above the liver for now.",
+         "The closed specimen bag rests above the liver."),
+        ("Unfold the bag completely before putting the specimen in.",
+         "The specimen bag is unfolded completely."),
+        ("The gallbladder is packed and the bag is closed.",
+         "The gallbladder is packed in a closed specimen bag."),
     ),
     "CleaningCoagulation": (
-        (
-            "Now we irrigate the gallbladder bed and aspirate the fluid.",
-            "The irrigator washes the gallbladder bed and aspirates the fluid.",
-        ),
-        (
-            "Let's check the liver bed for bleeding and bile leakage.",
-            "The liver bed is inspected for bleeding and bile leakage.",
-        ),
-        (
-            "A small oozing point here, I coagulate it with the bipolar.",
-            "The bipolar forceps coagulate an oozing point in the liver bed.",
-        ),
-        (
-            "We wash the subhepatic space with saline until the fluid is clear.",
-            "The subhepatic space is irrigated with saline until the fluid is clear.",
-        ),
-        (
-            "The clips on the cystic duct and artery are still in place.",
-            "The clips on the cystic duct and artery are checked.",
-        ),
-        ("Suction of the remaining fluid from Morison's pouch.", "Remaining fluid is aspirated from Morison's pouch."),
-        ("Another look at the liver bed, hemostasis looks good.", "The liver bed shows good hemostasis."),
-        ("We irrigate once more and aspirate the blood clots.", "Blood clots are irrigated and aspirated."),
+        ("Now we irrigate the gallbladder bed and aspirate the fluid.",
+         "The irrigator washes the gallbladder bed and aspirates the fluid."),
+        ("Let's check the liver bed for bleeding and bile leakage.",
+         "The liver bed is inspected for bleeding and bile leakage."),
+        ("A small oozing point here, I coagulate it with the bipolar.",
+         "The bipolar forceps coagulate an oozing point in the liver bed."),
+        ("We wash the subhepatic space with saline until the fluid is clear.",
+         "The subhepatic space is irrigated with saline until the fluid is clear."),
+        ("The clips on the cystic duct and artery are still in place.",
+         "The clips on the cystic duct and artery are checked."),
+        ("Suction of the remaining fluid from Morison's pouch.",
+         "Remaining fluid is aspirated from Morison's pouch."),
+        ("Another look at the liver bed, hemostasis looks good.",
+         "The liver bed shows good hemostasis."),
+        ("We irrigate once more and aspirate the blood clots.",
+         "Blood clots are irrigated and aspirated."),
     ),
     "GallbladderRetraction": (
-        (
-            "Now we retrieve the specimen bag through the umbilical port.",
-            "The specimen bag is retrieved through the umbilical port.",
-        ),
-        (
-            "The grasper holds the string of the bag and we pull it out.",
-            "A grasper holds the bag string and pulls the bag out.",
-        ),
-        ("We extract the gallbladder in the bag under vision.", "The bagged gallbladder is extracted under vision."),
-        (
-            "The bag comes out through the port site, we may need to enlarge the incision.",
-            "The specimen bag is pulled through the port site.",
-        ),
-        (
-            "Removing the bag with the gallbladder inside, it comes out intact.",
-            "The bag with the gallbladder comes out intact.",
-        ),
-        (
-            "The specimen is out, we remove the trocars under vision.",
-            "The trocars are removed under vision after the specimen is out.",
-        ),
-        (
-            "Final look at the operative field before desufflation.",
-            "A final view of the operative field before desufflation.",
-        ),
-        (
-            "The trocars are removed and the pneumoperitoneum is released.",
-            "The trocars are removed and the pneumoperitoneum is released.",
-        ),
+        ("Now we retrieve the specimen bag through the umbilical port.",
+         "The specimen bag is retrieved through the umbilical port."),
+        ("The grasper holds the string of the bag and we pull it out.",
+         "A grasper holds the bag string and pulls the bag out."),
+        ("We extract the gallbladder in the bag under vision.",
+         "The bagged gallbladder is extracted under vision."),
+        ("The bag comes out through the port site, we may need to enlarge the incision.",
+         "The specimen bag is pulled through the port site."),
+        ("Removing the bag with the gallbladder inside, it comes out intact.",
+         "The bag with the gallbladder comes out intact."),
+        ("The specimen is out, we remove the trocars under vision.",
+         "The trocars are removed under vision after the specimen is out."),
+        ("Final look at the operative field before desufflation.",
+         "A final view of the operative field before desufflation."),
+        ("The trocars are removed and the pneumoperitoneum is released.",
+         "The trocars are removed and the pneumoperitoneum is released."),
     ),
 }
 
@@ -421,13 +345,7 @@ PHASE_CAPTIONS: dict[str, tuple[str, ...]] = {
 
 #: Columns of ``levels.csv`` (the flags are SurgLaVi's: 1 = kept by its text filter).
 LEVELS_CSV_FIELDS: tuple[str, ...] = (
-    "video_id",
-    "start",
-    "end",
-    "level",
-    "text",
-    "is_descriptive",
-    "is_surgical_content",
+    "video_id", "start", "end", "level", "text", "is_descriptive", "is_surgical_content",
 )
 _LEVELS = ("task", "step", "phase")
 
@@ -537,9 +455,8 @@ class ProcedureTruth:
                     continue
                 rows.append(_level_row(self.video_id, step.start, step.end, "step", step.caption))
                 rows.extend(
-                    _level_row(
-                        self.video_id, n.start, n.end, "task", n.caption, n.is_descriptive, n.is_surgical_content
-                    )
+                    _level_row(self.video_id, n.start, n.end, "task", n.caption, n.is_descriptive,
+                               n.is_surgical_content)
                     for n in self.narration
                     if step.start <= n.start < step.end
                 )
@@ -553,15 +470,8 @@ class ProcedureTruth:
 def _level_row(
     video_id: str, start: float, end: float, level: str, text: str, descriptive: bool = True, surgical: bool = True
 ) -> dict[str, Any]:
-    return {
-        "video_id": video_id,
-        "start": round(start, 3),
-        "end": round(end, 3),
-        "level": level,
-        "text": text,
-        "is_descriptive": int(descriptive),
-        "is_surgical_content": int(surgical),
-    }
+    return {"video_id": video_id, "start": round(start, 3), "end": round(end, 3), "level": level, "text": text,
+            "is_descriptive": int(descriptive), "is_surgical_content": int(surgical)}
 
 
 def video_id_for(index: int) -> str:
@@ -684,7 +594,9 @@ def _plan_steps(rng: np.random.Generator, phase: str, start: int, end: int, fps:
     return out
 
 
-def _plan_narration(rng: np.random.Generator, phase: str, steps: list[StepSpan], fps: float) -> list[NarrationLine]:
+def _plan_narration(
+    rng: np.random.Generator, phase: str, steps: list[StepSpan], fps: float
+) -> list[NarrationLine]:
     """Sentences one after another inside each step, in whole milliseconds (SRT precision).
 
     Every phase gets at least one sentence (cut to fit its longest step when it is short).
@@ -804,12 +716,7 @@ class _Grid:
         return slice(ys, ye), slice(xs, xe)
 
     def segment(
-        self,
-        img: _RGB,
-        p0: tuple[float, float],
-        p1: tuple[float, float],
-        width: float,
-        color: np.ndarray,
+        self, img: _RGB, p0: tuple[float, float], p1: tuple[float, float], width: float, color: np.ndarray,
         shade: float = 0.45,
     ) -> None:
         """Draw a thick segment (a cylinder, darker at its rims) from ``p0`` to ``p1`` (y, x)."""
@@ -827,14 +734,8 @@ class _Grid:
             region[inside] = color * (1.0 - shade * d2[inside] / (width * width))[:, None]
 
     def ellipse(
-        self,
-        img: _RGB,
-        center: tuple[float, float],
-        radii: tuple[float, float],
-        angle: float,
-        color: np.ndarray,
-        alpha: float = 1.0,
-        wobble: np.ndarray | None = None,
+        self, img: _RGB, center: tuple[float, float], radii: tuple[float, float], angle: float,
+        color: np.ndarray, alpha: float = 1.0, wobble: np.ndarray | None = None,
     ) -> None:
         """Fill a rotated ellipse (``radii`` = (ry, rx), ``angle`` in radians), optionally with a wavy rim."""
         cy, cx = center
@@ -893,7 +794,7 @@ class _Scene:
         yy, xx = self.grid.yy, self.grid.xx
         edge = ch * (0.30 + 0.05 * np.sin(xx / cw * 5 + jit[0] * 3)) + 4 * u * mid
         liver = yy < edge
-        base[liver] = _LIVER * (0.9 + 0.1 * low[liver])[:, None]
+        base[liver] = (_LIVER * (0.9 + 0.1 * low[liver])[:, None])
         self.liver = liver
         self.base = base
         self.keyframes: dict[str, list[np.ndarray]] = {}
@@ -942,14 +843,8 @@ class _Scene:
 
     def _clips(self, canvas: np.ndarray, count: int) -> None:
         u = self.unit
-        slots = [
-            (self.duct_end, 0.35),
-            (self.artery_end, 0.38),
-            (self.duct_end, 0.70),
-            (self.artery_end, 0.72),
-            (self.duct_end, 0.80),
-            (self.artery_end, 0.30),
-        ]
+        slots = [(self.duct_end, 0.35), (self.artery_end, 0.38), (self.duct_end, 0.70), (self.artery_end, 0.72),
+                 (self.duct_end, 0.80), (self.artery_end, 0.30)]
         for end, at in slots[:count]:
             p0 = self.neck
             cy, cx = p0[0] + (end[0] - p0[0]) * at, p0[1] + (end[1] - p0[1]) * at
@@ -965,14 +860,8 @@ class _Scene:
 
     def _liver_bed(self, canvas: np.ndarray, shade: float, grow: float = 1.0, dy: float = 0.0) -> None:
         radii = (self.gb_radii[0] * grow, self.gb_radii[1] * grow)
-        self.grid.ellipse(
-            canvas,
-            (self.gb_center[0] + dy, self.gb_center[1]),
-            radii,
-            self.gb_angle,
-            _RAW_BED * shade,
-            wobble=self.wobble[::-1].copy(),
-        )
+        self.grid.ellipse(canvas, (self.gb_center[0] + dy, self.gb_center[1]), radii, self.gb_angle,
+                          _RAW_BED * shade, wobble=self.wobble[::-1].copy())
 
 
 # Phase painters: what the scene canvas shows at ``progress`` (0..1) through the phase.
@@ -1134,9 +1023,8 @@ def _tip_hook(grid: _Grid, img: np.ndarray, pose: _Pose) -> None:
     bend = pose.ahead(5)
     dy, dx = pose.direction
     grid.segment(img, pose.tip, bend, 1.2 * pose.unit, _DARK_STEEL, shade=0.2)
-    grid.segment(
-        img, bend, (bend[0] + dx * 4 * pose.unit, bend[1] - dy * 4 * pose.unit), 1.2 * pose.unit, _DARK_STEEL, shade=0.2
-    )
+    grid.segment(img, bend, (bend[0] + dx * 4 * pose.unit, bend[1] - dy * 4 * pose.unit), 1.2 * pose.unit,
+                 _DARK_STEEL, shade=0.2)
 
 
 def _tip_scissors(grid: _Grid, img: np.ndarray, pose: _Pose) -> None:
@@ -1240,11 +1128,8 @@ def render_frames(truth: ProcedureTruth) -> Iterator[tuple[np.ndarray, tuple[int
         for i, tool in enumerate(TOOLS[:6]):
             if tools[i]:
                 rig.draw(grid, frame, tool, t)
-        cautery = (tools[1] or tools[2]) and name in (
-            "CalotTriangleDissection",
-            "GallbladderDissection",
-            "CleaningCoagulation",
-        )
+        cautery = (tools[1] or tools[2]) and name in ("CalotTriangleDissection", "GallbladderDissection",
+                                                       "CleaningCoagulation")
         smoke_level += ((0.45 if cautery else 0.0) - smoke_level) * 0.08
         if smoke_level > 0.02:
             a = smoke_level * haze
@@ -1417,16 +1302,8 @@ def generate_procedures(
     for i in range(n_videos):
         vseed = _video_seed(seed, i)
         duration = float(np.random.default_rng(vseed).uniform(min_duration_s, max_duration_s))
-        jobs.append(
-            {
-                "out_dir": str(out),
-                "video_id": video_id_for(i),
-                "seed": vseed,
-                "fps": fps,
-                "size": size,
-                "duration_s": round(duration, 2),
-            }
-        )
+        jobs.append({"out_dir": str(out), "video_id": video_id_for(i), "seed": vseed, "fps": fps, "size": size,
+                     "duration_s": round(duration, 2)})
     began = time.perf_counter()
     truths: list[ProcedureTruth | None] = [None] * n_videos
     with tqdm(total=n_videos, disable=not progress, unit="video", desc="surgery procedures") as bar:
@@ -1464,15 +1341,9 @@ def generate_procedures(
         "layout": "cholec80",
         "workers": workers,
         "videos": [
-            {
-                "video_id": t.video_id,
-                "seed": t.seed,
-                "duration_s": round(t.duration, 3),
-                "num_frames": t.num_frames,
-                "phases": [s.phase for s in t.phases],
-                "narration_segments": len(t.narration),
-                "procedure_caption": t.procedure_caption,
-            }
+            {"video_id": t.video_id, "seed": t.seed, "duration_s": round(t.duration, 3), "num_frames": t.num_frames,
+             "phases": [s.phase for s in t.phases], "narration_segments": len(t.narration),
+             "procedure_caption": t.procedure_caption}
             for t in done
         ],
         "num_frames": total_frames,

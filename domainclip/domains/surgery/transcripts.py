@@ -317,7 +317,9 @@ def _split_evenly(segment: Segment, pieces: int) -> list[Segment]:
     pieces = max(1, min(pieces, len(words)))
     bounds = [segment.start + segment.duration * k / pieces for k in range(pieces)] + [segment.end]
     cuts = [round(len(words) * k / pieces) for k in range(pieces + 1)]
-    return [Segment(bounds[k], bounds[k + 1], " ".join(words[cuts[k] : cuts[k + 1]])) for k in range(pieces)]
+    return [
+        Segment(bounds[k], bounds[k + 1], " ".join(words[cuts[k] : cuts[k + 1]])) for k in range(pieces)
+    ]
 
 
 def _split_long(segment: Segment, max_duration: float) -> list[Segment]:

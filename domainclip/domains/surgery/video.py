@@ -274,9 +274,8 @@ class Video(abc.ABC):
         bad = wanted[(wanted < 0) | (wanted >= self.num_frames)]
         if bad.size:
             raise VideoDecodeError(
-                self.name,
-                f"frame index {int(bad[0])} out of range: the video has {self.num_frames} frames "
-                f"(valid indices 0..{self.num_frames - 1})",
+                self.name, f"frame index {int(bad[0])} out of range: the video has {self.num_frames} frames "
+                f"(valid indices 0..{self.num_frames - 1})"
             )
         unique, inverse = np.unique(wanted, return_inverse=True)
         frames = self._read(unique)
@@ -376,9 +375,8 @@ class _DecordVideo(Video):
             return _rgb_batch(self._reader.get_batch(indices.tolist()))
         except self._errors as e:
             raise VideoDecodeError(
-                self.name,
-                f"frames {indices[:8].tolist()} cannot be decoded (truncated or damaged video?): "
-                f"{' '.join(str(e).split())[:300]}",
+                self.name, f"frames {indices[:8].tolist()} cannot be decoded (truncated or damaged video?): "
+                f"{' '.join(str(e).split())[:300]}"
             ) from None
 
     def close(self) -> None:
@@ -613,8 +611,8 @@ class FrameFolder(Video):
                 raw = meta["fps"]
             else:
                 raise VideoDecodeError(
-                    self.name,
-                    'no frame rate: pass fps=..., or put fps.txt (a number) or meta.json ({"fps": ...}) in the folder',
+                    self.name, "no frame rate: pass fps=..., or put fps.txt (a number) or meta.json "
+                    '({"fps": ...}) in the folder'
                 )
             try:
                 fps = float(raw)
@@ -637,9 +635,8 @@ class FrameFolder(Video):
                 raise VideoDecodeError(str(file), f"frame {index} is not a readable image: {e}") from None
             if rgb.size != (self.width, self.height):
                 raise VideoDecodeError(
-                    str(file),
-                    f"frame {index} is {rgb.size[0]}x{rgb.size[1]}, the folder's first frame is "
-                    f"{self.width}x{self.height}",
+                    str(file), f"frame {index} is {rgb.size[0]}x{rgb.size[1]}, the folder's first frame is "
+                    f"{self.width}x{self.height}"
                 )
             out[slot] = np.asarray(rgb)
         return out
@@ -724,9 +721,8 @@ def _uniform_draw(rng: Rng | None) -> float:
     return float(rng.random()) if rng is not None else random.random()
 
 
-def _sample_uniform(
-    first: int, stop: int, fps: float, n: int | None, target_fps: float | None, jitter: bool, rng: Rng | None
-) -> list[int]:
+def _sample_uniform(first: int, stop: int, fps: float, n: int | None, target_fps: float | None,
+                    jitter: bool, rng: Rng | None) -> list[int]:
     if n is None or n < 1:
         raise ValueError(f"the 'uniform' sampler needs n >= 1 frames; got n={n}")
     length = stop - first
@@ -734,9 +730,8 @@ def _sample_uniform(
     return [min(stop - 1, first + int(math.floor((k + u) * length / n))) for k, u in enumerate(offsets)]
 
 
-def _sample_fps(
-    first: int, stop: int, fps: float, n: int | None, target_fps: float | None, jitter: bool, rng: Rng | None
-) -> list[int]:
+def _sample_fps(first: int, stop: int, fps: float, n: int | None, target_fps: float | None,
+                jitter: bool, rng: Rng | None) -> list[int]:
     if target_fps is None or not (target_fps > 0 and math.isfinite(target_fps)):
         raise ValueError(f"the 'fps' sampler needs target_fps > 0; got {target_fps}")
     step = fps / target_fps  # frames between two samples (may be < 1: frames repeat)
@@ -745,9 +740,8 @@ def _sample_fps(
     return [min(stop - 1, first + int(math.floor(phase + k * step + 1e-9))) for k in range(count)]
 
 
-def _sample_all(
-    first: int, stop: int, fps: float, n: int | None, target_fps: float | None, jitter: bool, rng: Rng | None
-) -> list[int]:
+def _sample_all(first: int, stop: int, fps: float, n: int | None, target_fps: float | None,
+                jitter: bool, rng: Rng | None) -> list[int]:
     return list(range(first, stop))
 
 
@@ -875,16 +869,8 @@ def _check_frames(frames: np.ndarray, what: str = "frames") -> np.ndarray:
 class _ClipEncoder:
     """Incremental in-memory encoder: :meth:`add` batches of frames, then :meth:`finish`."""
 
-    def __init__(
-        self,
-        width: int,
-        height: int,
-        fps: float,
-        codec: str,
-        crf: int,
-        bit_rate: int | None,
-        keyframe_interval: int | None,
-    ):
+    def __init__(self, width: int, height: int, fps: float, codec: str, crf: int, bit_rate: int | None,
+                 keyframe_interval: int | None):
         av = require("av", _EXTRA, "encoding video clips with PyAV")
         spec = _codec(codec)
         if width % 2 or height % 2:
@@ -1056,9 +1042,8 @@ def npy_to_frames(data: bytes, name: str | None = None) -> np.ndarray:
     except Exception as e:  # numpy raises ValueError/OSError/EOFError for bad .npy data
         raise VideoDecodeError(label, f"not a .npy array: {e}") from None
     if array.dtype != np.uint8 or array.ndim != 4 or 3 not in (array.shape[1], array.shape[3]):
-        raise VideoDecodeError(
-            label, f"frames must be uint8 (T, H, W, 3) or (T, 3, H, W); got {array.dtype} {array.shape}"
-        )
+        raise VideoDecodeError(label, f"frames must be uint8 (T, H, W, 3) or (T, 3, H, W); got {array.dtype} "
+                               f"{array.shape}")
     if array.shape[0] == 0:
         raise VideoDecodeError(label, "the array holds no frames")
     if array.shape[3] != 3:

@@ -31,51 +31,29 @@ def test_generated_suite_reports_every_task(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(evals, "GENERATED_EVAL_SIZE", 60)
     model, preprocess, tokenizer = tiny
     results = run_suite(model, tokenizer, preprocess, "math/generated", data=None, out_dir=tmp_path, batch_size=32)
-    assert set(results) == {
-        "diagram_type/zeroshot_classification",
-        "function_family/zeroshot_classification",
-        "diagram_caption/retrieval",
-    }
+    assert set(results) == {"diagram_type/zeroshot_classification", "function_family/zeroshot_classification",
+                            "diagram_caption/retrieval"}
     diagram = results["diagram_type/zeroshot_classification"]
     assert diagram["num_samples"] == 60 and 0.0 <= diagram["acc1"] <= diagram["acc5"] <= 1.0
     retrieval = results["diagram_caption/retrieval"]
     assert retrieval["num_images"] == retrieval["num_texts"] == 60
     assert retrieval["image_retrieval_recall@1"] <= retrieval["image_retrieval_recall@10"]
-    for png in (
-        "diagram_type_confusion_matrix.png",
-        "function_family_confusion_matrix.png",
-        "caption_retrieval_examples.png",
-    ):
+    for png in ("diagram_type_confusion_matrix.png", "function_family_confusion_matrix.png",
+                "caption_retrieval_examples.png"):
         assert (tmp_path / png).stat().st_size > 1000
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["results"]["diagram_type/zeroshot_classification"]["acc1"] == pytest.approx(diagram["acc1"])
 
 
 def test_generated_suite_reads_prepared_shards(tiny, tmp_path):
-    assert (
-        main(
-            [
-                "prepare",
-                "math",
-                "synthetic",
-                "--out",
-                str(tmp_path / "held"),
-                "--n",
-                "12",
-                "--seed",
-                "5",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert main(["prepare", "math", "synthetic", "--out", str(tmp_path / "held"), "--n", "12", "--seed", "5",
+                 "--no-progress"]) == 0
     samples = evals._read_shards(tmp_path / "held")
     assert len(samples) == 12
     assert all(0 <= s["label"] < len(labels.DIAGRAM_TYPES) for s in samples)
     model, preprocess, tokenizer = tiny
-    results = get_suite("math/generated")(
-        model, tokenizer, preprocess, data=tmp_path / "held", out_dir=tmp_path / "out", device="cpu", batch_size=8
-    )
+    results = get_suite("math/generated")(model, tokenizer, preprocess, data=tmp_path / "held",
+                                          out_dir=tmp_path / "out", device="cpu", batch_size=8)
     assert results["diagram_type/zeroshot_classification"]["num_samples"] == 12
 
 
@@ -94,24 +72,8 @@ def test_geometry3k_suite_through_the_cli(tmp_path):
     root = tmp_path / "geometry3k"
     fixture.make_geometry3k(root, seed=1)
     out = tmp_path / "g3k.json"
-    assert (
-        main(
-            [
-                "eval",
-                "--model",
-                "dc-test-vit",
-                "--suite",
-                "math/geometry3k",
-                "--data",
-                str(root),
-                "--out",
-                str(out),
-                "--batch-size",
-                "8",
-            ]
-        )
-        == 0
-    )
+    assert main(["eval", "--model", "dc-test-vit", "--suite", "math/geometry3k", "--data", str(root),
+                 "--out", str(out), "--batch-size", "8"]) == 0
     results = json.loads(out.read_text())["results"]
     shape = results["geometry3k_shape/zeroshot_classification"]
     assert shape["num_samples"] == len(list((root / "test").iterdir()))
@@ -136,36 +98,13 @@ def test_paper_recipe_names_a_real_architecture_and_tag():
 @pytest.mark.slow
 def test_quick_recipe_runs_through_the_cli(tmp_path):
     """Two steps of math/quick with a small prepare step: data, training, eval and export."""
-    prepare = (
-        'data.prepare=[{command: math/synthetic, args: {out: "{root}/train", n: 48, seed: 0, '
-        "workers: 1, max_count: 24, no_progress: true}}]"
-    )
+    prepare = ('data.prepare=[{command: math/synthetic, args: {out: "{root}/train", n: 48, seed: 0, '
+               'workers: 1, max_count: 24, no_progress: true}}]')
     run = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "domainclip",
-        "train",
-        "math/quick",
-        "--out",
-        str(run),
-        "--set",
-        f"data.root={tmp_path / 'data'}",
-        "--set",
-        prepare,
-        "--set",
-        "train.steps=2",
-        "--set",
-        "data.batch_size=8",
-        "--set",
-        "data.num_workers=0",
-        "--set",
-        "model.name=dc-test-vit",
-        "--set",
-        "train.progress=false",
-        "--set",
-        "eval.suites=[]",
-    ]
+    cmd = [sys.executable, "-m", "domainclip", "train", "math/quick", "--out", str(run),
+           "--set", f"data.root={tmp_path / 'data'}", "--set", prepare, "--set", "train.steps=2",
+           "--set", "data.batch_size=8", "--set", "data.num_workers=0", "--set", "model.name=dc-test-vit",
+           "--set", "train.progress=false", "--set", "eval.suites=[]"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((tmp_path / "data" / "train").glob("*.tar"))) == 2

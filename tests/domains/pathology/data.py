@@ -168,9 +168,8 @@ class LookupCLIP(torch.nn.Module):
     in ``text_vectors`` and fails on an unknown prompt.
     """
 
-    def __init__(
-        self, image_vectors: Mapping[tuple[int, int, int], Sequence[float]], text_vectors: Mapping[str, Sequence[float]]
-    ):
+    def __init__(self, image_vectors: Mapping[tuple[int, int, int], Sequence[float]],
+                 text_vectors: Mapping[str, Sequence[float]]):
         super().__init__()
         self.image_vectors = {tuple(k): torch.tensor(v, dtype=torch.float32) for k, v in image_vectors.items()}
         self.prompts = {text: i for i, text in enumerate(text_vectors)}
@@ -192,7 +191,9 @@ class LookupCLIP(torch.nn.Module):
         return F.normalize(out, dim=-1) if normalize else out
 
 
-def class_lookup_model(prompts: Mapping[str, Sequence[str]], colours: Mapping[str, tuple[int, int, int]]) -> LookupCLIP:
+def class_lookup_model(
+    prompts: Mapping[str, Sequence[str]], colours: Mapping[str, tuple[int, int, int]]
+) -> LookupCLIP:
     """A :class:`LookupCLIP` where class ``c``'s prompts and colour share the one-hot direction ``c``."""
     classes = list(prompts)
     dim = len(classes)

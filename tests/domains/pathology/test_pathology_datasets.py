@@ -40,10 +40,8 @@ def test_nct_prompt_ensembles_cover_every_class_in_folder_order():
 
 def test_pcam_prompts_and_display_names():
     prompts = labels.pcam_prompts(["{}."], synonyms=False)
-    assert prompts == {
-        "normal": ["lymph node tissue without metastasis."],
-        "metastasis": ["lymph node tissue with metastatic tumour."],
-    }
+    assert prompts == {"normal": ["lymph node tissue without metastasis."],
+                       "metastasis": ["lymph node tissue with metastatic tumour."]}
     assert labels.display_name("lung_adeno-carcinoma") == "lung adeno-carcinoma"
     assert labels.display_name("BACK") == "background" and labels.display_name("normal") == "normal"
     with pytest.raises(ValueError, match="placeholder"):

@@ -37,16 +37,8 @@ def _in_unit_range(metrics, names):
 def test_nct_crc_suite_with_a_tiny_clip(tiny, tmp_path):
     fixture.make_nct_crc(tmp_path / "crc", per_class=2, size=32)
     model, preprocess, tokenizer = tiny
-    results = evals.patch_folder_suite(
-        model,
-        tokenizer,
-        preprocess,
-        data=tmp_path / "crc",
-        out_dir=tmp_path / "out",
-        device="cpu",
-        batch_size=16,
-        templates=["{}.", "an H&E image of {}."],
-    )
+    results = evals.patch_folder_suite(model, tokenizer, preprocess, data=tmp_path / "crc", out_dir=tmp_path / "out",
+                                       device="cpu", batch_size=16, templates=["{}.", "an H&E image of {}."])
     assert list(results) == ["nct_crc/zeroshot_classification"]
     metrics = results["nct_crc/zeroshot_classification"]
     assert set(metrics) == PATCH_METRICS | {"acc5"}
@@ -59,18 +51,16 @@ def test_nct_crc_suite_with_a_tiny_clip(tiny, tmp_path):
 def test_nct_crc_suite_exact_with_a_lookup_model(tmp_path):
     fixture.make_nct_crc(tmp_path / "crc", per_class=3, size=8)
     model = fixture.class_lookup_model(labels.nct_crc_prompts(), fixture.NCT_COLOURS)
-    metrics = evals.patch_folder_suite(
-        model, model.tokenize, fixture.to_tensor, data=tmp_path / "crc", out_dir=tmp_path, batch_size=5
-    )["nct_crc/zeroshot_classification"]
+    metrics = evals.patch_folder_suite(model, model.tokenize, fixture.to_tensor, data=tmp_path / "crc",
+                                       out_dir=tmp_path, batch_size=5)["nct_crc/zeroshot_classification"]
     assert metrics["acc1"] == 1.0 and metrics["balanced_accuracy"] == 1.0 and metrics["weighted_f1"] == 1.0
     assert metrics["num_samples"] == 27 and model.images_seen == 27
 
     # the tumour patches now look like stroma: exactly those 3 of 27 go wrong, TUM recall is 0
     colours = dict(fixture.NCT_COLOURS, TUM=fixture.NCT_COLOURS["STR"])
     fixture.make_nct_crc(tmp_path / "confused", per_class=3, size=8, colours=colours)
-    metrics = evals.patch_folder_suite(
-        model, model.tokenize, fixture.to_tensor, data=tmp_path / "confused", out_dir=tmp_path, batch_size=8
-    )["nct_crc/zeroshot_classification"]
+    metrics = evals.patch_folder_suite(model, model.tokenize, fixture.to_tensor, data=tmp_path / "confused",
+                                       out_dir=tmp_path, batch_size=8)["nct_crc/zeroshot_classification"]
     assert metrics["acc1"] == pytest.approx(24 / 27)
     assert metrics["balanced_accuracy"] == pytest.approx(8 / 9)
 
@@ -82,30 +72,16 @@ def test_patch_folder_suite_with_other_classes_and_templates(tmp_path):
     prompts = labels.expand_prompts({"fat": "fat", "tumor_bed": ["tumour bed", "a tumour"]}, templates)
     model = fixture.class_lookup_model(prompts, colours)
     results = evals.patch_folder_suite(
-        model,
-        model.tokenize,
-        fixture.to_tensor,
-        data=tmp_path / "syn",
-        out_dir=tmp_path,
-        batch_size=4,
-        classes={"fat": "fat", "tumor_bed": ["tumour bed", "a tumour"]},
-        templates=templates,
-        task="synthetic_tissue",
+        model, model.tokenize, fixture.to_tensor, data=tmp_path / "syn", out_dir=tmp_path, batch_size=4,
+        classes={"fat": "fat", "tumor_bed": ["tumour bed", "a tumour"]}, templates=templates, task="synthetic_tissue",
     )
     metrics = results["synthetic_tissue/zeroshot_classification"]
     assert metrics["acc1"] == 1.0 and metrics["num_samples"] == 4 and "acc5" not in metrics
     assert (tmp_path / "synthetic_tissue_confusion_matrix.png").is_file()
     # without names, non-NCT folders are prompted by their display names: the lookup model knows none of them
     with pytest.raises(KeyError, match="tumor bed"):
-        evals.patch_folder_suite(
-            model,
-            model.tokenize,
-            fixture.to_tensor,
-            data=tmp_path / "syn",
-            out_dir=tmp_path,
-            batch_size=4,
-            templates=templates,
-        )
+        evals.patch_folder_suite(model, model.tokenize, fixture.to_tensor, data=tmp_path / "syn", out_dir=tmp_path,
+                                 batch_size=4, templates=templates)
 
 
 def test_patch_folder_suite_needs_data(tiny, tmp_path):
@@ -118,7 +94,7 @@ def test_prompt_classifier_averages_each_class_ensemble():
     text = {"a": [1.0, 0.0, 0.0], "b": [0.0, 1.0, 0.0], "c": [0.0, 0.0, 1.0]}
     model = fixture.LookupCLIP({}, text)
     weights = build_prompt_classifier(model, model.tokenize, {"x": ["a", "b"], "y": ["c"]}, batch_size=2)
-    half = 2**-0.5
+    half = 2 ** -0.5
     assert torch.allclose(weights, torch.tensor([[half, 0.0], [half, 0.0], [0.0, 1.0]]))
 
 
@@ -126,9 +102,8 @@ def test_prompt_classifier_averages_each_class_ensemble():
 def test_pcam_suite_with_a_tiny_clip(tiny, tmp_path):
     fixture.make_pcam(tmp_path)
     model, preprocess, tokenizer = tiny
-    metrics = evals.pcam_suite(model, tokenizer, preprocess, data=tmp_path, out_dir=tmp_path, batch_size=4)[
-        "pcam/zeroshot_classification"
-    ]
+    metrics = evals.pcam_suite(model, tokenizer, preprocess, data=tmp_path, out_dir=tmp_path,
+                               batch_size=4)["pcam/zeroshot_classification"]
     assert set(metrics) == PATCH_METRICS | {"auroc"}
     assert metrics["num_samples"] == 8 and _in_unit_range(metrics, PATCH_METRICS - {"num_samples"} | {"auroc"})
     assert (tmp_path / "pcam_confusion_matrix.png").is_file()
@@ -138,15 +113,13 @@ def test_pcam_suite_exact_with_a_lookup_model(tmp_path):
     fixture.make_pcam(tmp_path / "ok")
     colours = dict(zip(labels.PCAM_CLASSES, fixture.PCAM_COLOURS, strict=True))
     model = fixture.class_lookup_model(labels.pcam_prompts(), colours)
-    metrics = evals.pcam_suite(
-        model, model.tokenize, fixture.to_tensor, data=tmp_path / "ok", out_dir=tmp_path, batch_size=3
-    )["pcam/zeroshot_classification"]
+    metrics = evals.pcam_suite(model, model.tokenize, fixture.to_tensor, data=tmp_path / "ok", out_dir=tmp_path,
+                               batch_size=3)["pcam/zeroshot_classification"]
     assert metrics["acc1"] == 1.0 and metrics["auroc"] == 1.0 and metrics["balanced_accuracy"] == 1.0
     # colours swapped: every patch is wrong and the ranking is reversed
     fixture.make_pcam(tmp_path / "swapped", colours=fixture.PCAM_COLOURS[::-1])
-    metrics = evals.pcam_suite(
-        model, model.tokenize, fixture.to_tensor, data=tmp_path / "swapped", out_dir=tmp_path, batch_size=8
-    )["pcam/zeroshot_classification"]
+    metrics = evals.pcam_suite(model, model.tokenize, fixture.to_tensor, data=tmp_path / "swapped",
+                               out_dir=tmp_path, batch_size=8)["pcam/zeroshot_classification"]
     assert metrics["acc1"] == 0.0 and metrics["auroc"] == 0.0
 
 
@@ -162,14 +135,12 @@ SLIDE_COLOURS = {"normal": (240, 200, 220), "tumor": (80, 20, 120), "stroma": (2
 
 
 def _slide_fixture(root, slides=SLIDES, shuffle_slides=False, max_count=5):
-    patches = [
-        (slide, SLIDE_COLOURS[name]) for slide, (_, parts) in slides.items() for name, n in parts for _ in range(n)
-    ]
+    patches = [(slide, SLIDE_COLOURS[name]) for slide, (_, parts) in slides.items() for name, n in parts
+               for _ in range(n)]
     if shuffle_slides:
         patches = patches[::2] + patches[1::2]  # every slide spread over the shards
-    fixture.write_patch_shards(
-        root, patches, max_count=max_count, slide_labels={s: label for s, (label, _) in slides.items()}
-    )
+    fixture.write_patch_shards(root, patches, max_count=max_count,
+                               slide_labels={s: label for s, (label, _) in slides.items()})
     return root
 
 
@@ -186,9 +157,8 @@ def _predictions(path):
 def test_slide_suite_exact_mi_zero_pooling(tmp_path):
     root = _slide_fixture(tmp_path / "cohort", shuffle_slides=True)
     model = _slide_model(["normal", "tumor"])
-    results = evals.slide_suite(
-        model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path / "out", batch_size=3
-    )
+    results = evals.slide_suite(model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path / "out",
+                                batch_size=3)
     metrics = results["slides/zeroshot_classification"]
     assert metrics["acc1"] == 1.0 and metrics["auroc"] == 1.0 and metrics["balanced_accuracy"] == 1.0
     assert metrics["num_slides"] == 4 and metrics["num_patches"] == 21 and metrics["num_slides_without_patches"] == 0
@@ -202,9 +172,8 @@ def test_slide_suite_exact_mi_zero_pooling(tmp_path):
     assert (tmp_path / "out" / "slides_confusion_matrix.png").is_file()
 
     # mean pooling over every patch
-    evals.slide_suite(
-        model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path / "mean", batch_size=8, top_k=None
-    )
+    evals.slide_suite(model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path / "mean", batch_size=8,
+                      top_k=None)
     rows = _predictions(tmp_path / "mean" / "slide_predictions.csv")
     assert float(rows["t1"]["score_tumor"]) == pytest.approx(5 / 7)
     assert float(rows["t1"]["score_normal"]) == pytest.approx(2 / 7)
@@ -214,9 +183,8 @@ def test_slide_suite_wrong_slide_and_multiclass_auroc(tmp_path):
     slides = dict(SLIDES, s1=("stroma", [("stroma", 3)]), s2=("stroma", [("tumor", 2)]))
     root = _slide_fixture(tmp_path / "three", slides=slides)
     model = _slide_model(["normal", "stroma", "tumor"])
-    metrics = evals.slide_suite(model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path, batch_size=4)[
-        "slides/zeroshot_classification"
-    ]
+    metrics = evals.slide_suite(model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path,
+                                batch_size=4)["slides/zeroshot_classification"]
     assert metrics["acc1"] == pytest.approx(5 / 6)
     assert metrics["balanced_accuracy"] == pytest.approx((1 + 0.5 + 1) / 3)
     rows = _predictions(tmp_path / "slide_predictions.csv")
@@ -235,24 +203,14 @@ def test_slide_suite_classes_from_argument_and_classes_json(tmp_path):
     prompts = labels.expand_prompts({"normal": "benign tissue", "tumor": "carcinoma"}, ["{}"])
     model = fixture.class_lookup_model(prompts, SLIDE_COLOURS)
     names = {"normal": "benign tissue", "tumor": "carcinoma"}
-    metrics = evals.slide_suite(
-        model,
-        model.tokenize,
-        fixture.to_tensor,
-        data=root,
-        out_dir=tmp_path,
-        batch_size=4,
-        classes=names,
-        templates=["{}"],
-        task="cohort",
-    )["cohort/zeroshot_classification"]
+    metrics = evals.slide_suite(model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path, batch_size=4,
+                                classes=names, templates=["{}"], task="cohort")["cohort/zeroshot_classification"]
     assert metrics["acc1"] == 1.0
     # the class order decides the positive class of AUROC and the columns
     (root / "classes.json").write_text(json.dumps(["tumor", "normal"]))
     default_model = _slide_model(["tumor", "normal"])
-    metrics = evals.slide_suite(
-        default_model, default_model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path / "json", batch_size=4
-    )["slides/zeroshot_classification"]
+    metrics = evals.slide_suite(default_model, default_model.tokenize, fixture.to_tensor, data=root,
+                                out_dir=tmp_path / "json", batch_size=4)["slides/zeroshot_classification"]
     assert metrics["acc1"] == 1.0 and metrics["auroc"] == 1.0
     header = (tmp_path / "json" / "slide_predictions.csv").read_text().splitlines()[0]
     assert header.endswith("score_tumor,score_normal,prob_tumor,prob_normal")
@@ -261,9 +219,8 @@ def test_slide_suite_classes_from_argument_and_classes_json(tmp_path):
 def test_slide_suite_with_a_tiny_clip(tiny, tmp_path):
     root = _slide_fixture(tmp_path / "cohort")
     model, preprocess, tokenizer = tiny
-    metrics = evals.slide_suite(model, tokenizer, preprocess, data=root, out_dir=tmp_path, batch_size=8)[
-        "slides/zeroshot_classification"
-    ]
+    metrics = evals.slide_suite(model, tokenizer, preprocess, data=root, out_dir=tmp_path,
+                                batch_size=8)["slides/zeroshot_classification"]
     assert {"acc1", "balanced_accuracy", "weighted_f1", "auroc", "num_slides", "num_patches"} <= set(metrics)
     assert _in_unit_range(metrics, ["acc1", "balanced_accuracy", "weighted_f1", "auroc"])
     assert len(_predictions(tmp_path / "slide_predictions.csv")) == 4
@@ -275,23 +232,15 @@ def test_slide_suite_errors_and_missing_slides(tmp_path):
     fixture.write_slides_csv(root / "slides.csv", {"t1": "tumor", "n1": "normal", "x9": "normal"})
     (tmp_path / "o").mkdir()
     with pytest.warns(UserWarning, match="1 slide"):
-        metrics = evals.slide_suite(
-            model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path / "o", batch_size=4
-        )["slides/zeroshot_classification"]
+        metrics = evals.slide_suite(model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path / "o",
+                                    batch_size=4)["slides/zeroshot_classification"]
     assert metrics["num_slides"] == 2 and metrics["num_slides_without_patches"] == 1
     assert metrics["num_patches_of_unlabelled_slides"] == 10
 
     fixture.write_slides_csv(root / "slides.csv", {"t1": "tumor", "n1": "necrosis"})
     with pytest.raises(ValueError, match=r"slides.csv has labels \['necrosis'\]"):
-        evals.slide_suite(
-            model,
-            model.tokenize,
-            fixture.to_tensor,
-            data=root,
-            out_dir=tmp_path,
-            batch_size=4,
-            classes=["normal", "tumor"],
-        )
+        evals.slide_suite(model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path, batch_size=4,
+                          classes=["normal", "tumor"])
     fixture.write_slides_csv(root / "slides.csv", {"zz": "tumor", "yy": "normal"})
     with pytest.raises(ValueError, match="no patch in the shards"):
         evals.slide_suite(model, model.tokenize, fixture.to_tensor, data=root, out_dir=tmp_path, batch_size=4)

@@ -215,9 +215,8 @@ def test_mpp_override_and_annotate_hook(slides, tmp_path):
 def test_workers_give_the_same_samples(slides, tmp_path):
     spec = PatchSpec(mpp=0.5, size=224, min_tissue=0.5)
     paths = [slides["pyramid"], slides["second"], slides["nompp"]]
-    kwargs = dict(
-        image_format="png", thumbnails=False, tissue={"max_size": 512}, progress=False, annotate=annotate_even_columns
-    )
+    kwargs = dict(image_format="png", thumbnails=False, tissue={"max_size": 512}, progress=False,
+                  annotate=annotate_even_columns)
     one = patch_slides(paths, tmp_path / "one", spec, workers=1, **kwargs)
     two = patch_slides(paths, tmp_path / "two", spec, workers=2, **kwargs)
     assert two["workers"] == 2 and sorted(two["indexes"]) == ["patches-w00-index.json", "patches-w01-index.json"]
@@ -232,25 +231,9 @@ def test_cli_with_mpp_csv_and_globs(slides, tmp_path):
     PATCHES.add_arguments(parser)
     folder = slides["nompp"].parent
     args = parser.parse_args(
-        [
-            "--slides",
-            str(folder / "nompp.*"),
-            str(slides["second"]),
-            "--out",
-            str(tmp_path / "out"),
-            "--mpp-target",
-            "1.0",
-            "--size",
-            "128",
-            "--min-tissue",
-            "0.9",
-            "--mpp-csv",
-            str(csv),
-            "--no-thumbnails",
-            "--max-count",
-            "3",
-            "--no-progress",
-        ]
+        ["--slides", str(folder / "nompp.*"), str(slides["second"]), "--out", str(tmp_path / "out"),
+         "--mpp-target", "1.0", "--size", "128", "--min-tissue", "0.9", "--mpp-csv", str(csv), "--no-thumbnails",
+         "--max-count", "3", "--no-progress"]
     )
     summary = PATCHES.run(args)
     assert summary["num_slides_ok"] == 2 and summary["spec"]["min_tissue"] == 0.9

@@ -69,12 +69,8 @@ def records():
 def test_parse_records_counts_bad_ones():
     valid, bad = parse_records(records())
     assert [(r.index, r.wsi_id, r.x, r.y) for r in valid] == [
-        (0, SLIDE_A, 672, 0),
-        (1, SLIDE_A, 0, 700),
-        (2, SLIDE_B, 100, 50),
-        (3, MISSING, 0, 0),
-        (4, MISSING, 672, 0),
-        (10, SLIDE_B, 600, 0),
+        (0, SLIDE_A, 672, 0), (1, SLIDE_A, 0, 700), (2, SLIDE_B, 100, 50), (3, MISSING, 0, 0),
+        (4, MISSING, 672, 0), (10, SLIDE_B, 600, 0),
     ]
     assert dict(bad) == {"no_caption": 1, "bad_position": 3, "no_wsi_id": 1, "not_an_object": 1}
 
@@ -111,20 +107,13 @@ def test_import_pathgen_with_a_missing_slide(slides_dir, tmp_path):
     assert summary["missing_slides"] == [MISSING] and summary["records_missing_slide"] == 2
     assert (out / "missing_slides.txt").read_text() == f"{MISSING}\n"
     assert summary["bad_records"] == {
-        "no_caption": 1,
-        "bad_position": 3,
-        "no_wsi_id": 1,
-        "not_an_object": 1,
-        "out_of_bounds": 1,
+        "no_caption": 1, "bad_position": 3, "no_wsi_id": 1, "not_an_object": 1, "out_of_bounds": 1,
     }
     samples = read_shards(out)
     assert sorted(samples) == ["000000000", "000000001", "000000002"]
     captions = {k: m["txt"].decode() for k, m in samples.items()}
-    assert captions == {
-        "000000000": "Dense tumour cells.",
-        "000000001": "Stroma with lymphocytes.",
-        "000000002": "Glandular structures.",
-    }
+    assert captions == {"000000000": "Dense tumour cells.", "000000001": "Stroma with lymphocytes.",
+                        "000000002": "Glandular structures."}
     index = index_slides(slides_dir)
     for key, members in samples.items():
         meta = json.loads(members["json"])
@@ -146,19 +135,8 @@ def test_cli_keeps_patch_size_and_reports_unreadable_slides(slides_dir, tmp_path
     path.write_text("\n".join(json.dumps(r) for r in records()[:3]))
     parser = argparse.ArgumentParser()
     PATHGEN.add_arguments(parser)
-    args = parser.parse_args(
-        [
-            "--records",
-            str(path),
-            "--slides-dir",
-            str(folder),
-            "--out",
-            str(tmp_path / "o"),
-            "--patch-size",
-            "256",
-            "--no-progress",
-        ]
-    )
+    args = parser.parse_args(["--records", str(path), "--slides-dir", str(folder), "--out", str(tmp_path / "o"),
+                              "--patch-size", "256", "--no-progress"])
     summary = PATHGEN.run(args)
     assert summary["num_written"] == 1 and summary["bad_records"] == {"slide_unreadable": 2}
     [failed] = summary["failed_slides"]
@@ -174,10 +152,8 @@ def test_import_from_a_real_aperio_slide(shared_data, tmp_path):
     folder.mkdir()
     cmu = shared_data / "pathology" / "CMU-1-Small-Region.svs"
     (folder / f"{SLIDE_A}.0123-uuid.svs").symlink_to(cmu)
-    items = [
-        {"wsi_id": SLIDE_A, "position": ["1000", "1500"], "caption": "Epidermis."},
-        {"wsi_id": SLIDE_A, "position": ["2000", "0"], "caption": "Off the edge."},
-    ]
+    items = [{"wsi_id": SLIDE_A, "position": ["1000", "1500"], "caption": "Epidermis."},
+             {"wsi_id": SLIDE_A, "position": ["2000", "0"], "caption": "Off the edge."}]
     summary = import_pathgen(items, folder, tmp_path / "out", image_format="png", progress=False)
     assert summary["num_written"] == 1 and summary["bad_records"] == {"out_of_bounds": 1}
     [members] = read_shards(tmp_path / "out").values()
@@ -192,9 +168,8 @@ def test_two_workers_write_the_same_samples(slides_dir, tmp_path):
     path = tmp_path / "pathgen.json"
     path.write_text(json.dumps(records()))
     one = import_pathgen(path, slides_dir, tmp_path / "one", out_size=224, image_format="png", progress=False)
-    two = import_pathgen(
-        path, slides_dir, tmp_path / "two", out_size=224, image_format="png", workers=2, progress=False
-    )
+    two = import_pathgen(path, slides_dir, tmp_path / "two", out_size=224, image_format="png", workers=2,
+                         progress=False)
     assert one["num_written"] == two["num_written"] == 3 and two["workers"] == 2
     first, second = read_shards(tmp_path / "one"), read_shards(tmp_path / "two")
     assert sorted(first) == sorted(second)

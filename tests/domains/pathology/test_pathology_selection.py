@@ -74,14 +74,11 @@ def _clustered_cohort(root, slides, interleave=True):
 def test_one_patch_per_cluster_with_bytes_unchanged(tmp_path):
     centres, vectors = _clustered_cohort(tmp_path / "in", ["slide-a", "slide-b"], interleave=True)
     model = fixture.LookupCLIP(vectors, {"unused": [0.0] * DIM})
-    summary = select_representative(
-        tmp_path / "in", model, fixture.to_tensor, tmp_path / "out", per_slide=3, batch_size=4, max_count=4
-    )
+    summary = select_representative(tmp_path / "in", model, fixture.to_tensor, tmp_path / "out", per_slide=3,
+                                    batch_size=4, max_count=4)
     assert summary["num_slides"] == 2 and summary["num_patches"] == 30 and summary["num_selected"] == 6
-    assert summary["per_slide"] == {
-        "slide-a": {"patches": 15, "clusters": 3, "selected": 3},
-        "slide-b": {"patches": 15, "clusters": 3, "selected": 3},
-    }
+    assert summary["per_slide"] == {"slide-a": {"patches": 15, "clusters": 3, "selected": 3},
+                                    "slide-b": {"patches": 15, "clusters": 3, "selected": 3}}
     assert summary["max_open_slides"] == 2  # the slides were interleaved
     assert summary["skipped"] == {}
     assert len(summary["shards"]) == 2 and read_index(tmp_path / "out" / summary["index"])["num_samples"] == 6
@@ -104,15 +101,8 @@ def test_contiguous_slides_keep_one_open_and_prompts_rank_clusters(tmp_path):
     # the prompt points at direction 2, which is a cluster of both slides
     model = fixture.LookupCLIP(vectors, {"tumour epithelium": np.eye(DIM)[2].tolist()})
     summary = select_representative(
-        [str(p) for p in sorted((tmp_path / "in").glob("*.tar"))],
-        model,
-        fixture.to_tensor,
-        tmp_path / "out",
-        per_slide=1,
-        clusters=3,
-        prompts=["tumour epithelium"],
-        tokenizer=model.tokenize,
-        batch_size=5,
+        [str(p) for p in sorted((tmp_path / "in").glob("*.tar"))], model, fixture.to_tensor, tmp_path / "out",
+        per_slide=1, clusters=3, prompts=["tumour epithelium"], tokenizer=model.tokenize, batch_size=5,
     )
     assert summary["max_open_slides"] == 1
     after = _raw(tmp_path / "out")
@@ -160,29 +150,13 @@ def test_select_command_with_a_tiny_clip(tmp_path):
     fixture.write_patch_shards(tmp_path / "in", patches, max_count=4)
     parser = argparse.ArgumentParser()
     SELECT.add_arguments(parser)
-    args = parser.parse_args(
-        [
-            "--shards",
-            str(tmp_path / "in"),
-            "--out",
-            str(tmp_path / "out"),
-            "--model",
-            "dc-test-vit",
-            "--per-slide",
-            "2",
-            "--prompt",
-            "tumour",
-            "--prompt",
-            "stroma",
-            "--no-progress",
-        ]
-    )
+    args = parser.parse_args(["--shards", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model",
+                              "dc-test-vit", "--per-slide", "2", "--prompt", "tumour", "--prompt", "stroma",
+                              "--no-progress"])
     summary = SELECT.run(args)
     assert summary["model"] == "dc-test-vit" and summary["num_selected"] == 4
-    assert summary["per_slide"] == {
-        "slide0": {"patches": 5, "clusters": 2, "selected": 2},
-        "slide1": {"patches": 5, "clusters": 2, "selected": 2},
-    }
+    assert summary["per_slide"] == {"slide0": {"patches": 5, "clusters": 2, "selected": 2},
+                                    "slide1": {"patches": 5, "clusters": 2, "selected": 2}}
     for raw in _raw(tmp_path / "out").values():
         selection = json.loads(raw["json"])["selection"]
         assert -1.0 <= selection["prompt_score"] <= 1.0 and selection["distance"] >= 0.0

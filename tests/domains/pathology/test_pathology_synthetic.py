@@ -194,23 +194,8 @@ def test_prepare_command_runs(tmp_path):
     parser = argparse.ArgumentParser()
     syn.SYNTHETIC.add_arguments(parser)
     args = parser.parse_args(
-        [
-            "--out",
-            str(tmp_path),
-            "--n-slides",
-            "3",
-            "--seed",
-            "2",
-            "--size",
-            "512x256",
-            "--mpp",
-            "0.5",
-            "--workers",
-            "1",
-            "--tumor-fraction",
-            "0.34",
-            "--no-progress",
-        ]
+        ["--out", str(tmp_path), "--n-slides", "3", "--seed", "2", "--size", "512x256", "--mpp", "0.5",
+         "--workers", "1", "--tumor-fraction", "0.34", "--no-progress"]
     )
     summary = syn.SYNTHETIC.run(args)
     assert syn.SYNTHETIC.name == "synthetic"
@@ -245,7 +230,7 @@ def test_annotator_labels_region_centres_and_rejects_boundaries(slides_dir):
     mixed = None
     for i in range(0, mask.shape[0] - 14, 2):  # a 224-px box where two classes share the area about evenly
         for j in range(0, mask.shape[1] - 14, 2):
-            window = mask[i : i + 14, j : j + 14]
+            window = mask[i:i + 14, j:j + 14]
             counts = np.bincount(window.ravel(), minlength=6)
             if counts[0] == 0 and 0.35 < counts.max() / window.size < 0.65:
                 mixed = (j * 16, i * 16)

@@ -190,14 +190,12 @@ def write_clip_shards(out_dir: Path, captions: Sequence[str], *, per_shard: int 
     with ShardWriter(out_dir, max_count=per_shard, mtime=0) as writer:
         for i, caption in enumerate(captions):
             colour = i % len(PALETTE)
-            writer.write(
-                {
-                    "__key__": f"clip{i:04d}",
-                    "mp4": clip_bytes(PALETTE[colour]),
-                    "text": caption,
-                    "meta": {"video_id": f"v{i}", "start": 0.0, "end": 0.4, "level": "step"},
-                }
-            )
+            writer.write({
+                "__key__": f"clip{i:04d}",
+                "mp4": clip_bytes(PALETTE[colour]),
+                "text": caption,
+                "meta": {"video_id": f"v{i}", "start": 0.0, "end": 0.4, "level": "step"},
+            })
             colours.append(colour)
     return colours
 

@@ -41,9 +41,8 @@ def test_label_spaces_follow_the_annotation_files():
     assert len(labels.AUTOLAPARO_PHASES) == 7 and labels.AUTOLAPARO_PHASES[3] == "Transecting the Vagina"
 
 
-@pytest.mark.parametrize(
-    "fn", [labels.cholec80_phase_prompts, labels.cholec80_tool_prompts, labels.autolaparo_phase_prompts]
-)
+@pytest.mark.parametrize("fn", [labels.cholec80_phase_prompts, labels.cholec80_tool_prompts,
+                                labels.autolaparo_phase_prompts])
 def test_prompt_styles(fn):
     ensemble, descriptive, templates = fn("ensemble"), fn("descriptive"), fn("templates")
     assert len(ensemble) == 7

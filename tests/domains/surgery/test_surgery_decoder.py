@@ -36,13 +36,8 @@ def clip40() -> bytes:
 
 
 def raw(clip: bytes, key: str = "s0", suffix: str = "mp4", epoch: int = 0, **members) -> dict:
-    sample = {
-        "__key__": key,
-        "__url__": "shard-000000.tar",
-        "__epoch__": epoch,
-        suffix: clip,
-        "txt": b"clip the artery",
-    }
+    sample = {"__key__": key, "__url__": "shard-000000.tar", "__epoch__": epoch, suffix: clip,
+              "txt": b"clip the artery"}
     sample.update(members)
     return sample
 
@@ -84,10 +79,8 @@ def test_training_jitter_is_seeded_per_sample(clip40):
     assert ids(decoder(raw(clip40))["video"]) == first  # same sample, same frames
     assert ids(VideoClipDecoder(None, num_frames=8, seed=0)(raw(clip40))["video"]) == first  # a fresh decoder too
     others = {tuple(ids(decoder(raw(clip40, key=f"s{k}"))["video"])) for k in range(1, 6)}
-    others |= {
-        tuple(ids(decoder(raw(clip40, epoch=1))["video"])),
-        tuple(ids(VideoClipDecoder(None, num_frames=8, seed=1)(raw(clip40))["video"])),
-    }
+    others |= {tuple(ids(decoder(raw(clip40, epoch=1))["video"])), tuple(ids(VideoClipDecoder(
+        None, num_frames=8, seed=1)(raw(clip40))["video"]))}
     assert len(others - {tuple(first)}) >= 5
 
 
@@ -152,14 +145,8 @@ def test_through_the_streaming_loader(tmp_path, clip40, model_parts):
 
     def run(train: bool) -> tuple[list, dict]:
         decoder = VideoClipDecoder(val_transform, tokenizer, num_frames=4, train=train, seed=3)
-        loader = build_loader(
-            Source(str(tmp_path / "clips-{000000..000001}.tar")),
-            decoder,
-            batch_size=2,
-            epochs=1,
-            shuffle_buffer=4,
-            max_corrupt_fraction=0.5,
-        )
+        loader = build_loader(Source(str(tmp_path / "clips-{000000..000001}.tar")), decoder, batch_size=2,
+                              epochs=1, shuffle_buffer=4, max_corrupt_fraction=0.5)
         return list(loader), loader.corrupt_counts()
 
     batches, corrupt = run(train=True)
@@ -179,9 +166,8 @@ def test_resumed_stream_decodes_the_same_clips(tmp_path, clip40):
 
     def loader():
         decoder = VideoClipDecoder(None, num_frames=4, train=True, seed=5)
-        return build_loader(
-            Source(str(tmp_path / "clips-{000000..000001}.tar")), decoder, batch_size=2, epochs=1, shuffle_buffer=4
-        )
+        return build_loader(Source(str(tmp_path / "clips-{000000..000001}.tar")), decoder, batch_size=2,
+                            epochs=1, shuffle_buffer=4)
 
     full = [ids(v) for b in loader() for v in b["video"]]
     first = loader()

@@ -129,9 +129,8 @@ def test_phase_recognition_metrics_by_hand():
 
 def test_prompt_classifier_averages_each_class():
     weights = build_prompt_classifier(
-        ColourStub(),
-        stub_tokenizer,
-        {"a": ["a laparoscopic video frame during preparation."], "b": list(labels.cholec80_tool_prompts()["Hook"])},
+        ColourStub(), stub_tokenizer, {"a": ["a laparoscopic video frame during preparation."],
+                                       "b": list(labels.cholec80_tool_prompts()["Hook"])}
     )
     assert weights.shape == (DIM, 2)
     assert weights[0, 0] == pytest.approx(1.0) and weights[NUM_PHASES + 2, 1] == pytest.approx(1.0)
@@ -219,12 +218,8 @@ def test_retrieval_suite_rejects_damaged_shards(tmp_path):
 
 
 def test_suites_need_data(tmp_path):
-    for suite in (
-        evals.cholec80_phase_suite,
-        evals.cholec80_tool_suite,
-        evals.autolaparo_phase_suite,
-        evals.retrieval_suite,
-    ):
+    for suite in (evals.cholec80_phase_suite, evals.cholec80_tool_suite, evals.autolaparo_phase_suite,
+                  evals.retrieval_suite):
         with pytest.raises(FileNotFoundError, match="needs --data"):
             suite(ColourStub(), stub_tokenizer, to_tensor, data=None, out_dir=tmp_path)
 
@@ -248,9 +243,9 @@ def test_phase_and_tool_suites_with_tiny_models(tiny, cholec80, autolaparo, tmp_
 
 def test_retrieval_suite_with_tiny_models(tiny, clip_shards, tmp_path):
     model, preprocess, tokenizer = tiny
-    metrics = evals.retrieval_suite(model, tokenizer, preprocess, data=clip_shards, out_dir=tmp_path, batch_size=4)[
-        "surgery_clips/retrieval"
-    ]
+    metrics = evals.retrieval_suite(
+        model, tokenizer, preprocess, data=clip_shards, out_dir=tmp_path, batch_size=4
+    )["surgery_clips/retrieval"]
     assert metrics["num_images"] == NUM_PHASES
     for direction in ("image", "text"):
         recalls = [metrics[f"{direction}_retrieval_recall@{k}"] for k in (1, 5, 10)]

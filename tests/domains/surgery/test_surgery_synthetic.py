@@ -69,12 +69,8 @@ def test_files_in_cholec80_layout_and_summary(dataset):
     assert [v["video_id"] for v in summary["videos"]] == ["video01", "video02", "video03"]
     for v in summary["videos"]:
         vid = v["video_id"]
-        for rel in (
-            f"videos/{vid}.mp4",
-            f"phase_annotations/{vid}-phase.txt",
-            f"tool_annotations/{vid}-tool.txt",
-            f"transcripts/{vid}.srt",
-        ):
+        for rel in (f"videos/{vid}.mp4", f"phase_annotations/{vid}-phase.txt", f"tool_annotations/{vid}-tool.txt",
+                    f"transcripts/{vid}.srt"):
             assert (out / rel).stat().st_size > 0, rel
         assert 20 <= v["duration_s"] <= 25
     assert (out / "levels.csv").is_file() and (out / "synthetic-summary.json").is_file()
@@ -159,15 +155,8 @@ def test_transcript_segments_fall_inside_their_phases(dataset):
 def test_levels_csv_nests_task_in_step_in_phase(dataset):
     out, summary, _ = dataset
     with open(out / "levels.csv", newline="") as f:
-        assert next(csv.reader(f)) == [
-            "video_id",
-            "start",
-            "end",
-            "level",
-            "text",
-            "is_descriptive",
-            "is_surgical_content",
-        ]
+        assert next(csv.reader(f)) == ["video_id", "start", "end", "level", "text", "is_descriptive",
+                                       "is_surgical_content"]
     spans = read_level_table(out / "levels.csv", descriptive_only=False, surgical_only=False)
     kept = read_level_table(out / "levels.csv")
     flagged = [s for s in spans if not (s.is_descriptive and s.is_surgical_content)]
@@ -221,9 +210,8 @@ def test_drawn_tools_are_visible_in_the_pixels():
     # Any schedule is drawn as given: cycle through no tool, each tool alone, and the bag alone.
     plan = plan_procedure("video01", seed=11, duration_s=16)
     cycle = [()] + [(i,) for i in range(len(TOOLS))]
-    schedule = tuple(
-        tuple(int(i in cycle[k % len(cycle)]) for i in range(len(TOOLS))) for k in range(len(plan.tool_schedule))
-    )
+    schedule = tuple(tuple(int(i in cycle[k % len(cycle)]) for i in range(len(TOOLS)))
+                     for k in range(len(plan.tool_schedule)))
     truth = replace(plan, tool_schedule=schedule)
     stats = []
     for f, (frame, tools) in enumerate(render_frames(truth)):
@@ -286,11 +274,8 @@ def test_same_seed_same_files_and_pixels(tmp_path):
     for key in ("phase", "tool", "transcript"):
         assert Path(a.paths[key]).read_bytes() == Path(b.paths[key]).read_bytes()
     assert a.to_dict() | {"paths": {}} == b.to_dict() | {"paths": {}}
-    with (
-        open_video(a.paths["video"], backend="pyav") as va,
-        open_video(b.paths["video"], backend="pyav") as vb,
-        open_video(c.paths["video"], backend="pyav") as vc,
-    ):
+    with open_video(a.paths["video"], backend="pyav") as va, open_video(b.paths["video"], backend="pyav") as vb, \
+            open_video(c.paths["video"], backend="pyav") as vc:
         idx = np.arange(0, va.num_frames, 7)
         fa, fb, fc = va.get_frames(idx), vb.get_frames(idx), vc.get_frames(idx)
     assert np.array_equal(fa, fb)
@@ -300,9 +285,8 @@ def test_same_seed_same_files_and_pixels(tmp_path):
 @pytest.mark.slow
 def test_workers_do_not_change_the_output(tmp_path):
     one = generate_procedures(tmp_path / "one", 2, seed=3, min_duration_s=10, max_duration_s=12, progress=False)
-    two = generate_procedures(
-        tmp_path / "two", 2, seed=3, min_duration_s=10, max_duration_s=12, workers=2, progress=False
-    )
+    two = generate_procedures(tmp_path / "two", 2, seed=3, min_duration_s=10, max_duration_s=12, workers=2,
+                              progress=False)
     assert one["videos"] == two["videos"]
     assert (tmp_path / "one" / "levels.csv").read_bytes() == (tmp_path / "two" / "levels.csv").read_bytes()
     for v in one["videos"]:
@@ -357,25 +341,8 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
 def test_prepare_command(tmp_path):
     parser = argparse.ArgumentParser()
     SYNTHETIC.add_arguments(parser)
-    args = parser.parse_args(
-        [
-            "--out",
-            str(tmp_path),
-            "--n-videos",
-            "1",
-            "--seed",
-            "2",
-            "--size",
-            "64x48",
-            "--fps",
-            "25",
-            "--min-duration",
-            "10",
-            "--max-duration",
-            "10",
-            "--no-progress",
-        ]
-    )
+    args = parser.parse_args(["--out", str(tmp_path), "--n-videos", "1", "--seed", "2", "--size", "64x48",
+                              "--fps", "25", "--min-duration", "10", "--max-duration", "10", "--no-progress"])
     assert args.size == (64, 48)
     summary = SYNTHETIC.run(args)
     assert summary["n_videos"] == 1 and summary["videos"][0]["num_frames"] == 250

@@ -87,10 +87,8 @@ def test_read_srt(tmp_path):
     ("text", "match"),
     [
         ("1\n00:00:01,000 -> 00:00:02,000\nhello\n", r"bad.srt:1: expected a cue number and a timing line"),
-        (
-            "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:05,000 --> 00:00:03,000\nback\n",
-            r"bad.srt:6: the cue ends \(00:00:03,000\) before it starts",
-        ),
+        ("1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:05,000 --> 00:00:03,000\nback\n",
+         r"bad.srt:6: the cue ends \(00:00:03,000\) before it starts"),
         ("1\n00:00:01,000 --> 00:00:xx,000\nhello\n", r"bad.srt:2: bad timing line"),
         ("just some text\nwithout cues\n", r"bad.srt:1: expected a cue number"),
     ],
@@ -134,28 +132,19 @@ def test_read_whisper_json_variants(tmp_path):
     expected = [Segment(0.0, 2.4, "Grasp the gallbladder."), Segment(3.0, 5.5, "Retract it.")]
     assert read_transcript(write(tmp_path / "a.json", json.dumps(whisper))) == expected
     assert read_transcript(write(tmp_path / "b.json", json.dumps(whisper["segments"]))) == expected
-    faster = [
-        [0, 0, 0.0, 2.4, " Grasp the gallbladder.", [1], -0.2, 1.1, 0.01, None],
-        [1, 0, 3.0, 5.5, " Retract it.", [2], -0.3, 1.2, 0.02, None],
-    ]
+    faster = [[0, 0, 0.0, 2.4, " Grasp the gallbladder.", [1], -0.2, 1.1, 0.01, None],
+              [1, 0, 3.0, 5.5, " Retract it.", [2], -0.3, 1.2, 0.02, None]]
     assert read_transcript(write(tmp_path / "c.json", json.dumps(faster))) == expected
-    chunks = {
-        "text": "...",
-        "chunks": [
-            {"timestamp": [0.0, 2.4], "text": " Grasp the gallbladder."},
-            {"timestamp": [3, 5.5], "text": "Retract it."},
-        ],
-    }
+    chunks = {"text": "...", "chunks": [{"timestamp": [0.0, 2.4], "text": " Grasp the gallbladder."},
+                                        {"timestamp": [3, 5.5], "text": "Retract it."}]}
     assert read_transcript(write(tmp_path / "d.json", json.dumps(chunks))) == expected
 
 
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        (
-            '{"segments": [{"start": 0, "end": 1, "text": "a"}, {"start": 2, "text": "b"}]}',
-            r"x.json: segments\[1\]: missing 'end'",
-        ),
+        ('{"segments": [{"start": 0, "end": 1, "text": "a"}, {"start": 2, "text": "b"}]}',
+         r"x.json: segments\[1\]: missing 'end'"),
         ('[{"start": "0:01", "end": 2, "text": "a"}]', r"x.json: item \[0\]: 'start' must be a number"),
         ('[{"start": 3, "end": 2, "text": "a"}]', r"x.json: item \[0\]: needs 0 <= start <= end"),
         ('{"chunks": [{"timestamp": [0, null], "text": "a"}]}', r"x.json: chunks\[0\]: 'end' must be a number"),
@@ -231,12 +220,8 @@ def test_merge_argument_checks_and_sentences():
     with pytest.raises(ValueError, match="max_gap >= 0"):
         merge_segments([], max_gap=-1)
     assert merge_segments([]) == []
-    assert split_sentences('He said "stop." Then we cut! Why? Done') == [
-        'He said "stop."',
-        "Then we cut!",
-        "Why?",
-        "Done",
-    ]
+    assert split_sentences('He said "stop." Then we cut! Why? Done') == ['He said "stop."', "Then we cut!", "Why?",
+                                                                       "Done"]
     with pytest.raises(ValueError, match="0 <= start <= end"):
         Segment(5.0, 4.0, "backwards")
 
@@ -250,10 +235,8 @@ def test_write_srt_round_trip_and_atomicity(tmp_path):
         "1\n00:00:00,000 --> 00:00:02,457\nGrasp the gallbladder.\n\n2\n00:00:03,000 --> 01:02:05,500\n"
     )
     assert "Line one\nline two" in text  # the blank line would have ended the cue
-    assert read_transcript(path) == [
-        Segment(0.0, 2.457, "Grasp the gallbladder."),
-        Segment(3.0, 3725.5, "Line one line two"),
-    ]
+    assert read_transcript(path) == [Segment(0.0, 2.457, "Grasp the gallbladder."),
+                                     Segment(3.0, 3725.5, "Line one line two")]
     assert [p.name for p in path.parent.iterdir()] == ["talk.srt"]  # no temporary file left
     with pytest.raises(ValueError, match=r"segment 0 \(1.0-2.0 s\) has no text"):
         write_srt([Segment(1.0, 2.0, "  ")], tmp_path / "empty.srt")

@@ -275,28 +275,8 @@ def test_fps_and_all_samplers():
     assert sample_indices("fps", 250, 0.0, 4.0, 25.0, target_fps=1.0) == [0, 25, 50, 75]
     assert sample_indices("fps", 250, 1.5, 4.0, 25.0, target_fps=1.0) == [38, 63, 88]
     assert sample_indices("fps", 100, 0.0, 2.0, 10.0, target_fps=3.0) == [0, 3, 6, 10, 13, 16]
-    assert sample_indices("fps", 10, 0.0, None, 1.0, target_fps=2.0) == [
-        0,
-        0,
-        1,
-        1,
-        2,
-        2,
-        3,
-        3,
-        4,
-        4,
-        5,
-        5,
-        6,
-        6,
-        7,
-        7,
-        8,
-        8,
-        9,
-        9,
-    ]
+    assert sample_indices("fps", 10, 0.0, None, 1.0, target_fps=2.0) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6,
+                                                                          7, 7, 8, 8, 9, 9]
     jittered = sample_indices("fps", 250, 0.0, 4.0, 25.0, target_fps=1.0, jitter=True, rng=random.Random(3))
     offset = jittered[0]
     assert 0 <= offset < 25 and jittered == [offset + 25 * k for k in range(len(jittered))]

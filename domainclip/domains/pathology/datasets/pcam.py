@@ -95,7 +95,8 @@ class PatchCamelyon(Dataset):
             x, y = _dataset(fx, "x", self.x_path), _dataset(fy, "y", self.y_path)
             if x.ndim != 4 or x.shape[3] != 3 or x.dtype != np.uint8:
                 raise ValueError(
-                    f"{self.x_path}: dataset 'x' must be (N, H, W, 3) uint8 (96x96 patches), got {x.shape} {x.dtype}"
+                    f"{self.x_path}: dataset 'x' must be (N, H, W, 3) uint8 (96x96 patches), "
+                    f"got {x.shape} {x.dtype}"
                 )
             if y.ndim < 1 or int(np.prod(y.shape[1:], dtype=np.int64)) != 1:
                 raise ValueError(f"{self.y_path}: dataset 'y' must be (N, 1, 1, 1) labels, got {y.shape}")

@@ -165,9 +165,8 @@ class PatchShardStream(IterableDataset):
         self.transform = transform
         self.slide_ids = frozenset(slide_ids) if slide_ids is not None else None
 
-    def _item(
-        self, url: str, key: str | None, slide: str | None, skip: str | None, detail: str = "", image: Any = None
-    ) -> dict[str, Any]:
+    def _item(self, url: str, key: str | None, slide: str | None, skip: str | None, detail: str = "",
+              image: Any = None) -> dict[str, Any]:
         return {"image": image, "slide_id": slide, "key": key, "url": url, "skip": skip, "detail": detail}
 
     def _samples(self, url: str) -> Iterator[dict[str, Any]]:
