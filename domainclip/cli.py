@@ -19,18 +19,20 @@ __all__ = ["main"]
 EXIT_USER_ERROR = 2
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from domainclip.core.plugins import MissingExtraError, UnknownNameError
-    from domainclip.core.recipe import RecipeError
+def _user_error_message(error: BaseException) -> str | None:
+    """One line for a user error (a :class:`DomainClipError` or a machine problem such as a full
+    disk or a read-only folder), or ``None`` for a bug, which keeps its traceback."""
+    from domainclip.core.errors import DomainClipError, is_environment_error
 
-    errors: list[type[BaseException]] = [RecipeError, UnknownNameError, MissingExtraError, FileNotFoundError]
-    try:
-        from domainclip.core.data.corrupt import TooManyCorruptSamplesError
-
-        errors.append(TooManyCorruptSamplesError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    if isinstance(error, DomainClipError):
+        text = str(error)
+    elif is_environment_error(error) or isinstance(error, FileNotFoundError):
+        assert isinstance(error, OSError)
+        where = f": {error.filename}" if error.filename else ""
+        text = f"{error.strerror or error}{where}" if error.strerror else str(error)
+    else:
+        return None
+    return " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(error).__name__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,9 +60,16 @@ def cmd_domains(args: argparse.Namespace) -> int:
 
 def cmd_recipes(args: argparse.Namespace) -> int:
     """List the shipped recipes with their description."""
+    from domainclip.core.plugins import UnknownNameError, list_domains
     from domainclip.core.recipe import load_recipe
     from domainclip.core.resources import list_recipes, recipe_path
 
+    with_recipes = sorted({name.split("/")[0] for name in list_recipes()})
+    if args.domain is not None and args.domain not in with_recipes:
+        known = sorted(set(with_recipes) | set(list_domains()))
+        if args.domain in known:
+            raise UnknownNameError(f"domain with recipes (domain {args.domain!r} ships none)", args.domain, with_recipes)
+        raise UnknownNameError("domain", args.domain, known)
     for name in list_recipes(args.domain):
         if args.paths:
             print(recipe_path(name))
@@ -227,12 +236,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = lambda: args.func(args)  # noqa: E731
     try:
         return handler()
-    except (*_user_errors(), FileExistsError) as e:
-        print(f"domainclip {argv[0] if argv else ''}: error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("domainclip: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        message = _user_error_message(e)
+        if message is None:
+            raise
+        print(f"domainclip {argv[0] if argv else ''}: error: {message}", file=sys.stderr)
+        return getattr(e, "exit_code", EXIT_USER_ERROR)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,15 @@ from typing import Any
 
 import yaml
 
+from domainclip.core.errors import InputError
+
 __all__ = ["REQUIRED_FIELDS", "CardError", "list_cards", "read_card"]
 
 #: Fields every data card declares in its front matter.
 REQUIRED_FIELDS: tuple[str, ...] = ("name", "domain", "license", "size", "splits", "keys", "phi", "citation")
 
 
-class CardError(ValueError):
+class CardError(InputError):
     """A data card is malformed; the message names the file."""
 
 

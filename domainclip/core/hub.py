@@ -44,6 +44,7 @@ from open_clip.tokenizer import SimpleTokenizer
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from domainclip.core.errors import InputNotFoundError
 from domainclip.core.models import (
     DomainCLIP,
     build_model_from_info,
@@ -125,7 +126,7 @@ _CARD_KEYS = (
 )
 
 
-class HubNotFoundError(FileNotFoundError):
+class HubNotFoundError(InputNotFoundError):
     """A hub id could not be resolved (not cached while offline, unknown repo or revision)."""
 
 

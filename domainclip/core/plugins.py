@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from domainclip.core.errors import DomainClipError
+
 __all__ = [
     "DomainSpec",
     "PrepareCommand",
@@ -37,7 +39,7 @@ _BUILTIN: dict[str, str] = {
 _REGISTERED: dict[str, DomainSpec] = {}
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(DomainClipError, KeyError):
     """A registry lookup failed; the message lists the closest known names."""
 
     def __init__(self, kind: str, name: str, known: list[str]):
@@ -50,7 +52,7 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(DomainClipError, ImportError):
     """An optional dependency of a domain is not installed."""
 
 

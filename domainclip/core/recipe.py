@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import glob
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from domainclip.core.errors import InputError
 
 __all__ = [
     "DataConfig",
@@ -39,7 +43,7 @@ __all__ = [
 ]
 
 
-class RecipeError(ValueError):
+class RecipeError(InputError):
     """A recipe is invalid; the message names the file and the key."""
 
 
@@ -101,6 +105,12 @@ class DataConfig:
     #: apply the model's training augmentation (else the evaluation transform)
     augment: bool = True
     max_corrupt_fraction: float = 0.01
+    #: largest image (width x height pixels) a training sample may hold; a larger one is skipped and
+    #: counted as ``bad_image`` before it is decoded (a 400 KB PNG can decode to gigabytes)
+    max_image_pixels: int = 50_000_000
+    #: let shard URLs be ``pipe:`` shell commands. Off by default; refused in a recipe read from a hub
+    #: folder or a checkpoint, which is data from elsewhere, never code to run
+    allow_pipe: bool = False
     #: options of the task's own sample decoder (e.g. ``{num_frames: 16}`` for video tasks)
     decoder_args: dict[str, Any] = field(default_factory=dict)
     prepare: list[PrepareStep] = field(default_factory=list)
@@ -134,6 +144,7 @@ class OptimConfig:
     no_decay: list[str] = field(
         default_factory=lambda: ["bias", "norm", "ln_", "bn", "logit_scale", "logit_bias", "embedding", "token"]
     )
+    #: clip the gradient norm to this value; ``null`` or 0 turns clipping off
     grad_clip: float | None = 1.0
     accum_steps: int = 1
 
@@ -149,12 +160,13 @@ class TrainConfig:
     task: str = "image_text"
     #: ``fp32`` | ``bf16`` | ``fp16`` (autocast; mixed precision only on GPU)
     precision: str = "bf16"
-    device: str = "auto"
     #: torch threads of each training process; 0 = on CPU the cores left after the data workers
     threads: int = 0
     #: keep conv weights (and so activations) in channels-last layout, as timm's ``--channels-last``:
     #: faster convolutions on CPU (oneDNN) and on tensor-core GPUs; no effect on transformer towers
     channels_last: bool = False
+    #: ``auto`` (a GPU when there is one) | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``
+    device: str = "auto"
     #: ``ddp`` | ``fsdp`` (FSDP2, GPU)
     strategy: str = "ddp"
     log_every: int = 10
@@ -290,26 +302,97 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class _Range:
+    """Allowed interval of a numeric recipe field."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+_POSITIVE = _Range(0, None, low_open=True)
+_NON_NEGATIVE = _Range(0)
+_FRACTION = _Range(0, 1)
+
+#: The range of every numeric recipe field (``*`` stands for each list item); floats must also be finite.
+_RANGES: dict[str, _Range] = {
+    "model.lock_image_unlocked_groups": _NON_NEGATIVE,
+    "model.lock_text_unlocked_layers": _NON_NEGATIVE,
+    "data.train.*.weight": _POSITIVE,
+    "data.batch_size": _POSITIVE,
+    "data.num_workers": _NON_NEGATIVE,
+    "data.shuffle_buffer": _NON_NEGATIVE,
+    "data.max_corrupt_fraction": _FRACTION,
+    "data.max_image_pixels": _POSITIVE,
+    "optim.lr": _POSITIVE,
+    "optim.weight_decay": _NON_NEGATIVE,
+    "optim.betas.*": _Range(0, 1, high_open=True),
+    "optim.eps": _POSITIVE,
+    "optim.warmup_steps": _NON_NEGATIVE,
+    "optim.min_lr_ratio": _FRACTION,
+    "optim.grad_clip": _NON_NEGATIVE,
+    "optim.accum_steps": _POSITIVE,
+    "train.steps": _POSITIVE,
+    "train.seed": _NON_NEGATIVE,
+    "train.threads": _NON_NEGATIVE,
+    "train.log_every": _POSITIVE,
+    "train.checkpoint_every": _POSITIVE,
+    "train.keep_checkpoints": _NON_NEGATIVE,
+    "train.eval_every": _NON_NEGATIVE,
+    "train.max_bad_steps": _POSITIVE,
+    "eval.batch_size": _POSITIVE,
+}
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _numeric_fields(obj: Any, pattern: str = "", path: str = "") -> list[tuple[str, str, float]]:
+    """``(pattern, dotted path, value)`` of every int/float in a recipe (nested dataclasses and lists)."""
+    found: list[tuple[str, str, float]] = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, list):
+            items = [(f"{pattern}{f.name}.*", f"{path}{f.name}[{i}]", v) for i, v in enumerate(value)]
+        else:
+            items = [(f"{pattern}{f.name}", f"{path}{f.name}", value)]
+        for item_pattern, item_path, item in items:
+            if dataclasses.is_dataclass(item):
+                found += _numeric_fields(item, f"{item_pattern}.", f"{item_path}.")
+            elif isinstance(item, int | float) and not isinstance(item, bool):
+                found.append((item_pattern, item_path, item))
+    return found
+
+
 def _check_values(recipe: Recipe, where: str) -> None:
     for dotted, allowed in _CHOICES.items():
         section, key = dotted.split(".")
         value = getattr(getattr(recipe, section), key)
         if value not in allowed:
             raise RecipeError(f"{where}: {dotted} must be one of {', '.join(allowed)}, got {value!r}")
-    positives = {
-        "data.batch_size": recipe.data.batch_size,
-        "train.steps": recipe.train.steps,
-        "optim.accum_steps": recipe.optim.accum_steps,
-        "train.log_every": recipe.train.log_every,
-        "train.checkpoint_every": recipe.train.checkpoint_every,
-    }
-    for dotted, value in positives.items():
-        if value <= 0:
-            raise RecipeError(f"{where}: {dotted} must be positive, got {value}")
-    if recipe.optim.lr <= 0:
-        raise RecipeError(f"{where}: optim.lr must be positive, got {recipe.optim.lr}")
-    if not 0 <= recipe.data.max_corrupt_fraction <= 1:
-        raise RecipeError(f"{where}: data.max_corrupt_fraction must be in [0, 1]")
+    for pattern, dotted, value in _numeric_fields(recipe, ""):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecipeError(f"{where}: {dotted} must be a finite number, got {value}")
+        allowed_range = _RANGES.get(pattern)
+        if allowed_range is not None and not allowed_range.holds(value):
+            raise RecipeError(f"{where}: {dotted} must be {allowed_range}, got {value:g}")
+    if len(recipe.optim.betas) != 2:
+        raise RecipeError(f"{where}: optim.betas must hold two numbers (beta1, beta2), got {recipe.optim.betas}")
+    if not _DEVICE.match(recipe.train.device):
+        raise RecipeError(
+            f"{where}: train.device must be auto, cpu, cuda, cuda:N or mps, got {recipe.train.device!r}"
+        )
     for key in ("suite_data", "options"):
         for suite in getattr(recipe.eval, key):
             if suite not in recipe.eval.suites:
@@ -337,7 +420,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML: {e}") from e
+        raise RecipeError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from e
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {e.start}); save the recipe as UTF-8") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: is a folder, not a recipe file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -345,21 +432,37 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+#: Files that mark a folder as a published model or a checkpoint: a recipe inside is data, not code.
+_UNTRUSTED_MARKERS = ("open_clip_config.json", "open_clip_model.safetensors", "state.pt", "model.safetensors")
+
+
+def is_untrusted_recipe(path: str | Path) -> bool:
+    """Whether a recipe file lies in a hub folder or a checkpoint (then it may never run a command)."""
+    folder = Path(path).parent
+    return any((folder / marker).is_file() for marker in _UNTRUSTED_MARKERS)
+
+
+def _read_with_bases(path: Path, seen: tuple[Path, ...] = (), *, untrusted: list[Path]) -> dict[str, Any]:
     from domainclip.core.resources import recipe_path
 
     if path in seen:
         raise RecipeError(f"{path}: recipe 'base' chain loops: {' -> '.join(map(str, seen + (path,)))}")
     data = _read_yaml(path)
+    if is_untrusted_recipe(path):
+        untrusted.append(path)
     base = data.get("base")
     if base:
         base_path = recipe_path(base) if not (path.parent / base).is_file() else path.parent / base
-        data = _deep_merge(_read_with_bases(Path(base_path), seen + (path,)), data)
+        data = _deep_merge(_read_with_bases(Path(base_path), seen + (path,), untrusted=untrusted), data)
     return data
 
 
-def _parse_scalar(text: str) -> Any:
-    return yaml.safe_load(text) if text.strip() else ""
+def _parse_scalar(text: str, item: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise RecipeError(f"--set {item!r}: the value is not valid YAML ({problem})") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -370,13 +473,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise RecipeError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=1e-4")
         dotted, _, raw = item.partition("=")
         keys = dotted.strip().split(".")
+        if not all(keys):
+            raise RecipeError(f"--set {item!r}: {dotted!r} is not a dotted key such as optim.lr")
         node = data
         for key in keys[:-1]:
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
                 raise RecipeError(f"--set {item!r}: {key!r} is not a section")
             node = child
-        node[keys[-1]] = _parse_scalar(raw)
+        node[keys[-1]] = _parse_scalar(raw, item)
     return data
 
 
@@ -395,11 +500,12 @@ def load_recipe(
     """
     from domainclip.core.resources import recipe_path
 
+    untrusted: list[Path] = []
     if isinstance(source, dict):
         where, data = "<recipe>", dict(source)
     else:
         path = recipe_path(str(source))
-        where, data = str(path), _read_with_bases(path)
+        where, data = str(path), _read_with_bases(path, untrusted=untrusted)
     data = apply_overrides(data, overrides or [])
     data.pop("source", None)
     try:
@@ -407,6 +513,12 @@ def load_recipe(
     except RecipeError as e:
         raise RecipeError(f"{where}: {e}") from None
     _check_values(recipe, where)
+    if recipe.data.allow_pipe and untrusted:
+        raise RecipeError(
+            f"{where}: data.allow_pipe is refused for a recipe read from a hub folder or checkpoint "
+            f"({untrusted[0]}): its pipe: URLs would run commands someone else wrote; copy the recipe, read it "
+            "and set allow_pipe in your copy"
+        )
     recipe.source = where
     if check_files:
         check_recipe_files(recipe, where)

@@ -40,12 +40,13 @@ def list_recipes(domain: str | None = None) -> list[str]:
 
 def recipe_path(name: str) -> Path:
     """Resolve ``"<domain>/<name>"`` (or a path to a YAML file) to a recipe file."""
+    from domainclip.core.errors import InputNotFoundError
     from domainclip.core.plugins import UnknownNameError
 
     path = Path(name)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
-            raise FileNotFoundError(f"recipe file not found: {path}")
+            raise InputNotFoundError(f"recipe file not found: {path}")
         return path
     candidate = recipes_root() / f"{name}.yaml"
     if candidate.is_file():

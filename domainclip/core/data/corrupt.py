@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from domainclip.core.errors import DomainClipError
+
 __all__ = [
     "BAD_IMAGE",
     "BAD_JSON",
@@ -63,7 +65,7 @@ class CorruptSampleError(ValueError):
         return (type(self), (self.reason, self.detail))
 
 
-class TooManyCorruptSamplesError(RuntimeError):
+class TooManyCorruptSamplesError(DomainClipError, RuntimeError):
     """The share of corrupt samples passed ``max_corrupt_fraction``.
 
     The constructor takes the full message as its only positional argument, so the error survives

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from domainclip.core.errors import DomainClipError
 from domainclip.core.plugins import UnknownNameError, require
 
 __all__ = [
@@ -60,7 +61,7 @@ ARRAY_READER_COMPRESSIONS: tuple[int, ...] = (1, 5, 7, 8, 32946)
 
 
 # --------------------------------------------------------------------------- errors
-class SlideError(Exception):
+class SlideError(DomainClipError):
     """Base class of the errors raised for a slide file that cannot be used."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from domainclip.core.errors import InputError
 from domainclip.core.io import atomic_write_text
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 
-class TranscriptError(ValueError):
+class TranscriptError(InputError):
     """A transcript file is malformed; the message names the file and the line or segment."""
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from domainclip.core.errors import InputError
 from domainclip.core.plugins import MissingExtraError, UnknownNameError, require
 
 __all__ = [
@@ -68,7 +69,7 @@ FRAME_SUFFIXES: tuple[str, ...] = (".webp", ".jpg", ".jpeg", ".png")
 _EXTRA = "surgery"
 
 
-class VideoDecodeError(ValueError):
+class VideoDecodeError(InputError):
     """A video (or frame folder) cannot be read.
 
     Args:

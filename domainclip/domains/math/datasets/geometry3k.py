@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image
 from torch.utils.data import Dataset
 
+from domainclip.core.errors import DatasetNotFoundError
 from domainclip.core.plugins import UnknownNameError
 from domainclip.domains.math.labels import GEOMETRY3K_SHAPES
 
@@ -28,10 +29,6 @@ _CIRCLE_WORDS = re.compile(r"\bcircles?\b|\barcs?\b|\bchords?\b|\bradius\b|\bdia
 _POLYGON_WORDS = re.compile(r"\b(pentagon|hexagon|heptagon|octagon|polygon|regular)s?\b")
 _QUAD_WORDS = re.compile(r"\b(quadrilateral|parallelogram|rectangle|rhombus|trapezoid|trapezium|kite)s?\b")
 _TRIANGLE_WORDS = re.compile(r"\btriangles?\b|\\triangle|△")
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset's files are not where the adapter was told to look."""
 
 
 def _forms(logic_form: Mapping[str, Any]) -> str:

@@ -25,6 +25,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 
+from domainclip.core.errors import DatasetNotFoundError, InputError
+
 __all__ = [
     "AnnotationError",
     "DatasetNotFoundError",
@@ -52,11 +54,7 @@ def _close_before_fork() -> None:
 os.register_at_fork(before=_close_before_fork)
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset's files are not where the adapter was told to look."""
-
-
-class AnnotationError(ValueError):
+class AnnotationError(InputError):
     """An annotation file is malformed or does not fit its video."""
 
 
