@@ -1,0 +1,178 @@
+"""Every user mistake ends in one line on stderr naming the input, and exit code 2.
+
+One parametrised test over a list of cases. A case is a function registered with :func:`case` that
+gets a fresh ``tmp_path`` and a :class:`Context` (lazily built shared inputs: a prepared shapes set,
+a tiny trained run, the ../shared/data folder) and returns ``(argv, expected)``: the ``domainclip``
+arguments and the substrings the error line must contain.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from domainclip.cli import main
+
+Setup = Callable[[Path, "Context"], tuple[list[str], list[str]]]
+CASES: dict[str, Setup] = {}
+
+
+def case(name: str) -> Callable[[Setup], Setup]:
+    """Register a user-mistake case under ``name`` (the test id)."""
+
+    def register(fn: Setup) -> Setup:
+        assert name not in CASES, name
+        CASES[name] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class Context:
+    """Inputs several cases share, built once per session on first use."""
+
+    factory: pytest.TempPathFactory
+    shared: Path
+    _shapes: Path | None = None
+    _run: Path | None = None
+
+    @property
+    def shapes(self) -> Path:
+        """A folder with ``train/`` holding 64 shapes samples in 2 shards (made by ``prepare core shapes``)."""
+        if self._shapes is None:
+            root = self.factory.mktemp("shapes")
+            argv = ["prepare", "core", "shapes", "--out", str(root / "train"), "--n", "64", "--image-size", "32",
+                    "--max-count", "32"]
+            assert main(argv) == 0
+            self._shapes = root
+        return self._shapes
+
+    def recipe(self, path: Path, **sections: dict) -> Path:
+        """Write a 2-step CPU recipe on the shapes set to ``path``; ``sections`` update its sections."""
+        recipe = {
+            "domain": "core",
+            "model": {"name": "dc-test-vit"},
+            "data": {"root": str(self.shapes), "train": [{"urls": "train/*.tar"}], "batch_size": 8,
+                     "num_workers": 0, "shuffle_buffer": 8},
+            "optim": {"lr": 1e-3, "warmup_steps": 1},
+            "train": {"steps": 2, "precision": "fp32", "log_every": 1, "checkpoint_every": 1, "progress": False,
+                      "tensorboard": False, "device": "cpu"},
+        }
+        for section, values in sections.items():
+            recipe.setdefault(section, {}).update(values)
+        path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+        return path
+
+    @property
+    def run(self) -> Path:
+        """A finished 2-step training run folder (do not modify it: copy it first)."""
+        if self._run is None:
+            folder = self.factory.mktemp("run")
+            recipe = self.recipe(folder / "recipe.yaml")
+            assert main(["train", str(recipe), "--out", str(folder / "run")]) == 0
+            self._run = folder / "run"
+        return self._run
+
+    def copy_run(self, tmp_path: Path) -> Path:
+        """A copy of :attr:`run` that a case may damage."""
+        return Path(shutil.copytree(self.run, tmp_path / "run"))
+
+
+@pytest.fixture(scope="session")
+def context(tmp_path_factory) -> Context:
+    from tests.conftest import SHARED_DATA
+
+    return Context(tmp_path_factory, SHARED_DATA)
+
+
+# =============================================================================== core: recipes
+@case("recipe-nan-lr")
+def _(tmp_path, ctx):
+    return ["train", "core/quick", "--set", "optim.lr=.nan", "--out", str(tmp_path / "o")], [
+        "optim.lr must be a finite number"]
+
+
+@case("recipe-not-utf8")
+def _(tmp_path, ctx):
+    path = tmp_path / "r.yaml"
+    path.write_bytes(b"description: caf\xe9\n")
+    return ["train", str(path)], [str(path), "not UTF-8"]
+
+
+@case("recipe-broken-set-yaml")
+def _(tmp_path, ctx):
+    return ["train", "core/quick", "--set", "optim.betas=[0.9, 0.98"], ["--set", "not valid YAML"]
+
+
+@case("recipe-betas-out-of-range")
+def _(tmp_path, ctx):
+    return ["train", "core/quick", "--set", "optim.betas=[0.9, 1.5]"], ["optim.betas[1] must be in [0, 1)"]
+
+
+@case("recipe-eps-zero")
+def _(tmp_path, ctx):
+    return ["train", "core/quick", "--set", "optim.eps=0"], ["optim.eps must be > 0"]
+
+
+@case("recipe-negative-threads")
+def _(tmp_path, ctx):
+    return ["train", "core/quick", "--set", "train.threads=-2"], ["train.threads must be >= 0"]
+
+
+@case("recipe-negative-source-weight")
+def _(tmp_path, ctx):
+    return ["train", "core/quick", "--set", "data.train=[{urls: x.tar, weight: -1}]"], [
+        "data.train[0].weight must be > 0"]
+
+
+@case("recipe-negative-grad-clip")
+def _(tmp_path, ctx):
+    return ["train", "core/quick", "--set", "optim.grad_clip=-1"], ["optim.grad_clip must be >= 0"]
+
+
+@case("recipe-unknown-device")
+def _(tmp_path, ctx):
+    return ["train", "core/quick", "--set", "train.device=nosuch"], ["train.device must be", "'nosuch'"]
+
+
+@case("recipes-unknown-domain")
+def _(tmp_path, ctx):
+    return ["recipes", "nosuch"], ["unknown domain 'nosuch'"]
+
+
+# =============================================================================== core: outputs, runs, data
+
+
+# =============================================================================== core: eval, export, hub
+
+
+# =============================================================================== math
+
+
+# =============================================================================== pathology
+
+
+# =============================================================================== surgery
+
+
+# =============================================================================== the test
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_user_mistake_is_one_line_and_exit_2(name, tmp_path, context, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # commands that default to ./runs write here, never into the checkout
+    argv, expected = CASES[name](tmp_path, context)
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, f"exit {code}; stderr: {err[-2000:]}"
+    errors = [line for line in err.splitlines() if line.startswith("domainclip") and ": error: " in line]
+    assert len(errors) == 1, err[-2000:]  # progress bars and warnings may come before it
+    assert err.splitlines()[-1] == errors[0], err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    for text in expected:
+        assert text in errors[0], (text, errors[0])
