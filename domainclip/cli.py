@@ -20,8 +20,11 @@ EXIT_USER_ERROR = 2
 
 
 def _user_error_message(error: BaseException) -> str | None:
-    """One line for a user error (a :class:`DomainClipError` or a machine problem such as a full
-    disk or a read-only folder), or ``None`` for a bug, which keeps its traceback."""
+    """One line for a user error, or ``None`` for a bug, which keeps its traceback.
+
+    User errors are :class:`DomainClipError` and machine problems such as a full disk or a
+    read-only folder.
+    """
     from domainclip.core.errors import DomainClipError, is_environment_error
 
     if isinstance(error, DomainClipError):
@@ -68,7 +71,8 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     if args.domain is not None and args.domain not in with_recipes:
         known = sorted(set(with_recipes) | set(list_domains()))
         if args.domain in known:
-            raise UnknownNameError(f"domain with recipes (domain {args.domain!r} ships none)", args.domain, with_recipes)
+            what = f"domain with recipes (domain {args.domain!r} ships none)"
+            raise UnknownNameError(what, args.domain, with_recipes)
         raise UnknownNameError("domain", args.domain, known)
     for name in list_recipes(args.domain):
         if args.paths:
@@ -81,17 +85,15 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace, rest: list[str]) -> int:
     """Run ``domainclip prepare DOMAIN COMMAND [options]``."""
-    from domainclip.core.prepare import get_prepare_command, list_prepare_commands
+    from domainclip.core.prepare import list_prepare_commands, parse_prepare_args, run_prepare
 
     if args.domain is None or args.command is None:
         domain = args.domain or "core"
         print(f"usage: domainclip prepare DOMAIN COMMAND [options]; commands of {domain}: "
               f"{', '.join(list_prepare_commands(domain))}")
         return 0 if args.domain else EXIT_USER_ERROR
-    command = get_prepare_command(args.domain, args.command)
-    parser = argparse.ArgumentParser(prog=f"domainclip prepare {args.domain} {args.command}", description=command.help)
-    command.add_arguments(parser)
-    summary = command.run(parser.parse_args(rest))
+    command, namespace = parse_prepare_args(args.domain, args.command, rest)
+    summary = run_prepare(args.domain, args.command, command, namespace)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

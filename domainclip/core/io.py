@@ -11,15 +11,34 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_output", "atomic_write_bytes", "atomic_write_text", "read_jsonl"]
+__all__ = [
+    "atomic_output",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "new_file_mode",
+    "new_folder_mode",
+    "read_jsonl",
+]
 
 
 @functools.cache
-def _file_mode() -> int:
-    """Mode of a newly created file under the process umask (``mkstemp`` itself uses 0600)."""
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def new_file_mode() -> int:
+    """Mode of a newly created file under the process umask (``mkstemp`` itself uses 0600)."""
+    return 0o666 & ~_umask()
+
+
+def new_folder_mode() -> int:
+    """Mode of a newly created folder under the process umask (``mkdtemp`` itself uses 0700)."""
+    return 0o777 & ~_umask()
+
+
+_file_mode = new_file_mode
 
 
 @contextlib.contextmanager
@@ -37,7 +56,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, _file_mode())
+        os.chmod(tmp_path, new_file_mode())
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
@@ -52,7 +71,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _file_mode())
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

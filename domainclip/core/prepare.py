@@ -7,13 +7,24 @@ by the core demo and tests. Domains declare theirs in their :class:`DomainSpec`.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from domainclip.core.outputs import LOCK_NAME, OutputFolder, read_manifest, same_arguments
 from domainclip.core.plugins import PrepareCommand, UnknownNameError, get_domain, resolve
-from domainclip.core.recipe import PrepareStep
+from domainclip.core.recipe import PrepareStep, RecipeError
 
-__all__ = ["SHAPES", "get_prepare_command", "list_prepare_commands", "run_prepare_step"]
+__all__ = [
+    "SHAPES",
+    "get_prepare_command",
+    "list_prepare_commands",
+    "output_args",
+    "parse_prepare_args",
+    "run_prepare",
+    "run_prepare_step",
+    "step_state",
+]
 
 
 def _shapes_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,14 +89,99 @@ def args_to_argv(args: dict[str, Any]) -> list[str]:
     return argv
 
 
-def run_prepare_step(step: PrepareStep, root: str | Path = "data") -> dict[str, Any]:
-    """Run one recipe prepare step; ``{root}`` in string arguments becomes the recipe's data root."""
+#: Options that change how a prepare command runs, not what it writes (left out of the manifest).
+_NOT_CONTENT = frozenset({"out", "overwrite", "no_progress", "progress"})
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser that raises instead of exiting, for prepare steps run from a recipe."""
+
+    def error(self, message: str) -> NoReturn:
+        raise RecipeError(f"{self.prog}: {message}")
+
+
+def parse_prepare_args(
+    domain: str, name: str, argv: list[str], *, from_recipe: bool = False
+) -> tuple[PrepareCommand, argparse.Namespace]:
+    """Parse the options of ``domainclip prepare DOMAIN NAME`` (the command's own plus ``--overwrite``).
+
+    Args:
+        domain: the domain (``core`` for the core's commands).
+        name: the command name.
+        argv: its options.
+        from_recipe: raise :class:`RecipeError` on a bad option instead of printing usage and exiting.
+    """
+    command = get_prepare_command(domain, name)
+    parser_cls = _ArgumentParser if from_recipe else argparse.ArgumentParser
+    parser = parser_cls(prog=f"domainclip prepare {domain} {name}", description=command.help)
+    command.add_arguments(parser)
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace a dataset that domainclip wrote into --out before (never files it did not write)",
+    )
+    namespace = parser.parse_args(argv)
+    if getattr(namespace, "out", None) is None:
+        raise TypeError(f"prepare command {domain}/{name} has no --out option")
+    return command, namespace
+
+
+def output_args(namespace: argparse.Namespace) -> dict[str, Any]:
+    """The options of a parsed prepare command that decide what it writes (recorded in the manifest)."""
+    return {k: v for k, v in sorted(vars(namespace).items()) if k not in _NOT_CONTENT}
+
+
+def run_prepare(domain: str, name: str, command: PrepareCommand, namespace: argparse.Namespace) -> dict[str, Any]:
+    """Run a parsed prepare command inside its locked output folder (see :class:`OutputFolder`).
+
+    The folder must be new or empty, or hold an earlier output of a domainclip command, which
+    ``--overwrite`` replaces; files domainclip did not write are never touched. While the command
+    runs, a second command on the same folder is refused. When it fails, what it wrote is removed;
+    when it finishes, the folder's manifest records the command, its arguments and ``complete``.
+    """
+    with OutputFolder(
+        namespace.out, kind="dataset", command=f"{domain}/{name}", args=output_args(namespace),
+        overwrite=namespace.overwrite,
+    ):
+        return command.run(namespace)
+
+
+def prepare_step_output(step: PrepareStep, root: str | Path) -> tuple[PrepareCommand, argparse.Namespace]:
+    """Parse one recipe prepare step; ``{root}`` in string arguments becomes the recipe's data root."""
     domain, _, name = step.command.partition("/")
     if not name:
-        raise ValueError(f"prepare command {step.command!r} must look like '<domain>/<command>'")
-    command = get_prepare_command(domain, name)
+        raise RecipeError(f"prepare command {step.command!r} must look like '<domain>/<command>'")
     args = {k: (v.replace("{root}", str(root)) if isinstance(v, str) else v) for k, v in step.args.items()}
-    parser = argparse.ArgumentParser(prog=f"domainclip prepare {domain} {name}")
-    command.add_arguments(parser)
-    namespace = parser.parse_args(args_to_argv(args))
-    return command.run(namespace)
+    return parse_prepare_args(domain, name, args_to_argv(args), from_recipe=True)
+
+
+def step_state(step: PrepareStep, root: str | Path) -> str:
+    """Whether a recipe prepare step's output is ready to use.
+
+    Returns:
+        ``"done"`` (complete, made by the same command with the same arguments), ``"missing"``,
+        ``"partial"`` (its command did not finish), ``"different"`` (made with other arguments or
+        by another command) or ``"foreign"`` (the folder holds files domainclip did not write).
+    """
+    _, namespace = prepare_step_output(step, root)
+    out = Path(namespace.out)
+    manifest = read_manifest(out)
+    if manifest is None:
+        return "foreign" if out.is_dir() and any(n not in (LOCK_NAME,) for n in os.listdir(out)) else "missing"
+    if not manifest.get("complete"):
+        return "partial"
+    return "done" if same_arguments(manifest, step.command, output_args(namespace)) else "different"
+
+
+def run_prepare_step(step: PrepareStep, root: str | Path = "data", *, overwrite: bool = False) -> dict[str, Any]:
+    """Run one recipe prepare step; ``{root}`` in string arguments becomes the recipe's data root.
+
+    Args:
+        step: the recipe's step.
+        root: the recipe's ``data.root``.
+        overwrite: replace an earlier domainclip output in the step's folder (a recipe rebuilds its
+            own data when it is partial or was made with other arguments).
+    """
+    command, namespace = prepare_step_output(step, root)
+    namespace.overwrite = overwrite
+    domain, _, name = step.command.partition("/")
+    return run_prepare(domain, name, command, namespace)

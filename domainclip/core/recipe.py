@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import braceexpand
 import yaml
 
-from domainclip.core.errors import InputError
+from domainclip.core.errors import DomainClipError, InputError
 
 __all__ = [
     "DataConfig",
@@ -544,8 +545,6 @@ def resolve_urls(recipe: Recipe, source: SourceConfig) -> list[str]:
 
 def missing_shards(recipe: Recipe) -> list[tuple[int, list[str], int]]:
     """Local shards that do not exist: ``(source index, missing paths, paths in the source)``."""
-    import braceexpand
-
     gaps = []
     for i, source in enumerate(recipe.data.train):
         for url in resolve_urls(recipe, source):
@@ -577,6 +576,20 @@ def check_recipe_files(recipe: Recipe, where: str, *, prepare_fills_gaps: bool =
             f"{where}: data.train[{i}].urls: {len(missing)} of {total} shard(s) missing, "
             f"e.g. {missing[0]} (run `domainclip prepare ...` or set data.root)"
         )
+    from domainclip.core.outputs import require_complete
+
+    for i, source in enumerate(recipe.data.train):
+        folders = set()
+        for url in resolve_urls(recipe, source):
+            if _is_remote(url):
+                continue
+            for path in braceexpand.braceexpand(url):
+                folders.add(path if os.path.isdir(path) else os.path.dirname(path) or ".")
+        for folder in sorted(folders):
+            try:
+                require_complete(folder, f"data.train[{i}]:")
+            except DomainClipError as e:
+                raise RecipeError(f"{where}: {e}") from None
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:

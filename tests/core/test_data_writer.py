@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 from domainclip.core.data.decode import SampleDecoder
 from domainclip.core.data.reader import Source, build_loader
 from domainclip.core.data.writer import ShardWriter, encode_sample, read_index, write_shards
+from domainclip.core.errors import OutputExistsError
 from domainclip.core.plugins import UnknownNameError
 
 
@@ -127,8 +129,9 @@ def test_crash_leaves_only_complete_shards(tmp_path):
         with ShardWriter(tmp_path, max_count=3, image_format="png") as w:
             for i in range(7):
                 w.write({"image": _image(i), "text": f"c{i}"})
-            # the third shard is open: only its temporary file exists
-            assert (tmp_path / "shard-000002.tar.tmp").exists()
+            # the third shard is open: only its hidden temporary file, unique to this writer, exists
+            (tmp,) = tmp_path.glob(".shard-000002.tar.*.tmp")
+            assert tmp.name.startswith(f".shard-000002.tar.{os.getpid()}-")
             assert not (tmp_path / "shard-000002.tar").exists()
             raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -175,22 +178,85 @@ def test_size_rollover_bounds_member_bytes(tmp_path):
     assert [s["count"] for s in read_index(tmp_path / "big")["shards"]] == [1, 1]
 
 
-def test_index_extended_by_restarted_run(tmp_path):
-    first = write_shards(({"text": f"a{i}"} for i in range(4)), tmp_path, max_count=2, progress=False)
-    assert first["shards"] == ["shard-000000.tar", "shard-000001.tar"]
+def test_index_lists_exactly_this_run_and_an_old_index_is_refused(tmp_path):
+    first = write_shards(({"text": f"a{i}"} for i in range(8)), tmp_path, max_count=2, progress=False)
+    assert first["num_shards"] == 4
+    with pytest.raises(OutputExistsError, match="already holds shards of prefix 'shard'"):
+        write_shards([{"text": "b"}], tmp_path, progress=False)
+    assert read_index(tmp_path)["num_samples"] == 8  # the refused run changed nothing
     second = write_shards(
-        [{"text": f"b{i}"} for i in range(3)], tmp_path, max_count=2, start_index=2, progress=False
+        [{"text": f"b{i}"} for i in range(3)], tmp_path, max_count=2, progress=False, overwrite=True
     )
     assert second == {
         "out_dir": str(tmp_path),
         "index": str(tmp_path / "shard-index.json"),
-        "shards": ["shard-000002.tar", "shard-000003.tar"],
+        "shards": ["shard-000000.tar", "shard-000001.tar"],
         "num_shards": 2,
         "num_samples": 3,
     }
     index = read_index(tmp_path / "shard-index.json")
-    assert [s["count"] for s in index["shards"]] == [2, 2, 2, 1]
-    assert index["num_samples"] == 7
+    assert [s["count"] for s in index["shards"]] == [2, 1] and index["num_samples"] == 3
+    # the old run's shards 2 and 3 are gone with its index: no stale shard is left to be globbed
+    assert sorted(p.name for p in tmp_path.glob("*.tar")) == ["shard-000000.tar", "shard-000001.tar"]
+    texts = sorted(s["txt"].decode() for s in webdataset.WebDataset(
+        [str(p) for p in sorted(tmp_path.glob("*.tar"))], shardshuffle=False))
+    assert texts == ["b0", "b1", "b2"]
+
+
+def test_two_writers_in_one_folder_never_share_a_temporary_file(tmp_path):
+    with ShardWriter(tmp_path, prefix="a") as a, ShardWriter(tmp_path, prefix="a-b") as b:
+        a.write({"text": "from a"})
+        b.write({"text": "from b"})
+        tmps = sorted(p.name for p in tmp_path.glob(".*.tmp"))
+        assert len(tmps) == 2 and len(set(tmps)) == 2
+
+
+def test_full_disk_reports_the_original_error_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    import domainclip.core.data.writer as writer_module
+
+    class FullDisk:
+        """A file that takes 3000 bytes, then fails every write and flush with ENOSPC."""
+
+        def __init__(self, path, mode):
+            self._f = builtins.open(path, mode)
+            self.written = 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 3000:
+                raise OSError(errno.ENOSPC, "No space left on device (write)")
+            return self._f.write(data)
+
+        def flush(self):
+            if self.written > 3000:
+                raise OSError(errno.ENOSPC, "No space left on device (flush)")
+            self._f.flush()
+
+        def fileno(self):
+            return self._f.fileno()
+
+        @property
+        def closed(self):
+            return self._f.closed
+
+        def close(self):
+            self.flush()
+            self._f.close()
+
+        def tell(self):
+            return self._f.tell()
+
+    monkeypatch.setattr(writer_module, "open", FullDisk, raising=False)
+    with pytest.raises(OSError) as err:
+        write_shards(({"bin": bytes(700)} for i in range(50)), tmp_path, max_count=10, progress=False)
+    assert err.value.errno == errno.ENOSPC and "(write)" in str(err.value)  # not the cleanup's failure
+    # the temporary shard is gone although closing it failed too
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    index = read_index(tmp_path)
+    assert index["complete"] is False and index["shards"] == []
 
 
 def test_shards_readable_by_plain_webdataset(tmp_path):

@@ -1,8 +1,9 @@
 """Write canonical samples to WebDataset tar shards, atomically.
 
-Each shard is written by :class:`webdataset.TarWriter` to ``<name>.tar.tmp`` in the output folder
-and renamed (``os.replace``) to ``<name>.tar`` when it is closed, so a shard on disk is either
-complete or absent. On close, ``<prefix>-index.json`` lists the shards and their sample counts.
+Each shard is written by :class:`webdataset.TarWriter` to a hidden temporary file in the output
+folder, unique to the writer, and renamed (``os.replace``) to ``<name>.tar`` when it is closed, so a
+shard on disk is either complete or absent. On close, ``<prefix>-index.json`` lists the shards of
+this writer, their sample counts, and whether the writer finished (``"complete"``).
 
 Canonical keys (see :mod:`domainclip.core.data.keys`) are encoded to file suffixes:
 
@@ -30,6 +31,7 @@ import io
 import json
 import math
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -42,7 +44,8 @@ from PIL import Image
 from webdataset.writer import default_handlers, encode_based_on_extension1
 
 from domainclip.core.data import keys as K
-from domainclip.core.io import atomic_write_text
+from domainclip.core.errors import OutputExistsError
+from domainclip.core.io import atomic_write_text, new_file_mode
 from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
@@ -309,12 +312,15 @@ class ShardWriter:
     """Write samples to numbered tar shards, rolling over by count or size; atomic per shard.
 
     Shards are named ``<prefix>-000000.tar``, ``<prefix>-000001.tar``, ... starting at
-    ``start_index``. Each is written to ``<name>.tar.tmp`` and renamed when complete, so readers
-    and crashed runs never see a partial ``.tar``. Use as a context manager: on a clean exit the
-    open shard is finished and ``<prefix>-index.json`` is written; if the block raises, the open
-    shard's temporary file is deleted and the index lists only the completed shards
-    (``"complete": false``). Entries of an existing index for other shard names are kept, so a
-    run restarted with ``start_index`` extends the index.
+    ``start_index``. Each is written to a hidden temporary file unique to this writer
+    (``.<name>.<pid>-<random>.tmp``) and renamed when complete, so readers, crashed runs and other
+    writers never see a partial ``.tar``. Use as a context manager: on a clean exit the open shard
+    is finished and ``<prefix>-index.json`` is written with ``"complete": true``; if the block
+    raises, the open shard's temporary file is deleted, the index lists only the completed shards
+    with ``"complete": false``, and the block's error propagates (a failure while cleaning up, such
+    as a full disk, never hides it). The index lists exactly the shards of this writer: a folder
+    that already holds an index for ``prefix`` is refused unless ``overwrite``, which first deletes
+    that index and the shards it lists.
 
     Args:
         out_dir: output folder (created if missing).
@@ -327,6 +333,10 @@ class ShardWriter:
         quality: JPEG/WebP quality.
         mtime: member modification time in whole seconds (fix it for byte-reproducible shards;
             default: when the shard is opened).
+        overwrite: replace an earlier index for ``prefix`` and the shards it lists.
+
+    Raises:
+        OutputExistsError: ``out_dir`` already holds ``<prefix>-index.json`` and ``overwrite`` is false.
 
     Example:
         >>> with ShardWriter(tmp_dir, max_count=1000, image_format="png") as w:  # doctest: +SKIP
@@ -344,6 +354,7 @@ class ShardWriter:
         start_index: int = 0,
         quality: int = 95,
         mtime: int | None = None,
+        overwrite: bool = False,
     ):
         if image_format not in IMAGE_ENCODERS:
             raise UnknownNameError("image format", image_format, list(IMAGE_ENCODERS))
@@ -358,6 +369,7 @@ class ShardWriter:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
+        self._claim_index(overwrite)
         self.max_count = max_count
         self.max_size = max_size
         self.image_format = image_format
@@ -443,19 +455,45 @@ class ShardWriter:
         self._write_index(complete=True)
 
     def abort(self) -> None:
-        """Drop the open shard (its temporary file is deleted) and index the completed ones."""
+        """Drop the open shard (its temporary file is deleted) and index the completed ones.
+
+        Never raises: it runs while another error is on its way out. When even the index cannot
+        be written (a full disk), the completed shards stay without one, which readers that
+        check indexes treat as unfinished.
+        """
         if self._closed:
             return
         self._closed = True
         self._discard_shard()
-        self._write_index(complete=False)
+        with contextlib.suppress(OSError):
+            self._write_index(complete=False)
 
     # ------------------------------------------------------------- internals
+    def _claim_index(self, overwrite: bool) -> None:
+        """Refuse, or with ``overwrite`` clear, an earlier index of this prefix and its shards."""
+        path = index_path(self.out_dir, self.prefix)
+        if not path.exists():
+            return
+        if not overwrite:
+            raise OutputExistsError(
+                f"{self.out_dir} already holds shards of prefix {self.prefix!r} ({path.name}); "
+                "write into a new folder, or pass overwrite=True to replace them"
+            )
+        try:
+            old = read_index(path)["shards"]
+        except ValueError:
+            old = []
+        for entry in old:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name.startswith(f"{self.prefix}-") and "/" not in name:
+                (self.out_dir / name).unlink(missing_ok=True)
+        path.unlink()
+
     def _open_shard(self) -> None:
         name = self.shard_name(self._next_index)
         self._final = self.out_dir / name
-        self._tmp = self.out_dir / f"{name}.tmp"
-        self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in _finish_shard/_discard_shard
+        self._tmp = self.out_dir / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed in _finish_shard/_discard_shard
         # an integer mtime keeps members in plain ustar headers (a float adds a PAX header per member)
         mtime = int(time.time()) if self.mtime is None else int(self.mtime)
         self._tar = webdataset.TarWriter(self._file, encoder=False, mtime=mtime)
@@ -471,6 +509,7 @@ class ShardWriter:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
+            os.chmod(self._tmp, new_file_mode())
             os.replace(self._tmp, self._final)
         except BaseException:
             self._discard_shard()
@@ -483,33 +522,23 @@ class ShardWriter:
         self._file = None
 
     def _discard_shard(self) -> None:
+        """Drop the open shard; never raises (it runs while another error is on its way out)."""
         if self._tar is not None:
             with contextlib.suppress(Exception):  # end the tar stream so it does not write on collection
                 self._tar.close()
-        if self._file is not None and not self._file.closed:
-            self._file.close()
-        if self._tmp is not None and self._tmp.exists():
-            self._tmp.unlink()
+        if self._file is not None:
+            with contextlib.suppress(Exception):  # closing flushes, which fails again on a full disk
+                self._file.close()
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink(missing_ok=True)
         self._tar = None
         self._file = None
 
     def _write_index(self, complete: bool) -> None:
-        path = index_path(self.out_dir, self.prefix)
-        entries: dict[str, dict[str, Any]] = {}
-        if path.exists():
-            try:
-                old = read_index(path)
-            except ValueError:
-                old = {"shards": []}
-            for entry in old["shards"]:
-                name = entry.get("name") if isinstance(entry, dict) else None
-                if name and (self.out_dir / name).exists():
-                    entries[name] = entry
-        for entry in self._shards:
-            entries[entry["name"]] = entry
-        shards = [entries[name] for name in sorted(entries)]
+        shards = sorted(self._shards, key=lambda s: s["name"])
         write_json_atomic(
-            path,
+            index_path(self.out_dir, self.prefix),
             {
                 "prefix": self.prefix,
                 "image_format": self.image_format,
@@ -532,6 +561,7 @@ def write_shards(
     quality: int = 95,
     progress: bool = True,
     total: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write an iterable of canonical samples to shards, with a tqdm progress bar.
 
@@ -546,6 +576,7 @@ def write_shards(
         quality: JPEG/WebP quality.
         progress: show a progress bar.
         total: number of samples for the bar (default: ``len(samples)`` when it has one).
+        overwrite: replace an earlier index of ``prefix`` in ``out_dir`` and its shards.
 
     Returns:
         ``{"out_dir", "index", "shards": [names], "num_shards", "num_samples"}``.
@@ -563,6 +594,7 @@ def write_shards(
         image_format=image_format,
         start_index=start_index,
         quality=quality,
+        overwrite=overwrite,
     ) as writer:
         for sample in tqdm(
             samples, total=total, disable=not progress, unit="sample", desc=f"{prefix} shards"

@@ -37,7 +37,7 @@ from domainclip.core.engine.precision import autocast_context, make_grad_scaler
 from domainclip.core.engine.run_log import RunLogger
 from domainclip.core.engine.tasks import Task, get_task
 from domainclip.core.io import atomic_write_text
-from domainclip.core.recipe import Recipe, check_recipe_files, missing_shards, recipe_to_dict, resolve_urls
+from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, resolve_urls
 
 __all__ = ["TrainResult", "NonFiniteLossError", "train", "prepare_data"]
 
@@ -69,16 +69,45 @@ def _barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+_STEP_REASONS = {
+    "missing": "its output folder does not exist yet",
+    "partial": "its earlier run did not finish",
+    "different": "its output was made with other arguments",
+}
+
+
 def prepare_data(recipe: Recipe, info: DistInfo | None = None) -> list[dict[str, Any]]:
-    """Run the recipe's prepare steps when its local shards are missing (main rank; others wait)."""
-    from domainclip.core.prepare import run_prepare_step
+    """Make sure the recipe's prepared data is there and whole (main rank; the others wait).
+
+    A prepare step's output folder is used only when its manifest says it is complete and was made
+    by the same command with the same arguments. Otherwise the step runs again and replaces what a
+    domainclip command wrote there before; a folder holding files domainclip did not write is
+    refused with one line. Once a step runs, the steps after it run too (they may read its output).
+    """
+    from domainclip.core.prepare import run_prepare_step, step_state
 
     summaries: list[dict[str, Any]] = []
-    if recipe.data.prepare and (info is None or info.is_main) and missing_shards(recipe):
-        summaries = [run_prepare_step(step, root=recipe.data.root) for step in recipe.data.prepare]
+    where = recipe.source or "<recipe>"
+    if recipe.data.prepare and (info is None or info.is_main):
+        rerun = False
+        for i, step in enumerate(recipe.data.prepare):
+            state = step_state(step, recipe.data.root)
+            if state == "done" and not rerun:
+                continue
+            if state == "foreign":
+                from domainclip.core.recipe import RecipeError
+
+                raise RecipeError(
+                    f"{where}: data.prepare[{i}] ({step.command}) writes into a folder that holds files domainclip "
+                    "did not write; move them, or point data.root elsewhere"
+                )
+            reason = _STEP_REASONS.get(state, "an earlier step ran again")
+            print(f"prepare {step.command}: running, because {reason}", flush=True)
+            summaries.append(run_prepare_step(step, root=recipe.data.root, overwrite=True))
+            rerun = True
     if info is not None:
         _barrier(info)
-    check_recipe_files(recipe, recipe.source or "<recipe>", prepare_fills_gaps=False)
+    check_recipe_files(recipe, where, prepare_fills_gaps=False)
     return summaries
 
 
