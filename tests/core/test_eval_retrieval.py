@@ -7,18 +7,56 @@ import torch.nn.functional as F
 from domainclip.core.eval import collate_samples, evaluate_retrieval, retrieval_metrics, retrieval_topk
 
 
-def clip_benchmark_reference(images, texts, t2i, ks):
-    """CLIP_benchmark's dense recall@k (zeroshot_retrieval.py), the oracle for the chunked version."""
-    scores = texts @ images.T
-    positive = torch.zeros_like(scores, dtype=torch.bool)
-    positive[torch.arange(len(scores)), t2i] = True
-    out = {}
-    for k in ks:
-        for name, s, p in (("image", scores, positive), ("text", scores.T, positive.T)):
-            topk = s.topk(min(k, s.shape[1]), dim=1).indices
-            hits = p.gather(1, topk).sum(1)
-            out[f"{name}_retrieval_recall@{k}"] = (hits > 0).float().mean().item()
-    return out
+# CLIP_benchmark's recall, copied from clip_benchmark/metrics/zeroshot_retrieval.py (LAION-AI/CLIP_benchmark:
+# evaluate(), recall_at_k(), batchify()) with only the embedding step left out: the oracle for ours.
+def cb_recall_at_k(scores, positive_pairs, k):
+    nb_texts, nb_images = scores.shape
+    topk_indices = torch.topk(scores, k, dim=1)[1]
+    nb_positive = positive_pairs.sum(dim=1)
+    topk_indices_onehot = torch.nn.functional.one_hot(topk_indices, num_classes=nb_images)
+    positive_pairs_reshaped = positive_pairs.view(nb_texts, 1, nb_images)
+    nb_true_positive = (topk_indices_onehot * positive_pairs_reshaped).sum(dim=(1, 2))
+    return nb_true_positive / nb_positive
+
+
+def cb_batchify(func, X, Y, batch_size, device, *args, **kwargs):
+    results = []
+    for start in range(0, len(X), batch_size):
+        end = start + batch_size
+        x = X[start:end].to(device)
+        y = Y[start:end].to(device)
+        result = func(x, y, *args, **kwargs).cpu()
+        results.append(result)
+    return torch.cat(results)
+
+
+def clip_benchmark_reference(images_emb, texts_emb, texts_image_index, ks, batch_size=64):
+    scores = texts_emb @ images_emb.t()
+    positive_pairs = torch.zeros_like(scores, dtype=bool)
+    positive_pairs[torch.arange(len(scores)), texts_image_index] = True
+    metrics = {}
+    for recall_k in ks:
+        metrics[f"image_retrieval_recall@{recall_k}"] = (
+            cb_batchify(cb_recall_at_k, scores, positive_pairs, batch_size, "cpu", k=recall_k) > 0
+        ).float().mean().item()
+        metrics[f"text_retrieval_recall@{recall_k}"] = (
+            cb_batchify(cb_recall_at_k, scores.T, positive_pairs.T, batch_size, "cpu", k=recall_k) > 0
+        ).float().mean().item()
+    return metrics
+
+
+def duplicate_caption_set(seed, n_image=60, d=12, captionless=0):
+    """Random embeddings where images have 1-3 captions, a third of the caption texts repeat another
+    image's caption exactly (same features), and the last ``captionless`` images have none."""
+    g = torch.Generator().manual_seed(seed)
+    images = F.normalize(torch.randn(n_image, d, generator=g), dim=-1)
+    owners = torch.arange(n_image - captionless)
+    t2i = torch.cat([owners, owners[torch.randint(0, len(owners), (len(owners),), generator=g)]])
+    texts = F.normalize(images[t2i] + 0.9 * torch.randn(len(t2i), d, generator=g), dim=-1)
+    copies = torch.randperm(len(t2i), generator=g)[: len(t2i) // 3]
+    sources = torch.randint(0, len(t2i), (len(copies),), generator=g)
+    texts[copies] = texts[sources]  # same caption text as another (usually another image's) caption
+    return images, texts, t2i
 
 
 def test_identity_similarity_gives_perfect_recall():
@@ -105,18 +143,67 @@ def test_memory_stays_chunk_by_n(monkeypatch):
     assert largest and max(largest) == chunk * n
 
 
-def test_ties_count_against_the_query():
+def test_strict_ties_count_against_the_query():
     # a collapsed model (all scores equal) must not look perfect
     feats = torch.ones(10, 4) / 2
-    out = retrieval_metrics(feats, feats, torch.arange(10), ks=(1, 9, 10))
+    out = retrieval_metrics(feats, feats, torch.arange(10), ks=(1, 9, 10), ties="strict")
     assert out["image_retrieval_recall@1"] == 0.0 and out["text_retrieval_recall@1"] == 0.0
     assert out["image_retrieval_recall@9"] == 0.0 and out["image_retrieval_recall@10"] == 1.0
 
 
-def test_images_without_captions_are_distractors_only():
+def test_collapsed_model_by_default_equals_clip_benchmark():
+    feats = torch.ones(10, 4) / 2
+    out = retrieval_metrics(feats, feats, torch.arange(10), ks=(1, 9, 10))
+    assert out == clip_benchmark_reference(feats, feats, torch.arange(10), (1, 9, 10))
+    assert out["image_retrieval_recall@10"] == out["text_retrieval_recall@10"] == 1.0
+
+
+def test_duplicate_captions_follow_clip_benchmark_by_default():
+    # the review's case: captions 0 and 1 are the same text; caption i belongs to image i
+    images = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    texts = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    t2i = torch.arange(3)
+    reference = clip_benchmark_reference(images, texts, t2i, (1, 2))
+    assert reference["text_retrieval_recall@1"] == pytest.approx(2 / 3)
+    out = retrieval_metrics(images, texts, t2i, ks=(1, 2))
+    assert out == reference
+    assert out["text_retrieval_recall@1"] == pytest.approx(2 / 3)
+    strict = retrieval_metrics(images, texts, t2i, ks=(1, 2), ties="strict")
+    assert strict["text_retrieval_recall@1"] == pytest.approx(1 / 3)  # image 0 ties with caption 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("chunk_size", [1, 7, 4096])
+def test_random_duplicate_captions_equal_clip_benchmark(seed, chunk_size):
+    images, texts, t2i = duplicate_caption_set(seed)
+    ks = (1, 2, 5, 10)
+    out = retrieval_metrics(images, texts, t2i, ks, chunk_size=chunk_size)
+    reference = clip_benchmark_reference(images, texts, t2i, ks)
+    assert out == reference
+    # the strict rule differs on these sets: shared caption texts are ties
+    strict = retrieval_metrics(images, texts, t2i, ks, chunk_size=chunk_size, ties="strict")
+    assert strict["text_retrieval_recall@1"] < out["text_retrieval_recall@1"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_images_without_captions_are_left_out_where_clip_benchmark_counts_a_miss(seed):
+    images, texts, t2i = duplicate_caption_set(seed, n_image=50, captionless=8)
+    ks = (1, 5, 10)
+    out = retrieval_metrics(images, texts, t2i, ks, chunk_size=16)
+    reference = clip_benchmark_reference(images, texts, t2i, ks)
+    for k in ks:
+        # text->image: captionless images are distractors in both
+        assert out[f"image_retrieval_recall@{k}"] == reference[f"image_retrieval_recall@{k}"]
+        # image->text: CLIP_benchmark keeps the 8 captionless images in the mean as misses (NaN > 0)
+        assert out[f"text_retrieval_recall@{k}"] * 42 / 50 == pytest.approx(reference[f"text_retrieval_recall@{k}"])
+        assert out[f"text_retrieval_recall@{k}"] > reference[f"text_retrieval_recall@{k}"]
+
+
+@pytest.mark.parametrize("ties", ["clip_benchmark", "strict"])
+def test_images_without_captions_are_distractors_only(ties):
     images = torch.eye(5)
     texts = torch.eye(5)[:3]
-    out = retrieval_metrics(images, texts, torch.arange(3), ks=(1,))
+    out = retrieval_metrics(images, texts, torch.arange(3), ks=(1,), ties=ties)
     assert out == {"image_retrieval_recall@1": 1.0, "text_retrieval_recall@1": 1.0}
 
 
@@ -132,6 +219,8 @@ def test_bad_inputs_raise():
         retrieval_metrics(f, f, torch.arange(3), ks=(0,))
     with pytest.raises(ValueError, match="chunk_size"):
         retrieval_metrics(f, f, torch.arange(3), chunk_size=0)
+    with pytest.raises(ValueError, match="ties must be one of clip_benchmark, strict"):
+        retrieval_metrics(f, f, torch.arange(3), ties="optimistic")
 
 
 def test_retrieval_topk_matches_dense_topk():
@@ -173,9 +262,13 @@ def test_evaluate_retrieval_with_multi_caption_samples():
     tok = LookupTokenizer(table)
     samples = [{"image": eye[i], "text": [f"{i}-a", f"{i}-b"] if i < 2 else f"{i}-a"} for i in range(4)]
     loader = torch.utils.data.DataLoader(samples, batch_size=3, collate_fn=collate_samples)
-    out = evaluate_retrieval(FeatureModel(tok), tok, loader, ks=(1, 2), num_examples=3, example_k=2)
+    out = evaluate_retrieval(FeatureModel(tok), tok, loader, ks=(1, 2), num_examples=3, example_k=2, ties="strict")
     assert out["num_images"] == 4 and out["num_texts"] == 6
-    # text->image: the two "-b" captions score 0 with their image and tie with two other images
+    default = evaluate_retrieval(FeatureModel(tok), tok, loader, ks=(1, 2))
+    texts = torch.stack([table[t] for t in ["0-a", "0-b", "1-a", "1-b", "2-a", "3-a"]])
+    reference = clip_benchmark_reference(eye, texts, torch.tensor([0, 0, 1, 1, 2, 3]), (1, 2))
+    assert {k: v for k, v in default.items() if "recall" in k} == reference
+    # strict: text->image: the two "-b" captions score 0 with their image and tie with two other images
     assert out["image_retrieval_recall@1"] == pytest.approx(4 / 6)
     assert out["image_retrieval_recall@2"] == pytest.approx(4 / 6)
     # image->text: images 1 and 2 tie with a "-b" caption of another image, which ranks first
