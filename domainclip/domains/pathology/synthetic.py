@@ -53,11 +53,9 @@ import argparse
 import csv
 import io
 import math
-import multiprocessing as mp
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -67,6 +65,7 @@ import numpy as np
 from PIL import Image
 
 from domainclip.core.io import atomic_write_bytes, atomic_write_text
+from domainclip.core.parallel import map_unordered
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
 
 __all__ = [
@@ -1189,16 +1188,9 @@ def generate_slides(
     began = time.perf_counter()
     results: list[dict[str, Any]] = []
     with tqdm(total=n_slides, disable=not progress, unit="slide", desc="synthetic slides") as bar:
-        if workers == 1:
-            for job in jobs:
-                results.append(_generate_one(job))
-                bar.update(1)
-        else:
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(min(workers, n_slides), mp_context=ctx) as pool:
-                for future in as_completed([pool.submit(_generate_one, job) for job in jobs]):
-                    results.append(future.result())
-                    bar.update(1)
+        for _, result in map_unordered(_generate_one, jobs, workers):
+            results.append(result)
+            bar.update(1)
     results.sort(key=lambda r: r["slide_id"])
     seconds = time.perf_counter() - began
 

@@ -48,11 +48,9 @@ import argparse
 import csv
 import io
 import math
-import multiprocessing as mp
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -61,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from domainclip.core.io import atomic_output, atomic_write_text
+from domainclip.core.parallel import map_unordered
 from domainclip.core.plugins import PrepareCommand, UnknownNameError, require
 from domainclip.domains.surgery.labels import CHOLEC80_PHASES, CHOLEC80_TOOLS
 
@@ -1153,7 +1152,11 @@ def _encode_video(truth: ProcedureTruth, path: Path, crf: int = 20) -> int:
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=Fraction(truth.fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+            # One encoder thread (on the codec context too: the "threads" option alone leaves FFmpeg's
+            # automatic threading on) and no rate-control lookahead: with either, x264's output varied
+            # from run to run for the same frames, and the same seed must give the same video.
+            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "rc-lookahead=0"}
+            stream.codec_context.thread_count = 1
             for frame, _ in render_frames(truth):
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
                 count += 1
@@ -1307,17 +1310,9 @@ def generate_procedures(
     began = time.perf_counter()
     truths: list[ProcedureTruth | None] = [None] * n_videos
     with tqdm(total=n_videos, disable=not progress, unit="video", desc="surgery procedures") as bar:
-        if workers == 1:
-            for i, job in enumerate(jobs):
-                truths[i] = _generate_one(job)
-                bar.update(1)
-        else:
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(min(workers, n_videos), mp_context=ctx) as pool:
-                futures = {pool.submit(_generate_one, job): i for i, job in enumerate(jobs)}
-                for future in as_completed(futures):
-                    truths[futures[future]] = future.result()
-                    bar.update(1)
+        for i, truth in map_unordered(_generate_one, jobs, workers):
+            truths[i] = truth
+            bar.update(1)
     done = [t for t in truths if t is not None]
     seconds = time.perf_counter() - began
     levels = write_levels_csv(out / "levels.csv", done)
