@@ -24,6 +24,8 @@ written or downloaded; nothing is unpickled without ``weights_only=True``.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import math
@@ -41,10 +43,12 @@ import torch
 import yaml
 from open_clip.hf_model import HFTextEncoder
 from open_clip.tokenizer import SimpleTokenizer
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from domainclip.core.errors import InputNotFoundError
+from domainclip.core.errors import InputError, InputNotFoundError, OutputError, OutputExistsError
+from domainclip.core.io import new_file_mode, new_folder_mode
 from domainclip.core.models import (
     DomainCLIP,
     build_model_from_info,
@@ -63,8 +67,12 @@ __all__ = [
     "RECIPE_NAME",
     "TOWER_WEIGHTS_NAME",
     "WEIGHTS_NAME",
+    "RANDOM_WEIGHTS_SEED",
     "HubNotFoundError",
+    "ModelFileError",
+    "ModelSource",
     "ResolvedFolder",
+    "check_device",
     "download_hub_folder",
     "export_hf_clip",
     "export_run",
@@ -76,6 +84,7 @@ __all__ = [
     "load_folder_weights",
     "load_model",
     "load_run",
+    "locate_model",
     "parse_hf_hub_id",
     "read_folder_config",
     "render_model_card",
@@ -126,8 +135,17 @@ _CARD_KEYS = (
 )
 
 
+#: Seed of the random weights a registry name is loaded with (:func:`load_model`), so two
+#: evaluations of the same untrained architecture give the same numbers.
+RANDOM_WEIGHTS_SEED = 0
+
+
 class HubNotFoundError(InputNotFoundError):
     """A hub id could not be resolved (not cached while offline, unknown repo or revision)."""
+
+
+class ModelFileError(InputError, RuntimeError):
+    """A model file (weights, ``model_info.json``) cannot be read or does not fit the architecture."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +173,7 @@ def parse_hf_hub_id(hub_id: str) -> tuple[str, str | None]:
         hub_id = hub_id[len(HF_HUB_PREFIX) :]
     repo_id, sep, revision = hub_id.partition("@")
     if not _REPO_ID.match(repo_id) or (sep and not revision):
-        raise ValueError(f"invalid hub id {hub_id!r}: expected org/name or org/name@revision")
+        raise InputError(f"invalid hub id {hub_id!r}: expected org/name or org/name@revision")
     return repo_id, revision or None
 
 
@@ -236,7 +254,7 @@ def resolve_folder(
     if text.startswith(LOCAL_DIR_PREFIX):
         path = Path(text[len(LOCAL_DIR_PREFIX) :]).expanduser()
         if not path.is_dir():
-            raise FileNotFoundError(f"model folder not found: {path} (from {text!r})")
+            raise InputNotFoundError(f"model folder not found: {path} (from {text!r})")
         return ResolvedFolder(path.resolve(), f"{LOCAL_DIR_PREFIX}{path.resolve()}")
     if (bare_paths or isinstance(spec, Path)) and Path(text).expanduser().is_dir():
         path = Path(text).expanduser().resolve()
@@ -248,13 +266,15 @@ def read_folder_config(folder: str | Path) -> dict[str, dict[str, Any]]:
     """Read ``open_clip_config.json`` of a model folder as ``{model_cfg, preprocess_cfg, domainclip_cfg}``."""
     path = Path(folder) / CONFIG_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: a model folder needs {CONFIG_NAME} (model_cfg + preprocess_cfg)")
+        raise InputNotFoundError(
+            f"{path} not found: a model folder needs {CONFIG_NAME} (model_cfg + preprocess_cfg)"
+        )
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is not valid JSON: {e}") from e
     if not isinstance(cfg, dict) or not isinstance(cfg.get("model_cfg"), dict):
-        raise ValueError(f"{path} has no 'model_cfg' mapping (open_clip hub config layout)")
+        raise InputError(f"{path} has no 'model_cfg' mapping (open_clip hub config layout)")
     _check_config(str(path), cfg["model_cfg"], str(path))
     out = {
         "model_cfg": cfg["model_cfg"],
@@ -263,7 +283,7 @@ def read_folder_config(folder: str | Path) -> dict[str, dict[str, Any]]:
     }
     for key in ("preprocess_cfg", "domainclip_cfg"):
         if not isinstance(out[key], dict):
-            raise ValueError(f"{path}: {key!r} must be a mapping")
+            raise InputError(f"{path}: {key!r} must be a mapping")
     return out
 
 
@@ -276,7 +296,7 @@ def find_weights_file(folder: str | Path) -> Path:
     others = sorted(p for p in folder.glob("*.safetensors") if p.name != TOWER_WEIGHTS_NAME)
     if others:
         return others[0]
-    raise FileNotFoundError(f"no weights in {folder}: expected {WEIGHTS_NAME} (hub downloads are safetensors only)")
+    raise InputNotFoundError(f"no weights in {folder}: expected {WEIGHTS_NAME} (hub downloads are safetensors only)")
 
 
 def load_folder_weights(model: nn.Module, folder: str | Path, *, require_tower: bool = False) -> None:
@@ -293,20 +313,30 @@ def load_folder_weights(model: nn.Module, folder: str | Path, *, require_tower: 
     weights = find_weights_file(folder)
     try:
         open_clip.load_checkpoint(unwrap_clip(model), str(weights), strict=True, weights_only=True)
+    except SafetensorError as e:
+        raise ModelFileError(f"{weights} is not a readable safetensors file: {e}") from e
     except RuntimeError as e:
-        raise RuntimeError(f"weights in {weights} do not fit the architecture: {e}") from e
+        raise ModelFileError(f"weights in {weights} do not fit the architecture: {e}") from e
     tower_file = folder / TOWER_WEIGHTS_NAME
     if isinstance(model, DomainCLIP):
         if tower_file.is_file():
-            model.load_tower_state_dict(load_file(str(tower_file)))
+            model.load_tower_state_dict(_read_safetensors(tower_file))
         elif model.tower_state_dict():
             if require_tower:
-                raise FileNotFoundError(
+                raise InputNotFoundError(
                     f"{tower_file} not found: the folder's config declares a {model.tower_name} tower with weights"
                 )
             logger.info("%s has no %s: the %s tower layers start fresh", folder, TOWER_WEIGHTS_NAME, model.tower_name)
     elif tower_file.is_file():
         logger.warning("%s holds domain tower weights that this plain CLIP does not use", tower_file)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, or :class:`ModelFileError` naming a damaged one."""
+    try:
+        return load_file(str(path))
+    except SafetensorError as e:
+        raise ModelFileError(f"{path} is not a readable safetensors file: {e}") from e
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -536,13 +566,69 @@ def render_model_card(
     return "\n".join(parts) + "\n"
 
 
+def _start_output(out_dir: Path, *, overwrite: bool, marker: str) -> Path:
+    """Check that a model folder may be written to ``out_dir``; return a fresh build folder beside it.
+
+    An existing non-empty ``out_dir`` is refused unless ``overwrite``, and even then unless it holds
+    ``marker`` (it is a model folder, not someone's other files).
+
+    Raises:
+        OutputExistsError: ``out_dir`` holds files this export must not replace.
+        OutputError: ``out_dir`` is a file, or it or its parent cannot be created or written.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"output {out_dir} is a file, not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(
+                f"{out_dir} exists and is not empty; pass overwrite=True (--overwrite) to replace it"
+            )
+        if not (out_dir / marker).is_file():
+            raise OutputExistsError(
+                f"{out_dir} holds files but no {marker}, so it is not a model folder; overwrite only replaces a "
+                "model folder: move them or choose another folder"
+            )
+    for folder in (out_dir, out_dir.parent):
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"cannot write output folder {out_dir}: {folder} is not writable")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    except OSError as e:
+        raise OutputError(f"cannot write output folder {out_dir}: {e.strerror or e}") from None
+
+
+def _publish_modes(folder: Path) -> None:
+    """Give ``folder`` and everything in it the modes of a new folder and file under the umask.
+
+    ``tempfile.mkdtemp`` makes its folder 0700 and safetensors writes its file 0600; an exported
+    model is meant to be read by others, so it gets what ``mkdir`` and ``open`` would give (0755 and
+    0644 under umask 022).
+    """
+    file_mode, dir_mode = new_file_mode(), new_folder_mode()
+    for root, dirs, files in os.walk(folder):
+        for name, mode in [(d, dir_mode) for d in dirs] + [(f, file_mode) for f in files]:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, mode)
+    os.chmod(folder, dir_mode)
+
+
 def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Move the finished ``tmp`` to ``out_dir``, replacing a folder there; on failure ``out_dir`` is as before."""
+    _publish_modes(tmp)
     if not out_dir.exists():
         os.replace(tmp, out_dir)
         return
     old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    os.replace(out_dir, old / out_dir.name)
-    os.replace(tmp, out_dir)
+    try:
+        os.replace(out_dir, old / out_dir.name)
+        os.replace(tmp, out_dir)
+    except OSError:
+        if (old / out_dir.name).exists() and not out_dir.exists():
+            os.replace(old / out_dir.name, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -566,19 +652,21 @@ def save_model_folder(
         recipe: resolved training recipe, saved as ``recipe.yaml``.
         eval_results: ``{task: {metric: value}}``, saved as ``eval_results.json`` and tabled in the card.
         model_card: model card fields (see :func:`render_model_card`).
-        overwrite: replace an existing non-empty ``out_dir``.
+        overwrite: replace an existing non-empty ``out_dir`` that is a model folder (holds
+            ``open_clip_config.json``); a folder holding other files is always refused.
 
     Returns:
-        ``out_dir``.
+        ``out_dir``. The folder and its files get the ordinary modes under the user's umask.
+
+    Raises:
+        OutputExistsError: ``out_dir`` is not empty and may not be replaced.
+        OutputError: ``out_dir`` cannot be written.
 
     """
     info = _model_info(model)
     eval_results = _check_eval_results(eval_results or {})
     out_dir = Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    tmp = _start_output(out_dir, overwrite=overwrite, marker=CONFIG_NAME)
     try:
         config = {
             "model_cfg": info["model_cfg"],
@@ -626,6 +714,139 @@ def save_model_folder(
 # ----------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """What a model spec resolved to: the files :func:`load_model` reads, for results files to record.
+
+    Args:
+        spec: the spec as given.
+        kind: ``"run"`` (a training run or one of its checkpoint folders), ``"folder"`` (a local
+            hub folder), ``"hf-hub"`` (a snapshot of the Hugging Face cache) or ``"registry"`` (an
+            architecture name: random weights, seeded with :data:`RANDOM_WEIGHTS_SEED`).
+        path: the run, hub or snapshot folder; ``None`` for a registry name.
+        weights: the weight files read (none for a registry name).
+        hub_id: ``org/name`` of a hub model.
+        revision: the commit of the hub snapshot.
+        checkpoint: the checkpoint folder of a run.
+    """
+
+    spec: str
+    kind: str
+    path: Path | None = None
+    weights: tuple[Path, ...] = ()
+    hub_id: str | None = None
+    revision: str | None = None
+    checkpoint: Path | None = None
+
+    @property
+    def random_weights(self) -> bool:
+        """Whether the model has no trained weights (a registry name)."""
+        return self.kind == "registry"
+
+    def load_spec(self) -> str:
+        """The spec :func:`~domainclip.core.models.create_model` loads a folder, hub or registry model from."""
+        if self.kind == "hf-hub":
+            return f"{HF_HUB_PREFIX}{self.hub_id}@{self.revision}"
+        if self.kind == "folder":
+            return f"{LOCAL_DIR_PREFIX}{self.path}"
+        return self.spec
+
+    def record(self) -> dict[str, Any]:
+        """The JSON record: spec, kind, resolved path / hub id and revision, and each weight file's sha256.
+
+        Weight files are named relative to ``path``; a registry name records ``"random_weights": true``
+        and its seed instead.
+        """
+        out: dict[str, Any] = {"spec": self.spec, "kind": self.kind}
+        if self.hub_id is not None:
+            out |= {"hub_id": self.hub_id, "revision": self.revision}
+        if self.path is not None:
+            out["path"] = str(self.path)
+        if self.checkpoint is not None:
+            out["checkpoint"] = _relative(self.checkpoint, self.path)
+        out["random_weights"] = self.random_weights
+        if self.random_weights:
+            out["seed"] = RANDOM_WEIGHTS_SEED
+        out["weights_sha256"] = {_relative(w, self.path): _sha256(w) for w in self.weights}
+        return out
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(functools.partial(f.read, 1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _folder_weights(folder: Path) -> tuple[Path, ...]:
+    """The weight files :func:`load_folder_weights` reads from a hub folder."""
+    read_folder_config(folder)  # a folder without a valid config fails here, naming the config
+    tower = folder / TOWER_WEIGHTS_NAME
+    return (find_weights_file(folder), *((tower,) if tower.is_file() else ()))
+
+
+def locate_model(spec: str | Path, *, cache_dir: str | Path | None = None) -> ModelSource:
+    """Resolve a model spec to what :func:`load_model` would read, without building the model.
+
+    Args:
+        spec: a training run folder (its newest checkpoint) or one of its ``checkpoints/step_*``
+            folders, a hub folder path, ``local-dir:PATH``, ``hf-hub:org/name[@revision]`` (resolved
+            through the HF cache, offline included) or a registry name (random weights).
+        cache_dir: Hugging Face cache folder.
+
+    Raises:
+        InputNotFoundError: a folder that is neither a run nor a hub folder, a run without a
+            checkpoint, a path that does not exist, or a hub id that cannot be resolved.
+    """
+    text = str(spec)
+    path = Path(text).expanduser()
+    if not text.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and path.is_dir():
+        if _is_run_dir(path):
+            run_dir, weights = _resolve_run(path, None)
+            weights = weights.resolve()
+            return ModelSource(text, "run", run_dir.resolve(), (weights,), checkpoint=weights.parent)
+        if not (path / CONFIG_NAME).is_file() and (path / "checkpoints").is_dir():
+            raise InputNotFoundError(f"not a domainclip run dir: {path / RUN_MODEL_INFO} missing")
+    folder = resolve_folder(spec, cache_dir=cache_dir, bare_paths=True)
+    if folder is not None:
+        weights = _folder_weights(folder.path)
+        if folder.spec.startswith(HF_HUB_PREFIX):
+            hub_id, revision = parse_hf_hub_id(folder.spec)
+            return ModelSource(text, "hf-hub", folder.path, weights, hub_id=hub_id, revision=revision)
+        return ModelSource(text, "folder", folder.path, weights)
+    if path.exists() or os.sep in text or text.startswith((".", "~")):
+        kind = "file" if path.exists() else "path that does not exist"
+        raise InputNotFoundError(
+            f"model {text!r} is a {kind}: expected a run folder, a hub folder, hf-hub:org/name or a registry name"
+        )
+    return ModelSource(text, "registry")
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The torch device ``device`` names, refused when this machine does not have it.
+
+    Raises:
+        InputError: ``device`` is not a device name, or names a GPU this machine lacks.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise InputError(f"device {str(device)!r} is not a torch device (cpu, cuda, cuda:N, mps): {e}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {str(device)!r}: no CUDA GPU is available on this machine; use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {str(device)!r}: Apple MPS is not available on this machine; use cpu")
+    return dev
+
+
 def load_model(
     spec: str | Path,
     *,
@@ -635,20 +856,36 @@ def load_model(
 ) -> tuple[nn.Module, Any, Any]:
     """Load a model for inference: ``(model in eval mode, preprocess_val, tokenizer)``.
 
+    This is how ``domainclip eval --model`` loads its model; see :func:`locate_model` for what
+    ``spec`` may be. A registry name gives random weights, drawn with :data:`RANDOM_WEIGHTS_SEED`
+    (the global random state is left as it was), so two loads give the same model.
+
     Args:
-        spec: a folder path, ``local-dir:PATH``, ``hf-hub:org/name[@revision]`` (the snapshot is
-            resolved through the HF cache, offline included) or a registry name (random weights).
+        spec: a training run folder or one of its checkpoint folders, a hub folder path,
+            ``local-dir:PATH``, ``hf-hub:org/name[@revision]`` or a registry name.
         device: where to put the model.
         precision: see :data:`domainclip.core.models.registry.PRECISIONS`.
         cache_dir: Hugging Face cache folder.
 
+    Returns:
+        The model, its validation transform and its tokenizer. ``model.domainclip_source`` holds
+        :meth:`ModelSource.record`: the spec as given, what it resolved to and the sha256 of every
+        weight file read.
+
     """
-    text = str(spec)
-    if isinstance(spec, Path) or (not text.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and Path(text).is_dir()):
-        text = f"{LOCAL_DIR_PREFIX}{Path(text).expanduser().resolve()}"
+    check_device(device)
+    source = locate_model(spec, cache_dir=cache_dir)
     cache = str(cache_dir) if cache_dir is not None else None
-    model = create_model(text, device=device, precision=precision, cache_dir=cache)
+    if source.kind == "run":
+        model = load_run(source.path, checkpoint=source.checkpoint, device=device, precision=precision)
+    elif source.random_weights:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            model = create_model(source.load_spec(), device=device, precision=precision, cache_dir=cache)
+    else:
+        model = create_model(source.load_spec(), device=device, precision=precision, cache_dir=cache)
     model.eval()
+    model.domainclip_source = source.record()
     return model, get_image_transform(model, is_train=False), get_tokenizer(model, cache_dir=cache)
 
 
@@ -659,7 +896,9 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     root = Path(run_dir) / "checkpoints"
     found = [ckpt for ckpt in list_checkpoints(root) if (ckpt / CHECKPOINT_WEIGHTS).is_file()]
     if not found:
-        raise FileNotFoundError(f"no checkpoint in {root}: expected step_<8-digit step>/{CHECKPOINT_WEIGHTS}")
+        raise InputNotFoundError(
+            f"no checkpoint in {root}: expected step_<8-digit step>/{CHECKPOINT_WEIGHTS} (has the run saved one yet?)"
+        )
     return found[-1]
 
 
@@ -675,13 +914,13 @@ def _resolve_run(run_dir: str | Path, checkpoint: str | Path | None) -> tuple[Pa
     if checkpoint is None and (run_dir / CHECKPOINT_WEIGHTS).is_file() and not (run_dir / RUN_MODEL_INFO).is_file():
         checkpoint, run_dir = run_dir, run_dir.parent.parent  # given RUN_DIR/checkpoints/step_X
     if not (run_dir / RUN_MODEL_INFO).is_file():
-        raise FileNotFoundError(f"not a domainclip run dir: {run_dir / RUN_MODEL_INFO} missing")
+        raise InputNotFoundError(f"not a domainclip run dir: {run_dir / RUN_MODEL_INFO} missing")
     if checkpoint is None:
         return run_dir, latest_checkpoint(run_dir) / CHECKPOINT_WEIGHTS
     checkpoint = Path(checkpoint)
     weights = checkpoint if checkpoint.is_file() else checkpoint / CHECKPOINT_WEIGHTS
     if not weights.is_file():
-        raise FileNotFoundError(f"no checkpoint weights at {weights}")
+        raise InputNotFoundError(f"no checkpoint weights at {weights}")
     return run_dir, weights
 
 
@@ -701,18 +940,27 @@ def load_run(
         checkpoint: a checkpoint folder (or its ``model.safetensors``) instead of the newest.
         device: where to put the model.
         precision: see :data:`domainclip.core.models.registry.PRECISIONS`.
+
+    Raises:
+        InputNotFoundError: not a run folder, or no checkpoint.
+        ModelFileError: ``model_info.json`` or the weights are damaged or do not fit each other.
     """
     run_dir, weights = _resolve_run(run_dir, checkpoint)
     info_path = run_dir / RUN_MODEL_INFO
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{info_path} is not valid JSON: {e}") from e
-    model = build_model_from_info(info, device=device, precision=precision)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{info_path} is not valid JSON: {e}") from e
+    if not isinstance(info, dict):
+        raise ModelFileError(f"{info_path} must hold a JSON object, got {type(info).__name__}")
     try:
-        model.load_state_dict(load_file(str(weights)), strict=True)
+        model = build_model_from_info(info, device=device, precision=precision)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFileError(f"{info_path} does not describe a model: {e}") from e
+    try:
+        model.load_state_dict(_read_safetensors(weights), strict=True)
     except RuntimeError as e:
-        raise RuntimeError(f"{weights} does not match the architecture in {info_path}: {e}") from e
+        raise ModelFileError(f"{weights} does not match the architecture in {info_path}: {e}") from e
     return model.eval()
 
 
@@ -721,14 +969,14 @@ def _read_run_eval_results(path: Path) -> dict[str, dict[str, Any]] | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is not valid JSON: {e}") from e
     if isinstance(data, dict) and isinstance(data.get("results"), dict):
         data = data["results"]  # the eval report layout: {run info..., "results": {task: metrics}}
     try:
         return _check_eval_results(data)
     except TypeError as e:
-        raise ValueError(f"{path}: {e}") from e
+        raise InputError(f"{path}: {e}") from e
 
 
 def export_run(
@@ -751,16 +999,26 @@ def export_run(
         out_dir: destination hub folder.
         checkpoint: a checkpoint folder (or its ``model.safetensors``) to export instead of the newest.
         model_card: model card fields (see :func:`render_model_card`).
-        overwrite: replace an existing non-empty ``out_dir``.
+        overwrite: replace an existing non-empty ``out_dir`` that is a model folder.
+
+    Raises:
+        InputNotFoundError: not a run folder, or no checkpoint.
+        ModelFileError: the run's ``model_info.json`` or weights are damaged.
+        InputError: its recipe or eval results are damaged.
+        OutputExistsError: ``out_dir`` is not empty and may not be replaced.
 
     """
     model = load_run(run_dir, checkpoint=checkpoint)
     run_dir = _resolve_run(run_dir, checkpoint)[0]
     recipe = None
-    if (run_dir / RUN_RECIPE).is_file():
-        recipe = yaml.safe_load((run_dir / RUN_RECIPE).read_text(encoding="utf-8"))
+    recipe_path = run_dir / RUN_RECIPE
+    if recipe_path.is_file():
+        try:
+            recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise InputError(f"{recipe_path} is not valid YAML: {' '.join(str(e).split())}") from e
         if recipe is not None and not isinstance(recipe, dict):
-            raise ValueError(f"{run_dir / RUN_RECIPE} must hold a mapping")
+            raise InputError(f"{recipe_path} must hold a mapping")
     eval_results = _read_run_eval_results(run_dir / RUN_EVAL_RESULTS)
     return save_model_folder(
         model, out_dir, recipe=recipe, eval_results=eval_results, model_card=model_card, overwrite=overwrite
@@ -774,17 +1032,7 @@ def load_any_model(
     precision: str = "fp32",
     cache_dir: str | Path | None = None,
 ) -> tuple[nn.Module, Any, Any]:
-    """Load ``(model, preprocess_val, tokenizer)`` from a run folder or anything :func:`load_model` takes.
-
-    Used by ``domainclip eval``: a training run folder (or one of its checkpoint folders) loads its
-    newest (or that) checkpoint; hub folders, ``local-dir:``, ``hf-hub:`` ids and registry names go
-    through :func:`load_model`.
-    """
-    path = Path(str(spec)).expanduser()
-    if not str(spec).startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and path.is_dir() and _is_run_dir(path):
-        model = load_run(path, device=device, precision=precision)
-        cache = str(cache_dir) if cache_dir is not None else None
-        return model, get_image_transform(model, is_train=False), get_tokenizer(model, cache_dir=cache)
+    """The same as :func:`load_model` (which takes run folders too); kept for existing callers."""
     return load_model(spec, device=device, precision=precision, cache_dir=cache_dir)
 
 
@@ -899,7 +1147,16 @@ def export_hf_clip(model: nn.Module, out_dir: str | Path, *, overwrite: bool = F
     open_clip's BPE tokenizer (e.g. ``ViT-B-32``, ``dc-test-vit``, ``dc-tiny-vit``); timm / Hugging
     Face towers, SigLIP, CoCa and custom attention blocks are refused with the reasons listed.
     Writes ``config.json``, ``model.safetensors``, the tokenizer and ``preprocessor_config.json``,
-    so ``transformers.CLIPModel.from_pretrained(out_dir)`` gives the same embeddings.
+    so ``transformers.CLIPModel.from_pretrained(out_dir)`` gives the same embeddings. The folder
+    and its files get the ordinary modes under the user's umask.
+
+    Args:
+        model: a model from :func:`domainclip.core.models.create_model` with an open_clip ViT CLIP.
+        out_dir: destination folder.
+        overwrite: replace an existing non-empty ``out_dir`` that holds a ``config.json``.
+
+    Returns:
+        ``out_dir``.
     """
     transformers = require("transformers", "transformers", "export to transformers' CLIPModel")
     info = _model_info(model)
@@ -974,10 +1231,7 @@ def export_hf_clip(model: nn.Module, out_dir: str | Path, *, overwrite: bool = F
         raise RuntimeError(f"CLIPModel weight mapping mismatch: missing {missing}, unexpected {unexpected}")
 
     out_dir = Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    tmp = _start_output(out_dir, overwrite=overwrite, marker="config.json")
     try:
         hf_model.save_pretrained(str(tmp), safe_serialization=True)
         _save_hf_clip_tokenizer(tmp, context_length)

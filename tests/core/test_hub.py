@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import open_clip
@@ -416,3 +418,128 @@ def test_export_hf_clip_refuses_other_towers(tmp_path):
         export_hf_clip(create_model("dc-tiny-timm"), tmp_path / "x")
     with pytest.raises(ValueError, match="init_logit_bias"):
         export_hf_clip(create_model("dc-test-vit", init_logit_bias=-10.0), tmp_path / "y")
+
+
+# ------------------------------------------------------------ loading runs, provenance, errors
+
+
+def test_public_load_model_reads_run_and_checkpoint_folders(tmp_path):
+    import hashlib
+
+    import domainclip
+
+    early, late = _seeded("dc-test-vit", seed=50), _seeded("dc-test-vit", seed=51)
+    run = _fake_run(tmp_path / "run", early, {1: early.state_dict(), 2: late.state_dict()})
+    model, preprocess, tokenizer = domainclip.load_model(run)
+    assert not model.training
+    _assert_same(_embeddings(model, tokenizer), _embeddings(late))
+    newest = run / "checkpoints" / "step_00000002" / "model.safetensors"
+    assert model.domainclip_source == {
+        "spec": str(run),
+        "kind": "run",
+        "path": str(run.resolve()),
+        "checkpoint": "checkpoints/step_00000002",
+        "random_weights": False,
+        "weights_sha256": {
+            "checkpoints/step_00000002/model.safetensors": hashlib.sha256(newest.read_bytes()).hexdigest()
+        },
+    }
+    step_one, _, _ = domainclip.load_model(str(run / "checkpoints" / "step_00000001"))
+    _assert_same(_embeddings(step_one), _embeddings(early))
+    assert step_one.domainclip_source["checkpoint"] == "checkpoints/step_00000001"
+
+
+def test_load_model_records_folder_and_hub_sources(hf_cache, tmp_path):
+    import hashlib
+
+    cache, _, model_b = hf_cache
+    folder = save_model_folder(model_b, tmp_path / "folder")
+    digest = hashlib.sha256((folder / "open_clip_model.safetensors").read_bytes()).hexdigest()
+    source = load_model(str(folder))[0].domainclip_source
+    assert source == {"spec": str(folder), "kind": "folder", "path": str(folder), "random_weights": False,
+                      "weights_sha256": {"open_clip_model.safetensors": digest}}
+    source = load_model("hf-hub:org/tiny")[0].domainclip_source
+    snapshot = cache / "models--org--tiny" / "snapshots" / REV_B
+    assert source == {"spec": "hf-hub:org/tiny", "kind": "hf-hub", "hub_id": "org/tiny", "revision": REV_B,
+                      "path": str(snapshot), "random_weights": False,
+                      "weights_sha256": {"open_clip_model.safetensors": digest}}
+
+
+def test_registry_name_loads_seeded_random_weights_and_says_so():
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first, second = load_model("dc-test-vit")[0], load_model("dc-test-vit")[0]
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is untouched
+    _assert_same(_embeddings(first), _embeddings(second))
+    assert first.domainclip_source == {"spec": "dc-test-vit", "kind": "registry", "random_weights": True,
+                                       "seed": hub.RANDOM_WEIGHTS_SEED, "weights_sha256": {}}
+
+
+def test_damaged_runs_are_user_errors(tmp_path):
+    from domainclip.core.errors import InputError, InputNotFoundError
+
+    model = _seeded("dc-test-vit")
+    run = _fake_run(tmp_path / "run", model, {1: model.state_dict()})
+    (run / "model_info.json").write_text('{"name": "dc-test-vit", ')
+    with pytest.raises(hub.ModelFileError, match="model_info.json is not valid JSON"):
+        load_model(run)
+    run = _fake_run(tmp_path / "run2", model, {1: model.state_dict()})
+    (run / "checkpoints" / "step_00000001" / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(InputError, match="model.safetensors is not a readable safetensors file"):
+        export_run(run, tmp_path / "out")
+    empty = _fake_run(tmp_path / "run3", model, {})
+    with pytest.raises(InputNotFoundError, match="no checkpoint in"):
+        load_model(empty)
+    with pytest.raises(InputNotFoundError, match="path that does not exist"):
+        load_model(str(tmp_path / "typo"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_device_refuses_devices_this_machine_lacks():
+    from domainclip.core.errors import InputError
+
+    assert hub.check_device("cpu") == torch.device("cpu")
+    with pytest.raises(InputError, match="not a torch device"):
+        hub.check_device("gpu0")
+    missing = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+    with pytest.raises(InputError, match="CUDA GPU"):
+        load_model("dc-test-vit", device=missing)
+
+
+def test_overwrite_replaces_only_a_model_folder(tmp_path):
+    from domainclip.core.errors import OutputError, OutputExistsError
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("keep me")
+    with pytest.raises(OutputExistsError, match="not a model folder"):
+        save_model_folder(_seeded("dc-test-vit"), notes, overwrite=True)
+    assert (notes / "mine.txt").read_text() == "keep me"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="cannot write output folder"):
+        save_model_folder(_seeded("dc-test-vit"), tmp_path / "file" / "hub")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "notes"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_exported_folders_follow_the_umask(tmp_path, umask):
+    transformers = pytest.importorskip("transformers")
+    from domainclip.core import io
+
+    old = os.umask(umask)
+    io._umask.cache_clear()
+    try:
+        model = _seeded("dc-test-vit")
+        folders = [save_model_folder(model, tmp_path / "hub"), export_hf_clip(model, tmp_path / "hf")]
+        folders.append(save_model_folder(model, tmp_path / "hub", overwrite=True))
+    finally:
+        os.umask(old)
+        io._umask.cache_clear()
+    for folder in folders:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
+        entries = list(folder.rglob("*"))
+        assert any(p.suffix == ".safetensors" for p in entries)
+        for path in entries:
+            expected = (0o777 if path.is_dir() else 0o666) & ~umask
+            assert stat.S_IMODE(path.stat().st_mode) == expected, path
+    assert transformers.CLIPModel.from_pretrained(str(tmp_path / "hf")) is not None
