@@ -122,24 +122,57 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate a model (folder, hub id, run folder or registry name) on a suite."""
-    from domainclip.core.eval.report import format_markdown_table
-    from domainclip.core.eval.suites import run_suite
-    from domainclip.core.hub import load_any_model
+    """Evaluate a model (run folder, hub folder, hub id or registry name) on a suite.
 
+    The plots and the suite's ``results.json`` go to a folder (``--out`` itself, or ``<stem>_files``
+    beside a ``.json`` ``--out``) that the command owns while it runs (:class:`OutputFolder`: locked,
+    a non-empty folder refused unless ``--overwrite``, and everything it created removed when it
+    fails), so a ``.json`` ``--out`` is written only when the suite finished. Both results files
+    record the model spec, what it resolved to and the sha256 of its weights; a registry name
+    (random weights, seeded) gets a one-line warning.
+    """
+    from domainclip import __version__
+    from domainclip.core.errors import InputError, OutputExistsError
+    from domainclip.core.eval.report import format_markdown_table, write_results
+    from domainclip.core.eval.suites import get_suite, run_suite
+    from domainclip.core.hub import check_device, load_model
+    from domainclip.core.outputs import OutputFolder
+
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    check_device(args.device)
+    get_suite(args.suite)
     out = Path(args.out)
-    out_dir = out if out.suffix != ".json" else out.with_name(out.stem + "_files")
-    model, preprocess, tokenizer = load_any_model(args.model, device=args.device)
-    results = run_suite(
-        model, tokenizer, preprocess, args.suite, data=Path(args.data) if args.data else None,
-        out_dir=out_dir, device=args.device, batch_size=args.batch_size,
-    )
-    if out.suffix == ".json":
-        from domainclip.core.eval.report import write_results
-
-        write_results(results, out, extra={"model": args.model, "suite": args.suite})
+    as_json = out.suffix == ".json"
+    out_dir = out.with_name(out.stem + "_files") if as_json else out
+    data = Path(args.data) if args.data else None
+    settings = {"model": args.model, "suite": args.suite, "data": data, "device": args.device,
+                "batch_size": args.batch_size}
+    with OutputFolder(out_dir, kind="eval", command="eval", args=settings, overwrite=args.overwrite):
+        if as_json and (out.exists() or out.is_symlink()) and not args.overwrite:
+            raise OutputExistsError(f"results file {out} already exists; pass --overwrite to replace it, or choose "
+                                    "another --out")
+        model, preprocess, tokenizer = load_model(args.model, device=args.device)
+        source = model.domainclip_source
+        if source["random_weights"]:
+            print(f"domainclip eval: warning: {args.model!r} is an architecture name, not trained weights: "
+                  f"evaluating random weights (seed {source['seed']})", file=sys.stderr)
+        results = run_suite(
+            model, tokenizer, preprocess, args.suite, data=data, out_dir=out_dir, device=args.device,
+            batch_size=args.batch_size,
+        )
+        extra = {"model": source, "suite": args.suite, "data": data, "device": args.device,
+                 "batch_size": args.batch_size, "domainclip_version": __version__}
+        write_results(results, out_dir / "results.json", extra=extra)  # with the model's source record
+        if as_json:
+            try:
+                write_results(results, out, extra=extra)
+            except BaseException:
+                out.with_suffix(".md").unlink(missing_ok=True)
+                out.unlink(missing_ok=True)
+                raise
     print(format_markdown_table(results))
-    print(f"results: {out if out.suffix == '.json' else out_dir / 'results.json'}  plots: {out_dir}")
+    print(f"results: {out if as_json else out_dir / 'results.json'}  plots: {out_dir}")
     return 0
 
 
@@ -147,7 +180,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export a run's newest checkpoint to an open_clip-loadable hub folder."""
     from domainclip.core.hub import export_run
 
-    folder = export_run(Path(args.run_dir), Path(args.out))
+    folder = export_run(Path(args.run_dir), Path(args.out), overwrite=args.overwrite)
     print(f"exported {args.run_dir} -> {folder}")
     print(f"load it with open_clip.create_model_and_transforms('local-dir:{folder}')")
     return 0
@@ -203,11 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results.json path (plots beside it) or a folder")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier eval in --out")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="export a run to an open_clip hub folder")
     p.add_argument("run_dir", help="a run folder written by `domainclip train`")
     p.add_argument("--out", required=True, help="hub folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export (a model folder) in --out")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="offline end-to-end demo on CPU")

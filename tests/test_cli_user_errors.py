@@ -150,6 +150,90 @@ def _(tmp_path, ctx):
 
 
 # =============================================================================== core: eval, export, hub
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder nothing can be created in: mode 0o500; as root, where mode bits do not stop writes, a
+    path whose parent is a regular file (what a read-only folder is to a non-root user)."""
+    import os
+
+    if os.geteuid() == 0:
+        (tmp_path / "a-file").write_text("not a folder")
+        return tmp_path / "a-file"
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o500)
+    return folder
+
+
+@case("eval-device-without-gpu")
+def _(tmp_path, ctx):
+    import torch
+
+    device = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+    return ["eval", "--model", "dc-test-vit", "--suite", "core/synthetic", "--out", str(tmp_path / "r.json"),
+            "--device", device], [f"device '{device}'", "CUDA GPU"]
+
+
+@case("eval-out-not-writable")
+def _(tmp_path, ctx):
+    out = _unwritable_folder(tmp_path) / "r.json"
+    return ["eval", "--model", "dc-test-vit", "--suite", "core/synthetic", "--out", str(out)], [
+        "cannot create output folder", str(out.with_name("r_files"))]
+
+
+@case("export-out-not-writable")
+def _(tmp_path, ctx):
+    out = _unwritable_folder(tmp_path) / "hub"
+    return ["export", str(ctx.run), "--out", str(out)], ["cannot write output folder", str(out)]
+
+
+@case("export-corrupt-model-info")
+def _(tmp_path, ctx):
+    run = ctx.copy_run(tmp_path)
+    (run / "model_info.json").write_text('{"name": "dc-test-vit", "model_cfg": ')
+    return ["export", str(run), "--out", str(tmp_path / "hub")], [
+        str(run / "model_info.json"), "is not valid JSON"]
+
+
+def _corrupt_newest_weights(run: Path) -> Path:
+    weights = sorted(run.glob("checkpoints/step_*/model.safetensors"))[-1]
+    weights.write_bytes(b"\x00" * 100)
+    return weights
+
+
+@case("export-corrupt-weights")
+def _(tmp_path, ctx):
+    weights = _corrupt_newest_weights(ctx.copy_run(tmp_path))
+    return ["export", str(tmp_path / "run"), "--out", str(tmp_path / "hub")], [
+        str(weights), "is not a readable safetensors file"]
+
+
+@case("eval-corrupt-weights")
+def _(tmp_path, ctx):
+    weights = _corrupt_newest_weights(ctx.copy_run(tmp_path))
+    return ["eval", "--model", str(tmp_path / "run"), "--suite", "core/synthetic", "--out",
+            str(tmp_path / "r.json")], [str(weights), "is not a readable safetensors file"]
+
+
+@case("eval-batch-size-zero")
+def _(tmp_path, ctx):
+    return ["eval", "--model", "dc-test-vit", "--suite", "core/synthetic", "--out", str(tmp_path / "r.json"),
+            "--batch-size", "0"], ["--batch-size must be a positive integer, got 0"]
+
+
+@case("eval-run-without-checkpoint")
+def _(tmp_path, ctx):
+    run = ctx.copy_run(tmp_path)
+    shutil.rmtree(run / "checkpoints")
+    (run / "checkpoints").mkdir()
+    return ["eval", "--model", str(run), "--suite", "core/synthetic", "--out", str(tmp_path / "r.json")], [
+        "no checkpoint in", str(run / "checkpoints")]
+
+
+@case("export-run-without-checkpoint")
+def _(tmp_path, ctx):
+    run = ctx.copy_run(tmp_path)
+    shutil.rmtree(run / "checkpoints")
+    return ["export", str(run), "--out", str(tmp_path / "hub")], ["no checkpoint in", str(run / "checkpoints")]
+
 
 
 # =============================================================================== math

@@ -116,7 +116,8 @@ def write_results(
         results: task name -> metrics (non-scalar metrics are kept in the JSON, not the table).
         out_json: the JSON path; the table goes to the same path with suffix ``.md``.
         extra: run information stored at the top level of the JSON (model, suite, device, data...)
-            and listed above the table.
+            and listed above the table; a mapping (the model's source record of
+            :meth:`~domainclip.core.hub.ModelSource.record`) is listed one field per line.
 
     Returns:
         ``out_json``.
@@ -130,12 +131,20 @@ def write_results(
     atomic_write_text(out_json, json.dumps(payload, indent=2, allow_nan=False) + "\n")
     lines = ["# Evaluation results", ""]
     for key, value in extra.items():
-        if isinstance(value, str | Path) or _is_scalar(value) or isinstance(value, bool):
-            lines.append(f"- **{key}**: {value}")
+        lines.extend(_extra_lines(key, value))
     if len(lines) > 2:
         lines.append("")
     atomic_write_text(out_json.with_suffix(".md"), "\n".join(lines) + "\n" + format_markdown_table(results))
     return out_json
+
+
+def _extra_lines(key: str, value: Any) -> list[str]:
+    """Markdown list lines for one ``extra`` entry of :func:`write_results` (mappings one field per line)."""
+    if isinstance(value, Mapping):
+        return [line for k, v in value.items() for line in _extra_lines(f"{key}.{k}", v)]
+    if isinstance(value, str | Path | bool) or _is_scalar(value):
+        return [f"- **{key}**: {value}"]
+    return []
 
 
 def _save_figure(fig: Figure, path: Path, dpi: int = 100) -> Path:
