@@ -147,6 +147,36 @@ def _(tmp_path, ctx):
 
 
 # =============================================================================== core: outputs, runs, data
+@case("data-all-shards-corrupt")
+def _(tmp_path, ctx):
+    (tmp_path / "bad").mkdir()
+    for i in range(2):
+        (tmp_path / "bad" / f"shard-{i:06d}.tar").write_bytes(b"this is not a tar file" * 100)
+    recipe = ctx.recipe(tmp_path / "r.yaml", data={"train": [{"urls": str(tmp_path / "bad"), "name": "broken"}]})
+    return ["train", str(recipe), "--out", str(tmp_path / "o")], [
+        "source 'broken' gave no samples", "bad_shard: 2", "not a tar header"]
+
+
+@case("data-pipe-url-without-allow-pipe")
+def _(tmp_path, ctx):
+    url = f"pipe:touch {tmp_path / 'ran'}; cat {sorted((ctx.shapes / 'train').glob('*.tar'))[0]}"
+    recipe = ctx.recipe(tmp_path / "r.yaml", data={"train": [{"urls": url}]})
+    return ["train", str(recipe), "--out", str(tmp_path / "o")], [repr(url), "set data.allow_pipe: true"]
+
+
+@case("data-file-named-like-a-pipe-url")
+def _(tmp_path, ctx):  # the working folder is tmp_path: a shell would create ./pwned
+    (tmp_path / "pipe:touch pwned #.tar").write_bytes(b"this is not a tar file" * 100)
+    recipe = ctx.recipe(tmp_path / "r.yaml", data={"root": "", "train": [{"urls": "*.tar"}]})
+    return ["train", str(recipe), "--out", str(tmp_path / "o")], [
+        "bad_shard: 1 (e.g. pipe:touch pwned #.tar: ", "not a tar header"]
+
+
+@case("data-images-over-max-image-pixels")
+def _(tmp_path, ctx):
+    recipe = ctx.recipe(tmp_path / "r.yaml", data={"max_image_pixels": 100})
+    return ["train", str(recipe), "--out", str(tmp_path / "o")], [
+        "too many corrupt samples", "bad_image: 100", "32x32 = 1024 pixels, more than max_image_pixels=100"]
 
 
 # =============================================================================== core: eval, export, hub
