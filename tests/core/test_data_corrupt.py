@@ -18,8 +18,9 @@ from PIL import Image
 
 from domainclip.core.data.corrupt import CorruptSampleError, CorruptTally, TooManyCorruptSamplesError
 from domainclip.core.data.decode import SampleDecoder
-from domainclip.core.data.reader import Source, StreamingDataset, build_loader, iter_shard
+from domainclip.core.data.reader import ShardUrl, Source, StreamingDataset, build_loader, iter_shard
 from domainclip.core.data.writer import ShardWriter
+from domainclip.core.errors import InputError
 
 N_SAMPLES = 60
 TRUNCATED_SHARD = 4  # samples 40..49; cut inside the header of sample 46
@@ -131,6 +132,47 @@ def test_all_corrupt_stream_raises_instead_of_hanging(tmp_path):
         next(iter(loader))
 
 
+def _garbage_shards(folder, n: int = 2) -> None:
+    for i in range(n):
+        (folder / f"shard-{i:06d}.tar").write_bytes(b"this is not a tar file" * 100)
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_source_of_only_damaged_shards_names_the_source_and_counts(tmp_path, num_workers):
+    _garbage_shards(tmp_path)
+    loader = build_loader(Source(str(tmp_path), name="broken"), SampleDecoder(), batch_size=2, num_workers=num_workers)
+    with pytest.raises(TooManyCorruptSamplesError) as info:
+        next(iter(loader))
+    assert info.value.counts == {"bad_shard": 2}
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2, lines  # from a worker too: no "Caught ... Original Traceback" wrapping
+    assert lines[0] == (
+        "source 'broken' gave no samples in a full pass over its 2 shard(s): its shards are damaged or unreadable "
+        "(2 corrupt). Counts by reason, with an example shard:"
+    )
+    assert lines[1].startswith(f"  bad_shard: 2 (e.g. {tmp_path}/shard-00000") and "not a tar header" in lines[1]
+
+
+def test_resampled_source_of_only_damaged_shards_names_the_source_and_counts(tmp_path):
+    _garbage_shards(tmp_path)
+    loader = build_loader(Source(str(tmp_path), resampled=True, name="broken"), SampleDecoder(), batch_size=2)
+    with pytest.raises(TooManyCorruptSamplesError, match=r"^source 'broken' gave no samples in 100 shard draws in a "
+                       r"row from its 2 shard\(s\)") as info:
+        next(iter(loader))
+    assert info.value.counts == {"bad_shard": 100}
+
+
+def test_source_of_empty_shards_is_an_input_error(tmp_path):
+    with tarfile.open(tmp_path / "shard-000000.tar", "w"):
+        pass
+    loader = build_loader(Source(str(tmp_path), name="empty"), SampleDecoder(), batch_size=2)
+    with pytest.raises(InputError) as info:
+        next(iter(loader))
+    assert str(info.value) == (
+        "source 'empty' gave no samples in a full pass over its 1 shard(s): its shards hold no samples"
+    )
+
+
 def test_custom_decode_reason_and_bug_propagation(tmp_path):
     with ShardWriter(tmp_path, image_format="png") as w:
         for i in range(6):
@@ -187,7 +229,7 @@ def test_truncated_inside_data_is_bad_shard(tmp_path, member_name, kept):
 def test_unreadable_shards_are_bad_shard(tmp_path):
     garbage = tmp_path / "garbage.tar"
     garbage.write_bytes(b"this is not a tar file" * 100)
-    for url in (str(garbage), "pipe:cat /nonexistent/shard.tar", str(tmp_path / "missing.tar")):
+    for url in (str(garbage), ShardUrl("pipe:cat /nonexistent/shard.tar"), str(tmp_path / "missing.tar")):
         keys, tally = _read(url)
         assert keys == [] and tally.counts == {"bad_shard": 1}, url
 

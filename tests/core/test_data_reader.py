@@ -15,8 +15,9 @@ from PIL import Image
 
 from domainclip.core.data.corrupt import CorruptSampleError, CorruptTally
 from domainclip.core.data.decode import SampleDecoder, collate_samples
-from domainclip.core.data.reader import Source, StreamingDataset, build_loader, expand_urls
+from domainclip.core.data.reader import ShardUrl, Source, StreamingDataset, build_loader, expand_urls, open_url
 from domainclip.core.data.writer import ShardWriter
+from domainclip.core.errors import InputError
 from domainclip.core.plugins import UnknownNameError
 
 
@@ -48,11 +49,11 @@ def test_expand_urls_braces_globs_folders(tmp_path):
     assert expand_urls(str(tmp_path / "shard-{000000..000002}.tar")) == names
     assert expand_urls(str(tmp_path / "shard-*.tar")) == names
     assert expand_urls(tmp_path) == names
-    assert expand_urls(["pipe:cat x.tar", "hf://datasets/org/name/a-{0..1}.tar"]) == [
-        "pipe:cat x.tar",
-        "hf://datasets/org/name/a-0.tar",
-        "hf://datasets/org/name/a-1.tar",
-    ]
+    assert expand_urls(f"file://{tmp_path}/shard-*.tar") == names
+    assert all(type(url) is str for url in expand_urls(tmp_path))  # local files, opened as files
+    urls = expand_urls(["pipe:cat x.tar", "hf://datasets/org/name/a-{0..1}.tar"], allow_pipe=True)
+    assert urls == ["pipe:cat x.tar", "hf://datasets/org/name/a-0.tar", "hf://datasets/org/name/a-1.tar"]
+    assert all(type(url) is ShardUrl for url in urls)  # written by the user: opened by scheme
     with pytest.raises(FileNotFoundError, match="shard-000003.tar"):
         expand_urls(str(tmp_path / "shard-{000000..000003}.tar"))
     with pytest.raises(FileNotFoundError, match="matches no files"):
@@ -72,12 +73,25 @@ def test_reads_back_what_was_written_with_braces(tmp_path):
     assert loader.samples_seen == 12 and loader.corrupt_counts() == {}
 
 
-def test_pipe_url_and_security_flag(tmp_path, monkeypatch):
+def test_pipe_url_runs_only_with_allow_pipe(tmp_path):
+    keys = _write(tmp_path, 1, 5)
+    url = f"pipe:cat {tmp_path / 'shard-000000.tar'}"
+    loader = _loader(Source(url), epochs=1, shuffle_buffer=0, allow_pipe=True)
+    assert _keys(loader) == keys
+    with pytest.raises(InputError, match=r"data\.allow_pipe: true") as info:
+        _loader(Source(url), epochs=1)
+    assert url in str(info.value)
+
+
+def test_security_flag_is_honoured_for_pipes_and_local_files_still_read(tmp_path, monkeypatch):
     keys = _write(tmp_path, 1, 5)
     monkeypatch.setattr(webdataset.utils, "enforce_security", True, raising=False)
-    loader = _loader(Source(f"pipe:cat {tmp_path / 'shard-000000.tar'}"), epochs=1, shuffle_buffer=0)
-    assert _keys(loader) == keys
-    assert webdataset.utils.enforce_security is True  # lifted only for the call
+    with pytest.raises(InputError, match="WDS_SECURE=1 forbids"):
+        _loader(Source(f"pipe:cat {tmp_path / 'shard-000000.tar'}"), allow_pipe=True)
+    with pytest.raises(ValueError, match="cannot open pipe URLs"):  # gopen refuses it too: never lifted
+        open_url(ShardUrl(f"pipe:cat {tmp_path / 'shard-000000.tar'}"))
+    assert webdataset.utils.enforce_security is True
+    assert _keys(_loader(Source(str(tmp_path)), epochs=1, shuffle_buffer=0)) == keys  # plain open()
 
 
 def test_hf_url_goes_through_webdataset_gopen(tmp_path, monkeypatch):

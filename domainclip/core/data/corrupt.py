@@ -28,7 +28,8 @@ __all__ = [
     "missing_key",
 ]
 
-#: An image that cannot be decoded (truncated, not an image, wrong array layout).
+#: An image that cannot be decoded (truncated, not an image, wrong array layout), or one whose header
+#: declares more pixels than the decoder's ``max_image_pixels`` (refused before decoding).
 BAD_IMAGE = "bad_image"
 #: A ``.json`` / ``.text.json`` / ``.label.json`` member that is not valid JSON of the expected type.
 BAD_JSON = "bad_json"
@@ -80,6 +81,9 @@ class TooManyCorruptSamplesError(DomainClipError, RuntimeError):
     def __init__(self, message: str, counts: Mapping[str, int] | None = None):
         super().__init__(message)
         self.counts = dict(counts or {})
+
+    def __reduce__(self) -> tuple[type, tuple[str, dict[str, int]]]:  # keep the counts across processes
+        return (type(self), (str(self), self.counts))
 
 
 @dataclass

@@ -34,6 +34,7 @@ from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
     "EPOCH",
+    "MAX_IMAGE_PIXELS",
     "SOURCE",
     "TEXT_CHOICES",
     "SampleDecoder",
@@ -45,6 +46,10 @@ __all__ = [
 EPOCH = "__epoch__"
 #: Reserved raw-sample field: name of the :class:`~domainclip.core.data.reader.Source` it comes from.
 SOURCE = "__source__"
+#: Default largest image (width x height) :class:`SampleDecoder` decodes; the recipe's
+#: ``data.max_image_pixels`` has the same default. Well below PIL's own decompression-bomb error
+#: (about 179 Mpx), since a 400 KB PNG of 12000 x 12000 pixels already decodes to over half a GB.
+MAX_IMAGE_PIXELS = 50_000_000
 
 
 def derive_rng(*parts: Any) -> random.Random:
@@ -68,18 +73,35 @@ def _json(data: bytes, what: str) -> Any:
         raise CorruptSampleError(BAD_JSON, f"{what} is not valid JSON: {e}") from None
 
 
-def _decode_image_bytes(data: bytes, suffix: str) -> Image.Image | np.ndarray:
+def _decode_image_bytes(data: bytes, suffix: str, max_pixels: int | None) -> Image.Image | np.ndarray:
+    """Decode one image member to RGB; refuse from its header one of more than ``max_pixels`` pixels.
+
+    ``Image.open`` reads only the header, so the size is checked before any pixel is decoded.
+    ``.npy`` arrays are stored uncompressed and cannot be larger than their bytes.
+    """
     if suffix == "npy":
         try:
             return np.load(io.BytesIO(data), allow_pickle=False)
         except Exception as e:  # numpy raises ValueError/OSError/EOFError for bad .npy
             raise CorruptSampleError(BAD_IMAGE, f".npy image cannot be loaded: {e}") from None
+    unreadable = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        img = Image.open(io.BytesIO(data))
+    except unreadable as e:
+        raise CorruptSampleError(BAD_IMAGE, f".{suffix} cannot be decoded: {e}") from None
+    with img:
+        width, height = img.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise CorruptSampleError(
+                BAD_IMAGE,
+                f".{suffix} is {width}x{height} = {width * height} pixels, more than "
+                f"max_image_pixels={max_pixels}; not decoded",
+            )
+        try:
             img.load()
             return img.convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise CorruptSampleError(BAD_IMAGE, f".{suffix} cannot be decoded: {e}") from None
+        except unreadable as e:
+            raise CorruptSampleError(BAD_IMAGE, f".{suffix} cannot be decoded: {e}") from None
 
 
 def _pil_to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
@@ -133,6 +155,7 @@ class SampleDecoder:
 
     * image (first of ``keys.SHARD_SUFFIXES["image"]`` present): decoded with PIL to RGB and
       passed to ``image_transform``; without a transform it becomes a ``(3, H, W)`` uint8 tensor.
+      An image of more than ``max_image_pixels`` is counted as ``bad_image`` from its header.
       ``.npy`` images are loaded with numpy and given to the transform as arrays (or turned into
       a tensor as they are).
     * text: ``.txt`` (one caption) or ``.text.json`` (a list: one caption chosen per
@@ -151,6 +174,13 @@ class SampleDecoder:
         text_choice: ``"random"`` | ``"first"`` | ``"all"`` (see :data:`TEXT_CHOICES`).
         seed: seed of the caption choice (combined with the sample's URL, key and epoch).
         passthrough: member suffixes to keep as raw bytes.
+        max_image_pixels: largest image (width x height) to decode; a larger one is counted as
+            ``bad_image`` from its header, before decoding (recipe ``data.max_image_pixels``).
+            ``None`` leaves only PIL's own decompression-bomb limit.
+
+    Raises:
+        UnknownNameError: ``text_choice`` or a ``required`` key is not known.
+        ValueError: ``max_image_pixels`` is not a positive integer.
 
     """
 
@@ -162,7 +192,12 @@ class SampleDecoder:
         text_choice: str = "random",
         seed: int = 0,
         passthrough: Sequence[str] = (),
+        max_image_pixels: int | None = MAX_IMAGE_PIXELS,
     ):
+        if max_image_pixels is not None and (
+            isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int) or max_image_pixels < 1
+        ):
+            raise ValueError(f"max_image_pixels must be an integer >= 1 or None; got {max_image_pixels!r}")
         if text_choice not in TEXT_CHOICES:
             raise UnknownNameError("text_choice", text_choice, list(TEXT_CHOICES))
         unknown = [k for k in required if k not in K.SAMPLE_KEYS]
@@ -174,6 +209,7 @@ class SampleDecoder:
         self.text_choice = text_choice
         self.seed = seed
         self.passthrough = tuple(passthrough)
+        self.max_image_pixels = max_image_pixels
 
     def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Decode one raw sample; raises :class:`CorruptSampleError` for unusable ones."""
@@ -194,7 +230,7 @@ class SampleDecoder:
 
         if K.IMAGE in present:
             suffix = present[K.IMAGE]
-            image = _decode_image_bytes(raw[suffix], suffix)
+            image = _decode_image_bytes(raw[suffix], suffix, self.max_image_pixels)
             if self.image_transform is not None:
                 out[K.IMAGE] = self.image_transform(image)
             elif isinstance(image, np.ndarray):

@@ -17,22 +17,27 @@ Decoding runs with the Python/numpy/torch global RNGs seeded per sample from (se
 key, epoch), so random augmentations are reproducible and survive a resume. A damaged shard is
 counted (``bad_shard``) when the reader meets it, which is ahead of the shuffle buffer.
 
-Opening shards uses :func:`webdataset.gopen` (local paths, ``pipe:cmd``, ``hf://``, ``http(s)://``);
-samples are grouped from tar members with :func:`webdataset.tariterators.group_by_keys`. Tar members
-are read with :mod:`tarfile` directly so that a truncated tar is detected (``tarfile`` alone ends a
-truncated stream silently) and counted as ``bad_shard``.
+Shard URLs are of two kinds, told apart by type, never by looking at the string again: a local
+file (a plain ``str``: every path a folder listing or a glob found, and every existing path the
+user named) is opened with :func:`open`; a URL the user wrote with a scheme (a :class:`ShardUrl`:
+``hf://``, ``http(s)://``, ``pipe:cmd``) goes through :func:`webdataset.gopen`. A file named
+``pipe:rm -rf ~.tar`` is therefore read as a file, and ``pipe:`` URLs are refused unless the loader
+is built with ``allow_pipe=True``; webdataset's ``WDS_SECURE=1`` is honoured, never lifted.
+Samples are grouped from tar members with :func:`webdataset.tariterators.group_by_keys`. Tar
+members are read by this module's own parser so that a truncated tar is detected (``tarfile``
+alone ends a truncated stream silently) and counted as ``bad_shard``.
 """
 
 from __future__ import annotations
 
 import bz2
-import contextlib
 import glob
 import gzip
 import itertools
 import lzma
 import math
 import os
+import pickle
 import random
 import re
 import struct
@@ -53,12 +58,14 @@ from webdataset.gopen import gopen, gopen_schemes
 from webdataset.tariterators import group_by_keys
 
 from domainclip.core.data import keys as K
-from domainclip.core.data.corrupt import BAD_SHARD, CorruptSampleError, CorruptTally
+from domainclip.core.data.corrupt import BAD_SHARD, CorruptSampleError, CorruptTally, TooManyCorruptSamplesError
 from domainclip.core.data.decode import EPOCH, SOURCE, collate_samples, derive_rng
+from domainclip.core.errors import DomainClipError, InputError, InputNotFoundError
 
 __all__ = [
     "POSITION",
     "CORRUPT",
+    "ShardUrl",
     "Source",
     "StreamingDataset",
     "StreamingLoader",
@@ -74,6 +81,8 @@ POSITION = "__position__"
 CORRUPT = "__corrupt__"
 #: Reserved batch key on the end-of-stream marker of a finite stream (carries no samples).
 _FINAL = "__final__"
+#: Reserved batch key: a user error raised in a DataLoader worker, re-raised as it is by the loader.
+_ERROR = "__error__"
 #: how ranks share the data: by shard (scalable) or by sample of one global stream (exact 1-process equivalence)
 SPLITS = ("shard", "sample")
 
@@ -89,76 +98,110 @@ def _scheme(url: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def expand_urls(urls: str | os.PathLike | Sequence[str]) -> list[str]:
+class ShardUrl(str):
+    """A shard URL the user wrote with a scheme (``hf://``, ``http(s)://``, ``pipe:cmd``).
+
+    Only :func:`expand_urls` makes these, from the specs it is given; :func:`open_url` opens them
+    through :func:`webdataset.gopen`. Every other string is a local file path and is opened as a
+    file, so a name found on disk can never be taken for a command, and a ``ShardUrl`` that
+    becomes a plain ``str`` (e.g. after string operations) fails closed: it is opened as a file.
+    """
+
+    __slots__ = ()
+
+
+def _refuse_pipe(url: str, spec: str, allow_pipe: bool) -> None:
+    """Raise unless a ``pipe:`` URL may run: ``allow_pipe`` is set and ``WDS_SECURE`` is not."""
+    what = f"shard URL {url!r}" + ("" if url == spec else f" (from {spec!r})")
+    if not allow_pipe:
+        raise InputError(
+            f"{what} is a shell command (pipe:), which is not run unless you set data.allow_pipe: true in "
+            "the recipe (allow_pipe=True for build_loader)"
+        )
+    if getattr(webdataset.utils, "enforce_security", False):
+        raise InputError(
+            f"{what} is a shell command (pipe:), which WDS_SECURE=1 forbids; unset WDS_SECURE or list the "
+            "shards as files"
+        )
+
+
+def _shard_files(folder: str) -> list[str]:
+    """The shard files in ``folder``, sorted (local paths: plain strings)."""
+    found = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(_SHARD_EXTENSIONS))
+    if not found:
+        raise InputNotFoundError(f"shard folder {folder} holds no {'/'.join(_SHARD_EXTENSIONS)} files")
+    return found
+
+
+def expand_urls(urls: str | os.PathLike | Sequence[str], *, allow_pipe: bool = False) -> list[str]:
     """Expand shard specs into a list of shard URLs, in order.
 
     Each entry is brace-expanded (``shard-{000000..000009}.tar``). Local entries may also be globs
-    (``/data/*.tar``) or folders (all ``*.tar``/``*.tar.gz``/... inside, sorted), and must exist.
-    Entries with a scheme (``pipe:``, ``hf://``, ``http://``, ``file:``) are passed through.
+    (``/data/*.tar``) or folders (all ``*.tar``/``*.tar.gz``/... inside, sorted), and must exist;
+    ``file:`` URLs are local entries. What this finds on disk is returned as plain ``str`` paths,
+    which :func:`open_url` opens as files whatever their names look like. Entries with another
+    scheme (``hf://``, ``http://``, ``pipe:``) are returned as :class:`ShardUrl`; ``pipe:``
+    commands only with ``allow_pipe`` and without webdataset's ``WDS_SECURE=1``.
+
+    Args:
+        urls: one spec or a list of specs, as the user wrote them.
+        allow_pipe: let ``pipe:`` entries through (they run a shell command per shard).
+
+    Returns:
+        Local file paths (``str``) and user-written URLs (:class:`ShardUrl`), in order.
 
     Raises:
-        FileNotFoundError: a local shard, glob or folder matches nothing.
-        ValueError: no URLs at all.
+        InputNotFoundError: a local shard, glob or folder matches nothing (a ``FileNotFoundError``).
+        InputError: a ``pipe:`` entry without ``allow_pipe`` or under ``WDS_SECURE=1``, or no URLs
+            at all (a ``ValueError``).
 
     """
     specs = [urls] if isinstance(urls, str | os.PathLike) else list(urls)
     out: list[str] = []
     for spec in specs:
-        for url in braceexpand.braceexpand(os.fspath(spec)):
+        spec_text = os.fspath(spec)
+        for url in braceexpand.braceexpand(spec_text):
             scheme = _scheme(url)
             if scheme is not None and scheme != "file":
-                out.append(url)
+                if scheme == "pipe":
+                    _refuse_pipe(url, spec_text, allow_pipe)
+                out.append(ShardUrl(url))
                 continue
             path = urlparse(url).path if scheme == "file" else url
             if os.path.isdir(path):
-                found = sorted(
-                    os.path.join(path, n) for n in os.listdir(path) if n.endswith(_SHARD_EXTENSIONS)
-                )
-                if not found:
-                    raise FileNotFoundError(
-                        f"shard folder {path} holds no {'/'.join(_SHARD_EXTENSIONS)} files"
-                    )
-                out.extend(found)
+                out.extend(_shard_files(path))
             elif glob.has_magic(path):
                 found = sorted(glob.glob(path))
                 if not found:
-                    raise FileNotFoundError(f"shard pattern {path!r} matches no files")
+                    raise InputNotFoundError(f"shard pattern {path!r} matches no files")
                 out.extend(found)
             elif os.path.exists(path):
-                out.append(url)
+                out.append(path)
             else:
-                raise FileNotFoundError(f"shard {path} does not exist (from {os.fspath(spec)!r})")
+                raise InputNotFoundError(f"shard {path} does not exist (from {spec_text!r})")
     if not out:
-        raise ValueError(f"no shard URLs in {urls!r}")
+        raise InputError(f"no shard URLs in {urls!r}")
     return out
 
 
-@contextlib.contextmanager
-def _security_lifted() -> Iterator[None]:
-    """Let webdataset open a URL the user listed explicitly even when ``WDS_SECURE=1``."""
-    previous = getattr(webdataset.utils, "enforce_security", None)
-    if previous:
-        webdataset.utils.enforce_security = False
-    try:
-        yield
-    finally:
-        if previous:
-            webdataset.utils.enforce_security = previous
-
-
 def open_url(url: str) -> Any:
-    """Open one shard URL for reading with :func:`webdataset.gopen.gopen`.
+    """Open one shard for reading.
 
-    ``pipe:`` commands and local paths come from the user's own :class:`Source`, so they are
-    opened even when webdataset's security flag (``WDS_SECURE=1``) is set: the flag is lifted for
-    that one call only. ``hf://`` URLs go through webdataset's ``hf`` handler; with webdataset
-    versions that have none (0.2.x), through :class:`huggingface_hub.HfFileSystem` (streamed).
+    A plain ``str`` is a local file and is opened with :func:`open`, never through a scheme
+    dispatch. A :class:`ShardUrl` goes through :func:`webdataset.gopen.gopen`, which honours
+    ``WDS_SECURE``; ``hf://`` URLs with webdataset versions that have no ``hf`` handler (0.2.x)
+    are streamed through :class:`huggingface_hub.HfFileSystem`.
+
+    Args:
+        url: a path or :class:`ShardUrl` from :func:`expand_urls`.
+
+    Returns:
+        A binary file object.
+
     """
-    scheme = _scheme(url)
-    if scheme in (None, "file", "pipe"):
-        with _security_lifted():
-            return gopen(url, "rb")
-    if scheme == "hf" and "hf" not in gopen_schemes:
+    if not isinstance(url, ShardUrl):
+        return open(url, "rb")
+    if _scheme(url) == "hf" and "hf" not in gopen_schemes:
         from huggingface_hub import HfFileSystem
 
         return HfFileSystem().open(url, "rb")
@@ -347,6 +390,11 @@ def iter_shard(url: str, tally: CorruptTally) -> Iterator[dict[str, Any]]:
     A shard that cannot be opened or is damaged is counted once as ``bad_shard`` in ``tally``;
     the samples read before the damage are kept, the one being assembled when it was found is
     dropped (it may be incomplete).
+
+    Args:
+        url: a local path (opened as a file) or a :class:`ShardUrl`, as :func:`expand_urls` returns them.
+        tally: where a damaged shard is counted.
+
     """
     try:
         stream = open_url(url)
@@ -357,7 +405,7 @@ def iter_shard(url: str, tally: CorruptTally) -> Iterator[dict[str, Any]]:
 
     def members() -> Iterator[dict[str, Any]]:
         try:
-            yield from _iter_members(stream, url)
+            yield from _iter_members(stream, str(url))  # samples carry a plain str
         except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as e:
             errors.append(e)
 
@@ -395,8 +443,8 @@ class Source:
     """One data source of a mixture.
 
     Args:
-        urls: shard spec(s): brace patterns, local paths/globs/folders, ``pipe:cmd``,
-            ``hf://datasets/org/name/path.tar``, ``http(s)://`` (see :func:`expand_urls`).
+        urls: shard spec(s): brace patterns, local paths/globs/folders, ``hf://datasets/org/name/path.tar``,
+            ``http(s)://``, and ``pipe:cmd`` when the loader allows it (see :func:`expand_urls`).
         weight: relative probability of drawing the next raw sample from this source.
         resampled: draw shards with replacement (an endless stream without epochs).
         name: label stored in each sample's ``__source__`` (default ``source<i>``).
@@ -415,6 +463,25 @@ class Source:
             )
 
 
+def _read_shard(url: str, tally: CorruptTally, seen: CorruptTally) -> Iterator[dict[str, Any]]:
+    """:func:`iter_shard`, recording the shard's corrupt events in ``tally`` and in ``seen`` (per source)."""
+    shard_tally = CorruptTally()
+    yield from iter_shard(url, shard_tally)
+    tally.absorb(shard_tally)
+    seen.absorb(shard_tally)
+
+
+def _starved(name: str, where: str, seen: CorruptTally, tried: str) -> DomainClipError:
+    """The error for a source that gave no samples: corrupt counts by reason, or empty shards."""
+    if seen.corrupt:
+        header = (
+            f"source {name!r} gave {where}no samples in {tried}: its shards are damaged or unreadable "
+            f"({seen.corrupt} corrupt). Counts by reason, with an example shard:"
+        )
+        return TooManyCorruptSamplesError(seen.report(header), seen.counts)
+    return InputError(f"source {name!r} gave {where}no samples in {tried}: its shards hold no samples")
+
+
 def _source_stream(
     index: int,
     name: str,
@@ -430,7 +497,16 @@ def _source_stream(
     shuffle_shards: bool,
     tally: CorruptTally,
 ) -> Iterator[dict[str, Any]]:
-    """Raw samples of one source for one slot (endless unless ``epochs`` is set)."""
+    """Raw samples of one source for one slot (endless unless ``epochs`` is set).
+
+    Raises:
+        TooManyCorruptSamplesError: an endless stream found only damaged shards in a full pass
+            (or in many resampled draws); the message names the source and counts by reason.
+        InputError: the same, with shards that are valid but hold no samples.
+
+    """
+    where = f"slot {slot} of {slots} (rank {rank}, logical worker {logical}) " if slots > 1 else ""
+    seen = CorruptTally()  # this source's shard events, for the message
 
     def tag(sample: dict[str, Any], epoch: int) -> dict[str, Any]:
         sample[EPOCH] = epoch
@@ -444,16 +520,13 @@ def _source_stream(
         while True:
             url = shards[rng.randrange(len(shards))]
             produced = 0
-            for sample in iter_shard(url, tally):
+            for sample in _read_shard(url, tally, seen):
                 produced += 1
                 yield tag(sample, draw)
             draw += 1
             empty_draws = 0 if produced else empty_draws + 1
             if empty_draws >= max(100, 2 * len(shards)):
-                raise RuntimeError(
-                    f"source {name!r}: {empty_draws} shard draws in a row gave no samples; "
-                    f"corrupt counts so far: {tally.counts} (e.g. {tally.examples.get(BAD_SHARD, '-')})"
-                )
+                raise _starved(name, where, seen, f"{empty_draws} shard draws in a row from its {len(shards)} shard(s)")
     epoch = 0
     while epochs is None or epoch < epochs:
         order = list(shards)
@@ -462,7 +535,7 @@ def _source_stream(
         produced = 0
         if len(order) >= slots:
             for url in order[slot::slots]:
-                for sample in iter_shard(url, tally):
+                for sample in _read_shard(url, tally, seen):
                     produced += 1
                     yield tag(sample, epoch)
         else:
@@ -476,14 +549,11 @@ def _source_stream(
                         produced += 1
                         yield tag(sample, epoch)
                     position += 1
+                seen.absorb(shard_tally)
                 if position % slots == slot:
                     tally.absorb(shard_tally)
         if produced == 0 and epochs is None:
-            raise RuntimeError(
-                f"source {name!r} gave slot {slot} of {slots} no samples in a full pass over its "
-                f"{len(shards)} shard(s) (rank {rank}, logical worker {logical}); "
-                f"corrupt counts: {tally.counts} (e.g. {tally.examples.get(BAD_SHARD, '-')})"
-            )
+            raise _starved(name, where, seen, f"a full pass over its {len(shards)} shard(s)")
         epoch += 1
 
 
@@ -589,6 +659,7 @@ class StreamingDataset(IterableDataset):
         max_corrupt_fraction: float = 0.01,
         corrupt_check_after: int = 100,
         split: str = "shard",
+        allow_pipe: bool = False,
     ):
         super().__init__()
         if split not in SPLITS:
@@ -611,7 +682,8 @@ class StreamingDataset(IterableDataset):
             raise ValueError(f"max_corrupt_fraction must be >= 0; got {max_corrupt_fraction}")
         self.sources = sources
         self.names = [s.name or f"source{i}" for i, s in enumerate(sources)]
-        self.shards = [expand_urls(s.urls) for s in sources]
+        self.allow_pipe = allow_pipe
+        self.shards = [expand_urls(s.urls, allow_pipe=allow_pipe) for s in sources]
         self.decode = decode
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -771,12 +843,30 @@ class StreamingDataset(IterableDataset):
                 f"with {info.num_workers} workers; build it with the DataLoader's worker count"
             )
         logical = (physical + self.rotation) % self.logical_workers
-        yield from self.iter_logical(logical, self.skip[logical])
+        if info is None:
+            yield from self.iter_logical(logical, self.skip[logical])
+            return
+        try:
+            yield from self.iter_logical(logical, self.skip[logical])
+        except DomainClipError as e:
+            # torch re-raises a worker's exception as type(e)(message + the worker's traceback);
+            # a user error travels as an item instead and the loader raises it as it was
+            if not _survives_pickle(e):
+                raise
+            yield {_ERROR: e}
 
 
 # =========================================================================== loader
 def _identity(batch: Any) -> Any:
     return batch
+
+
+def _survives_pickle(error: BaseException) -> bool:
+    """Whether ``error`` can be sent from a worker process and rebuilt as the same type."""
+    try:
+        return type(pickle.loads(pickle.dumps(error))) is type(error)
+    except Exception:  # any failure to rebuild it: let torch send it its own way
+        return False
 
 
 class StreamingLoader:
@@ -837,6 +927,8 @@ class StreamingLoader:
         W = self.dataset.logical_workers
         self.dataset.set_position(self._batches % W, self._positions)
         for item in self._dataloader():
+            if _ERROR in item:
+                raise item[_ERROR]
             logical, taken = (int(v) for v in item.pop(POSITION))
             delta = item.pop(CORRUPT)
             self._samples_seen += taken - self._positions[logical]
@@ -950,6 +1042,7 @@ def build_loader(
     prefetch_factor: int | None = None,
     multiprocessing_context: str | None = None,
     split: str = "shard",
+    allow_pipe: bool = False,
 ) -> StreamingLoader:
     """Build a deterministic, exactly resumable streaming loader over WebDataset shards.
 
@@ -981,9 +1074,16 @@ def build_loader(
         pin_memory: passed to the torch ``DataLoader``.
         prefetch_factor: passed to the torch ``DataLoader`` (batches prefetched per worker).
         multiprocessing_context: passed to the torch ``DataLoader`` (``"fork"``, ``"spawn"``).
+        allow_pipe: let sources list ``pipe:cmd`` URLs, which run a shell command per shard
+            (recipe ``data.allow_pipe``); without it such a URL raises
+            :class:`~domainclip.core.errors.InputError` here, before anything is read.
 
     Returns:
         A :class:`StreamingLoader`.
+
+    Raises:
+        InputError: a ``pipe:`` URL without ``allow_pipe`` (or under ``WDS_SECURE=1``).
+        InputNotFoundError: a local shard, glob or folder matches nothing.
 
     """
     dataset = StreamingDataset(
@@ -1001,6 +1101,7 @@ def build_loader(
         max_corrupt_fraction=max_corrupt_fraction,
         corrupt_check_after=corrupt_check_after,
         split=split,
+        allow_pipe=allow_pipe,
     )
     return StreamingLoader(
         dataset,

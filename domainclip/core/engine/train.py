@@ -112,7 +112,7 @@ def prepare_data(recipe: Recipe, info: DistInfo | None = None) -> list[dict[str,
 
 
 def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: Callable, info: DistInfo):
-    from domainclip.core.data.decode import SampleDecoder
+    from domainclip.core.data.decode import MAX_IMAGE_PIXELS, SampleDecoder
     from domainclip.core.data.reader import Source, build_loader
 
     per_rank, rem = divmod(recipe.data.batch_size, info.world_size)
@@ -126,6 +126,13 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
     ]
     text_choice = task.text_choice or recipe.data.text_choice
     if task.make_decoder is not None:
+        if recipe.data.max_image_pixels != MAX_IMAGE_PIXELS:
+            from domainclip.core.recipe import RecipeError
+
+            raise RecipeError(
+                f"{recipe.source or '<recipe>'}: data.max_image_pixels is set but task {task.name!r} uses its own "
+                f"decoder, which keeps the default limit of {MAX_IMAGE_PIXELS} pixels"
+            )
         decoder = task.make_decoder(
             preprocess, tokenizer, seed=recipe.train.seed, text_choice=text_choice, **recipe.data.decoder_args
         )
@@ -143,6 +150,7 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
             text_choice=text_choice,
             seed=recipe.train.seed,
             required=(task.visual_key, "text"),
+            max_image_pixels=recipe.data.max_image_pixels,  # checked from the header, before decoding
         )
     return build_loader(
         sources,
@@ -155,6 +163,7 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
         shuffle_buffer=recipe.data.shuffle_buffer,
         max_corrupt_fraction=recipe.data.max_corrupt_fraction,
         split=recipe.data.split,
+        allow_pipe=recipe.data.allow_pipe,  # pipe: URLs run shell commands: only when the recipe says so
     )
 
 
