@@ -8,9 +8,17 @@
 ``math/geometry3k``
     Real textbook diagrams in the Geometry3K / Inter-GPS layout (``--data`` is the folder holding
     ``train/ val/ test/``, or one split folder): zero-shot coarse shape type and diagram <-> problem
-    text retrieval.
+    retrieval, where a problem's caption is its text followed by its annotated logic forms
+    (:func:`~domainclip.domains.math.datasets.geometry3k.problem_caption`): real problem texts
+    repeat ("Find x.").
 
 Both write a confusion matrix and a retrieval-examples figure into the output folder.
+
+An image that cannot be decoded (a damaged shard member, a broken ``img_diagram.png``) is skipped
+and counted: every task reports ``num_skipped_images``, and a warning on stderr gives the count and
+the first file or shard key. In retrieval, diagrams whose caption another diagram has word for word
+are left out (queries and gallery alike), since no text can tell them apart; the task reports
+``num_distinct_texts`` (captions among all diagrams) and ``num_duplicate_texts_excluded``.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, CorruptSampleError, CorruptTally
+from domainclip.core.errors import InputError
 from domainclip.core.eval.features import collate_samples, encode_inputs, encode_texts
 from domainclip.core.eval.report import plot_confusion_matrix, plot_retrieval_examples, scalar_metrics
 from domainclip.core.eval.retrieval import retrieval_report
@@ -61,7 +71,7 @@ def _english(text: Any) -> str:
     return str(text)
 
 
-def _generated_samples(data: Path | None, n: int) -> list[dict[str, Any]]:
+def _generated_samples(data: Path | None, n: int, tally: CorruptTally) -> list[dict[str, Any]]:
     if data is None:
         from domainclip.domains.math.synthetic import generate_diagrams
 
@@ -69,33 +79,71 @@ def _generated_samples(data: Path | None, n: int) -> list[dict[str, Any]]:
             {"image": s["image"], "text": _english(s["text"]), "label": s["label"], "meta": s["meta"]}
             for s in generate_diagrams(n, HELDOUT_SEED)
         ]
-    return _read_shards(Path(data))
+    return _read_shards(Path(data), tally)
 
 
-def _read_shards(folder: Path) -> list[dict[str, Any]]:
-    """Samples of the shards in ``folder`` (or one shard), read with the core's shard reader."""
+def _decode_image(data: bytes) -> Any:
+    """An RGB PIL image from encoded bytes, or :class:`CorruptSampleError` (``bad_image``)."""
     import io
-    import json
 
     from PIL import Image
 
-    from domainclip.core.data.corrupt import CorruptTally
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise CorruptSampleError(BAD_IMAGE, f"{type(e).__name__}: {e}") from e
+
+
+def _read_shards(folder: Path, tally: CorruptTally) -> list[dict[str, Any]]:
+    """Samples of the shards in ``folder`` (or one shard), read with the core's shard reader.
+
+    A sample whose image or metadata cannot be decoded is skipped and counted in ``tally``.
+
+    Raises:
+        InputError: a shard is damaged, or a sample lacks its image or ``.json`` member.
+    """
+    import json
+
     from domainclip.core.data.reader import expand_urls, iter_shard
 
-    tally = CorruptTally()
     samples: list[dict[str, Any]] = []
     for url in expand_urls(str(folder)):
         for raw in iter_shard(url, tally):
             image_suffix = next((s for s in ("png", "jpg", "jpeg", "webp") if s in raw), None)
             if image_suffix is None or "json" not in raw:
-                raise ValueError(f"{url}: sample {raw['__key__']} lacks an image or its .json metadata")
-            meta = json.loads(raw["json"])
-            text = raw["txt"].decode() if "txt" in raw else _english(json.loads(raw["text.json"]))
-            image = Image.open(io.BytesIO(raw[image_suffix])).convert("RGB")
+                raise InputError(f"{url}: sample {raw['__key__']} lacks an image or its .json metadata")
+            try:
+                meta = json.loads(raw["json"])
+                text = raw["txt"].decode() if "txt" in raw else _english(json.loads(raw["text.json"]))
+            except (ValueError, KeyError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                tally.add(BAD_JSON, str(url), raw["__key__"], f"{type(e).__name__}: {e}")
+                continue
+            try:
+                image = _decode_image(raw[image_suffix])
+            except CorruptSampleError as e:
+                tally.add(e.reason, str(url), raw["__key__"], e.detail)
+                continue
+            tally.add_good()
             samples.append({"image": image, "text": text, "label": labels.diagram_type_label(meta), "meta": meta})
-    if tally.counts:
-        raise ValueError(f"math/generated: damaged shards under {folder}: {tally.counts} {tally.examples}")
+    damaged = {reason: n for reason, n in tally.counts.items() if reason not in (BAD_IMAGE, BAD_JSON)}
+    if damaged:
+        raise InputError(" ".join(f"math/generated: damaged shards under {folder}: {tally.report()}".split()))
     return samples
+
+
+def _report_skipped(suite: str, tally: CorruptTally) -> int:
+    """Warn (one line on stderr) about the samples ``tally`` counts as undecodable; returns how many."""
+    import warnings
+
+    if tally.corrupt:
+        counts = ", ".join(f"{reason}: {n}" for reason, n in sorted(tally.counts.items()))
+        first = tally.examples[min(tally.counts)]
+        warnings.warn(
+            f"{suite}: skipped {tally.corrupt} sample(s) that cannot be decoded ({counts}; e.g. {first})",
+            stacklevel=3,
+        )
+    return tally.corrupt
 
 
 def _embed(
@@ -139,19 +187,35 @@ def _retrieval(
     tokenizer: Tokenizer,
     features: torch.Tensor,
     samples: list[dict[str, Any]],
+    texts: list[str],
     *,
     device: str,
     batch_size: int,
     plot_path: Path,
     title: str,
 ) -> dict[str, Any]:
-    texts = [s["text"] for s in samples]
-    text_features = encode_texts(model, tokenizer, texts, device, batch_size)
-    result = retrieval_report(features, text_features, torch.arange(len(texts)), texts, num_examples=4, example_k=5)
+    """Diagram <-> caption retrieval (``texts[i]`` is the caption of ``samples[i]``).
+
+    Diagrams whose caption another diagram has exactly are left out as queries and as gallery items
+    (see the module docstring); ``num_distinct_texts`` and ``num_duplicate_texts_excluded`` count them.
+    """
+    counts: dict[str, int] = {}
+    for text in texts:
+        counts[text] = counts.get(text, 0) + 1
+    keep = [i for i, text in enumerate(texts) if counts[text] == 1]
+    if not keep:
+        raise InputError(f"{title}: every caption is shared by several diagrams ({len(counts)} distinct texts)")
+    kept_texts = [texts[i] for i in keep]
+    text_features = encode_texts(model, tokenizer, kept_texts, device, batch_size)
+    result = retrieval_report(
+        features[keep], text_features, torch.arange(len(keep)), kept_texts, num_examples=4, example_k=5
+    )
+    result["num_distinct_texts"] = len(counts)
+    result["num_duplicate_texts_excluded"] = len(texts) - len(keep)
     examples = result["examples"]
     shown = {i for row in examples["retrieved"] for i in row}
     plot_retrieval_examples(
-        {i: samples[i]["image"] for i in shown},
+        {i: samples[keep[i]]["image"] for i in shown},
         [q if len(q) < 90 else q[:87] + "..." for q in examples["query_texts"]],
         examples["retrieved"],
         [[target] for target in examples["target_images"]],
@@ -172,7 +236,11 @@ def generated_suite(
     batch_size: int,
 ) -> dict[str, dict[str, float]]:
     """Held-out generated diagrams: diagram type, function family and caption retrieval."""
-    samples = _generated_samples(data, GENERATED_EVAL_SIZE)
+    tally = CorruptTally()
+    samples = _generated_samples(data, GENERATED_EVAL_SIZE, tally)
+    skipped = _report_skipped("math/generated", tally)
+    if not samples:
+        raise InputError(f"math/generated: no decodable sample under {data}")
     out_dir = Path(out_dir)
     features = _embed(model, samples, preprocess, device=device, batch_size=batch_size)
     diagram = _classify(
@@ -210,13 +278,14 @@ def generated_suite(
         tokenizer,
         features,
         samples,
+        [s["text"] for s in samples],
         device=device,
         batch_size=batch_size,
         plot_path=out_dir / "caption_retrieval_examples.png",
         title="math: caption -> diagram retrieval",
     )
     results["diagram_caption/retrieval"] = scalar_metrics(retrieval)
-    return results
+    return {task: {**metrics, "num_skipped_images": skipped} for task, metrics in results.items()}
 
 
 def geometry3k_suite(
@@ -229,8 +298,13 @@ def geometry3k_suite(
     device: str,
     batch_size: int,
 ) -> dict[str, dict[str, float]]:
-    """Real Geometry3K diagrams: zero-shot shape type and diagram <-> problem-text retrieval."""
-    from domainclip.domains.math.datasets.geometry3k import Geometry3K
+    """Real Geometry3K diagrams: zero-shot shape type and diagram <-> problem retrieval.
+
+    The retrieval caption of a problem is its text followed by its logic forms
+    (:func:`~domainclip.domains.math.datasets.geometry3k.problem_caption`); problems sharing a
+    caption are left out of retrieval, and undecodable diagrams out of every task (both counted).
+    """
+    from domainclip.domains.math.datasets.geometry3k import Geometry3K, problem_caption
 
     if data is None:
         raise FileNotFoundError(
@@ -239,7 +313,18 @@ def geometry3k_suite(
     root = Path(data)
     split = "test" if (root / "test").is_dir() else None
     dataset = Geometry3K(root, split=split)
-    samples = [dataset[i] for i in range(len(dataset))]
+    tally = CorruptTally()
+    samples = []
+    for i in range(len(dataset)):
+        try:
+            samples.append(dataset[i])
+        except CorruptSampleError as e:
+            tally.add(e.reason, str(dataset.folder), dataset.problems[i].name, e.detail)
+        else:
+            tally.add_good()
+    skipped = _report_skipped("math/geometry3k", tally)
+    if not samples:
+        raise InputError(f"math/geometry3k: no problem under {dataset.folder} has a decodable diagram")
     out_dir = Path(out_dir)
     features = _embed(model, samples, preprocess, device=device, batch_size=batch_size)
     shape = _classify(
@@ -260,12 +345,13 @@ def geometry3k_suite(
         tokenizer,
         features,
         samples,
+        [problem_caption(s["text"], s["meta"]["logic_form"]) for s in samples],
         device=device,
         batch_size=batch_size,
         plot_path=out_dir / "geometry3k_retrieval_examples.png",
-        title="Geometry3K: problem text -> diagram",
+        title="Geometry3K: problem text and logic form -> diagram",
     )
     return {
-        "geometry3k_shape/zeroshot_classification": scalar_metrics(shape),
-        "geometry3k_text/retrieval": scalar_metrics(retrieval),
+        "geometry3k_shape/zeroshot_classification": {**scalar_metrics(shape), "num_skipped_images": skipped},
+        "geometry3k_text/retrieval": {**scalar_metrics(retrieval), "num_skipped_images": skipped},
     }

@@ -33,6 +33,16 @@ KINDS: dict[str, str] = {
 #: First id of each split in the real dataset.
 SPLIT_START = {"train": 0, "val": 2101, "test": 2401}
 
+#: The short, repeated problem texts of the real dataset ("Find x." is the most common), per kind;
+#: ``make_geometry3k(generic_texts=True)`` uses them, so only the logic forms tell problems apart.
+GENERIC_TEXTS: dict[str, str] = {
+    "circle": "Find the radius of \\odot X.",
+    "triangle": "Find x.",
+    "parallelogram": "Find x.",
+    "hexagon": "Find the area of the figure.",
+    "lines": "Find y.",
+}
+
 
 def _circle(rng: random.Random) -> dict[str, Any]:
     r = rng.randint(70, 100)
@@ -79,11 +89,12 @@ def _triangle(rng: random.Random) -> dict[str, Any]:
 def _parallelogram(rng: random.Random) -> dict[str, Any]:
     s = rng.uniform(30, 60)
     pts = {"W": [30.0, 200.0], "X": [170.0, 200.0], "Y": [170.0 + s, 60.0], "Z": [30.0 + s, 60.0]}
+    yz = rng.randint(5, 30)
     return {
-        "text": f"Use parallelogram W X Y Z to find W X if Y Z = {rng.randint(5, 30)}.",
+        "text": f"Use parallelogram W X Y Z to find W X if Y Z = {yz}.",
         "graph": ["Parallelogram"],
         "goal": ["Length"],
-        "text_logic_form": ["Parallelogram(W,X,Y,Z)", "Find(LengthOf(Line(W,X)))"],
+        "text_logic_form": ["Parallelogram(W,X,Y,Z)", f"Equals(LengthOf(Line(Y,Z)),{yz})", "Find(LengthOf(Line(W,X)))"],
         "diagram_logic_form": ["Parallel(Line(W,X),Line(Z,Y))"],
         "line_instances": ["WX", "XY", "YZ", "ZW"],
         "points": pts,
@@ -94,11 +105,16 @@ def _parallelogram(rng: random.Random) -> dict[str, Any]:
 def _hexagon(rng: random.Random) -> dict[str, Any]:
     names = "ABCDEF"
     pts = {names[k]: [125 + 90 * math.cos(k * math.pi / 3), 125 + 90 * math.sin(k * math.pi / 3)] for k in range(6)}
+    side = rng.randint(3, 12)
     return {
-        "text": f"Find the area of the regular hexagon with side {rng.randint(3, 12)}.",
+        "text": f"Find the area of the regular hexagon with side {side}.",
         "graph": ["Other"],
         "goal": ["Area"],
-        "text_logic_form": ["Regular(Hexagon(A,B,C,D,E,F))", "Find(AreaOf(Hexagon(A,B,C,D,E,F)))"],
+        "text_logic_form": [
+            "Regular(Hexagon(A,B,C,D,E,F))",
+            f"Equals(LengthOf(Line(A,B)),{side})",
+            "Find(AreaOf(Hexagon(A,B,C,D,E,F)))",
+        ],
         "diagram_logic_form": [],
         "line_instances": ["AB", "BC", "CD", "DE", "EF", "FA"],
         "points": pts,
@@ -147,9 +163,16 @@ def _draw(problem: dict[str, Any], size: tuple[int, int], with_points: bool) -> 
     return img
 
 
-def write_problem(folder: Path, pid: int, split: str, kind: str, rng: random.Random) -> dict[str, Any]:
-    """Write one problem folder; returns its data.json content."""
+def write_problem(
+    folder: Path, pid: int, split: str, kind: str, rng: random.Random, generic_text: bool = False
+) -> dict[str, Any]:
+    """Write one problem folder; returns its data.json content.
+
+    With ``generic_text`` the problem text is the kind's :data:`GENERIC_TEXTS` entry.
+    """
     problem = _BUILDERS[kind](rng)
+    if generic_text:
+        problem["text"] = GENERIC_TEXTS[kind]
     folder.mkdir(parents=True, exist_ok=True)
     size = (250, 250)
     _draw(problem, size, with_points=False).save(folder / "img_diagram.png")
@@ -196,9 +219,12 @@ def write_problem(folder: Path, pid: int, split: str, kind: str, rng: random.Ran
 
 
 def make_geometry3k(
-    root: Path, seed: int = 0, per_split: dict[str, int] | None = None
+    root: Path, seed: int = 0, per_split: dict[str, int] | None = None, generic_texts: bool = False
 ) -> dict[str, list[tuple[int, str]]]:
     """Write ``root/{train,val,test}/<id>/...``; kinds cycle through :data:`KINDS`.
+
+    With ``generic_texts`` every problem text is its kind's short :data:`GENERIC_TEXTS` entry, so
+    texts repeat as in the real dataset.
 
     Returns:
         split -> ``[(id, expected shape label), ...]`` in id order.
@@ -212,7 +238,7 @@ def make_geometry3k(
         for k in range(count):
             pid = SPLIT_START[split] + k
             kind = kinds[k % len(kinds)]
-            write_problem(Path(root) / split / str(pid), pid, split, kind, rng)
+            write_problem(Path(root) / split / str(pid), pid, split, kind, rng, generic_texts)
             written[split].append((pid, KINDS[kind]))
     return written
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from domainclip.cli import main
+from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.eval.suites import get_suite, run_suite
 from domainclip.core.models import create_model_and_transforms, get_tokenizer
 from domainclip.core.recipe import load_recipe
@@ -36,7 +37,8 @@ def test_generated_suite_reports_every_task(tiny, tmp_path, monkeypatch):
     diagram = results["diagram_type/zeroshot_classification"]
     assert diagram["num_samples"] == 60 and 0.0 <= diagram["acc1"] <= diagram["acc5"] <= 1.0
     retrieval = results["diagram_caption/retrieval"]
-    assert retrieval["num_images"] == retrieval["num_texts"] == 60
+    assert retrieval["num_images"] == retrieval["num_texts"] == 60 - retrieval["num_duplicate_texts_excluded"]
+    assert retrieval["num_distinct_texts"] + retrieval["num_duplicate_texts_excluded"] // 2 <= 60
     assert retrieval["image_retrieval_recall@1"] <= retrieval["image_retrieval_recall@10"]
     for png in ("diagram_type_confusion_matrix.png", "function_family_confusion_matrix.png",
                 "caption_retrieval_examples.png"):
@@ -48,7 +50,7 @@ def test_generated_suite_reports_every_task(tiny, tmp_path, monkeypatch):
 def test_generated_suite_reads_prepared_shards(tiny, tmp_path):
     assert main(["prepare", "math", "synthetic", "--out", str(tmp_path / "held"), "--n", "12", "--seed", "5",
                  "--no-progress"]) == 0
-    samples = evals._read_shards(tmp_path / "held")
+    samples = evals._read_shards(tmp_path / "held", CorruptTally())
     assert len(samples) == 12
     assert all(0 <= s["label"] < len(labels.DIAGRAM_TYPES) for s in samples)
     model, preprocess, tokenizer = tiny
@@ -79,6 +81,73 @@ def test_geometry3k_suite_through_the_cli(tmp_path):
     assert shape["num_samples"] == len(list((root / "test").iterdir()))
     assert (tmp_path / "g3k_files" / "geometry3k_shape_confusion_matrix.png").is_file()
     assert (tmp_path / "g3k.md").read_text().count("geometry3k") >= 2
+
+
+def _break_first_image(shard: Path) -> str:
+    """Rewrite ``shard`` with its first image member replaced by bytes that are no image; returns its key."""
+    import io
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()]
+    broken = next(m.name for m, _ in members if m.name.endswith(".png"))
+    with tarfile.open(shard, "w") as tar:
+        for member, data in members:
+            data = b"this is not a png" if member.name == broken else data
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return broken.rsplit(".", 1)[0]
+
+
+def test_generated_suite_skips_and_counts_an_undecodable_image(tiny, tmp_path):
+    assert main(["prepare", "math", "synthetic", "--out", str(tmp_path / "held"), "--n", "12", "--seed", "5",
+                 "--no-progress"]) == 0
+    shard = sorted((tmp_path / "held").glob("*.tar"))[0]
+    key = _break_first_image(shard)
+    model, preprocess, tokenizer = tiny
+    with pytest.warns(UserWarning, match=rf"math/generated: skipped 1 sample\(s\) .*bad_image: 1.*{key}"):
+        results = get_suite("math/generated")(model, tokenizer, preprocess, data=tmp_path / "held",
+                                              out_dir=tmp_path / "out", device="cpu", batch_size=8)
+    assert results["diagram_type/zeroshot_classification"]["num_samples"] == 11
+    assert results["diagram_caption/retrieval"]["num_images"] == 11
+    assert {metrics["num_skipped_images"] for metrics in results.values()} == {1}
+
+
+def test_geometry3k_suite_skips_and_counts_an_undecodable_diagram(tiny, tmp_path):
+    root = tmp_path / "geometry3k"
+    fixture.make_geometry3k(root, seed=1, per_split={"test": 5})
+    (root / "test" / "2402" / "img_diagram.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "g3k.json"
+    with pytest.warns(UserWarning) as caught:  # the command line shows it on stderr
+        assert main(["eval", "--model", "dc-test-vit", "--suite", "math/geometry3k", "--data", str(root),
+                     "--out", str(out), "--batch-size", "8"]) == 0
+    [warning] = [str(w.message) for w in caught if "math/geometry3k" in str(w.message)]
+    assert warning.startswith("math/geometry3k: skipped 1 sample(s) that cannot be decoded (bad_image: 1; e.g. ")
+    assert "key=2402" in warning and "2402/img_diagram.png" in warning
+    results = json.loads(out.read_text())["results"]
+    assert results["geometry3k_shape/zeroshot_classification"]["num_samples"] == 4
+    assert results["geometry3k_text/retrieval"]["num_images"] == 4
+    assert {metrics["num_skipped_images"] for metrics in results.values()} == {1}
+
+
+def test_geometry3k_retrieval_captions_use_the_logic_forms_and_drop_shared_ones(tiny, tmp_path):
+    import shutil
+
+    from domainclip.domains.math.datasets.geometry3k import Geometry3K
+
+    root = tmp_path / "geometry3k"
+    fixture.make_geometry3k(root, seed=0, per_split={"test": 10}, generic_texts=True)
+    shutil.copytree(root / "test" / "2401", root / "test" / "2411")  # the same problem twice
+    texts = [Geometry3K(root)[i]["text"] for i in range(11)]
+    assert len(set(texts)) == 4  # "Find x." and the like: the problem text alone names no diagram
+    model, preprocess, tokenizer = tiny
+    results = get_suite("math/geometry3k")(model, tokenizer, preprocess, data=root, out_dir=tmp_path / "out",
+                                           device="cpu", batch_size=8)
+    retrieval = results["geometry3k_text/retrieval"]
+    assert retrieval["num_distinct_texts"] == 10  # text + logic form: only the copied problem repeats
+    assert retrieval["num_duplicate_texts_excluded"] == 2  # 2401 and its copy, queries and gallery alike
+    assert retrieval["num_images"] == retrieval["num_texts"] == 9
+    assert results["geometry3k_shape/zeroshot_classification"]["num_samples"] == 11
 
 
 def test_geometry3k_suite_without_data_is_a_clear_error(capsys):

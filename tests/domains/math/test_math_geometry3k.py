@@ -122,3 +122,30 @@ def test_shape_rules():
 def test_domain_declares_the_adapter():
     spec = get_domain("math")
     assert resolve(spec.datasets["geometry3k"]) is Geometry3K
+
+
+def test_problem_caption_adds_the_logic_forms_once():
+    from domainclip.domains.math.datasets.geometry3k import problem_caption
+
+    logic = {
+        "diagram_logic_form": ["PointLiesOnLine(E, Line(A,B))", "Equals(MeasureOf(Angle(A,E,C)),y)"],
+        "text_logic_form": ["Equals(MeasureOf(Angle(A,E,C)),y)", "Find(y)"],
+    }
+    assert problem_caption(" Find  y. ", logic) == (
+        "Find y. PointLiesOnLine(E, Line(A,B)); Equals(MeasureOf(Angle(A,E,C)),y); Find(y)"
+    )
+    assert problem_caption("Find x.", {"diagram_logic_form": [], "text_logic_form": None}) == "Find x."
+
+
+def test_undecodable_diagram_is_a_corrupt_sample_naming_the_file(geo_root, tmp_path):
+    from domainclip.core.data.corrupt import BAD_IMAGE, CorruptSampleError
+
+    root, _ = geo_root
+    copy = tmp_path / "g3k"
+    shutil.copytree(root / "val", copy / "val")
+    (copy / "val" / "2102" / "img_diagram.png").write_bytes(b"not a png")
+    ds = Geometry3K(copy, split="val")
+    assert ds[0]["meta"]["id"] == 2101
+    with pytest.raises(CorruptSampleError, match=r"bad_image: .*2102/img_diagram.png") as err:
+        ds[1]
+    assert err.value.reason == BAD_IMAGE

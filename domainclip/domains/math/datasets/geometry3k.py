@@ -11,11 +11,12 @@ from typing import Any
 from PIL import Image
 from torch.utils.data import Dataset
 
+from domainclip.core.data.corrupt import BAD_IMAGE, CorruptSampleError
 from domainclip.core.errors import DatasetNotFoundError
 from domainclip.core.plugins import UnknownNameError
 from domainclip.domains.math.labels import GEOMETRY3K_SHAPES
 
-__all__ = ["Geometry3K", "DatasetNotFoundError", "shape_types", "primary_shape"]
+__all__ = ["Geometry3K", "DatasetNotFoundError", "primary_shape", "problem_caption", "shape_types"]
 
 #: Files every problem folder holds (the adapter reads these; others such as img_problem.png are ignored).
 EXPECTED_FILES: tuple[str, ...] = ("img_diagram.png", "data.json", "logic_form.json")
@@ -121,6 +122,33 @@ def primary_shape(shapes: list[str]) -> str:
     raise ValueError(f"no known shape among {shapes}; known: {', '.join(SHAPE_PRIORITY)}")
 
 
+def problem_caption(problem_text: str, logic_form: Mapping[str, Any]) -> str:
+    """The text that stands for a problem in diagram retrieval: its problem text, then its logic forms.
+
+    Real problem texts repeat ("Find x.", "Find y.", "Find the area of the figure."), so the text
+    alone cannot name one diagram. The annotated logic forms say what the diagram shows (which
+    points lie on which lines, lengths and angle measures) and what the text adds; they follow the
+    text, diagram forms first (a text encoder that truncates keeps the diagram's facts longest),
+    each form once, separated by ``"; "``.
+
+    Args:
+        problem_text: the problem's ``problem_text``.
+        logic_form: the problem's ``logic_form.json`` (or the sample's ``meta["logic_form"]``):
+            ``diagram_logic_form`` and ``text_logic_form`` are read.
+
+    Returns:
+        ``"<problem text> <form>; <form>; ..."``, or the problem text alone when it has no forms.
+    """
+    forms: list[str] = []
+    for key in ("diagram_logic_form", "text_logic_form"):
+        for form in logic_form.get(key) or []:
+            form = " ".join(str(form).split())
+            if form and form not in forms:
+                forms.append(form)
+    text = " ".join(problem_text.split())
+    return f"{text} {'; '.join(forms)}" if forms else text
+
+
 def _problem_id(folder: Path) -> tuple[int, str]:
     return (int(folder.name), folder.name) if folder.name.isdigit() else (1 << 62, folder.name)
 
@@ -170,6 +198,9 @@ class Geometry3K(Dataset):
     Samples: ``{"image": PIL RGB, "text": problem text, "label": shape index, "meta": {"id",
     "split", "folder", "choices", "answer", "answer_text", "problem_type_graph",
     "problem_type_goal", "shape_types", "logic_form", "source", "dataset", "licence"}}``.
+    A diagram that cannot be decoded raises
+    :class:`~domainclip.core.data.corrupt.CorruptSampleError` (reason ``bad_image``, naming the
+    file), so a caller can skip and count it; :func:`problem_caption` builds a retrieval caption.
 
     Licence: MIT (Inter-GPS repository, which distributes the data).
 
@@ -241,8 +272,12 @@ class Geometry3K(Dataset):
             _require(logic, key, (list, dict), logic_path)
         shapes = shape_types(logic, text)
         position = ord(answer.strip().upper()[:1] or "?") - ord("A")
-        with Image.open(folder / "img_diagram.png") as img:
-            image = img.convert("RGB")
+        diagram = folder / "img_diagram.png"
+        try:
+            with Image.open(diagram) as img:
+                image = img.convert("RGB")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise CorruptSampleError(BAD_IMAGE, f"{diagram}: {type(e).__name__}: {e}") from e
         sample: dict[str, Any] = {
             "image": image,
             "text": text,
