@@ -71,6 +71,10 @@ RESAMPLE: dict[str, Image.Resampling] = {
     "hamming": Image.Resampling.HAMMING,
     "nearest": Image.Resampling.NEAREST,
 }
+#: Colour of the tissue mask's outline in thumbnails (green: apart from H&E pink, purple and glass).
+MASK_OUTLINE_COLOR = (0, 190, 0)
+#: Colour of the kept patches' boxes in thumbnails.
+PATCH_BOX_COLOR = (30, 60, 220)
 #: Longest side of the QC thumbnails written by :func:`patch_slides`.
 THUMBNAIL_SIZE = 1024
 #: File suffixes taken as slides when a folder is given (OpenSlide's formats and plain TIFF).
@@ -284,6 +288,17 @@ def find_slides(specs: Sequence[str | os.PathLike]) -> list[Path]:
     return list(unique.values())
 
 
+def _outline(mask: np.ndarray, width: int) -> np.ndarray:
+    """The pixels of ``mask`` within ``width`` pixels of its edge (outside the array counts as background)."""
+    inner = mask.copy()
+    for _ in range(width):
+        padded = np.pad(inner, 1, constant_values=False)
+        inner = (
+            padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        )
+    return mask & ~inner
+
+
 def write_thumbnail(
     path: str | os.PathLike,
     mask: TissueMask,
@@ -292,12 +307,17 @@ def write_thumbnail(
     image: Image.Image | np.ndarray | None = None,
     max_size: int = 1024,
 ) -> Path:
-    """Write a PNG of the slide thumbnail with the tissue mask tinted green and patches outlined in blue.
+    """Write a PNG of the slide thumbnail with the tissue mask's outline and the kept patches as boxes.
+
+    The slide keeps its own colours: the mask is drawn as its outline (:data:`MASK_OUTLINE_COLOR`,
+    about 1 pixel per 512 of the longest side), not as a tint, so what the mask calls tissue can be
+    checked against the stain (a filled hole shows as the glass it is, inside the outline); each
+    kept patch is a box in :data:`PATCH_BOX_COLOR`, drawn over the outline.
 
     Args:
         path: output PNG (written atomically).
         mask: the tissue mask.
-        locations: patches to outline.
+        locations: patches to draw as boxes.
         image: the thumbnail to draw on (default: the view the mask was computed from).
         max_size: longest side of the PNG.
 
@@ -317,16 +337,16 @@ def write_thumbnail(
         size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
         picture = picture.resize(size, Image.Resampling.BILINEAR)
     tissue = np.asarray(Image.fromarray(mask.mask).resize(picture.size, Image.Resampling.NEAREST))
-    base = np.asarray(picture.convert("RGB"), dtype=np.float32).copy()
-    base[tissue] = 0.7 * base[tissue] + 0.3 * np.array([0.0, 200.0, 0.0], dtype=np.float32)
-    picture = Image.fromarray(base.astype(np.uint8))
+    base = np.asarray(picture.convert("RGB")).copy()
+    base[_outline(tissue, max(1, round(max(picture.size) / 512)))] = MASK_OUTLINE_COLOR
+    picture = Image.fromarray(base)
     sx = picture.width / mask.level0_size[0]
     sy = picture.height / mask.level0_size[1]
     draw = ImageDraw.Draw(picture)
     for loc in locations:
         draw.rectangle(
             [loc.x0 * sx, loc.y0 * sy, (loc.x0 + loc.size0) * sx - 1, (loc.y0 + loc.size0) * sy - 1],
-            outline=(30, 60, 220),
+            outline=PATCH_BOX_COLOR,
         )
     buf = io.BytesIO()
     picture.save(buf, format="PNG", compress_level=1)
