@@ -35,6 +35,7 @@ from sklearn.metrics import roc_auc_score
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from domainclip.core.errors import DatasetNotFoundError, InputError
 from domainclip.core.eval.features import Tokenizer, collate_samples, encode_inputs
 from domainclip.core.eval.report import plot_confusion_matrix, scalar_metrics
 from domainclip.core.eval.suites import require_data
@@ -300,18 +301,18 @@ def _slide_classes(
         path = root / SLIDE_CLASSES_FILE
         try:
             classes = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"{path} is not valid JSON: {e}") from None
         if not isinstance(classes, list | dict) or not classes:
-            raise ValueError(f"{path} must hold a list of labels or a mapping label -> name(s)")
+            raise InputError(f"{path} must hold a list of labels or a mapping label -> name(s)")
     order, names = _split_class_spec(classes)
     if order is None:
         order = sorted(set(slide_labels.values()))
     unknown = sorted(set(slide_labels.values()) - set(order))
     if unknown:
-        raise ValueError(f"{labels_file} has labels {unknown} that are not among the classes {order}")
+        raise InputError(f"{labels_file} has labels {unknown} that are not among the classes {order}")
     if len(order) < 2:
-        raise ValueError(f"slide-level zero-shot needs at least two classes; {labels_file} gives {order}")
+        raise InputError(f"slide-level zero-shot needs at least two classes; {labels_file} gives {order}")
     return order, names
 
 
@@ -379,8 +380,9 @@ def slide_suite(
         num_slides_without_patches}}``.
 
     Raises:
-        ValueError: a CSV label is not a class, a patch has no slide id or cannot be decoded, a
-            shard is damaged, or no labelled slide has patches.
+        DatasetNotFoundError: ``data`` is not a folder or has no label file (a ``FileNotFoundError``).
+        InputError: a CSV label is not a class, a patch has no slide id or cannot be decoded, a
+            shard is damaged, or no labelled slide has patches (a ``ValueError``).
 
     """
     from domainclip.domains.pathology.datasets.slide_labels import (
@@ -390,10 +392,15 @@ def slide_suite(
         read_slide_labels,
     )
 
+    expected = f"expected the patch shards (*.tar) and {labels_file} (slide_id,label)"
     root = require_data(data, "pathology/slides", f"the folder holding the patch shards and {labels_file}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1 or None (all patches), got {top_k}")
     labels_path = root / labels_file
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"pathology/slides: dataset not found at {root}: not a folder; {expected}")
+    if not labels_path.is_file():
+        raise DatasetNotFoundError(f"pathology/slides: dataset not found at {root}: no {labels_file}; {expected}")
     slide_labels = read_slide_labels(labels_path)
     order, names = _slide_classes(root, slide_labels, classes, labels_path)
     prompts = _class_prompts(order, names, templates, labels.SLIDE_TEMPLATES, {}, labels.humanise)
@@ -401,7 +408,10 @@ def slide_suite(
         model, tokenizer, prompts, device, max(batch_size, TEXT_BATCH_SIZE)
     ).to(device)
 
-    stream = PatchShardStream(root, preprocess, slide_ids=slide_labels.keys())
+    try:
+        stream = PatchShardStream(root, preprocess, slide_ids=slide_labels.keys())
+    except FileNotFoundError as e:
+        raise DatasetNotFoundError(f"pathology/slides: dataset not found at {root}: {e}; {expected}") from None
     loader = DataLoader(stream, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_patch_batch)
     pooled: dict[str, _TopK] = {}
     unlabelled = 0
@@ -409,7 +419,7 @@ def slide_suite(
         for batch in loader:
             for item in batch["skipped"]:
                 if item["skip"] != UNLABELLED_SLIDE:
-                    raise ValueError(f"pathology/slides: {item['skip']} in {item['url']}: {item['detail']}")
+                    raise InputError(f"pathology/slides: {item['skip']} in {item['url']}: {item['detail']}")
                 unlabelled += 1
             if batch["image"] is None:
                 continue
@@ -422,7 +432,7 @@ def slide_suite(
     scored = [s for s in slide_labels if s in pooled]
     missing = [s for s in slide_labels if s not in pooled]
     if not scored:
-        raise ValueError(f"pathology/slides: no patch in the shards under {root} belongs to a slide of {labels_path}")
+        raise InputError(f"pathology/slides: no patch in the shards under {root} belongs to a slide of {labels_path}")
     if missing:
         warnings.warn(
             f"pathology/slides: {len(missing)} slide(s) of {labels_path} have no patches and are not scored "

@@ -14,7 +14,9 @@ tiles in an order that decodes each tile about once (:func:`iter_patch_arrays`; 
 one :func:`read_patch` each), and writes its own shards (``<prefix>-wNN-000000.tar``, ...; just
 ``<prefix>-000000.tar`` with one worker) through :class:`~domainclip.core.data.writer.ShardWriter`.
 Memory stays bounded by the tile cache (32 MiB) and one thumbnail per worker. A slide that cannot
-be opened, has no mpp, or fails while being read is skipped and reported; the others are processed.
+be opened (:data:`UNREADABLE_SLIDE`), has no mpp (:data:`NO_MPP`), or fails while being read
+(:data:`READ_ERROR`) is skipped and counted by reason; the others are processed. When no slide gives
+a patch the run raises :class:`~domainclip.core.errors.NothingWrittenError` with those counts.
 
 Each sample is ``{"__key__", "<jpg|png>": patch, "json": meta}`` with meta ``slide_id``, ``x``,
 ``y`` (level-0 top-left), ``level``, ``read_size``, ``size0`` (level-0 extent), ``mpp`` (of the
@@ -32,7 +34,8 @@ import os
 import pickle
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,25 +43,38 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
 from domainclip.core.parallel import run_workers, shared_add, shared_take
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
-from domainclip.domains.pathology.slides import Slide, SlideError, open_slide, read_mpp_table
+from domainclip.domains.pathology.slides import MissingMppError, Slide, SlideError, open_slide, read_mpp_table
 from domainclip.domains.pathology.tissue import TissueMask, detect_tissue
 
 __all__ = [
+    "NO_MPP",
+    "NO_PATCH",
     "PATCHES",
+    "READ_ERROR",
     "RESAMPLE",
     "SLIDE_EXTENSIONS",
     "THUMBNAIL_SIZE",
+    "UNANNOTATED",
+    "UNREADABLE_SLIDE",
     "Annotate",
     "PatchLocation",
     "PatchSpec",
     "find_slides",
     "iter_patch_arrays",
+    "jpeg_quality",
+    "non_negative_int",
+    "nothing_written_error",
     "patch_slides",
     "plan_patches",
+    "positive_float",
+    "positive_int",
     "read_patch",
     "safe_key",
+    "skip_reason",
+    "unit_fraction",
     "write_thumbnail",
 ]
 
@@ -85,6 +101,12 @@ SLIDE_EXTENSIONS: tuple[str, ...] = (
 #: dict with optional ``"text"`` (str or list of str), ``"label"`` (int) and ``"meta"`` (dict merged
 #: into the patch metadata); ``None`` drops the patch (counted as ``unannotated``).
 Annotate = Callable[[str, int, int, int], "dict[str, Any] | None"]
+#: Skip reasons of a slide: it cannot be opened, it has no mpp and none was given, it failed while
+#: being read (the patches it wrote before the failure stay).
+UNREADABLE_SLIDE, NO_MPP, READ_ERROR = "unreadable_slide", "no_mpp", "read_error"
+#: Why a slide that was read gave no patch: none had enough tissue (or fitted), or ``annotate``
+#: dropped them all. Counted in the error of a run that wrote nothing.
+NO_PATCH, UNANNOTATED = "no_patch", "unannotated"
 
 
 # --------------------------------------------------------------------------- spec and plan
@@ -108,13 +130,13 @@ class PatchSpec:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.mpp) and self.mpp > 0):
-            raise ValueError(f"patch mpp must be a positive number; got {self.mpp!r}")
+            raise InputError(f"patch mpp must be a positive number; got {self.mpp!r}")
         if self.size < 1:
-            raise ValueError(f"patch size must be >= 1; got {self.size}")
+            raise InputError(f"patch size must be >= 1; got {self.size}")
         if not 0 <= self.overlap < self.size:
-            raise ValueError(f"overlap must be in [0, size={self.size}); got {self.overlap}")
+            raise InputError(f"overlap must be in [0, size={self.size}); got {self.overlap}")
         if not 0.0 <= self.min_tissue <= 1.0:
-            raise ValueError(f"min_tissue must be in [0, 1]; got {self.min_tissue}")
+            raise InputError(f"min_tissue must be in [0, 1]; got {self.min_tissue}")
         if self.resample not in RESAMPLE:
             raise UnknownNameError("resampling filter", self.resample, list(RESAMPLE))
 
@@ -262,7 +284,8 @@ def find_slides(specs: Sequence[str | os.PathLike]) -> list[Path]:
         Unique slide paths, in the order given (sorted within a folder or pattern).
 
     Raises:
-        FileNotFoundError: a path does not exist, a pattern matches nothing, or a folder has no slides.
+        InputNotFoundError: a path does not exist, a pattern matches nothing, or a folder has no
+            slides (a ``FileNotFoundError``).
     """
     found: list[Path] = []
     for spec in specs:
@@ -271,21 +294,59 @@ def find_slides(specs: Sequence[str | os.PathLike]) -> list[Path]:
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SLIDE_EXTENSIONS)
             if not files:
-                raise FileNotFoundError(f"no slides ({', '.join(SLIDE_EXTENSIONS)}) under {path}")
+                raise InputNotFoundError(f"no slides ({', '.join(SLIDE_EXTENSIONS)}) under {path}")
             found.extend(files)
         elif path.is_file():
             found.append(path)
         elif glob.has_magic(text):
             files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
             if not files:
-                raise FileNotFoundError(f"no files match {text!r}")
+                raise InputNotFoundError(f"no files match {text!r}")
             found.extend(files)
         else:
-            raise FileNotFoundError(f"slide {path} does not exist")
+            raise InputNotFoundError(f"slide {path} does not exist")
     unique: dict[str, Path] = {}
     for path in found:
         unique.setdefault(str(path.resolve()), path)
     return list(unique.values())
+
+
+def skip_reason(error: BaseException) -> str:
+    """Why a slide that raised ``error`` was skipped: :data:`NO_MPP`, :data:`UNREADABLE_SLIDE` or :data:`READ_ERROR`."""
+    if isinstance(error, MissingMppError):
+        return NO_MPP
+    if isinstance(error, SlideError):
+        return UNREADABLE_SLIDE
+    return READ_ERROR
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def nothing_written_error(
+    command: str, what: str, inputs: str, counts: Mapping[str, int], examples: Mapping[str, str]
+) -> NothingWrittenError:
+    """The error of a batch command that wrote nothing: why, counted by reason, with one example each.
+
+    Args:
+        command: the command (``"pathology/patches"``).
+        what: what it writes (``"patches"``).
+        inputs: what it read (``"2 slides"``).
+        counts: reason -> inputs skipped (or outputs dropped) for it.
+        examples: reason -> an example naming the input and what is wrong with it.
+
+    Returns:
+        ``NothingWrittenError("<command> wrote no <what> from <inputs>: <reason>: <n> (e.g. ...); ...")``,
+        most frequent reason first.
+    """
+    parts = []
+    for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if count:
+            example = examples.get(reason)
+            parts.append(f"{reason}: {count}" + (f" (e.g. {_one_line(example)})" if example else ""))
+    return NothingWrittenError(f"{command} wrote no {what} from {inputs}: {'; '.join(parts) or 'nothing to read'}")
 
 
 def _outline(mask: np.ndarray, width: int) -> np.ndarray:
@@ -498,15 +559,15 @@ def _run_worker(
             before = writer.num_samples
             try:
                 done.append(_patch_one(job, path, writer, report))
-            except SlideError as e:
-                skipped.append({"slide_id": path.stem, "path": str(path), "error": type(e).__name__, "reason": str(e)})
-            except Exception as e:  # a slide failing mid-read must not stop the batch; it is reported
+            except SlideError as e:  # its message names the slide
+                skipped.append({"slide_id": path.stem, "path": str(path), "reason": skip_reason(e), "error": str(e)})
+            except Exception as e:  # a slide failing mid-read must not stop the batch; it is counted
                 skipped.append(
                     {
                         "slide_id": path.stem,
                         "path": str(path),
-                        "error": type(e).__name__,
-                        "reason": f"{type(e).__name__}: {e}",
+                        "reason": READ_ERROR,
+                        "error": f"{path}: {type(e).__name__}: {e}",
                         "patches_written_before_error": writer.num_samples - before,
                     }
                 )
@@ -555,7 +616,8 @@ def patch_slides(
         spec: patch specification (default :class:`PatchSpec()`: 224 px at 0.5 mpp).
         workers: worker processes (each writes its own shards).
         annotate: per-patch hook, see :data:`Annotate`; must be picklable when ``workers > 1``.
-        mpp_overrides: slide id -> mpp (e.g. from :func:`read_mpp_table`), over the slide's own.
+        mpp_overrides: slide id -> mpp (e.g. from :func:`read_mpp_table`), over the slide's own;
+            ids that name no slide are listed in the summary (``mpp_overrides_unused``).
         slide_mpp: mpp for every slide not in ``mpp_overrides``, over the slide's own.
         thumbnails: write ``thumbnails/<slide_id>.png`` with the mask and the kept patches.
         max_count: most samples per shard.
@@ -568,12 +630,17 @@ def patch_slides(
         progress: show a progress bar.
 
     Returns:
-        Summary: ``slides`` (per slide: level, read size, patches written, ...), ``skipped`` (path
-        and reason), ``num_slides_ok``, ``num_patches``, ``unannotated``, ``shards``, ``indexes``,
-        ``seconds``, ``patches_per_second``; also written to ``<prefix>-summary.json``.
+        Summary: ``slides`` (per slide: level, read size, patches written, ...), ``skipped`` (per
+        slide: path, ``reason`` (:data:`UNREADABLE_SLIDE`, :data:`NO_MPP`, :data:`READ_ERROR`) and
+        ``error``), ``skipped_by_reason``, ``num_slides_ok``, ``num_patches``, ``unannotated``,
+        ``shards``, ``indexes``, ``seconds``, ``patches_per_second``; also written to
+        ``<prefix>-summary.json``.
 
     Raises:
-        ValueError: no slides, two slides with the same id, or bad arguments.
+        InputError: no slides, two slides whose outputs would have the same name, an mpp that is
+            not a positive number, or bad arguments (a ``ValueError``).
+        NothingWrittenError: no slide gave a patch; the message counts the reasons, with an
+            example each (the summary is written first).
     """
     from tqdm.auto import tqdm
 
@@ -582,17 +649,16 @@ def patch_slides(
     spec = PatchSpec() if spec is None else spec
     paths = [Path(p) for p in slide_paths]
     if not paths:
-        raise ValueError("no slides to patch")
+        raise InputError("no slides to patch")
     if workers < 1:
-        raise ValueError(f"workers must be >= 1; got {workers}")
+        raise InputError(f"workers must be >= 1; got {workers}")
     if image_format not in IMAGE_ENCODERS:
         raise UnknownNameError("image format", image_format, list(IMAGE_ENCODERS))
-    seen: dict[str, Path] = {}
-    for path in paths:
-        key = safe_key(path.stem)
-        if key in seen:
-            raise ValueError(f"two slides have the same id {key!r}: {seen[key]} and {path}; rename one")
-        seen[key] = path
+    overrides = dict(mpp_overrides or {})
+    for name, value in [("slide_mpp", slide_mpp), *((f"mpp of slide {k!r}", v) for k, v in overrides.items())]:
+        if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise InputError(f"{name} must be a positive number of microns per pixel; got {value!r}")
+    _check_distinct_ids(paths)
     workers = min(workers, len(paths))
     if annotate is not None and workers > 1:
         try:
@@ -609,7 +675,7 @@ def patch_slides(
         prefix=prefix,
         spec=spec,
         annotate=annotate,
-        mpp_overrides=dict(mpp_overrides or {}),
+        mpp_overrides=overrides,
         slide_mpp=slide_mpp,
         thumbnails=thumbnails,
         max_count=max_count,
@@ -639,6 +705,7 @@ def patch_slides(
     slides = sorted((s for r in results for s in r["slides"]), key=lambda s: order[s["path"]])
     skipped = sorted((s for r in results for s in r["skipped"]), key=lambda s: order[s["path"]])
     num_patches = sum(r["num_samples"] for r in results)
+    by_reason = Counter(s["reason"] for s in skipped)
     summary = {
         "out": str(out),
         "spec": asdict(spec),
@@ -647,8 +714,10 @@ def patch_slides(
         "num_slides": len(paths),
         "num_slides_ok": len(slides),
         "num_skipped": len(skipped),
+        "skipped_by_reason": dict(sorted(by_reason.items())),
         "num_patches": num_patches,
         "unannotated": sum(s["unannotated"] for s in slides),
+        "mpp_overrides_unused": sorted(set(overrides) - {p.stem for p in paths}),
         "slides": slides,
         "skipped": skipped,
         "shards": [name for r in results for name in r["shards"]],
@@ -658,20 +727,107 @@ def patch_slides(
     }
     write_json_atomic(out / f"{prefix}-summary.json", summary)
     summary["summary"] = str(out / f"{prefix}-summary.json")
+    if num_patches == 0:
+        examples = {}
+        for item in skipped:
+            examples.setdefault(item["reason"], item["error"])
+        for info in slides:  # read, but nothing kept
+            reason = UNANNOTATED if info["patches_kept"] and info["unannotated"] else NO_PATCH
+            by_reason[reason] += 1
+            examples.setdefault(reason, _why_no_patch(info, spec, reason))
+        raise nothing_written_error("pathology/patches", "patches", _count(len(paths), "slide"), by_reason, examples)
     return summary
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _why_no_patch(info: Mapping[str, Any], spec: PatchSpec, reason: str) -> str:
+    """An example line for a slide that was read but gave no patch."""
+    if reason == UNANNOTATED:
+        return f"{info['path']}: annotate() dropped all {info['unannotated']} planned patches"
+    return (
+        f"{info['path']}: no {spec.size}-px patch at {spec.mpp} um/px fits with a tissue fraction >= "
+        f"{spec.min_tissue} (tissue covers {info['tissue_fraction']:.1%} of the slide)"
+    )
+
+
+def _check_distinct_ids(paths: Sequence[Path]) -> None:
+    """Refuse two slides whose shard keys and thumbnails would have the same name.
+
+    Both are named by :func:`safe_key` of the file stem; names that differ only in case are
+    refused too, as they collide on case-insensitive file systems (macOS, Windows).
+
+    Raises:
+        InputError: naming both slides and the shared name.
+    """
+    seen: dict[str, Path] = {}
+    for path in paths:
+        key = safe_key(path.stem)
+        other = seen.setdefault(key.casefold(), path)
+        if other is not path:
+            raise InputError(
+                f"slides {other} and {path} would both be written as {key!r} (shard keys and thumbnails/{key}.png "
+                "are named by the file name without its suffix); rename one or patch them in separate runs"
+            )
+
+
 # --------------------------------------------------------------------------- CLI
+def _parse(text: str, kind: type[int] | type[float], rule: str, ok: Callable[[float], bool]) -> Any:
+    """``kind(text)`` when it is a finite number that ``ok`` accepts, else an argparse error saying ``rule``."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """Argparse type: an integer >= 1 (a size, a count, a number of workers)."""
+    return _parse(text, int, "an integer >= 1", lambda v: v >= 1)
+
+
+def non_negative_int(text: str) -> int:
+    """Argparse type: an integer >= 0."""
+    return _parse(text, int, "an integer >= 0", lambda v: v >= 0)
+
+
+def positive_float(text: str) -> float:
+    """Argparse type: a finite number > 0 (microns per pixel, seconds)."""
+    return _parse(text, float, "a number > 0", lambda v: v > 0)
+
+
+def unit_fraction(text: str) -> float:
+    """Argparse type: a number in [0, 1]."""
+    return _parse(text, float, "a number in [0, 1]", lambda v: 0 <= v <= 1)
+
+
+def jpeg_quality(text: str) -> int:
+    """Argparse type: a JPEG quality, an integer in [1, 100]."""
+    return _parse(text, int, "an integer in [1, 100]", lambda v: 1 <= v <= 100)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``domainclip prepare pathology patches``."""
     parser.add_argument("--slides", nargs="+", required=True, help="slide files, folders or glob patterns")
     parser.add_argument("--out", required=True, type=Path, help="output folder for shards and thumbnails")
-    parser.add_argument("--mpp-target", type=float, default=0.5, help="microns per pixel of the patches (default 0.5)")
-    parser.add_argument("--size", type=int, default=224, help="patch side in pixels (default 224)")
-    parser.add_argument("--overlap", type=int, default=0, help="pixels shared by neighbouring patches (default 0)")
-    parser.add_argument("--min-tissue", type=float, default=0.5, help="smallest tissue fraction kept (default 0.5)")
+    parser.add_argument(
+        "--mpp-target", type=positive_float, default=0.5, help="microns per pixel of the patches (default 0.5)"
+    )
+    parser.add_argument("--size", type=positive_int, default=224, help="patch side in pixels (default 224)")
+    parser.add_argument(
+        "--overlap", type=non_negative_int, default=0, help="pixels shared by neighbouring patches (default 0)"
+    )
+    parser.add_argument(
+        "--min-tissue", type=unit_fraction, default=0.5, help="smallest tissue fraction kept (default 0.5)"
+    )
     parser.add_argument("--resample", choices=sorted(RESAMPLE), default="lanczos", help="resize filter")
-    parser.add_argument("--slide-mpp", type=float, default=None, help="mpp of level 0 for every slide (overrides)")
+    parser.add_argument(
+        "--slide-mpp", type=positive_float, default=None, help="mpp of level 0 for every slide (overrides)"
+    )
     parser.add_argument("--mpp-csv", type=Path, default=None, help="CSV with columns slide_id (or path),mpp")
     parser.add_argument("--no-thumbnails", action="store_true", help="do not write thumbnails/<slide_id>.png")
     add_output_arguments(parser, prefix="patches")
@@ -679,10 +835,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_output_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
     """Options shared by the commands that cut slides into shards (``patches``, ``pathgen``)."""
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (one slide at a time each)")
-    parser.add_argument("--max-count", type=int, default=1000, help="most patches per shard (default 1000)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (one slide at a time each)")
+    parser.add_argument("--max-count", type=positive_int, default=1000, help="most patches per shard (default 1000)")
     parser.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="patch encoding (default jpg)")
-    parser.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    parser.add_argument("--quality", type=jpeg_quality, default=95, help="JPEG quality (default 95)")
     parser.add_argument("--backend", default="auto", help="slide backend: auto, openslide, tiffslide")
     parser.add_argument("--prefix", default=prefix, help="shard name prefix")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -16,7 +16,9 @@ processes (one slide per task, each worker with its own shards, as in
 ``{"__key__": record index, "<jpg|png>": patch, "txt": caption, "json": meta}``. Records whose slide
 is not in ``slides_dir`` are listed in the summary and in ``missing_slides.txt``; bad records (no
 caption, no slide id, a position that is not two non-negative integers, a patch outside the slide)
-are counted by reason. Neither stops the import.
+and the records of slides that cannot be read are counted by reason. Neither stops the import; an
+import that writes no patch at all raises :class:`~domainclip.core.errors.NothingWrittenError` with
+those counts.
 """
 
 from __future__ import annotations
@@ -33,9 +35,18 @@ from typing import Any
 
 from PIL import Image
 
+from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
 from domainclip.core.parallel import run_workers, shared_add, shared_take
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
-from domainclip.domains.pathology.patching import RESAMPLE, SLIDE_EXTENSIONS, add_output_arguments, output_options
+from domainclip.domains.pathology.patching import (
+    RESAMPLE,
+    SLIDE_EXTENSIONS,
+    add_output_arguments,
+    nothing_written_error,
+    output_options,
+    positive_int,
+    skip_reason,
+)
 from domainclip.domains.pathology.slides import SlideError, open_slide
 
 __all__ = [
@@ -81,21 +92,25 @@ def load_pathgen_records(path: str | os.PathLike) -> list[dict[str, Any]]:
         The raw records, in file order.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is neither a JSON list nor JSON lines; names the file (and line).
+        InputNotFoundError: the file does not exist (a ``FileNotFoundError``).
+        InputError: the file is not UTF-8, or neither a JSON list nor JSON lines; names the file
+            (and line) (a ``ValueError``).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"PathGen records file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+        raise InputNotFoundError(f"PathGen records file {path} does not exist or is not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected PathGen JSON") from None
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
             records = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
+            raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
         if not isinstance(records, list):
-            raise ValueError(f"{path}: expected a JSON list of records")
+            raise InputError(f"{path}: expected a JSON list of records")
         return records
     records = []
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -104,7 +119,7 @@ def load_pathgen_records(path: str | os.PathLike) -> list[dict[str, Any]]:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg}); expected a JSON list or JSON lines") from e
+            raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg}); expected a JSON list or JSON lines") from None
     return records
 
 
@@ -138,23 +153,28 @@ def parse_records(records: Iterable[Any]) -> tuple[list[PathGenRecord], Counter[
     valid: list[PathGenRecord] = []
     bad: Counter[str] = Counter()
     for index, record in enumerate(records):
-        if not isinstance(record, Mapping):
-            bad["not_an_object"] += 1
+        problem = _record_problem(record)
+        if problem is not None:
+            bad[problem] += 1
             continue
-        wsi_id = record.get("wsi_id")
-        if not isinstance(wsi_id, str) or not wsi_id.strip():
-            bad["no_wsi_id"] += 1
-            continue
-        caption = record.get("caption")
-        if not isinstance(caption, str) or not caption.strip():
-            bad["no_caption"] += 1
-            continue
-        position = _position(record.get("position"))
-        if position is None:
-            bad["bad_position"] += 1
-            continue
-        valid.append(PathGenRecord(index, wsi_id.strip(), position[0], position[1], caption.strip()))
+        x, y = _position(record["position"]) or (0, 0)  # valid: never the fallback
+        valid.append(PathGenRecord(index, record["wsi_id"].strip(), x, y, record["caption"].strip()))
     return valid, bad
+
+
+def _record_problem(record: Any) -> str | None:
+    """Why a raw record is rejected (a reason of :func:`parse_records`), or ``None`` for a valid one."""
+    if not isinstance(record, Mapping):
+        return "not_an_object"
+    wsi_id = record.get("wsi_id")
+    if not isinstance(wsi_id, str) or not wsi_id.strip():
+        return "no_wsi_id"
+    caption = record.get("caption")
+    if not isinstance(caption, str) or not caption.strip():
+        return "no_caption"
+    if _position(record.get("position")) is None:
+        return "bad_position"
+    return None
 
 
 def index_slides(slides_dir: str | os.PathLike) -> dict[str, list[Path]]:
@@ -163,11 +183,11 @@ def index_slides(slides_dir: str | os.PathLike) -> dict[str, list[Path]]:
     ``TCGA-X.uuid.svs`` is found under ``TCGA-X`` and ``TCGA-X.uuid``; ``TCGA-X.svs`` under ``TCGA-X``.
 
     Raises:
-        FileNotFoundError: ``slides_dir`` is not a folder.
+        InputNotFoundError: ``slides_dir`` is not a folder (a ``FileNotFoundError``).
     """
     root = Path(slides_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"slides folder {root} does not exist")
+        raise InputNotFoundError(f"slides folder {root} does not exist or is not a folder")
     index: dict[str, list[Path]] = {}
     for path in sorted(root.rglob("*")):
         if not path.is_file() or path.suffix.lower() not in SLIDE_EXTENSIONS:
@@ -239,11 +259,12 @@ def _run_worker(job: _Job, prefix: str, take: Callable[[], int], report: Callabl
             before = writer.num_samples
             try:
                 slides.append(_import_one(job, wsi_id, Path(path), records, writer, report))
-            except SlideError as e:
-                failed.append({"wsi_id": wsi_id, "path": path, "records": len(records), "reason": str(e)})
-            except Exception as e:  # a slide failing mid-read must not stop the import; it is reported
-                failed.append({"wsi_id": wsi_id, "path": path, "records": len(records),
-                               "reason": f"{type(e).__name__}: {e}",
+            except SlideError as e:  # its message names the slide
+                failed.append({"wsi_id": wsi_id, "path": path, "records": len(records), "reason": skip_reason(e),
+                               "error": str(e)})
+            except Exception as e:  # a slide failing mid-read must not stop the import; it is counted
+                failed.append({"wsi_id": wsi_id, "path": path, "records": len(records), "reason": skip_reason(e),
+                               "error": f"{path}: {type(e).__name__}: {e}",
                                "written_before_error": writer.num_samples - before})
     return {"prefix": prefix, "slides": slides, "failed": failed, "shards": [p.name for p in writer.written],
             "index": index_path(job.out, prefix).name, "num_samples": writer.num_samples}
@@ -290,7 +311,16 @@ def import_pathgen(
     Returns:
         Summary: ``num_records``, ``num_written``, ``bad_records`` (reason -> count, with
         ``out_of_bounds`` and ``slide_unreadable``), ``missing_slides`` (ids), ``records_missing_slide``,
-        ``ambiguous_slides``, ``failed_slides``, ``shards``, ``indexes``, ``seconds``.
+        ``ambiguous_slides``, ``failed_slides`` (per slide: ``reason`` as in
+        :func:`~domainclip.domains.pathology.patching.skip_reason`, ``error``), ``shards``,
+        ``indexes``, ``seconds``.
+
+    Raises:
+        InputError: bad arguments or a malformed records file (a ``ValueError``).
+        InputNotFoundError: the records file or ``slides_dir`` does not exist.
+        NothingWrittenError: no patch was written; the message counts the records by reason
+            (bad records, records whose slide is missing or unreadable), with an example each
+            (the summary is written first).
     """
     from tqdm.auto import tqdm
 
@@ -298,15 +328,15 @@ def import_pathgen(
     from domainclip.core.io import atomic_write_text
 
     if patch_size < 1:
-        raise ValueError(f"patch_size must be >= 1; got {patch_size}")
+        raise InputError(f"patch_size must be >= 1; got {patch_size}")
     if out_size is not None and out_size < 1:
-        raise ValueError(f"out_size must be >= 1; got {out_size}")
+        raise InputError(f"out_size must be >= 1; got {out_size}")
     if resample not in RESAMPLE:
         raise UnknownNameError("resampling filter", resample, list(RESAMPLE))
     if image_format not in IMAGE_ENCODERS:
         raise UnknownNameError("image format", image_format, list(IMAGE_ENCODERS))
     if workers < 1:
-        raise ValueError(f"workers must be >= 1; got {workers}")
+        raise InputError(f"workers must be >= 1; got {workers}")
     source = str(records) if isinstance(records, str | os.PathLike) else None
     raw = load_pathgen_records(records) if source is not None else list(records)  # type: ignore[arg-type]
     valid, bad = parse_records(raw)
@@ -380,7 +410,39 @@ def import_pathgen(
     }
     write_json_atomic(out / f"{prefix}-summary.json", summary)
     summary["summary"] = str(out / f"{prefix}-summary.json")
+    if num_written == 0:
+        raise _nothing_written(summary, raw, source, by_slide)
     return summary
+
+
+def _nothing_written(
+    summary: Mapping[str, Any], raw: Sequence[Any], source: str | None, by_slide: Mapping[str, Sequence[PathGenRecord]]
+) -> NothingWrittenError:
+    """The error of an import that wrote no patch: its records counted by reason, with an example each."""
+    where = source or "the records given"
+    counts: Counter[str] = Counter(summary["bad_records"])
+    examples: dict[str, str] = {}
+    for index, record in enumerate(raw):
+        problem = _record_problem(record)
+        if problem is not None and problem not in examples:
+            examples[problem] = f"{where}: record {index} ({problem}): {json.dumps(record, default=str)[:120]}"
+    for item in summary["failed_slides"]:
+        examples.setdefault("slide_unreadable", item["error"])
+    if summary["records_missing_slide"]:
+        counts["missing_slide"] = summary["records_missing_slide"]
+        first = summary["missing_slides"][0]
+        examples["missing_slide"] = (
+            f"no slide {first}.svs or {first}.<uuid>.svs under {summary['slides_dir']} for "
+            f"{len(by_slide[first])} record(s)"
+        )
+    if "out_of_bounds" in counts:
+        slide = next(s for s in summary["slides"] if s["out_of_bounds"])
+        examples["out_of_bounds"] = (
+            f"{slide['path']}: {slide['out_of_bounds']} record(s) place a {summary['patch_size']}-px patch "
+            "outside the slide"
+        )
+    noun = "record" if len(raw) == 1 else "records"
+    return nothing_written_error("pathology/pathgen", "patches", f"{len(raw)} {noun} of {where}", counts, examples)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -390,8 +452,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--slides-dir", required=True, type=Path, help="folder with the TCGA slides (searched recursively)"
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder for the shards")
-    parser.add_argument("--patch-size", type=int, default=PATHGEN_PATCH_SIZE, help="level-0 patch side (default 672)")
-    parser.add_argument("--out-size", type=int, default=None, help="resize patches to this side (default: keep)")
+    parser.add_argument(
+        "--patch-size", type=positive_int, default=PATHGEN_PATCH_SIZE, help="level-0 patch side (default 672)"
+    )
+    parser.add_argument(
+        "--out-size", type=positive_int, default=None, help="resize patches to this side (default: keep)"
+    )
     parser.add_argument("--resample", choices=sorted(RESAMPLE), default="lanczos", help="resize filter")
     add_output_arguments(parser, prefix="pathgen")
 

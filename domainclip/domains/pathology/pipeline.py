@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from domainclip.core.errors import DatasetNotFoundError
 from domainclip.core.io import atomic_write_bytes
 from domainclip.core.plugins import PrepareCommand
 
@@ -205,7 +206,10 @@ def synthetic_suite(
             prepare_synthetic_patches(data, 4, seed=HELDOUT_SEED, slide_size=3072, progress=False)
     data = Path(data)
     if not any(data.glob("*.tar")):
-        raise FileNotFoundError(f"pathology/synthetic: no patch shards (*.tar) in {data}")
+        raise DatasetNotFoundError(
+            f"pathology/synthetic: dataset not found at {data}: no patch shards (*.tar); expected a folder "
+            "written by 'domainclip prepare pathology synthetic'"
+        )
     # one pass over the patches serves both the zero-shot classifier and retrieval
     features, targets, captions = [], [], []
     with torch.no_grad():

@@ -39,11 +39,20 @@ from domainclip.core.data import keys as K
 from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.data.writer import ShardWriter, index_path, write_json_atomic
+from domainclip.core.errors import DomainClipError, InputError
 from domainclip.core.eval.features import Tokenizer, encode_inputs, encode_texts
 from domainclip.core.plugins import PrepareCommand
 from domainclip.domains.pathology.datasets.slide_labels import PatchShardStream, collate_patch_batch, slide_id_of
+from domainclip.domains.pathology.patching import non_negative_int, nothing_written_error, positive_int
 
-__all__ = ["SELECT", "MINIBATCH_THRESHOLD", "SlideSelection", "cluster_representatives", "select_representative"]
+__all__ = [
+    "SELECT",
+    "MINIBATCH_THRESHOLD",
+    "ShardsChangedError",
+    "SlideSelection",
+    "cluster_representatives",
+    "select_representative",
+]
 
 #: Slides with more patches than this are clustered with MiniBatchKMeans instead of KMeans.
 MINIBATCH_THRESHOLD = 20_000
@@ -51,6 +60,10 @@ MINIBATCH_THRESHOLD = 20_000
 SHARD_MTIME = 1_700_000_000
 
 _CANONICAL = frozenset(K.SAMPLE_KEYS)
+
+
+class ShardsChangedError(DomainClipError, RuntimeError):
+    """The input shards changed between the passes of :func:`select_representative` (another process wrote them)."""
 
 
 @dataclass
@@ -177,7 +190,7 @@ def _output_sample(raw: dict[str, Any], meta: dict[str, Any], selection: dict[st
         if suffix.startswith("__") or suffix == "json":
             continue
         if suffix in _CANONICAL:
-            raise ValueError(
+            raise InputError(
                 f"{url} key={raw[K.KEY]}: member suffix .{suffix} clashes with the canonical key {suffix!r}; "
                 "it cannot be copied unchanged"
             )
@@ -234,11 +247,18 @@ def select_representative(
         ``per_slide`` (slide -> ``{patches, clusters, selected}``), ``skipped`` (reason -> count),
         ``skipped_examples``, ``max_open_slides``, ``prompts``.
 
+    Raises:
+        InputError: ``per_slide`` or ``clusters`` below 1, or a sample whose members cannot be
+            copied unchanged (a ``ValueError``).
+        NothingWrittenError: no usable patch in the shards; the message counts the skipped
+            samples by reason, with an example each (the summary is written first).
+        ShardsChangedError: the shards changed while they were being read.
+
     """
     if per_slide < 1:
-        raise ValueError(f"per_slide must be >= 1, got {per_slide}")
+        raise InputError(f"per_slide must be >= 1, got {per_slide}")
     if clusters is not None and clusters < 1:
-        raise ValueError(f"clusters must be >= 1, got {clusters}")
+        raise InputError(f"clusters must be >= 1, got {clusters}")
     if prompts and tokenizer is None:
         raise ValueError("select_representative: prompts need the model's tokenizer (tokenizer=...)")
     from tqdm.auto import tqdm
@@ -315,7 +335,7 @@ def select_representative(
                 writer.write(_output_sample(raw, meta or {}, info, url))
                 written += 1
     if written != len(selected):
-        raise RuntimeError(
+        raise ShardsChangedError(
             f"select_representative: chose {len(selected)} patches but found {written} when copying; "
             "the shards changed while they were being read"
         )
@@ -337,6 +357,10 @@ def select_representative(
         "seed": seed,
     }
     write_json_atomic(out_dir / f"{prefix}-summary.json", summary)
+    if written == 0:
+        many = len(url_list) > 1
+        inputs = f"{len(url_list)} shard{'s' if many else ''} ({url_list[0]}{', ...' if many else ''})"
+        raise nothing_written_error("pathology/select", "patches", inputs, skipped, examples)
     return summary
 
 
@@ -348,18 +372,20 @@ def _select_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", required=True,
         help="model that embeds the patches: a model folder, run folder, hf-hub: id or registry name",
     )
-    parser.add_argument("--per-slide", type=int, default=8, help="most patches chosen per slide")
-    parser.add_argument("--clusters", type=int, default=None, help="k-means clusters per slide (default: --per-slide)")
+    parser.add_argument("--per-slide", type=positive_int, default=8, help="most patches chosen per slide")
+    parser.add_argument(
+        "--clusters", type=positive_int, default=None, help="k-means clusters per slide (default: --per-slide)"
+    )
     parser.add_argument(
         "--prompt", action="append", default=None,
         help="text that ranks the clusters by similarity (repeatable)",
     )
     parser.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda, cuda:1)")
-    parser.add_argument("--batch-size", type=int, default=64, help="patches per forward")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="patches per forward")
     parser.add_argument("--seed", type=int, default=0, help="k-means seed")
-    parser.add_argument("--max-count", type=int, default=1000, help="samples per output shard")
+    parser.add_argument("--max-count", type=positive_int, default=1000, help="samples per output shard")
     parser.add_argument("--prefix", default="selected", help="output shard name prefix")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding patches")
+    parser.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader workers decoding patches")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from domainclip.core.errors import DomainClipError
+from domainclip.core.errors import DomainClipError, InputError, InputNotFoundError
 from domainclip.core.plugins import UnknownNameError, require
 
 __all__ = [
@@ -596,11 +596,11 @@ def open_slide(
             backend's reason).
         MissingMppError: no mpp in the metadata, none given, and ``require_mpp``.
         UnknownNameError: unknown ``backend``.
-        ValueError: ``mpp`` is not a positive number.
+        InputError: ``mpp`` is not a positive number (a ``ValueError``).
     """
     path = Path(path)
     if mpp is not None and not (math.isfinite(mpp) and mpp > 0):
-        raise ValueError(f"mpp for {path} must be a positive number of microns per pixel; got {mpp!r}")
+        raise InputError(f"mpp for {path} must be a positive number of microns per pixel; got {mpp!r}")
     if backend == "auto":
         names = list(AUTO_ORDER)
     elif backend in BACKENDS:
@@ -646,41 +646,51 @@ def read_mpp_table(csv_path: str | os.PathLike) -> dict[str, float]:
         csv_path: the CSV file.
 
     Returns:
-        slide id -> mpp.
+        slide id -> mpp (at least one slide).
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: a missing column, an empty id, an mpp that is not a positive number, or one
-            slide given two different values; the message names the file and line.
+        InputNotFoundError: the file does not exist (a ``FileNotFoundError``).
+        InputError: the file is empty or not UTF-8 text, a missing column, an empty id, an mpp
+            that is not a positive number, one slide given two different values, or no rows; the
+            message names the file and line (a ``ValueError``).
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise FileNotFoundError(f"mpp table {csv_path} does not exist")
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        fields = [name.strip().lower() for name in (reader.fieldnames or [])]
-        id_column = next((c for c in _ID_COLUMNS if c in fields), None)
-        if id_column is None or "mpp" not in fields:
-            raise ValueError(
-                f"mpp table {csv_path}: the header must have an id column ({', '.join(_ID_COLUMNS)}) and an 'mpp' "
-                f"column; got {reader.fieldnames}"
-            )
-        table: dict[str, float] = {}
-        for row in reader:
-            line = reader.line_num
-            values = {str(k).strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
-            if not any(values.values()):
-                continue
-            raw_id = values.get(id_column, "")
-            if not raw_id:
-                raise ValueError(f"{csv_path}:{line}: empty {id_column!r}")
-            slide_id = Path(raw_id).stem if id_column == "path" else raw_id
-            mpp = _float_or_none(values.get("mpp"))
-            if mpp is None:
-                raise ValueError(f"{csv_path}:{line}: mpp {values.get('mpp')!r} of {raw_id!r} is not a positive number")
-            if slide_id in table and table[slide_id] != mpp:
-                raise ValueError(
-                    f"{csv_path}:{line}: slide {slide_id!r} has two mpp values ({table[slide_id]} and {mpp})"
-                )
-            table[slide_id] = mpp
+        raise InputNotFoundError(f"mpp table {csv_path} does not exist or is not a file")
+    expected = f"expected a header with an id column ({', '.join(_ID_COLUMNS)}) and an 'mpp' column"
+    table: dict[str, float] = {}
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None:
+                raise InputError(f"mpp table {csv_path} is empty; {expected}, then one row per slide")
+            fields = [name.strip().lower() for name in reader.fieldnames]
+            id_column = next((c for c in _ID_COLUMNS if c in fields), None)
+            if id_column is None or "mpp" not in fields:
+                raise InputError(f"mpp table {csv_path}: {expected}; got {reader.fieldnames}")
+            for row in reader:
+                line = reader.line_num
+                values = {str(k).strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
+                if not any(values.values()):
+                    continue
+                raw_id = values.get(id_column, "")
+                if not raw_id:
+                    raise InputError(f"{csv_path}:{line}: empty {id_column!r}")
+                slide_id = Path(raw_id).stem if id_column == "path" else raw_id
+                mpp = _float_or_none(values.get("mpp"))
+                if mpp is None:
+                    raise InputError(
+                        f"{csv_path}:{line}: mpp {values.get('mpp')!r} of {raw_id!r} is not a positive number"
+                    )
+                if slide_id in table and table[slide_id] != mpp:
+                    raise InputError(
+                        f"{csv_path}:{line}: slide {slide_id!r} has two mpp values ({table[slide_id]} and {mpp})"
+                    )
+                table[slide_id] = mpp
+    except UnicodeDecodeError as e:
+        raise InputError(f"mpp table {csv_path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except csv.Error as e:
+        raise InputError(f"mpp table {csv_path} is not a readable CSV file ({e})") from None
+    if not table:
+        raise InputError(f"mpp table {csv_path} has a header but no rows; {expected}, then one row per slide")
     return table

@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from domainclip.core.errors import DatasetNotFoundError
 from domainclip.core.eval.zero_shot import build_prompt_classifier
 from domainclip.core.models import create_model_and_transforms, get_tokenizer
 from domainclip.domains.pathology import evals, labels
@@ -88,6 +89,26 @@ def test_patch_folder_suite_needs_data(tiny, tmp_path):
     model, preprocess, tokenizer = tiny
     with pytest.raises(FileNotFoundError, match="needs --data"):
         evals.patch_folder_suite(model, tokenizer, preprocess, data=None, out_dir=tmp_path, batch_size=4)
+
+
+def test_missing_dataset_folders_are_dataset_not_found_errors(tmp_path):
+    missing = tmp_path / "missing"
+    expected = {
+        evals.patch_folder_suite: f"patch folder {missing} does not exist or is not a folder; expected one folder per",
+        evals.pcam_suite: f"PatchCamelyon folder {missing} does not exist; expected a folder holding the official",
+        evals.slide_suite: f"pathology/slides: dataset not found at {missing}: not a folder; expected the patch shards",
+    }
+    for suite, message in expected.items():
+        with pytest.raises(DatasetNotFoundError) as caught:
+            suite(None, None, None, data=missing, out_dir=tmp_path)
+        assert str(caught.value).startswith(message), str(caught.value)
+    missing.mkdir()
+    with pytest.raises(DatasetNotFoundError, match=f"dataset not found at {missing}: no slides.csv; expected"):
+        evals.slide_suite(None, None, None, data=missing, out_dir=tmp_path)
+    fixture.write_slides_csv(missing / "slides.csv", {"t1": "tumor", "n1": "normal"})
+    with pytest.raises(DatasetNotFoundError, match=r"dataset not found at .*holds no .*\.tar"):
+        model = _slide_model(["normal", "tumor"])
+        evals.slide_suite(model, model.tokenize, fixture.to_tensor, data=missing, out_dir=tmp_path)
 
 
 def test_prompt_classifier_averages_each_class_ensemble():

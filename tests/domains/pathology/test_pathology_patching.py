@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from domainclip.core.errors import InputError, NothingWrittenError
 from domainclip.core.plugins import UnknownNameError
 from domainclip.domains.pathology.patching import (
     PATCHES,
@@ -152,8 +153,9 @@ def test_patch_slides_writes_decodable_patches_and_skips_bad_slides(slides, tmp_
     )
     assert summary["num_slides_ok"] == 2 and summary["num_skipped"] == 2
     skipped = {s["slide_id"]: s for s in summary["skipped"]}
-    assert skipped["junk"]["error"] == "SlideOpenError" and "junk.svs" in skipped["junk"]["reason"]
-    assert skipped["nompp"]["error"] == "MissingMppError" and "--slide-mpp" in skipped["nompp"]["reason"]
+    assert skipped["junk"]["reason"] == "unreadable_slide" and "junk.svs" in skipped["junk"]["error"]
+    assert skipped["nompp"]["reason"] == "no_mpp" and "--slide-mpp" in skipped["nompp"]["error"]
+    assert summary["skipped_by_reason"] == {"no_mpp": 1, "unreadable_slide": 1}
     per_slide = {s["slide_id"]: s for s in summary["slides"]}
     assert per_slide["pyr"]["level"] == 1 and per_slide["pyr"]["size0"] == 448
     assert per_slide["second"]["level"] == 0 and per_slide["second"]["read_size"] == 224
@@ -243,7 +245,7 @@ def test_cli_with_mpp_csv_and_globs(slides, tmp_path):
         find_slides([folder / "absent.svs"])
     with pytest.raises(FileNotFoundError, match="match"):
         find_slides([str(folder / "*.ndpi")])
-    with pytest.raises(ValueError, match="same id"):
+    with pytest.raises(ValueError, match="would both be written as 'second'"):
         patch_slides([slides["second"], tmp_path / "x" / "second.tif"], tmp_path / "dup")
     with pytest.raises(TypeError, match="picklable"):
         patch_slides([slides["second"], slides["nompp"]], tmp_path / "l", workers=2, annotate=lambda *a: None)
@@ -267,3 +269,93 @@ def test_cmu_patches_match_direct_reads(shared_data, tmp_path):
             loc = PatchLocation(meta["x"], meta["y"], 0, 224, 224, 1.0)
             decoded = np.asarray(Image.open(io.BytesIO(members["png"])).convert("RGB"))
             assert np.array_equal(decoded, np.asarray(read_patch(slide, loc, spec)))
+
+
+# --------------------------------------------------------------------------- user mistakes
+def test_spec_errors_are_input_errors():
+    for kwargs in ({"size": 0}, {"mpp": float("nan")}, {"overlap": -1}, {"min_tissue": -0.1}):
+        with pytest.raises(InputError) as caught:
+            PatchSpec(**kwargs)
+        assert isinstance(caught.value, ValueError)
+    with pytest.raises(InputError, match="patch size must be >= 1; got 0"):
+        PatchSpec(size=0)
+
+
+def test_a_run_that_writes_nothing_raises_with_the_reasons(slides, tmp_path):
+    junk = tmp_path / "junk.svs"
+    junk.write_bytes(b"\x00" * 300)
+    out = tmp_path / "out"
+    with pytest.raises(NothingWrittenError) as caught:
+        patch_slides([junk, slides["nompp"]], out, tissue={"max_size": 256}, progress=False)
+    message = str(caught.value)
+    assert message.startswith("pathology/patches wrote no patches from 2 slides: ")
+    assert "no_mpp: 1 (e.g. slide " in message and "nompp.tif has no microns-per-pixel" in message
+    assert f"unreadable_slide: 1 (e.g. cannot open slide {junk}: " in message
+    summary = json.loads((out / "patches-summary.json").read_text())
+    assert summary["num_patches"] == 0 and summary["skipped_by_reason"] == {"no_mpp": 1, "unreadable_slide": 1}
+    assert read_shards(out) == {}
+
+
+def test_slides_without_a_kept_patch_are_counted(slides, tmp_path):
+    tiny = write_pyramidal_tiff(tmp_path / "tiny.tif", tissue_image(100, 100), 0.5)
+    with pytest.raises(NothingWrittenError) as caught:
+        patch_slides([tiny], tmp_path / "a", PatchSpec(size=224), thumbnails=False, progress=False)
+    assert str(caught.value).startswith(
+        f"pathology/patches wrote no patches from 1 slide: no_patch: 1 (e.g. {tiny}: no 224-px patch at 0.5 um/px "
+        "fits with a tissue fraction >= 0.5 (tissue covers "
+    )
+    with pytest.raises(NothingWrittenError, match=r"unannotated: 1 \(e\.g\. .*second\.tif: annotate\(\) dropped all"):
+        patch_slides([slides["second"]], tmp_path / "b", PatchSpec(mpp=1.0, size=128, min_tissue=0.3),
+                     annotate=drop_every_patch, thumbnails=False, tissue={"max_size": 256}, progress=False)
+
+
+def drop_every_patch(slide_id, x0, y0, size0):
+    """An annotate hook that keeps nothing."""
+    return None
+
+
+def test_colliding_output_names_are_refused_before_any_work(slides, tmp_path):
+    for a, b, name in [("a/slide.tif", "b/slide.tif", "slide"), ("x.svs", "x.tiff", "x"),
+                       ("Case.tif", "case.tif", "case"), ("p q.tif", "p_q.tif", "p_q")]:
+        for path in (tmp_path / a, tmp_path / b):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(slides["second"].read_bytes())
+        with pytest.raises(InputError, match=f"would both be written as '{name}'") as caught:
+            patch_slides([tmp_path / a, tmp_path / b], tmp_path / "out", progress=False)
+        assert str(tmp_path / a) in str(caught.value) and str(tmp_path / b) in str(caught.value)
+        assert not (tmp_path / "out").exists()
+
+
+def test_bad_mpp_values_are_refused_before_any_work(slides, tmp_path):
+    with pytest.raises(InputError, match="slide_mpp must be a positive number of microns per pixel; got -1"):
+        patch_slides([slides["second"]], tmp_path / "out", slide_mpp=-1, progress=False)
+    with pytest.raises(InputError, match=r"mpp of slide 'second' must be a positive number .*; got 0"):
+        patch_slides([slides["second"]], tmp_path / "out", mpp_overrides={"second": 0}, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "rule"),
+    [
+        ("--size", "0", "an integer >= 1"),
+        ("--size", "1.5", "an integer >= 1"),
+        ("--slide-mpp", "-1", "a number > 0"),
+        ("--mpp-target", "nan", "a number > 0"),
+        ("--overlap", "-2", "an integer >= 0"),
+        ("--min-tissue", "1.5", "a number in [0, 1]"),
+        ("--workers", "0", "an integer >= 1"),
+        ("--max-count", "0", "an integer >= 1"),
+        ("--quality", "101", "an integer in [1, 100]"),
+    ],
+)
+def test_cli_refuses_bad_flag_values_up_front(slides, tmp_path, capsys, flag, value, rule):
+    from domainclip.cli import main
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as caught:
+        main(["prepare", "pathology", "patches", "--slides", str(slides["second"]), "--out", str(out), flag, value])
+    assert caught.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("usage: domainclip prepare pathology patches ")
+    assert lines[-1] == f"domainclip prepare pathology patches: error: argument {flag}: must be {rule}; got {value!r}"
+    assert not out.exists()

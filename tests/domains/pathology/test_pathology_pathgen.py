@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
 from domainclip.domains.pathology.pathgen import (
     PATHGEN,
     import_pathgen,
@@ -140,10 +141,50 @@ def test_cli_keeps_patch_size_and_reports_unreadable_slides(slides_dir, tmp_path
     summary = PATHGEN.run(args)
     assert summary["num_written"] == 1 and summary["bad_records"] == {"slide_unreadable": 2}
     [failed] = summary["failed_slides"]
-    assert failed["wsi_id"] == SLIDE_A and f"{SLIDE_A}.svs" in failed["reason"]
+    assert failed["wsi_id"] == SLIDE_A and f"{SLIDE_A}.svs" in failed["error"]
+    assert failed["reason"] == "unreadable_slide"
     assert summary["missing_slides"] == [] and not (tmp_path / "o" / "missing_slides.txt").exists()
     [members] = read_shards(tmp_path / "o").values()
     assert Image.open(io.BytesIO(members["jpg"])).size == (256, 256)
+
+
+def test_import_that_writes_nothing_raises_with_the_reasons(slides_dir, tmp_path):
+    folder = tmp_path / "slides"
+    folder.mkdir()
+    (folder / f"{SLIDE_A}.svs").write_bytes(b"broken")
+    path = tmp_path / "r.json"
+    items = records()
+    path.write_text(json.dumps([items[0], items[1], items[3], items[5], items[11]]))
+    with pytest.raises(NothingWrittenError) as caught:
+        import_pathgen(path, folder, tmp_path / "o", progress=False)
+    message = str(caught.value)
+    assert message.startswith(f"pathology/pathgen wrote no patches from 5 records of {path}: ")
+    assert "slide_unreadable: 2 (e.g. cannot open slide " in message and f"{SLIDE_A}.svs" in message
+    assert f"missing_slide: 1 (e.g. no slide {MISSING}.svs or {MISSING}.<uuid>.svs under {folder}" in message
+    assert f"no_caption: 1 (e.g. {path}: record 3 (no_caption)" in message
+    assert "not_an_object: 1" in message
+    summary = json.loads((tmp_path / "o" / "pathgen-summary.json").read_text())
+    assert summary["num_written"] == 0 and summary["bad_records"] == {
+        "no_caption": 1, "not_an_object": 1, "slide_unreadable": 2,
+    }
+
+
+def test_records_file_errors_are_input_errors(tmp_path):
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'[{"caption": "caf\xe9"}]')
+    with pytest.raises(InputError, match=r"latin\.json: not UTF-8 text"):
+        load_pathgen_records(latin)
+    scalar = tmp_path / "scalar.json"
+    scalar.write_text("[1, 2")
+    with pytest.raises(InputError, match=r"scalar\.json: not valid JSON"):
+        load_pathgen_records(scalar)
+    with pytest.raises(InputNotFoundError, match="absent.json does not exist"):
+        load_pathgen_records(tmp_path / "absent.json")
+    with pytest.raises(InputNotFoundError, match="nowhere does not exist"):
+        index_slides(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="patch_size must be >= 1"):
+        import_pathgen([], tmp_path, tmp_path / "o", patch_size=0)
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.real_data

@@ -11,6 +11,7 @@ import pytest
 from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.data.writer import ShardWriter, read_index
+from domainclip.core.errors import InputError, NothingWrittenError
 from domainclip.domains.pathology.selection import SELECT, cluster_representatives, select_representative
 
 _spec = importlib.util.spec_from_file_location("pathology_fixture_selection", Path(__file__).with_name("data.py"))
@@ -143,6 +144,24 @@ def test_skips_are_counted_and_bad_arguments_refused(tmp_path):
         select_representative(tmp_path / "in", model, fixture.to_tensor, tmp_path / "o2", per_slide=0)
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         select_representative(tmp_path / "nothing-here", model, fixture.to_tensor, tmp_path / "o2")
+
+
+def test_shards_without_a_usable_patch_raise_with_the_reasons(tmp_path):
+    with ShardWriter(tmp_path / "in", prefix="zz", image_format="png") as w:
+        w.write({"__key__": "noslide", "image": fixture.solid((1, 1, 1), 4), "meta": {"x": 0}})
+        w.write({"__key__": "broken", "png": b"not a png", "meta": {"slide_id": "only"}})
+        w.write({"__key__": "broken2", "png": b"not a png either", "meta": {"slide_id": "only"}})
+    model = fixture.LookupCLIP({}, {"x": [0.0] * DIM})
+    with pytest.raises(NothingWrittenError) as caught:
+        select_representative(tmp_path / "in", model, fixture.to_tensor, tmp_path / "out", per_slide=3)
+    shard = tmp_path / "in" / "zz-000000.tar"
+    message = str(caught.value)
+    assert message.startswith(f"pathology/select wrote no patches from 1 shard ({shard}): bad_image: 2 (e.g. ")
+    assert f"{shard} key=broken: " in message and f"missing_slide_id: 1 (e.g. {shard} key=noslide" in message
+    summary = json.loads((tmp_path / "out" / "selected-summary.json").read_text())
+    assert summary["num_selected"] == 0 and summary["skipped"] == {"missing_slide_id": 1, "bad_image": 2}
+    with pytest.raises(InputError, match="clusters must be >= 1, got 0"):
+        select_representative(tmp_path / "in", model, fixture.to_tensor, tmp_path / "o2", clusters=0)
 
 
 def test_select_command_with_a_tiny_clip(tmp_path):

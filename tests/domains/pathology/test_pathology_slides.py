@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from domainclip.core.errors import InputError, InputNotFoundError
 from domainclip.core.plugins import UnknownNameError
 from domainclip.domains.pathology.slides import (
     BACKENDS,
@@ -133,6 +134,28 @@ def test_read_mpp_table(tmp_path):
         read_mpp_table(twice)
     with pytest.raises(FileNotFoundError, match="absent.csv"):
         read_mpp_table(tmp_path / "absent.csv")
+
+
+def test_mpp_table_mistakes_are_input_errors_naming_the_file(tmp_path):
+    cases = {
+        "empty.csv": (b"", "mpp table {} is empty; expected a header"),
+        "header.csv": (b"slide_id,mpp\n\n", "mpp table {} has a header but no rows"),
+        "wrong.csv": (b"a,b\nx,1\n", "mpp table {}: expected a header with an id column"),
+        "word.csv": (b"slide_id,mpp\nA,abc\n", "{}:2: mpp 'abc' of 'A' is not a positive number"),
+        "latin.csv": (b"slide_id,mpp\ncaf\xe9,0.5\n", "mpp table {} is not UTF-8 text"),
+        "huge.csv": (b"slide_id,mpp\n" + b"A" * 200_000 + b",0.5\n", "mpp table {} is not a readable CSV file"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(InputError) as caught:
+            read_mpp_table(path)
+        assert str(caught.value).startswith(message.format(path)), (name, str(caught.value))
+        assert isinstance(caught.value, ValueError)
+    with pytest.raises(InputNotFoundError, match="absent.csv does not exist"):
+        read_mpp_table(tmp_path / "absent.csv")
+    with pytest.raises(InputError, match="must be a positive number of microns per pixel; got -1"):
+        open_slide(tmp_path / "any.tif", mpp=-1)
 
 
 # --------------------------------------------------------------------------- reading

@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image
 from torch.utils.data import Dataset
 
+from domainclip.core.errors import DatasetNotFoundError, InputError
 from domainclip.domains.pathology.labels import NCT_CRC_CLASSES
 
 __all__ = ["IMAGE_SUFFIXES", "PatchFolder", "find_class_folders"]
@@ -48,16 +49,16 @@ def find_class_folders(root: str | os.PathLike) -> list[str]:
     every folder is one of them; otherwise folders are sorted by name.
 
     Raises:
-        FileNotFoundError: ``root`` is not a folder.
-        ValueError: ``root`` holds no class folders.
+        DatasetNotFoundError: ``root`` is not a folder (a ``FileNotFoundError``).
+        InputError: ``root`` holds no class folders (a ``ValueError``).
 
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"patch folder {root} does not exist or is not a folder; {_LAYOUT}")
+        raise DatasetNotFoundError(f"patch folder {root} does not exist or is not a folder; {_LAYOUT}")
     folders = _visible_dirs(root)
     if not folders:
-        raise ValueError(f"{root} holds no class folders; {_LAYOUT}")
+        raise InputError(f"{root} holds no class folders; {_LAYOUT}")
     if set(folders) <= set(NCT_CRC_CLASSES):
         return [c for c in NCT_CRC_CLASSES if c in folders]
     return sorted(folders)
@@ -91,7 +92,7 @@ def _load_rgb(path: str) -> Image.Image:
                 return Image.fromarray(np.ascontiguousarray(array[:, :, :3]).astype(np.uint8))
         except Exception:  # noqa: BLE001 - report PIL's error, the reader users expect
             pass
-    raise ValueError(f"patch {path} cannot be read as an image: {pil_error}") from pil_error
+    raise InputError(f"patch {path} cannot be read as an image: {pil_error}") from pil_error
 
 
 class PatchFolder(Dataset):
@@ -110,8 +111,8 @@ class PatchFolder(Dataset):
         samples: ``(path, label)`` per patch, sorted by class then file name.
 
     Raises:
-        FileNotFoundError: ``root`` or a requested class folder does not exist.
-        ValueError: ``root`` holds no class folders, or a class folder holds no patches.
+        DatasetNotFoundError: ``root`` or a requested class folder does not exist (a ``FileNotFoundError``).
+        InputError: ``root`` holds no class folders, or a class folder holds no patches (a ``ValueError``).
 
     """
 
@@ -129,7 +130,7 @@ class PatchFolder(Dataset):
             if isinstance(classes, str):
                 raise TypeError("classes must be a list of class folder names, not a single string")
             if not self.root.is_dir():
-                raise FileNotFoundError(f"patch folder {self.root} does not exist or is not a folder; {_LAYOUT}")
+                raise DatasetNotFoundError(f"patch folder {self.root} does not exist or is not a folder; {_LAYOUT}")
             if len(set(classes)) != len(classes):
                 raise ValueError(f"classes for {self.root} name a folder twice: {list(classes)}")
             present = _visible_dirs(self.root)
@@ -137,7 +138,7 @@ class PatchFolder(Dataset):
                 if not (self.root / name).is_dir():
                     close = difflib.get_close_matches(name, present, n=3, cutoff=0.4)
                     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-                    raise FileNotFoundError(
+                    raise DatasetNotFoundError(
                         f"class folder {self.root / name} does not exist.{hint} "
                         f"Folders in {self.root}: {', '.join(sorted(present)) or '(none)'}"
                     )
@@ -152,7 +153,7 @@ class PatchFolder(Dataset):
             if not files:
                 nested = sorted(_visible_dirs(folder))
                 hint = f" It holds folders ({', '.join(nested[:5])}): is {folder} the dataset root?" if nested else ""
-                raise ValueError(
+                raise InputError(
                     f"class folder {folder} holds no patches ({'/'.join(IMAGE_SUFFIXES)} files); {_LAYOUT}.{hint}"
                 )
             self.samples.extend((os.path.join(folder, f), label) for f in files)

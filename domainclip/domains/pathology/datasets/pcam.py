@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
+from domainclip.core.errors import DatasetNotFoundError, InputError
 from domainclip.core.plugins import UnknownNameError, require
 
 __all__ = ["PCAM_SPLITS", "PatchCamelyon", "pcam_files"]
@@ -49,16 +50,29 @@ def _check_present(path: Path) -> None:
         return
     gz = path.with_name(path.name + ".gz")
     if gz.is_file():
-        raise FileNotFoundError(f"{path} does not exist but {gz} does: unzip it first (gunzip -k {gz})")
-    raise FileNotFoundError(
+        raise DatasetNotFoundError(f"{path} does not exist but {gz} does: unzip it first (gunzip -k {gz})")
+    if not path.parent.is_dir():
+        raise DatasetNotFoundError(
+            f"PatchCamelyon folder {path.parent} does not exist; expected a folder holding the official "
+            "camelyonpatch_level_2_split_<split>_{x,y}.h5 files"
+        )
+    raise DatasetNotFoundError(
         f"PatchCamelyon file {path} does not exist; expected the official "
         "camelyonpatch_level_2_split_<split>_{x,y}.h5 files in that folder"
     )
 
 
+def _open_h5(h5py: Any, path: Path) -> Any:
+    """``h5py.File(path, "r")``; a file that is not HDF5 (truncated, still gzipped) is an :class:`InputError`."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise InputError(f"PatchCamelyon file {path} cannot be read as HDF5 ({e})") from None
+
+
 def _dataset(h5: Any, name: str, path: Path) -> Any:
     if name not in h5:
-        raise ValueError(f"{path} has no dataset {name!r} (it holds: {', '.join(h5.keys()) or 'nothing'})")
+        raise InputError(f"{path} has no dataset {name!r} (it holds: {', '.join(h5.keys()) or 'nothing'})")
     return h5[name]
 
 
@@ -73,8 +87,10 @@ class PatchCamelyon(Dataset):
     Items are ``{"image", "label", "meta": {"index"}}`` with ``label`` 0 (normal) or 1 (metastasis).
 
     Raises:
-        FileNotFoundError: a file is missing (the message says when only the ``.gz`` is there).
-        ValueError: a file lacks its dataset, or the shapes or lengths do not match the layout.
+        DatasetNotFoundError: the folder or a file is missing (the message says when only the
+            ``.gz`` is there; a ``FileNotFoundError``).
+        InputError: a file lacks its dataset, or the shapes or lengths do not match the layout
+            (a ``ValueError``).
 
     """
 
@@ -91,17 +107,17 @@ class PatchCamelyon(Dataset):
         for path in (self.x_path, self.y_path):
             _check_present(path)
         h5py = require("h5py", "pathology", "reading PatchCamelyon")
-        with h5py.File(self.x_path, "r") as fx, h5py.File(self.y_path, "r") as fy:
+        with _open_h5(h5py, self.x_path) as fx, _open_h5(h5py, self.y_path) as fy:
             x, y = _dataset(fx, "x", self.x_path), _dataset(fy, "y", self.y_path)
             if x.ndim != 4 or x.shape[3] != 3 or x.dtype != np.uint8:
-                raise ValueError(
+                raise InputError(
                     f"{self.x_path}: dataset 'x' must be (N, H, W, 3) uint8 (96x96 patches), "
                     f"got {x.shape} {x.dtype}"
                 )
             if y.ndim < 1 or int(np.prod(y.shape[1:], dtype=np.int64)) != 1:
-                raise ValueError(f"{self.y_path}: dataset 'y' must be (N, 1, 1, 1) labels, got {y.shape}")
+                raise InputError(f"{self.y_path}: dataset 'y' must be (N, 1, 1, 1) labels, got {y.shape}")
             if x.shape[0] != y.shape[0]:
-                raise ValueError(
+                raise InputError(
                     f"{self.x_path} holds {x.shape[0]} patches but {self.y_path} holds {y.shape[0]} labels"
                 )
             self._length = int(x.shape[0])
@@ -141,7 +157,7 @@ class PatchCamelyon(Dataset):
         x, y = self._open()
         label = int(np.asarray(y[index]).reshape(-1)[0])
         if label not in (0, 1):
-            raise ValueError(f"{self.y_path}: label {label} of patch {index} is not 0 or 1")
+            raise InputError(f"{self.y_path}: label {label} of patch {index} is not 0 or 1")
         image: Any = Image.fromarray(np.asarray(x[index]))
         if self.transform is not None:
             image = self.transform(image)

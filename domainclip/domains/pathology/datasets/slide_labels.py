@@ -31,6 +31,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from domainclip.core.data import keys as K
 from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, BAD_SHARD, CorruptTally, missing_key
 from domainclip.core.data.reader import expand_urls, iter_shard
+from domainclip.core.errors import InputError, InputNotFoundError
 
 __all__ = [
     "IMAGE_MEMBERS",
@@ -65,45 +66,53 @@ def read_slide_labels(path: str | os.PathLike) -> dict[str, str]:
         slide id -> label (both ``str``).
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: a column is missing, a row has an empty slide id or label, a slide is listed
-            with two labels, or there are no rows; the message names the file and the line.
+        InputNotFoundError: the file does not exist (a ``FileNotFoundError``).
+        InputError: the file is not UTF-8, a column is missing, a row has an empty slide id or
+            label, a slide is listed with two labels, or there are no rows; the message names the
+            file and the line (a ``ValueError``).
 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"slide label file {path} does not exist (expected a CSV with columns slide_id,label)")
+        raise InputNotFoundError(
+            f"slide label file {path} does not exist (expected a CSV with columns slide_id,label)"
+        )
     labels: dict[str, str] = {}
     lines: dict[str, int] = {}
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in _COLUMNS if c not in header]
-        if missing:
-            raise ValueError(
-                f"{path}: missing column(s) {', '.join(missing)}; the header is {header or '(empty)'}, "
-                "expected slide_id,label"
-            )
-        reader.fieldnames = header
-        for row in reader:
-            line = reader.line_num
-            slide = (row.get("slide_id") or "").strip()
-            label = (row.get("label") or "").strip()
-            if not slide and not label and not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                continue  # a blank line
-            if not slide:
-                raise ValueError(f"{path}:{line}: empty slide_id")
-            if not label:
-                raise ValueError(f"{path}:{line}: slide {slide!r} has an empty label")
-            if slide in labels and labels[slide] != label:
-                raise ValueError(
-                    f"{path}:{line}: slide {slide!r} is labelled {label!r} but line {lines[slide]} "
-                    f"labels it {labels[slide]!r}"
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in _COLUMNS if c not in header]
+            if missing:
+                raise InputError(
+                    f"{path}: missing column(s) {', '.join(missing)}; the header is {header or '(empty)'}, "
+                    "expected slide_id,label"
                 )
-            labels.setdefault(slide, label)
-            lines.setdefault(slide, line)
+            reader.fieldnames = header
+            for row in reader:
+                line = reader.line_num
+                slide = (row.get("slide_id") or "").strip()
+                label = (row.get("label") or "").strip()
+                if not slide and not label and not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                    continue  # a blank line
+                if not slide:
+                    raise InputError(f"{path}:{line}: empty slide_id")
+                if not label:
+                    raise InputError(f"{path}:{line}: slide {slide!r} has an empty label")
+                if slide in labels and labels[slide] != label:
+                    raise InputError(
+                        f"{path}:{line}: slide {slide!r} is labelled {label!r} but line {lines[slide]} "
+                        f"labels it {labels[slide]!r}"
+                    )
+                labels.setdefault(slide, label)
+                lines.setdefault(slide, line)
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected slide_id,label") from None
+    except csv.Error as e:
+        raise InputError(f"{path}: not a readable CSV file ({e}); expected slide_id,label") from None
     if not labels:
-        raise ValueError(f"{path} lists no slides (expected rows of slide_id,label)")
+        raise InputError(f"{path} lists no slides (expected rows of slide_id,label)")
     return labels
 
 
