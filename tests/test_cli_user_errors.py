@@ -270,9 +270,205 @@ def _(tmp_path, ctx):
 
 
 # =============================================================================== pathology
+def _patches(ctx: Context, tmp_path: Path, *slides: Path | str, options: tuple[str, ...] = ()) -> list[str]:
+    """``prepare pathology patches`` of ``slides`` (default: the shared small.svs) into ``tmp_path/o``."""
+    paths = [str(s) for s in slides] or [str(ctx.shared / "pathology" / "small.svs")]
+    return ["prepare", "pathology", "patches", "--slides", *paths, "--out", str(tmp_path / "o"), "--no-progress",
+            *options]
+
+
+@case("pathology-patches-empty-mpp-csv")
+def _(tmp_path, ctx):
+    table = tmp_path / "mpp.csv"
+    table.write_text("")
+    return _patches(ctx, tmp_path, options=("--mpp-csv", str(table))), [f"mpp table {table} is empty", "'mpp'"]
+
+
+@case("pathology-patches-mpp-csv-wrong-header")
+def _(tmp_path, ctx):
+    table = tmp_path / "mpp.csv"
+    table.write_text("name,resolution\nsmall,0.5\n")
+    return _patches(ctx, tmp_path, options=("--mpp-csv", str(table))), [
+        f"mpp table {table}: expected a header with an id column", "['name', 'resolution']"]
+
+
+@case("pathology-patches-mpp-csv-not-a-number")
+def _(tmp_path, ctx):
+    table = tmp_path / "mpp.csv"
+    table.write_text("slide_id,mpp\nsmall,half\n")
+    return _patches(ctx, tmp_path, options=("--mpp-csv", str(table))), [
+        f"{table}:2: mpp 'half' of 'small' is not a positive number"]
+
+
+@case("pathology-patches-same-name-in-two-folders")
+def _(tmp_path, ctx):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(ctx.shared / "pathology" / "small.svs", tmp_path / folder / "slide.svs")
+    return _patches(ctx, tmp_path, tmp_path / "a", tmp_path / "b"), [
+        str(tmp_path / "a" / "slide.svs"), str(tmp_path / "b" / "slide.svs"), "would both be written as 'slide'"]
+
+
+@case("pathology-patches-same-stem-two-suffixes")
+def _(tmp_path, ctx):
+    for name in ("x.svs", "x.tiff"):
+        shutil.copy(ctx.shared / "pathology" / "small.svs", tmp_path / name)
+    return _patches(ctx, tmp_path, tmp_path / "x.svs", tmp_path / "x.tiff"), [
+        str(tmp_path / "x.svs"), str(tmp_path / "x.tiff"), "would both be written as 'x'"]
+
+
+@case("pathology-patches-broken-slide")
+def _(tmp_path, ctx):
+    broken = ctx.shared / "pathology" / "broken.svs"
+    return _patches(ctx, tmp_path, broken), [
+        "pathology/patches wrote no patches from 1 slide", f"unreadable_slide: 1 (e.g. cannot open slide {broken}"]
+
+
+@case("pathology-patches-folder-of-broken-slides")
+def _(tmp_path, ctx):
+    folder = tmp_path / "slides"
+    folder.mkdir()
+    for name in ("one.svs", "two.svs"):
+        shutil.copy(ctx.shared / "pathology" / "broken.svs", folder / name)
+    return _patches(ctx, tmp_path, folder), [
+        "wrote no patches from 2 slides", f"unreadable_slide: 2 (e.g. cannot open slide {folder / 'one.svs'}"]
+
+
+@case("pathology-patches-no-patch-fits")
+def _(tmp_path, ctx):
+    small = ctx.shared / "pathology" / "small.svs"  # 16 x 16 pixels
+    return _patches(ctx, tmp_path), ["wrote no patches from 1 slide", f"no_patch: 1 (e.g. {small}: no 224-px patch"]
+
+
+@case("pathology-pathgen-no-slide-found")
+def _(tmp_path, ctx):
+    records = tmp_path / "pathgen.json"
+    records.write_text('[{"wsi_id": "TCGA-XX-0001-01Z-00-DX1", "position": [0, 0], "caption": "Tumour."}]')
+    return ["prepare", "pathology", "pathgen", "--records", str(records), "--slides-dir",
+            str(ctx.shared / "pathology"), "--out", str(tmp_path / "o"), "--no-progress"], [
+        f"pathology/pathgen wrote no patches from 1 record of {records}",
+        "missing_slide: 1 (e.g. no slide TCGA-XX-0001-01Z-00-DX1.svs"]
+
+
+def _eval_on_a_missing_folder(tmp_path: Path, suite: str) -> list[str]:
+    return ["eval", "--model", "dc-test-vit", "--suite", suite, "--data", str(tmp_path / "nonexistent"),
+            "--out", str(tmp_path / "r.json")]
+
+
+@case("pathology-eval-nct-crc-missing-data")
+def _(tmp_path, ctx):
+    return _eval_on_a_missing_folder(tmp_path, "pathology/nct_crc"), [
+        f"patch folder {tmp_path / 'nonexistent'} does not exist", "one folder per class"]
+
+
+@case("pathology-eval-pcam-missing-data")
+def _(tmp_path, ctx):
+    return _eval_on_a_missing_folder(tmp_path, "pathology/pcam"), [
+        f"PatchCamelyon folder {tmp_path / 'nonexistent'} does not exist", "camelyonpatch_level_2_split_"]
+
+
+@case("pathology-eval-slides-missing-data")
+def _(tmp_path, ctx):
+    return _eval_on_a_missing_folder(tmp_path, "pathology/slides"), [
+        f"pathology/slides: dataset not found at {tmp_path / 'nonexistent'}", "slides.csv"]
 
 
 # =============================================================================== surgery
+def _clips(tmp_path: Path, *videos: Path, options: tuple[str, ...] = ()) -> list[str]:
+    """``prepare surgery clips`` of ``videos`` into ``tmp_path/o``."""
+    return ["prepare", "surgery", "clips", "--videos", *map(str, videos), "--out", str(tmp_path / "o"),
+            "--no-progress", *options]
+
+
+def _cockatoo(ctx: Context, folder: Path, name: str = "cockatoo.mp4", keep: int | None = None) -> Path:
+    """A copy of the shared real video in ``folder`` (its first ``keep`` bytes only: undecodable)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = (ctx.shared / "video" / "cockatoo.mp4").read_bytes()
+    (folder / name).write_bytes(data if keep is None else data[:keep])
+    return folder / name
+
+
+@case("surgery-clips-levels-csv-wrong-header")
+def _(tmp_path, ctx):
+    levels = tmp_path / "levels.csv"
+    levels.write_text("video,begin,finish,level,caption\ncockatoo,0,5,task,a bird on a branch\n")
+    return _clips(tmp_path, ctx.shared / "video" / "cockatoo.mp4", options=("--levels", str(levels))), [
+        f"{levels}: level table lacks column(s) video_id, start, end, text"]
+
+
+@case("surgery-clips-levels-json-wrong-shape")
+def _(tmp_path, ctx):
+    levels = tmp_path / "levels.json"
+    levels.write_text('{"cockatoo": {"start": 0, "end": 5, "level": "task", "text": "a bird"}}')
+    return _clips(tmp_path, ctx.shared / "video" / "cockatoo.mp4", options=("--levels", str(levels))), [
+        f"{levels}: video 'cockatoo' must map to a list of spans, got dict"]
+
+
+@case("surgery-clips-levels-not-sqlite")
+def _(tmp_path, ctx):
+    levels = tmp_path / "surglavi.db"
+    levels.write_text("video_id,start,end,level,text\n" * 50)
+    return _clips(tmp_path, ctx.shared / "video" / "cockatoo.mp4", options=("--levels", str(levels))), [
+        f"{levels}: not an SQLite database"]
+
+
+@case("surgery-clips-malformed-transcript")
+def _(tmp_path, ctx):
+    video = _cockatoo(ctx, tmp_path / "v")
+    (tmp_path / "v" / "cockatoo.srt").write_text("1\n00:00:01,000 -> 00:00:04,000\nThe bird turns its head.\n")
+    return _clips(tmp_path, video), [
+        "surgery/clips wrote no clip-caption pairs from 1 video",
+        f"bad_transcript: 1 (e.g. {tmp_path / 'v' / 'cockatoo.srt'}:1: expected a cue number and a timing line"]
+
+
+@case("surgery-clips-corrupt-video")
+def _(tmp_path, ctx):
+    video = _cockatoo(ctx, tmp_path / "v", keep=4000)
+    (tmp_path / "v" / "cockatoo.srt").write_text("1\n00:00:01,000 --> 00:00:06,000\nThe bird turns its head.\n")
+    return _clips(tmp_path, video), [
+        "surgery/clips wrote no clip-caption pairs from 1 video", f"decode_error: 1 (e.g. {video}: "]
+
+
+@case("surgery-clips-every-video-undecodable")
+def _(tmp_path, ctx):
+    for name in ("one", "two"):
+        _cockatoo(ctx, tmp_path / "v", f"{name}.mp4", keep=4000)
+        (tmp_path / "v" / f"{name}.srt").write_text("1\n00:00:01,000 --> 00:00:06,000\nThe bird turns its head.\n")
+    return _clips(tmp_path, tmp_path / "v"), [
+        "surgery/clips wrote no clip-caption pairs from 2 videos (2 skipped",
+        f"decode_error: 2 (e.g. {tmp_path / 'v' / 'one.mp4'}: "]
+
+
+@case("surgery-transcribe-every-video-fails")
+def _(tmp_path, ctx):
+    video = _cockatoo(ctx, tmp_path / "v")
+    return ["prepare", "surgery", "transcribe", "--videos", str(video), "--out", str(tmp_path / "o"),
+            "--transcriber", "transcript-file", "--no-progress"], [
+        "surgery/transcribe wrote no transcripts from 1 video", f"no_transcript: 1 (e.g. {video}: no transcript"]
+
+
+@case("surgery-eval-cholec80-phase-missing-data")
+def _(tmp_path, ctx):
+    return _eval_on_a_missing_folder(tmp_path, "surgery/cholec80_phase"), [
+        f"Cholec80 not found: {tmp_path / 'nonexistent'} is not a folder", "phase_annotations/"]
+
+
+@case("surgery-eval-cholec80-tool-missing-data")
+def _(tmp_path, ctx):
+    return _eval_on_a_missing_folder(tmp_path, "surgery/cholec80_tool"), [
+        f"Cholec80 not found: {tmp_path / 'nonexistent'} is not a folder", "tool_annotations/"]
+
+
+@case("surgery-eval-autolaparo-phase-missing-data")
+def _(tmp_path, ctx):
+    return _eval_on_a_missing_folder(tmp_path, "surgery/autolaparo_phase"), [
+        f"AutoLaparo not found: {tmp_path / 'nonexistent'} is not a folder", "labels/label_NN.txt"]
+
+
+@case("surgery-eval-retrieval-missing-data")
+def _(tmp_path, ctx):
+    return _eval_on_a_missing_folder(tmp_path, "surgery/retrieval"), [
+        f"surgery/retrieval: dataset not found at {tmp_path / 'nonexistent'}", "prepare surgery clips"]
 
 
 # =============================================================================== the test

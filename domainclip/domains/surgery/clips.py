@@ -22,7 +22,11 @@ For every video (files found under the given paths, matched to captions by file 
    ``(T, H, W, 3)``), the caption as ``.txt``, the level as ``.level.txt`` and provenance as
    ``.json`` (``video_id, video, start, end, duration, origin, source, level, level_id, ...``).
 
-A video that cannot be decoded is skipped and reported; the others are processed. Each worker
+A video that cannot be decoded (``decode_error``), whose transcript is malformed
+(``bad_transcript``) or that has no captions (``no_captions``) is skipped and counted by reason;
+the others are processed. A run that writes no pair raises
+:class:`~domainclip.core.errors.NothingWrittenError` with the skipped videos and dropped pairs
+counted by reason, an example each. Each worker
 process handles one video at a time and writes its own shards (``<prefix>-w00-000000.tar``, ...);
 with one worker they are ``<prefix>-000000.tar``. A summary is written to ``<prefix>-summary.json``
 and the filter table to ``<prefix>-filter-report.md``.
@@ -32,10 +36,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
 from domainclip.core.parallel import run_workers, shared_add
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
 from domainclip.domains.surgery.filtering import (
@@ -63,12 +69,15 @@ __all__ = [
     "find_transcript",
     "find_videos",
     "make_clip_pairs",
+    "nothing_written_error",
 ]
 
 #: Level of pairs made from transcript units.
 NARRATION = "narration"
 #: Drop reasons of the span checks.
 TOO_SHORT, TOO_LONG, OUTSIDE_VIDEO, DECODE_ERROR = "too_short", "too_long", "outside_video", "decode_error"
+#: Skip reasons of a whole video (besides :data:`DECODE_ERROR`): a malformed transcript, no captions at all.
+BAD_TRANSCRIPT, NO_CAPTIONS = "bad_transcript", "no_captions"
 #: Member modification time written into every tar (fixed: shards of a run are reproducible).
 SHARD_MTIME = 1_700_000_000
 
@@ -140,6 +149,35 @@ class _Task:
     levels_file: str | None
 
 
+def nothing_written_error(
+    command: str, what: str, inputs: str, counts: Mapping[str, int], examples: Mapping[str, str]
+) -> NothingWrittenError:
+    """The error of a batch command that wrote nothing: why, counted by reason, with one example each.
+
+    Args:
+        command: the command (``"surgery/clips"``).
+        what: what it writes (``"clip-caption pairs"``).
+        inputs: what it read (``"2 videos"``).
+        counts: reason -> inputs skipped (or outputs dropped) for it.
+        examples: reason -> an example naming the input and what is wrong with it.
+
+    Returns:
+        ``NothingWrittenError("<command> wrote no <what> from <inputs>: <reason>: <n> (e.g. ...); ...")``,
+        most frequent reason first.
+    """
+    parts = []
+    for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if count:
+            example = " ".join(str(examples.get(reason, "")).split())
+            example = example if len(example) <= 300 else example[:297] + "..."
+            parts.append(f"{reason}: {count}" + (f" (e.g. {example})" if example else ""))
+    return NothingWrittenError(f"{command} wrote no {what} from {inputs}: {'; '.join(parts) or 'nothing to read'}")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 # --------------------------------------------------------------------------- finding inputs
 def find_videos(sources: str | Path | Iterable[str | Path]) -> list[Path]:
     """Video files named by ``sources``: files as given, folders searched recursively (sorted).
@@ -148,8 +186,9 @@ def find_videos(sources: str | Path | Iterable[str | Path]) -> list[Path]:
         sources: a file or folder, or several.
 
     Raises:
-        FileNotFoundError: a source does not exist.
-        ValueError: no video found, or two videos share a file stem (stems are the video ids).
+        InputNotFoundError: a source does not exist (a ``FileNotFoundError``).
+        InputError: no video found, or two videos share a file stem (stems are the video ids; a
+            ``ValueError``).
 
     """
     from domainclip.domains.surgery.video import VIDEO_SUFFIXES
@@ -163,13 +202,13 @@ def find_videos(sources: str | Path | Iterable[str | Path]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise FileNotFoundError(f"video source {path} does not exist")
+            raise InputNotFoundError(f"video source {path} does not exist")
     if not found:
-        raise ValueError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {', '.join(map(str, items))}")
+        raise InputError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {', '.join(map(str, items))}")
     by_stem: dict[str, Path] = {}
     for path in found:
         if path.stem in by_stem and by_stem[path.stem].resolve() != path.resolve():
-            raise ValueError(
+            raise InputError(
                 f"videos {by_stem[path.stem]} and {path} share the id {path.stem!r} (ids are file stems); "
                 "rename one or pass them in separate runs"
             )
@@ -359,7 +398,7 @@ def _process_video(task: _Task, opts: _Options, writer: Any, report: FilterRepor
     try:
         candidates = _candidates(task, opts)
     except (ValueError, OSError) as e:
-        raise _SkipVideo("bad_transcript", str(e)) from None
+        raise _SkipVideo(BAD_TRANSCRIPT, str(e)) from None
     try:
         video = open_video(task.path)
     except (VideoDecodeError, OSError) as e:
@@ -497,11 +536,16 @@ def make_clip_pairs(
 
     Returns:
         Summary: pair counts (by level, by origin), the filter report (kept, dropped by reason,
-        examples), skipped videos with reasons, shards and their indexes, seconds.
+        examples), skipped videos with reasons (``videos_skipped``, ``videos_skipped_by_reason``),
+        shards and their indexes, seconds.
 
     Raises:
         UnknownNameError: an unknown ``encode`` or text rule.
-        ValueError: bad durations or counts, no videos, a malformed levels file.
+        InputError: bad durations or counts, no videos, two videos with one id, a malformed
+            levels file (:class:`~domainclip.domains.surgery.levels.LevelTableError`); all ``ValueError``.
+        InputNotFoundError: a video source, ``transcripts_dir`` or ``levels`` does not exist.
+        NothingWrittenError: no pair was written; the message counts the skipped videos and the
+            dropped pairs by reason, with an example each (the summary is written first).
 
     """
     from tqdm.auto import tqdm
@@ -512,20 +556,24 @@ def make_clip_pairs(
     if encode not in CLIP_ENCODERS:
         raise UnknownNameError("clip encoding", encode, list(CLIP_ENCODERS))
     if not 0 < min_duration <= max_duration:
-        raise ValueError(f"need 0 < min_duration <= max_duration, got {min_duration} and {max_duration}")
+        raise InputError(f"need 0 < min_duration <= max_duration, got {min_duration} and {max_duration}")
     if level_max_duration < min_duration:
-        raise ValueError(f"level_max_duration {level_max_duration} is below min_duration {min_duration}")
+        raise InputError(f"level_max_duration {level_max_duration} is below min_duration {min_duration}")
+    if not max_gap >= 0:
+        raise InputError(f"max_gap must be >= 0 seconds, got {max_gap}")
     if workers < 1 or num_frames < 1 or max_count < 1:
-        raise ValueError(f"workers, num_frames and max_count must be >= 1, got {workers}, {num_frames}, {max_count}")
+        raise InputError(f"workers, num_frames and max_count must be >= 1, got {workers}, {num_frames}, {max_count}")
+    if max_side is not None and max_side < 2:
+        raise InputError(f"max_side must be >= 2 pixels (or None to keep the size), got {max_side}")
+    if clip_fps is not None and not clip_fps > 0:
+        raise InputError(f"clip_fps must be > 0, got {clip_fps}")
     if text_rules is None:
         rules = build_text_rules(None)
     else:
         items = list(text_rules)
         rules = build_text_rules(items) if all(isinstance(r, str) for r in items) else tuple(items)
     if transcripts_dir is not None and not Path(transcripts_dir).is_dir():
-        raise FileNotFoundError(f"transcripts folder {transcripts_dir} does not exist")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+        raise InputNotFoundError(f"transcripts folder {transcripts_dir} does not exist or is not a folder")
     paths = find_videos(videos)
     ids = {p.stem for p in paths}
 
@@ -543,6 +591,8 @@ def make_clip_pairs(
                 report.drop(reason, f"{span.video_id} {span.start:.1f}-{span.end:.1f} s: {span.text}")
         spans_by_video = group_by_video(kept_spans)
         unmatched = sorted(set(spans_by_video) - ids)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
 
     tasks: list[_Task] = []
     skipped: list[dict[str, str]] = []
@@ -550,8 +600,9 @@ def make_clip_pairs(
         transcript = find_transcript(path, transcripts_dir)
         spans = tuple(spans_by_video.get(path.stem, ()))
         if transcript is None and not spans:
-            problem = "no transcript and no level spans for this video"
-            skipped.append({"video": str(path), "reason": "no_captions", "error": problem})
+            where = transcripts_dir if transcripts_dir is not None else path.parent
+            problem = f"{path}: no transcript ({path.stem}.srt/.vtt/.json in {where}) and no level spans"
+            skipped.append({"video": str(path), "reason": NO_CAPTIONS, "error": problem})
             continue
         tasks.append(
             _Task(
@@ -605,6 +656,7 @@ def make_clip_pairs(
         "num_videos": len(paths),
         "videos_with_pairs": sum(r["videos_with_pairs"] for r in results),
         "videos_skipped": skipped,
+        "videos_skipped_by_reason": dict(sorted(Counter(item["reason"] for item in skipped).items())),
         "num_pairs": num_pairs,
         "pairs_by_level": {k: by_level[k] for k in (NARRATION, "task", "step", "phase") if by_level[k]},
         "filter": report.to_dict(),
@@ -635,12 +687,52 @@ def make_clip_pairs(
     atomic_write_text(out / f"{prefix}-filter-report.md", title + report.to_markdown())
     summary["summary"] = str(out / f"{prefix}-summary.json")
     summary["filter_report"] = str(out / f"{prefix}-filter-report.md")
+    if num_pairs == 0:
+        counts: Counter[str] = Counter(item["reason"] for item in skipped)
+        examples = {item["reason"]: item["error"] for item in reversed(skipped)}  # the first of each reason
+        counts.update(report.dropped)
+        for reason, found in report.examples.items():
+            if found:
+                examples.setdefault(reason, found[0])
+        inputs = f"{_plural(len(paths), 'video')} ({len(skipped)} skipped, {_plural(report.total, 'candidate pair')})"
+        raise nothing_written_error("surgery/clips", "clip-caption pairs", inputs, counts, examples)
     return summary
 
 
 # --------------------------------------------------------------------------- command line
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip() and t.strip().lower() != "none"]
+
+
+def _flag_value(text: str, kind: type[int] | type[float], rule: str, ok: Callable[[float], bool]) -> Any:
+    """``kind(text)`` when it is a finite number that ``ok`` accepts, else an argparse error saying ``rule``."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _flag_value(text, int, "an integer >= 1", lambda v: v >= 1)
+
+
+def _positive_seconds(text: str) -> float:
+    return _flag_value(text, float, "a number > 0", lambda v: v > 0)
+
+
+def _seconds(text: str) -> float:
+    return _flag_value(text, float, "a number >= 0", lambda v: v >= 0)
+
+
+def _max_side(text: str) -> int:
+    return _flag_value(text, int, "0 (keep the size) or an integer >= 2", lambda v: v == 0 or v >= 2)
+
+
+def _similarity(text: str) -> float:
+    return _flag_value(text, float, "a cosine similarity in [-1, 1]", lambda v: -1 <= v <= 1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -651,16 +743,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", type=Path, default=None,
                         help="task/step/phase spans: CSV, JSON or SurgLaVi SQLite (.db/.sqlite)")
     parser.add_argument("--out", required=True, type=Path, help="output folder for the shards")
-    parser.add_argument("--min-duration", type=float, default=4.0, help="shortest pair in seconds (default 4)")
-    parser.add_argument("--max-duration", type=float, default=30.0, help="longest narration pair in seconds")
-    parser.add_argument("--level-max-duration", type=float, default=500.0,
+    parser.add_argument("--min-duration", type=_positive_seconds, default=4.0,
+                        help="shortest pair in seconds (default 4)")
+    parser.add_argument("--max-duration", type=_positive_seconds, default=30.0,
+                        help="longest narration pair in seconds")
+    parser.add_argument("--level-max-duration", type=_positive_seconds, default=500.0,
                         help="longest task/step/phase pair in seconds (default 500, as SurgLaVi)")
-    parser.add_argument("--max-gap", type=float, default=2.0, help="longest pause merged inside a narration unit")
+    parser.add_argument("--max-gap", type=_seconds, default=2.0, help="longest pause merged inside a narration unit")
     parser.add_argument("--encode", choices=sorted(CLIP_ENCODERS), default="mp4",
                         help="mp4: re-encoded clip; frames: uniformly sampled frames as .frames.npy")
-    parser.add_argument("--num-frames", type=int, default=8, help="frames per pair with --encode frames")
-    parser.add_argument("--max-side", type=int, default=224, help="longest clip side in pixels (0: keep)")
-    parser.add_argument("--clip-fps", type=float, default=None, help="resample mp4 clips to this frame rate")
+    parser.add_argument("--num-frames", type=_positive_int, default=8, help="frames per pair with --encode frames")
+    parser.add_argument("--max-side", type=_max_side, default=224, help="longest clip side in pixels (0: keep)")
+    parser.add_argument("--clip-fps", type=_positive_seconds, default=None,
+                        help="resample mp4 clips to this frame rate")
     parser.add_argument("--text-rules", type=_names, default=None,
                         help="comma-separated text rules (default all: min_words,max_words,non_descriptive,"
                              "non_alphabetic,duplicate; 'none' for no text filter)")
@@ -668,12 +763,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep level spans not flagged descriptive/surgical (SurgLaVi drops them)")
     parser.add_argument("--filter-model", default=None, help="video CLIP scoring clip-caption similarity (name/hub id)")
     parser.add_argument("--filter-pretrained", default=None, help="weights of --filter-model")
-    parser.add_argument("--filter-threshold", type=float, default=None,
+    parser.add_argument("--filter-threshold", type=_similarity, default=None,
                         help="lowest clip-caption cosine similarity kept (required with --filter-model)")
-    parser.add_argument("--filter-frames", type=int, default=8, help="frames per clip scored by the filter")
+    parser.add_argument("--filter-frames", type=_positive_int, default=8, help="frames per clip scored by the filter")
     parser.add_argument("--device", default="cpu", help="device of the filter model")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes, each writing its own shards")
-    parser.add_argument("--max-count", type=int, default=200, help="most pairs per shard")
+    parser.add_argument("--workers", type=_positive_int, default=1,
+                        help="worker processes, each writing its own shards")
+    parser.add_argument("--max-count", type=_positive_int, default=200, help="most pairs per shard")
     parser.add_argument("--prefix", default="surgery", help="shard name prefix")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -683,7 +779,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     similarity = None
     if args.filter_model:
         if args.filter_threshold is None:
-            raise ValueError("--filter-model needs --filter-threshold (similarity scales differ between models)")
+            raise InputError("--filter-model needs --filter-threshold (similarity scales differ between models)")
         similarity = SimilarityFilter.from_name(
             args.filter_model,
             args.filter_pretrained,
@@ -692,7 +788,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             device=args.device,
         )
     elif args.filter_threshold is not None:
-        raise ValueError("--filter-threshold needs --filter-model")
+        raise InputError("--filter-threshold needs --filter-model")
     return make_clip_pairs(
         args.videos,
         args.out,

@@ -36,6 +36,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from domainclip.core.data import keys
+from domainclip.core.errors import DatasetNotFoundError, InputError
 from domainclip.core.eval.features import Tokenizer, collate_samples
 from domainclip.core.eval.report import (
     atomic_write_text,
@@ -403,7 +404,7 @@ class _ShardClips(IterableDataset):
                 tally.add_good()
                 yield {keys.VIDEO: sample[keys.VIDEO], keys.TEXT: text}
         if tally.corrupt:
-            raise ValueError(f"surgery/retrieval: unusable samples in the held-out shards\n{tally.report()}")
+            raise InputError(f"surgery/retrieval: unusable samples in the held-out shards\n{tally.report()}")
 
 
 def retrieval_suite(
@@ -436,6 +437,10 @@ def retrieval_suite(
         ``{"surgery_clips/retrieval": {image_retrieval_recall@k (text -> clip), text_retrieval_recall@k
         (clip -> text) for k in 1, 5, 10, num_images, num_texts}}``.
 
+    Raises:
+        DatasetNotFoundError: ``data`` names no shard (a ``FileNotFoundError``).
+        InputError: a held-out sample cannot be decoded or has no single caption (a ``ValueError``).
+
     """
     from domainclip.core.data.reader import expand_urls
     from domainclip.domains.surgery.decoder import VideoClipDecoder
@@ -445,8 +450,15 @@ def retrieval_suite(
     decoder = VideoClipDecoder(
         preprocess, None, num_frames=frames, sampling="uniform", train=False, text_choice="first"
     )
+    try:
+        urls = expand_urls(str(root))
+    except FileNotFoundError as e:
+        raise DatasetNotFoundError(
+            f"surgery/retrieval: dataset not found at {root}: {e}; expected held-out shards (*.tar) written by "
+            "'domainclip prepare surgery clips'"
+        ) from None
     loader = DataLoader(
-        _ShardClips(expand_urls(str(root)), decoder),
+        _ShardClips(urls, decoder),
         batch_size=batch_size, num_workers=num_workers, collate_fn=collate_samples,
     )
     encoder = model if callable(getattr(model, "encode_video", None)) else FrameMeanVideo(model)

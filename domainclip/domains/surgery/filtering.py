@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from domainclip.core.errors import InputError
 from domainclip.core.plugins import UnknownNameError
 
 if TYPE_CHECKING:  # torch is imported where the similarity filter needs it: text rules stay light
@@ -342,9 +343,9 @@ class SimilarityFilter:
         batch_size: int = 16,
     ):
         if not -1.0 <= float(threshold) <= 1.0:
-            raise ValueError(f"similarity threshold must lie in [-1, 1], got {threshold}")
+            raise InputError(f"similarity threshold must lie in [-1, 1], got {threshold}")
         if num_frames < 1 or batch_size < 1:
-            raise ValueError(f"num_frames and batch_size must be >= 1, got {num_frames}, {batch_size}")
+            raise InputError(f"num_frames and batch_size must be >= 1, got {num_frames}, {batch_size}")
         import torch
 
         self.model = model.to(device).eval()

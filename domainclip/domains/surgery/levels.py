@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from domainclip.core.errors import InputError, InputNotFoundError
 from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "LEVEL_IDS",
     "LEVEL_READERS",
     "LevelSpan",
+    "LevelTableError",
     "SurgLaViSchema",
     "filter_spans",
     "group_by_video",
@@ -51,6 +53,12 @@ __all__ = [
 LEVELS: tuple[str, ...] = ("task", "step", "phase")
 #: SurgLaVi ``level_id`` -> level name.
 LEVEL_IDS: dict[int, str] = {i + 1: name for i, name in enumerate(LEVELS)}
+
+
+
+class LevelTableError(InputError):
+    """A levels file (CSV, JSON, SQLite) is malformed; the message names the file and the row."""
+
 
 #: Reason a span is dropped because its ``is_descriptive`` flag is not set.
 NOT_DESCRIPTIVE = "not_descriptive"
@@ -227,7 +235,7 @@ def _span_from_record(record: Mapping[str, Any], where: str, video_id: Any = Non
         record = {"video_id": video_id, **record}
     missing = [k for k in _REQUIRED if record.get(k) is None or str(record.get(k)).strip() == ""]
     if missing:
-        raise ValueError(f"{where}: missing {', '.join(missing)} (needs {', '.join(_REQUIRED)})")
+        raise LevelTableError(f"{where}: missing {', '.join(missing)} (needs {', '.join(_REQUIRED)})")
     try:
         flags = {k: _parse_flag(record.get(k)) for k in _FLAGS}
         return LevelSpan(
@@ -239,49 +247,57 @@ def _span_from_record(record: Mapping[str, Any], where: str, video_id: Any = Non
             **flags,
         )
     except (ValueError, UnknownNameError) as e:
-        raise ValueError(f"{where}: {e}") from None
+        raise LevelTableError(f"{where}: {e}") from None
 
 
 def _read_csv(path: Path) -> list[LevelSpan]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [k for k in _REQUIRED if k not in header]
-        if missing:
-            raise ValueError(
-                f"{path}: level table lacks column(s) {', '.join(missing)}; header is {header} "
-                f"(expected {','.join(_REQUIRED)}[,{','.join(_FLAGS)}])"
-            )
-        spans = []
-        for row in reader:
-            record = {(k or "").strip(): v for k, v in row.items()}
-            if all(v is None or not str(v).strip() for v in record.values()):
-                continue  # blank line
-            spans.append(_span_from_record(record, f"{path}:{reader.line_num}"))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in reader.fieldnames or []]
+            missing = [k for k in _REQUIRED if k not in header]
+            if missing:
+                raise LevelTableError(
+                    f"{path}: level table lacks column(s) {', '.join(missing)}; header is {header} "
+                    f"(expected {','.join(_REQUIRED)}[,{','.join(_FLAGS)}])"
+                )
+            spans = []
+            for row in reader:
+                record = {(k or "").strip(): v for k, v in row.items()}
+                if all(v is None or not str(v).strip() for v in record.values()):
+                    continue  # blank line
+                spans.append(_span_from_record(record, f"{path}:{reader.line_num}"))
+    except UnicodeDecodeError as e:
+        raise LevelTableError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except csv.Error as e:
+        raise LevelTableError(f"{path}: not a readable CSV file ({e})") from None
     return spans
 
 
 def _read_json(path: Path) -> list[LevelSpan]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise LevelTableError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        raise LevelTableError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
     spans = []
     if isinstance(data, dict):
         for vid, records in data.items():
             if not isinstance(records, list):
-                raise ValueError(f"{path}: video {vid!r} must map to a list of spans, got {type(records).__name__}")
+                kind = type(records).__name__
+                raise LevelTableError(f"{path}: video {vid!r} must map to a list of spans, got {kind}")
             for i, record in enumerate(records):
                 if not isinstance(record, dict):
-                    raise ValueError(f"{path}: video {vid!r} span {i} is not an object")
+                    raise LevelTableError(f"{path}: video {vid!r} span {i} is not an object")
                 spans.append(_span_from_record(record, f"{path}: video {vid!r} span {i}", video_id=vid))
     elif isinstance(data, list):
         for i, record in enumerate(data):
             if not isinstance(record, dict):
-                raise ValueError(f"{path}: record {i} is not an object")
+                raise LevelTableError(f"{path}: record {i} is not an object")
             spans.append(_span_from_record(record, f"{path}: record {i}"))
     else:
-        raise ValueError(
+        raise LevelTableError(
             f"{path}: expected {{video_id: [spans]}} or a list of span records, got {type(data).__name__}"
         )
     return spans
@@ -367,29 +383,29 @@ def read_surglavi_sqlite(
         The spans ordered by caption id (or row order without one).
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: not an SQLite database, a missing table or column (named with the file), or a
-            row with bad times, level or caption.
+        InputNotFoundError: the file does not exist (a ``FileNotFoundError``).
+        LevelTableError: not an SQLite database, a missing table or column (named with the file),
+            or a row with bad times, level or caption (a ``ValueError``).
 
     """
     path = Path(path)
     schema = schema or SurgLaViSchema()
     if not path.is_file():
-        raise FileNotFoundError(f"SurgLaVi database {path} does not exist")
+        raise InputNotFoundError(f"SurgLaVi database {path} does not exist or is not a file")
     levels = sorted({int(i) for i in level_ids})
     for i in levels:
         level_name(i)
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as e:
-        raise ValueError(f"{path}: cannot open as an SQLite database ({e})") from None
+        raise LevelTableError(f"{path}: cannot open as an SQLite database ({e})") from None
     try:
         try:
             tables = _tables(conn)
         except sqlite3.DatabaseError as e:
-            raise ValueError(f"{path}: not an SQLite database ({e})") from None
+            raise LevelTableError(f"{path}: not an SQLite database ({e})") from None
         if schema.table not in tables:
-            raise ValueError(
+            raise LevelTableError(
                 f"{path}: no table {schema.table!r} (tables: {', '.join(sorted(tables)) or 'none'}); "
                 "pass a SurgLaViSchema naming the captions table"
             )
@@ -403,7 +419,7 @@ def read_surglavi_sqlite(
         if missing:
             flags = {schema.is_descriptive, schema.is_surgical_content}
             hint = " or turn the flag filter off" if set(missing) & flags else ""
-            raise ValueError(
+            raise LevelTableError(
                 f"{path}: table {schema.table!r} lacks column(s) {', '.join(missing)} "
                 f"(has {', '.join(sorted(columns))}); pass a SurgLaViSchema naming them{hint}"
             )
@@ -435,14 +451,14 @@ def read_surglavi_sqlite(
         try:
             rows = conn.execute(query, levels).fetchall()
         except sqlite3.Error as e:
-            raise ValueError(f"{path}: cannot read table {schema.table!r} ({e})") from None
+            raise LevelTableError(f"{path}: cannot read table {schema.table!r} ({e})") from None
     finally:
         conn.close()
     spans = []
     for caption_id, vid, lid, start, end, text, descriptive, surgical in rows:
         where_row = f"{path}: {schema.table} row {caption_id if caption_id is not None else '?'}"
         if text is None:
-            raise ValueError(f"{where_row}: caption column {schema.text!r} is NULL")
+            raise LevelTableError(f"{where_row}: caption column {schema.text!r} is NULL")
         try:
             spans.append(
                 LevelSpan(
@@ -457,7 +473,7 @@ def read_surglavi_sqlite(
                 )
             )
         except (ValueError, TypeError, UnknownNameError) as e:
-            raise ValueError(f"{where_row}: {e}") from None
+            raise LevelTableError(f"{where_row}: {e}") from None
     return spans
 
 
@@ -495,9 +511,9 @@ def read_level_table(
         The spans in file order.
 
     Raises:
-        FileNotFoundError: the file does not exist.
+        InputNotFoundError: the file does not exist (a ``FileNotFoundError``).
         UnknownNameError: an unsupported suffix.
-        ValueError: a malformed table, naming the file and row.
+        LevelTableError: a malformed table, naming the file and row (a ``ValueError``).
 
     """
     path = Path(path)
@@ -505,6 +521,6 @@ def read_level_table(
     if suffix not in LEVEL_READERS:
         raise UnknownNameError("level table format", suffix or path.name, list(LEVEL_READERS))
     if not path.is_file():
-        raise FileNotFoundError(f"level table {path} does not exist")
+        raise InputNotFoundError(f"level table {path} does not exist or is not a file")
     spans = LEVEL_READERS[suffix](path)
     return filter_spans(spans, descriptive_only=descriptive_only, surgical_only=surgical_only)

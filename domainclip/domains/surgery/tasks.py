@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from domainclip.core.engine.tasks import Task
+from domainclip.core.errors import InputError
 
 __all__ = ["LEVEL_INDEX", "VIDEO_CLIP", "VIDEO_CLIP_LEVELS", "level_targets", "make_clip_decoder"]
 
@@ -55,7 +56,7 @@ def level_targets(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.
     """One caption per clip: tokens, each caption's owner (its own clip) and its level id.
 
     Raises:
-        ValueError: a sample's level is not one of :data:`LEVEL_INDEX` (naming the sample).
+        InputError: a sample's level is not one of :data:`LEVEL_INDEX` (naming the sample; a ``ValueError``).
     """
     tokens = batch["text"]
     levels = batch["level"]
@@ -64,7 +65,7 @@ def level_targets(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.
         key = str(name).strip().lower()
         if key not in LEVEL_INDEX:
             sample = batch.get("__key__", ["?"] * len(levels))[i]
-            raise ValueError(f"sample {sample!r} has caption level {name!r}; expected one of {sorted(LEVEL_INDEX)}")
+            raise InputError(f"sample {sample!r} has caption level {name!r}; expected one of {sorted(LEVEL_INDEX)}")
         ids.append(LEVEL_INDEX[key])
     owners = torch.arange(tokens.shape[0], dtype=torch.long)
     return tokens, {"text_to_image": owners, "level": torch.tensor(ids, dtype=torch.long)}

@@ -10,19 +10,28 @@ procedural units. A :class:`Transcriber` is any callable ``media_path -> list[Se
   exists next to the video (or in given folders), for users who have transcripts already.
 
 :func:`transcribe_folder` runs a transcriber over videos and writes ``<stem>.srt`` files
-atomically, skipping the ones already written and reporting failures without stopping.
+atomically, skipping the ones already written and counting failures by reason without stopping; a
+run where every video failed raises :class:`~domainclip.core.errors.NothingWrittenError`.
 ``domainclip prepare surgery transcribe`` (:data:`TRANSCRIBE`) is its command line.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from domainclip.core.errors import InputNotFoundError
 from domainclip.core.plugins import PrepareCommand, UnknownNameError, require
-from domainclip.domains.surgery.transcripts import TRANSCRIPT_SUFFIXES, Segment, read_transcript, write_srt
+from domainclip.domains.surgery.transcripts import (
+    TRANSCRIPT_SUFFIXES,
+    Segment,
+    TranscriptError,
+    read_transcript,
+    write_srt,
+)
 
 __all__ = [
     "TRANSCRIBE",
@@ -165,7 +174,8 @@ class TranscriptFileTranscriber:
         """Segments of the transcript found for ``media_path``.
 
         Raises:
-            FileNotFoundError: no transcript, naming the folders and names looked for.
+            InputNotFoundError: no transcript, naming the folders and names looked for (a
+                ``FileNotFoundError``).
 
         """
         found = self.find(media_path)
@@ -173,7 +183,7 @@ class TranscriptFileTranscriber:
             media = Path(media_path)
             folders = ", ".join(str(d) for d in (media.parent, *self.search_dirs))
             names = ", ".join(f"{media.stem}{s}" for s in self.suffixes)
-            raise FileNotFoundError(f"{media}: no transcript ({names}) in {folders}")
+            raise InputNotFoundError(f"{media}: no transcript ({names}) in {folders}")
         return read_transcript(found)
 
 
@@ -181,6 +191,26 @@ def _video_list(videos: str | Path | Iterable[str | Path]) -> list[Path]:
     from domainclip.domains.surgery.clips import find_videos
 
     return find_videos(videos)
+
+
+#: Failure reasons of :func:`transcribe_folder`: the transcriber found no transcript or audio
+#: (``FileNotFoundError``), the video cannot be decoded, a transcript it read is malformed, or
+#: anything else the transcriber raised.
+NO_TRANSCRIPT, DECODE_ERROR, BAD_TRANSCRIPT, TRANSCRIBER_ERROR = (
+    "no_transcript", "decode_error", "bad_transcript", "transcriber_error",
+)
+
+
+def _failure_reason(error: BaseException) -> str:
+    from domainclip.domains.surgery.video import VideoDecodeError
+
+    if isinstance(error, VideoDecodeError):
+        return DECODE_ERROR
+    if isinstance(error, TranscriptError):
+        return BAD_TRANSCRIPT
+    if isinstance(error, FileNotFoundError):
+        return NO_TRANSCRIPT
+    return TRANSCRIBER_ERROR
 
 
 def transcribe_folder(
@@ -202,7 +232,12 @@ def transcribe_folder(
 
     Returns:
         ``{"out_dir", "written": [srt paths], "segments": {stem: count}, "skipped_existing": [srt paths],
-        "failed": [{"video", "error"}]}``.
+        "failed": [{"video", "reason", "error"}], "failed_by_reason": {reason: count}}``; reasons are
+        ``no_transcript``, ``decode_error``, ``bad_transcript`` and ``transcriber_error``.
+
+    Raises:
+        NothingWrittenError: every video failed (none written, none there already); the message
+            counts the failures by reason, with an example each.
 
     """
     from tqdm.auto import tqdm
@@ -213,7 +248,9 @@ def transcribe_folder(
     existing: list[str] = []
     failed: list[dict[str, str]] = []
     counts: dict[str, int] = {}
-    for video in tqdm(_video_list(videos), disable=not progress, unit="video", desc="transcribing"):
+    examples: dict[str, str] = {}
+    paths = _video_list(videos)
+    for video in tqdm(paths, disable=not progress, unit="video", desc="transcribing"):
         target = out / f"{video.stem}.srt"
         if target.exists() and not overwrite:
             existing.append(str(target))
@@ -222,12 +259,20 @@ def transcribe_folder(
             segments = [s for s in transcriber(video) if s.text.strip()]
             write_srt(segments, target)
         except Exception as e:  # one bad video (decode error, model error) must not stop the folder
-            failed.append({"video": str(video), "error": f"{type(e).__name__}: {e}"})
+            reason = _failure_reason(e)
+            failed.append({"video": str(video), "reason": reason, "error": f"{type(e).__name__}: {e}"})
+            examples.setdefault(reason, str(e) if str(video) in str(e) else f"{video}: {e}")
             continue
         written.append(str(target))
         counts[video.stem] = len(segments)
+    by_reason = Counter(item["reason"] for item in failed)
+    if failed and not written and not existing:
+        from domainclip.domains.surgery.clips import nothing_written_error
+
+        inputs = f"{len(paths)} video{'' if len(paths) == 1 else 's'}"
+        raise nothing_written_error("surgery/transcribe", "transcripts", inputs, by_reason, examples)
     return {"out_dir": str(out), "written": written, "segments": counts, "skipped_existing": existing,
-            "failed": failed}  # fmt: skip
+            "failed": failed, "failed_by_reason": dict(sorted(by_reason.items()))}  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -239,12 +284,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--compute-type", default="default", help="CTranslate2 compute type (int8, float16, ...)")
     parser.add_argument("--language", default=None, help="spoken language code (default: detected)")
-    parser.add_argument("--overwrite", action="store_true", help="transcribe again videos that have an .srt")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``domainclip prepare surgery transcribe`` from parsed arguments."""
+    """Run ``domainclip prepare surgery transcribe`` from parsed arguments.
+
+    ``--overwrite`` is the option every prepare command takes (it replaces the ``.srt`` files an
+    earlier run wrote into ``--out``); it also makes :func:`transcribe_folder` transcribe again.
+    """
     if args.transcriber == "faster-whisper":
         options: dict[str, Any] = {
             "model_size": args.model_size,
@@ -256,7 +304,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         options = {}
     transcriber = get_transcriber(args.transcriber, **options)
     return transcribe_folder(
-        args.videos, args.out, transcriber, overwrite=args.overwrite, progress=not args.no_progress
+        args.videos, args.out, transcriber, overwrite=getattr(args, "overwrite", False),
+        progress=not args.no_progress,
     )
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from domainclip.core.errors import InputError
+from domainclip.core.errors import InputError, InputNotFoundError
 from domainclip.core.io import atomic_write_text
 
 __all__ = [
@@ -277,7 +277,7 @@ def read_transcript(path: str | Path) -> list[Segment]:
         The segments in file order.
 
     Raises:
-        FileNotFoundError: the file does not exist.
+        InputNotFoundError: the file does not exist (a ``FileNotFoundError``).
         TranscriptError: unsupported suffix or malformed content (names the file and line/segment).
 
     """
@@ -288,7 +288,7 @@ def read_transcript(path: str | Path) -> list[Segment]:
             f"{path}: unsupported transcript suffix {path.suffix!r}; supported: {', '.join(TRANSCRIPT_SUFFIXES)}"
         )
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: transcript not found")
+        raise InputNotFoundError(f"{path}: transcript not found")
     return reader(path)
 
 

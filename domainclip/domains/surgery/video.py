@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from domainclip.core.errors import InputError
+from domainclip.core.errors import InputError, InputNotFoundError
 from domainclip.core.plugins import MissingExtraError, UnknownNameError, require
 
 __all__ = [
@@ -553,7 +553,7 @@ class FrameFolder(Video):
             or ``meta.json`` (``{"fps": ...}``) in the folder.
 
     Raises:
-        FileNotFoundError: the folder does not exist.
+        InputNotFoundError: the folder does not exist (a ``FileNotFoundError``).
         VideoDecodeError: no frames, two files with the same number, no frame rate, or an
             unreadable first frame.
 
@@ -567,7 +567,7 @@ class FrameFolder(Video):
         self.path = Path(path)
         self.name = str(self.path)
         if not self.path.is_dir():
-            raise FileNotFoundError(f"{self.path}: frame folder not found")
+            raise InputNotFoundError(f"{self.path}: frame folder not found")
         numbered: dict[int, Path] = {}
         for file in self.path.iterdir():
             if file.suffix.lower() not in FRAME_SUFFIXES or not file.is_file():
@@ -699,7 +699,7 @@ def open_video(
         A :class:`Video`; close it (or use it as a context manager) when done.
 
     Raises:
-        FileNotFoundError: the path does not exist.
+        InputNotFoundError: the path does not exist (a ``FileNotFoundError``).
         VideoDecodeError: the data is not a readable video (the message says why).
         MissingExtraError: the backend's library is not installed.
 
@@ -710,7 +710,7 @@ def open_video(
         return FrameFolder(source)
     data = _Input.of(source, name)
     if isinstance(data.source, Path) and not data.source.is_file():
-        raise FileNotFoundError(f"{data.source}: video file not found")
+        raise InputNotFoundError(f"{data.source}: video file not found")
     return BACKENDS[backend](data, threads)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import iter_shard
+from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
 from domainclip.core.plugins import MissingExtraError, UnknownNameError
 from domainclip.domains.surgery.clips import CLIPS, find_transcript, find_videos, make_clip_pairs
 from domainclip.domains.surgery.decoder import VideoClipDecoder
@@ -146,6 +147,8 @@ def test_mp4_pairs_levels_spans_and_report(corpus, mp4_run):
     assert skipped["broken.mp4"]["reason"] == "decode_error" and "broken.mp4" in skipped["broken.mp4"]["error"]
     assert "truncated" in skipped["broken.mp4"]["error"]
     assert skipped["silent.mp4"]["reason"] == "no_captions"
+    assert f"{corpus['videos'] / 'silent.mp4'}: no transcript (silent.srt/.vtt/.json" in skipped["silent.mp4"]["error"]
+    assert summary["videos_skipped_by_reason"] == {"decode_error": 1, "no_captions": 1}
     assert summary["shards"] == ["surgery-000000.tar", "surgery-000001.tar"] and summary["num_shards"] == 2
     index = json.loads((out / "surgery-index.json").read_text())
     assert index["complete"] and index["num_samples"] == 7 and [s["count"] for s in index["shards"]] == [4, 3]
@@ -259,7 +262,9 @@ def test_similarity_filter_drops_low_scores(corpus, tmp_path, video_model):
     assert half["filter"]["dropped"]["duplicate"] == 1  # text rules still report first
     assert half["settings"]["similarity_threshold"] == threshold
     assert kept == pytest.approx({k: scores[k] for k in kept}, abs=1e-5)
-    none, _ = run(1.0, "none")
+    with pytest.raises(NothingWrittenError, match=r"low_similarity: 7 \(e\.g\. case[ABC] .*\(similarity "):
+        run(1.0, "none")
+    none = json.loads((tmp_path / "none" / "surgery-summary.json").read_text())
     assert none["num_pairs"] == 0 and none["filter"]["dropped"]["low_similarity"] == 7
 
 
@@ -344,6 +349,77 @@ def test_bad_transcript_skips_only_its_video(corpus, tmp_path):
     assert "bad.srt:1: expected a cue number and a timing line" in summary["videos_skipped"][0]["error"]
 
 
+def test_a_run_that_writes_nothing_raises_with_the_reasons(corpus, tmp_path):
+    videos = tmp_path / "v"
+    videos.mkdir()
+    broken = videos / "broken.mp4"
+    broken.write_bytes((corpus["videos"] / "broken.mp4").read_bytes())
+    (videos / "broken.srt").write_text("1\n00:00:00,000 --> 00:00:05,000\nWe open the abdomen carefully.\n")
+    fx.write_video(videos / "bad.mp4", 6)
+    (videos / "bad.srt").write_text("1\n00:00:01,000 -> 00:00:04,000\nbroken arrow\n")
+    fx.write_video(videos / "silent.mp4", 2)
+    with pytest.raises(NothingWrittenError) as caught:
+        make_clip_pairs(videos, tmp_path / "o", progress=False)
+    message = str(caught.value)
+    assert message.startswith(
+        "surgery/clips wrote no clip-caption pairs from 3 videos (3 skipped, 0 candidate pairs): "
+    ), message
+    assert f"bad_transcript: 1 (e.g. {videos / 'bad.srt'}:1: expected a cue number and a timing line" in message
+    assert f"decode_error: 1 (e.g. {broken}: " in message and "truncated" in message
+    assert f"no_captions: 1 (e.g. {videos / 'silent.mp4'}: no transcript (silent.srt/.vtt/.json in {videos})" in message
+    summary = json.loads((tmp_path / "o" / "surgery-summary.json").read_text())
+    assert summary["num_pairs"] == 0
+    assert summary["videos_skipped_by_reason"] == {"bad_transcript": 1, "decode_error": 1, "no_captions": 1}
+    assert not read_samples(tmp_path / "o")
+
+
+def test_bad_values_and_inputs_are_refused_before_any_work(corpus, tmp_path):
+    out = tmp_path / "o"
+    for kwargs, message in [
+        ({"max_gap": -1.0}, "max_gap must be >= 0 seconds, got -1.0"),
+        ({"max_side": 1}, "max_side must be >= 2 pixels"),
+        ({"clip_fps": 0.0}, "clip_fps must be > 0, got 0.0"),
+        ({"workers": 0}, "workers, num_frames and max_count must be >= 1"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            make_clip_pairs(corpus["videos"], out, **kwargs)
+    levels = tmp_path / "levels.json"
+    levels.write_text('{"caseC": {"start": 0}}')
+    with pytest.raises(InputError, match=r"levels\.json: video 'caseC' must map to a list of spans, got dict"):
+        make_clip_pairs(corpus["videos"], out, levels=levels)
+    with pytest.raises(InputNotFoundError, match="absent.csv does not exist"):
+        make_clip_pairs(corpus["videos"], out, levels=tmp_path / "absent.csv")
+    with pytest.raises(InputNotFoundError, match="no_such_dir does not exist"):
+        make_clip_pairs(corpus["videos"], out, transcripts_dir=tmp_path / "no_such_dir")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "rule"),
+    [
+        ("--max-gap", "-1", "a number >= 0"),
+        ("--min-duration", "0", "a number > 0"),
+        ("--level-max-duration", "inf", "a number > 0"),
+        ("--num-frames", "0", "an integer >= 1"),
+        ("--max-side", "1", "0 (keep the size) or an integer >= 2"),
+        ("--clip-fps", "-5", "a number > 0"),
+        ("--filter-threshold", "2", "a cosine similarity in [-1, 1]"),
+        ("--workers", "0", "an integer >= 1"),
+    ],
+)
+def test_cli_refuses_bad_flag_values_up_front(corpus, tmp_path, capsys, flag, value, rule):
+    from domainclip.cli import main
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as caught:
+        main(["prepare", "surgery", "clips", "--videos", str(corpus["videos"]), "--out", str(out), flag, value])
+    assert caught.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("usage: domainclip prepare surgery clips ")
+    assert lines[-1] == f"domainclip prepare surgery clips: error: argument {flag}: must be {rule}; got {value!r}"
+    assert not out.exists()
+
+
 def test_cli_runs_the_command(corpus, tmp_path):
     parser = argparse.ArgumentParser()
     CLIPS.add_arguments(parser)
@@ -407,9 +483,9 @@ def test_transcribe_folder_writes_srt_and_reports_failures(corpus, tmp_path):
     result = transcribe_folder(videos, out, TranscriptFileTranscriber(), progress=False)
     assert sorted(Path(p).name for p in result["written"]) == ["broken.srt", "caseA.srt", "caseB.srt", "caseC.srt"]
     assert result["segments"] == {"broken": 1, "caseA": 5, "caseB": 2, "caseC": 1}
-    assert [(Path(f["video"]).name, f["error"].split(":")[0]) for f in result["failed"]] == [
-        ("silent.mp4", "FileNotFoundError")
-    ]
+    assert [(Path(f["video"]).name, f["reason"]) for f in result["failed"]] == [("silent.mp4", "no_transcript")]
+    assert "silent.mp4: no transcript (silent.srt" in result["failed"][0]["error"]
+    assert result["failed_by_reason"] == {"no_transcript": 1}
     assert read_transcript(out / "caseB.srt") == read_transcript(videos / "nested" / "caseB.vtt")
     assert read_transcript(out / "caseC.srt") == [Segment(0.0, 4.5, "The surgeon opens the peritoneum.")]
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
@@ -437,6 +513,38 @@ def test_transcribe_command(corpus, tmp_path):
     )  # fmt: skip
     assert TRANSCRIBE.run(args)["segments"] == {"caseA": 5}
     assert (tmp_path / "caseA.srt").is_file()
+
+
+def test_transcribe_where_every_video_fails_raises_with_the_reasons(corpus, tmp_path):
+    videos = corpus["videos"]
+
+    def deaf(media_path):
+        raise RuntimeError("the model ran out of memory")
+
+    with pytest.raises(NothingWrittenError) as caught:
+        transcribe_folder([videos / "silent.mp4", videos / "caseA.mp4"], tmp_path / "a", deaf, progress=False)
+    assert str(caught.value) == (
+        "surgery/transcribe wrote no transcripts from 2 videos: transcriber_error: 2 "
+        f"(e.g. {videos / 'silent.mp4'}: the model ran out of memory)"
+    )
+    expected = r"from 1 video: no_transcript: 1 \(e\.g\. .*silent\.mp4: no transcript"
+    with pytest.raises(NothingWrittenError, match=expected):
+        transcribe_folder([videos / "silent.mp4"], tmp_path / "b", TranscriptFileTranscriber(), progress=False)
+    (tmp_path / "b" / "silent.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHello.\n")
+    again = transcribe_folder([videos / "silent.mp4"], tmp_path / "b", TranscriptFileTranscriber(), progress=False)
+    assert again["failed"] == [] and again["skipped_existing"] == [str(tmp_path / "b" / "silent.srt")]
+
+
+def test_transcribe_command_runs_from_the_cli(corpus, tmp_path, capsys):
+    from domainclip.cli import main
+
+    argv = ["prepare", "surgery", "transcribe", "--videos", str(corpus["videos"] / "caseA.mp4"), "--out",
+            str(tmp_path / "srt"), "--transcriber", "transcript-file", "--no-progress"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["segments"] == {"caseA": 5}
+    (tmp_path / "srt" / "caseA.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nStale.\n")
+    assert main([*argv, "--overwrite"]) == 0  # the prepare commands' --overwrite: transcribed again
+    assert read_transcript(tmp_path / "srt" / "caseA.srt") == read_transcript(corpus["videos"] / "caseA.srt")
 
 
 def test_faster_whisper_glue_with_a_stand_in_module(monkeypatch, tmp_path):

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import to_tensor
 
+from domainclip.core.errors import DatasetNotFoundError, InputError
 from domainclip.core.eval.zero_shot import build_prompt_classifier
 from domainclip.core.models import create_model_and_transforms, get_tokenizer
 from domainclip.domains.surgery import evals, labels
@@ -213,7 +214,7 @@ def test_retrieval_suite_rejects_damaged_shards(tmp_path):
     with ShardWriter(tmp_path / "bad") as writer:
         writer.write({"__key__": "a", "mp4": fixture.clip_bytes(fixture.PALETTE[0]), "text": "a clip"})
         writer.write({"__key__": "b", "mp4": b"not a video at all", "text": "a broken clip"})
-    with pytest.raises(ValueError, match="bad_video"):
+    with pytest.raises(InputError, match="(?s)surgery/retrieval: unusable samples .* bad_video: 1"):
         evals.retrieval_suite(ColourStub(), stub_tokenizer, to_tensor, data=tmp_path / "bad", out_dir=tmp_path)
 
 
@@ -222,6 +223,23 @@ def test_suites_need_data(tmp_path):
                   evals.retrieval_suite):
         with pytest.raises(FileNotFoundError, match="needs --data"):
             suite(ColourStub(), stub_tokenizer, to_tensor, data=None, out_dir=tmp_path)
+
+
+def test_missing_dataset_folders_are_dataset_not_found_errors(tmp_path):
+    missing = tmp_path / "missing"
+    expected = {
+        evals.cholec80_phase_suite: f"Cholec80 not found: {missing} is not a folder; expected videos/videoNN.mp4",
+        evals.cholec80_tool_suite: f"Cholec80 not found: {missing} is not a folder; expected videos/videoNN.mp4",
+        evals.autolaparo_phase_suite: f"AutoLaparo not found: {missing} is not a folder; expected videos/NN.mp4",
+        evals.retrieval_suite: f"surgery/retrieval: dataset not found at {missing}: shard {missing} does not exist",
+    }
+    for suite, message in expected.items():
+        with pytest.raises(DatasetNotFoundError) as caught:
+            suite(ColourStub(), stub_tokenizer, to_tensor, data=missing, out_dir=tmp_path)
+        assert str(caught.value).startswith(message), str(caught.value)
+    missing.mkdir()
+    with pytest.raises(DatasetNotFoundError, match=r"dataset not found at .* holds no .*\.tar.* expected held-out"):
+        evals.retrieval_suite(ColourStub(), stub_tokenizer, to_tensor, data=missing, out_dir=tmp_path)
 
 
 # ----------------------------------------------------------------------------- random tiny models

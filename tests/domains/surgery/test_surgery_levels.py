@@ -4,11 +4,13 @@ from pathlib import Path
 
 import pytest
 
+from domainclip.core.errors import InputError, InputNotFoundError
 from domainclip.core.plugins import UnknownNameError
 from domainclip.domains.surgery.levels import (
     LEVEL_IDS,
     LEVELS,
     LevelSpan,
+    LevelTableError,
     SurgLaViSchema,
     filter_spans,
     group_by_video,
@@ -218,3 +220,29 @@ def test_spans_for_video_orders_by_time_then_level():
     assert spans_for_video(spans, "zzz") == []
     groups = group_by_video(spans)
     assert sorted(groups) == ["a", "b"] and [s.text for s in groups["a"]] == ["t1", "s", "p", "t2"]
+
+
+def test_broken_levels_files_are_level_table_errors_naming_the_file(tmp_path):
+    cases = {
+        "header.csv": (b"video,begin,finish,level,caption\nv1,0,5,task,a b c\n",
+                       "{}: level table lacks column(s) video_id, start, end, text; header is"),
+        "empty.csv": (b"", "{}: level table lacks column(s) video_id, start, end, level, text; header is []"),
+        "latin.csv": (b"video_id,start,end,level,text\nv1,0,5,task,caf\xe9\n", "{}: not UTF-8 text"),
+        "scalar.json": (b'"spans"', "{}: expected {{video_id: [spans]}} or a list of span records, got str"),
+        "nested.json": (b'{"v1": {"start": 0}}', "{}: video 'v1' must map to a list of spans, got dict"),
+        "numbers.json": (b"[1, 2]", "{}: record 0 is not an object"),
+        "keys.json": (b'[{"video_id": "v1", "start": 0}]', "{}: record 0: missing end, level, text (needs"),
+        "truncated.json": (b'{"v1": [', "{}: not valid JSON (Expecting value at line 1)"),
+        "text.db": (b"video_id,start,end\n" * 40, "{}: not an SQLite database (file is not a database)"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(LevelTableError) as caught:
+            read_level_table(path)
+        assert str(caught.value).startswith(message.format(path)), (name, str(caught.value))
+        assert isinstance(caught.value, InputError) and isinstance(caught.value, ValueError)
+    with pytest.raises(InputNotFoundError, match="absent.sqlite does not exist"):
+        read_level_table(tmp_path / "absent.sqlite")
+    with pytest.raises(InputNotFoundError, match="absent.db does not exist"):
+        read_surglavi_sqlite(tmp_path / "absent.db")
