@@ -100,17 +100,14 @@ def cmd_prepare(args: argparse.Namespace, rest: list[str]) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Validate a recipe and train it (``torchrun ... -m domainclip train`` for several GPUs)."""
-    from domainclip.core.engine.checkpoint import find_latest_checkpoint
     from domainclip.core.engine.distributed import cleanup
     from domainclip.core.engine.train import train
     from domainclip.core.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.set)
     out = Path(args.out) if args.out else Path("runs") / recipe.domain / Path(args.recipe).stem
-    if not args.resume and find_latest_checkpoint(out / "checkpoints") is not None:
-        raise FileExistsError(f"{out} already holds checkpoints: pass --resume to continue it, or another --out")
     try:
-        result = train(recipe, out, resume=args.resume)
+        result = train(recipe, out, resume=args.resume, overwrite=args.overwrite)
     finally:
         cleanup()
     print(f"run folder: {result.run_dir}  (steps: {result.steps}, final loss: {result.final_loss:.4f})")
@@ -190,12 +187,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Generate data, train a quick recipe, evaluate, report and export, offline on CPU."""
     from domainclip.core.demo import run_demo
 
-    run_demo(domain=args.domain, out=Path(args.out) if args.out else None, steps=args.steps)
+    run_demo(domain=args.domain, out=Path(args.out) if args.out else None, steps=args.steps, overwrite=args.overwrite)
     return 0
 
 
 # ---------------------------------------------------------------------------------------------
 # parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
     p.add_argument("--out", help="run folder (default runs/<domain>/<recipe>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run domainclip wrote into --out before (files it did not write stay)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a model on a suite")
@@ -248,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="offline end-to-end demo on CPU")
     p.add_argument("--domain", help="domain whose demo to run (default: math when installed, else core)")
     p.add_argument("--out", help="run folder (default runs/demo-<domain>)")
-    p.add_argument("--steps", type=int, help="override the quick recipe's step count")
+    p.add_argument("--steps", type=_positive_int, help="override the quick recipe's step count")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a demo domainclip wrote into --out before (files it did not write stay)")
     p.set_defaults(func=cmd_demo)
     return parser
 

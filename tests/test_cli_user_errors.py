@@ -179,6 +179,87 @@ def _(tmp_path, ctx):
         "too many corrupt samples", "bad_image: 100", "32x32 = 1024 pixels, more than max_image_pixels=100"]
 
 
+@case("train-resume-with-another-lr")
+def _(tmp_path, ctx):
+    run = ctx.copy_run(tmp_path)
+    return ["train", str(ctx.run.parent / "recipe.yaml"), "--out", str(run), "--resume", "--set", "optim.lr=0.5"], [
+        "--resume", "define the run", "optim.lr: 0.001 -> 0.5"]
+
+
+@case("train-resume-with-another-model")
+def _(tmp_path, ctx):
+    run = ctx.copy_run(tmp_path)
+    argv = ["train", str(ctx.run.parent / "recipe.yaml"), "--out", str(run), "--resume", "--set",
+            "model.name=dc-mini-resnet"]
+    return argv, ["model.name: 'dc-test-vit' -> 'dc-mini-resnet'"]
+
+
+@case("train-resume-every-checkpoint-damaged")
+def _(tmp_path, ctx):
+    run = ctx.copy_run(tmp_path)
+    for state in run.glob("checkpoints/step_*/state.pt"):
+        state.write_bytes(state.read_bytes()[:100])
+    return ["train", str(ctx.run.parent / "recipe.yaml"), "--out", str(run), "--resume"], [
+        "no checkpoint in", "can be loaded", "state.pt"]
+
+
+@case("train-into-a-finished-run-without-resume")
+def _(tmp_path, ctx):
+    run = ctx.copy_run(tmp_path)
+    return ["train", str(ctx.run.parent / "recipe.yaml"), "--out", str(run)], [
+        "already holds a finished run written by `train`", "--resume"]
+
+
+@case("train-out-holds-the-users-files")
+def _(tmp_path, ctx):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    return ["train", str(ctx.recipe(tmp_path / "r.yaml")), "--out", str(tmp_path / "out")], [
+        "notes.txt, which domainclip did not write"]
+
+
+@case("train-out-below-a-file")
+def _(tmp_path, ctx):
+    (tmp_path / "file").write_text("x")
+    return ["train", str(ctx.recipe(tmp_path / "r.yaml")), "--out", str(tmp_path / "file" / "run")], [
+        "cannot create output folder", "file/run"]
+
+
+@case("train-device-cuda-without-gpu")
+def _(tmp_path, ctx):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    recipe = ctx.recipe(tmp_path / "r.yaml", train={"device": "cuda"})
+    return ["train", str(recipe), "--out", str(tmp_path / "run")], ["'cuda'", "no CUDA device"]
+
+
+@case("prepare-out-holds-another-dataset")
+def _(tmp_path, ctx):
+    return ["prepare", "core", "shapes", "--out", str(ctx.shapes / "train"), "--n", "8"], [
+        "already holds a finished dataset written by `core/shapes`", "--overwrite"]
+
+
+@case("prepare-out-below-a-file")
+def _(tmp_path, ctx):
+    (tmp_path / "file").write_text("x")
+    return ["prepare", "core", "shapes", "--out", str(tmp_path / "file" / "d"), "--n", "8"], [
+        "cannot create output folder"]
+
+
+@case("demo-out-holds-the-users-files")
+def _(tmp_path, ctx):
+    (tmp_path / "notes.txt").write_text("mine")
+    return ["demo", "--domain", "core", "--out", str(tmp_path), "--steps", "1"], [
+        "notes.txt, which domainclip did not write"]
+
+
+@case("demo-steps-zero")
+def _(tmp_path, ctx):
+    return ["demo", "--domain", "core", "--out", ".", "--steps", "0"], ["--steps", "must be at least 1"]
+
+
 # =============================================================================== core: eval, export, hub
 def _unwritable_folder(tmp_path: Path) -> Path:
     """A folder nothing can be created in: mode 0o500; as root, where mode bits do not stop writes, a
@@ -477,7 +558,10 @@ def test_user_mistake_is_one_line_and_exit_2(name, tmp_path, context, capsys, mo
     monkeypatch.chdir(tmp_path)  # commands that default to ./runs write here, never into the checkout
     argv, expected = CASES[name](tmp_path, context)
     capsys.readouterr()
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse refuses a flag value: its usage line, then the one error line
+        code = e.code
     err = capsys.readouterr().err.strip()
     assert code == 2, f"exit {code}; stderr: {err[-2000:]}"
     errors = [line for line in err.splitlines() if line.startswith("domainclip") and ": error: " in line]

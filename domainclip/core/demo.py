@@ -7,10 +7,11 @@ default; the core's shapes demo runs when no domain with a quick recipe is insta
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
+
+from domainclip.core.errors import InputError
 
 __all__ = ["pick_demo_domain", "run_demo", "write_run_report"]
 
@@ -59,26 +60,47 @@ def write_run_report(run_dir: Path, title: str, results: dict[str, dict[str, flo
     return atomic_write_text(run_dir / "report.md", "\n".join(lines))
 
 
-def run_demo(domain: str | None = None, out: Path | None = None, steps: int | None = None) -> dict[str, Any]:
-    """Run the demo of ``domain`` (default: :func:`pick_demo_domain`) and print where it all is."""
+def run_demo(
+    domain: str | None = None, out: Path | None = None, steps: int | None = None, *, overwrite: bool = False
+) -> dict[str, Any]:
+    """Run the demo of ``domain`` (default: :func:`pick_demo_domain`) and print where it all is.
+
+    Args:
+        domain: the domain whose ``quick`` recipe to run.
+        out: the run folder (default ``runs/demo-<domain>``); it must be new or empty.
+        steps: train this many steps instead of the recipe's.
+        overwrite: replace an earlier demo or run that domainclip wrote into ``out`` (files it did
+            not write are left alone).
+
+    Raises:
+        InputError: ``steps`` is not positive (checked before anything is written).
+        OutputExistsError: ``out`` holds files and ``overwrite`` is not given.
+    """
     from domainclip.core.engine.train import train
     from domainclip.core.eval.report import format_markdown_table
     from domainclip.core.hub import export_run
+    from domainclip.core.outputs import OutputFolder
     from domainclip.core.recipe import load_recipe
 
+    if steps is not None and steps < 1:
+        raise InputError(f"--steps must be at least 1, got {steps}")
     domain = domain or pick_demo_domain()
     run_dir = Path(out) if out else Path("runs") / f"demo-{domain}"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
     overrides = [f"data.root={run_dir / 'data'}"]
     if steps:
         overrides.append(f"train.steps={steps}")
     recipe = load_recipe(f"{domain}/quick", overrides)
     start = time.perf_counter()
-    print(f"domainclip demo: domain {domain}, recipe {domain}/quick ({recipe.train.steps} steps), run folder {run_dir}")
-    result = train(recipe, run_dir)
-    hub_dir = export_run(run_dir, run_dir / "hub")
-    report = write_run_report(run_dir, f"domainclip demo: {domain}/quick", result.eval_results, hub_dir)
+    with OutputFolder(
+        run_dir, kind="demo", command=f"demo {domain}", args={"steps": recipe.train.steps}, overwrite=overwrite,
+        allow_foreign=True,
+        hint="pass --overwrite to replace it (files domainclip did not write stay), or choose another --out",
+    ):
+        print(f"domainclip demo: domain {domain}, recipe {domain}/quick ({recipe.train.steps} steps), "
+              f"run folder {run_dir}")
+        result = train(recipe, run_dir)
+        hub_dir = export_run(run_dir, run_dir / "hub")
+        report = write_run_report(run_dir, f"domainclip demo: {domain}/quick", result.eval_results, hub_dir)
     minutes = (time.perf_counter() - start) / 60
     print()
     print(format_markdown_table(result.eval_results))

@@ -3,9 +3,11 @@
 Every command that writes a folder (``prepare``, ``train``, ``demo``, ``eval``) opens it through
 :class:`OutputFolder`, which gives four promises:
 
-- **One writer.** An exclusive lock (``fcntl.flock`` on ``.domainclip.lock`` inside the folder) is
-  held while the command runs; a second command on the same folder stops at once with one line
-  naming the holder's pid. The kernel drops the lock when its process ends, ``kill -9`` included.
+- **One writer.** An exclusive lock (a POSIX record lock, ``fcntl.lockf``, on ``.domainclip.lock``
+  inside the folder) is held while the command runs; a second command on the same folder stops at
+  once with one line naming the holder's pid. The kernel drops the lock when its process ends,
+  ``kill -9`` included; forked children (DataLoader workers) do not inherit it, so a killed
+  command's lingering workers never keep its folder locked.
 - **Nothing of the user's is lost.** A folder that already holds entries is refused, unless
   ``overwrite`` is given; even then only domainclip's own entries (those the manifest says a
   domainclip command wrote) are removed. A folder holding files domainclip did not write is
@@ -21,6 +23,10 @@ Every command that writes a folder (``prepare``, ``train``, ``demo``, ``eval``) 
 
 Granularity is the folder's top-level entries: a shard file, a ``checkpoints/`` folder. Entries that
 appear in an unfinished output (one whose command was killed) are taken to be that command's.
+
+Within one process the folders nest: a command that already holds a folder (``demo``) may call
+another that opens it again (``train``); the inner one then neither locks nor checks nor records,
+and the outer one answers for the folder.
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ LOCK_NAME = ".domainclip.lock"
 MANIFEST_NAME = ".domainclip-output.json"
 _RESERVED = frozenset({LOCK_NAME, MANIFEST_NAME})
 _MANIFEST_VERSION = 1
+#: folders this process holds (resolved path -> the outermost OutputFolder)
+_HELD: dict[Path, OutputFolder] = {}
 
 
 def _entries(folder: Path) -> set[str]:
@@ -137,13 +145,15 @@ class OutputFolder:
             matches what it needs (:func:`same_arguments`).
         overwrite: replace what a domainclip command wrote here before (foreign entries are kept,
             or refused when ``allow_foreign`` is false).
-        resume: continue an unfinished or finished output of the same ``kind`` (a training run);
-            its entries are kept.
+        resume: continue an unfinished or finished output of the same ``kind`` and ``command`` (a
+            training run); its entries are kept.
         allow_foreign: with ``overwrite``, write beside entries domainclip did not write (a run
             folder may share a folder with the user's notes; a dataset may not).
         keep_on_error: when the block raises, keep what it created if this returns true for the
             folder (a training run that saved a checkpoint); the manifest then stays incomplete.
         flag: the command-line flag that means ``overwrite``, for messages.
+        hint: what the user can do when the folder holds an earlier output of this kind (default:
+            pass ``flag`` or choose another folder).
 
     Raises:
         OutputInUseError: another process holds the folder's lock.
@@ -163,6 +173,7 @@ class OutputFolder:
         allow_foreign: bool = False,
         keep_on_error: Callable[[Path], bool] | bool = False,
         flag: str = "--overwrite",
+        hint: str | None = None,
     ):
         self.path = Path(path)
         self.kind = kind
@@ -173,8 +184,11 @@ class OutputFolder:
         self.allow_foreign = allow_foreign
         self.keep_on_error = keep_on_error
         self.flag = flag
+        self.hint = hint or f"pass {flag} to replace it, or choose another folder"
         self.created = False
+        self.nested = False
         self._lock_fd: int | None = None
+        self._lock_created = False
         self._before: set[str] = set()
         self._foreign: set[str] = set()
         self._previous: dict[str, Any] | None = None
@@ -182,6 +196,9 @@ class OutputFolder:
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self) -> OutputFolder:
+        if self.path.resolve() in _HELD:
+            self.nested = True
+            return self
         self._create()
         self._lock()
         try:
@@ -189,13 +206,20 @@ class OutputFolder:
             self._started = time.time()
             self._write_manifest(complete=False)
         except BaseException:
+            if self._lock_created:  # refused: leave the folder exactly as it was
+                (self.path / LOCK_NAME).unlink(missing_ok=True)
             self._unlock()
             raise
+        self._key = self.path.resolve()
+        _HELD[self._key] = self
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self.nested:
+            return
+        _HELD.pop(self._key, None)
         try:
             if exc_type is None:
                 self._write_manifest(complete=True)
@@ -216,13 +240,14 @@ class OutputFolder:
 
     def _lock(self) -> None:
         lock_path = self.path / LOCK_NAME
+        self._lock_created = not lock_path.exists()
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as e:
             self._forget_created()
             raise OutputError(f"output folder {self.path} is not writable: {e.strerror or e}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             if e.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
                 os.close(fd)
@@ -245,7 +270,7 @@ class OutputFolder:
     def _unlock(self) -> None:
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                fcntl.lockf(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -262,16 +287,19 @@ class OutputFolder:
         else:  # killed: everything beside what was there before it started is its own
             foreign = set(previous.get("foreign", [])) & before
             own = before - foreign
-        if before and self.resume and previous is not None and previous.get("kind") == self.kind:
+        same_output = previous is not None and previous.get("kind") == self.kind and (
+            not self.command or previous.get("command") == self.command
+        )
+        if before and self.resume and same_output:
             self._previous = previous
         elif before and not self.overwrite:
-            if own and not foreign and previous is not None:
+            if own and previous is not None:
                 what = f"a {'finished' if previous.get('complete') else 'partial'} {previous.get('kind')} "
                 what += f"written by `{previous.get('command') or previous.get('kind')}`"
-                raise OutputExistsError(
-                    f"output folder {self.path} already holds {what} ({_listing(own)}); "
-                    f"pass {self.flag} to replace it, or choose another folder"
-                )
+                what += f" ({_listing(own)})"
+                if foreign:
+                    what += f", beside {_listing(foreign)}, which domainclip did not write"
+                raise OutputExistsError(f"output folder {self.path} already holds {what}; {self.hint}")
             raise OutputExistsError(
                 f"output folder {self.path} is not empty: it holds {_listing(foreign)}, which domainclip did not "
                 f"write; choose an empty or new folder" + (f" (or pass {self.flag})" if self.allow_foreign else "")
@@ -307,7 +335,8 @@ class OutputFolder:
 
     def checkpoint(self) -> None:
         """Record the entries written so far (still ``complete: false``); call after a durable step."""
-        self._write_manifest(complete=False)
+        if not self.nested:
+            self._write_manifest(complete=False)
 
     def _cleanup(self) -> None:
         keep = self.keep_on_error(self.path) if callable(self.keep_on_error) else self.keep_on_error

@@ -66,12 +66,16 @@ class PrepareCommand:
         add_arguments: adds the command's options to an argparse parser.
         run: does the work from parsed arguments; returns a JSON-serialisable summary
             (counts written, items skipped and why, output paths).
+        resumable: a rerun into the output folder of an earlier run of this command continues it
+            (the command skips what is already written) instead of being refused; ``--overwrite``
+            still replaces it.
     """
 
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], dict[str, Any]]
+    resumable: bool = False
 
 
 @dataclass(frozen=True)

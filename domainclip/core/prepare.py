@@ -134,13 +134,14 @@ def run_prepare(domain: str, name: str, command: PrepareCommand, namespace: argp
     """Run a parsed prepare command inside its locked output folder (see :class:`OutputFolder`).
 
     The folder must be new or empty, or hold an earlier output of a domainclip command, which
-    ``--overwrite`` replaces; files domainclip did not write are never touched. While the command
+    ``--overwrite`` replaces (a resumable command continues its own earlier output instead); files
+    domainclip did not write are never touched. While the command
     runs, a second command on the same folder is refused. When it fails, what it wrote is removed;
     when it finishes, the folder's manifest records the command, its arguments and ``complete``.
     """
     with OutputFolder(
         namespace.out, kind="dataset", command=f"{domain}/{name}", args=output_args(namespace),
-        overwrite=namespace.overwrite,
+        overwrite=namespace.overwrite, resume=command.resumable and not namespace.overwrite,
     ):
         return command.run(namespace)
 

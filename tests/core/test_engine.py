@@ -247,10 +247,15 @@ def test_non_finite_loss_guard_stops_the_run(shapes_root, tmp_path, monkeypatch)
 
     monkeypatch.setitem(losses.LOSSES, "nan_test", NanLoss)
     recipe = load_recipe(recipe_dict(shapes_root, loss={"name": "nan_test"}, train={"max_bad_steps": 3}))
+    from domainclip.core.engine.run_log import RunLogger
+
+    events = []
+    log_event = RunLogger.event
+    monkeypatch.setattr(RunLogger, "event", lambda self, name, **kw: (events.append(name), log_event(self, name, **kw)))
     with pytest.raises(NonFiniteLossError, match="3 consecutive steps"):
         train(recipe, tmp_path / "run")
-    events = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert sum(1 for e in events if e.get("event") == "non_finite_loss") == 3
+    assert events.count("non_finite_loss") == 3
+    assert not (tmp_path / "run").exists()  # it failed before any checkpoint: nothing is left behind
 
 
 def test_optimizer_excludes_norms_biases_and_tower_parameters():
@@ -271,3 +276,52 @@ def test_optimizer_excludes_norms_biases_and_tower_parameters():
     assert lr_factor(10, total=100, warmup=10, schedule="cosine", min_ratio=0.0) == pytest.approx(1.0)
     assert lr_factor(100, total=100, warmup=10, schedule="cosine", min_ratio=0.1) == pytest.approx(0.1)
     assert lr_factor(55, total=100, warmup=10, schedule="linear", min_ratio=0.0) == pytest.approx(0.5)
+
+
+def test_resume_skips_a_damaged_newest_checkpoint_and_names_it(shapes_root, tmp_path):
+    recipe = load_recipe(recipe_dict(shapes_root, train={"steps": 6, "checkpoint_every": 2, "keep_checkpoints": 0,
+                                                          "tensorboard": False}))
+    train(recipe, tmp_path / "full")
+    run = tmp_path / "run"
+    train(load_recipe(recipe_dict(shapes_root, train={"steps": 6, "checkpoint_every": 2, "keep_checkpoints": 0,
+                                                       "tensorboard": False})), run)
+    state = run / "checkpoints" / "step_00000006" / "state.pt"
+    state.write_bytes(state.read_bytes()[:200])  # a truncated write
+    with pytest.warns(UserWarning, match=r"step_00000006/state.pt cannot be loaded"):
+        result = train(recipe, run, resume=True)
+    assert result.steps == 6
+    events = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if '"event": "resume"' in x]
+    assert events[-1]["step"] == 4 and events[-1]["skipped_damaged"][0]["checkpoint"] == str(state)
+    a, b = final_weights(tmp_path / "full"), final_weights(run)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # steps 5-6 redone from step 4: the same weights
+
+
+def test_resume_takes_bookkeeping_changes_and_records_them(shapes_root, tmp_path):
+    from domainclip.core.engine.train import resume_changes
+    from domainclip.core.recipe import RecipeError
+
+    base = recipe_dict(shapes_root, train={"steps": 4, "checkpoint_every": 2, "tensorboard": False})
+    run = tmp_path / "run"
+    train(load_recipe(base), run)
+    saved = (run / "checkpoints" / "step_00000004" / "recipe.yaml").read_text()
+    changed = load_recipe(base, ["train.log_every=2", "eval.batch_size=8"])
+    assert resume_changes(saved, changed) == ["eval.batch_size", "train.log_every"]
+    with pytest.raises(RecipeError, match=r"optim.lr: 0.001 -> 0.5"):
+        resume_changes(saved, load_recipe(base, ["optim.lr=0.5"]))
+    with pytest.raises(RecipeError, match=r"train.steps: 4 -> 8"):
+        resume_changes(saved, load_recipe(base, ["train.steps=8"]))
+    train(changed, run, resume=True)
+    resolved = yaml.safe_load((run / "recipe.resolved.yaml").read_text())
+    assert resolved["train"]["log_every"] == 2 and resolved["optim"]["lr"] == 1e-3  # what is in use, truthfully
+
+
+def test_checkpoint_files_follow_the_umask(shapes_root, tmp_path):
+    import stat
+
+    from domainclip.core.io import new_file_mode
+
+    train(load_recipe(recipe_dict(shapes_root, train={"steps": 1, "checkpoint_every": 1, "tensorboard": False})),
+          tmp_path / "run")
+    ckpt = tmp_path / "run" / "checkpoints" / "step_00000001"
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in ckpt.iterdir()}
+    assert modes == {"model.safetensors": new_file_mode(), "state.pt": new_file_mode(), "recipe.yaml": new_file_mode()}

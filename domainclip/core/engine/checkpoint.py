@@ -17,6 +17,8 @@ import os
 import random
 import re
 import shutil
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,17 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from domainclip.core.errors import InputError, InputNotFoundError
+from domainclip.core.io import new_file_mode
+
 __all__ = [
     "capture_rng_state",
     "find_latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint_state",
     "load_model_weights",
+    "load_resume_point",
+    "ResumePoint",
     "restore_rng_state",
     "save_checkpoint",
 ]
@@ -122,6 +129,7 @@ def save_checkpoint(
     torch.save(train_state, tmp / "state.pt")
     (tmp / "recipe.yaml").write_text(recipe_yaml, encoding="utf-8")
     for f in tmp.iterdir():
+        os.chmod(f, new_file_mode())  # safetensors writes 0600 whatever the umask
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     if final.exists():
@@ -149,7 +157,7 @@ def load_model_weights(ckpt_dir: Path, device: str | torch.device = "cpu") -> di
     """The model state dict of a checkpoint folder."""
     path = Path(ckpt_dir) / "model.safetensors"
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt_dir} has no model.safetensors")
+        raise InputNotFoundError(f"checkpoint {ckpt_dir} has no model.safetensors")
     return load_file(str(path), device=str(device))
 
 
@@ -157,8 +165,52 @@ def load_checkpoint_state(ckpt_dir: Path) -> dict[str, Any]:
     """The training state of a checkpoint folder (loaded with weights_only=True)."""
     path = Path(ckpt_dir) / "state.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt_dir} has no state.pt")
+        raise InputNotFoundError(f"checkpoint {ckpt_dir} has no state.pt")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@dataclass
+class ResumePoint:
+    """A checkpoint that loaded whole: where it is and what it holds."""
+
+    path: Path
+    state: dict[str, Any]
+    weights: dict[str, torch.Tensor]
+    recipe_yaml: str | None
+    #: files of newer checkpoints that could not be read, with the reason (those checkpoints are skipped)
+    damaged: list[tuple[Path, str]]
+
+
+def load_resume_point(ckpt_root: Path, device: str | torch.device = "cpu") -> ResumePoint | None:
+    """The newest checkpoint under ``ckpt_root`` whose weights and state both load, or ``None`` if there is none.
+
+    A damaged newer checkpoint (a truncated ``state.pt``, unreadable weights) is skipped with a
+    warning naming the file, and the one before it is used.
+
+    Raises:
+        InputError: checkpoints exist but none of them loads (the message names each file and why).
+    """
+    found = list_checkpoints(ckpt_root)
+    damaged: list[tuple[Path, str]] = []
+    for path in reversed(found):
+        try:
+            bad = path / "state.pt"
+            state = load_checkpoint_state(path)
+            bad = path / "model.safetensors"
+            weights = load_model_weights(path, device)
+        except Exception as e:  # any reason a file cannot be read back: truncation, bad pickle, bad header
+            first = " ".join(str(e).split()).split(". ")[0][:160]
+            damaged.append((bad, f"{type(e).__name__}: {first}"))
+            warnings.warn(f"checkpoint file {bad} cannot be loaded ({damaged[-1][1]}); "
+                          "resuming from the checkpoint before it", stacklevel=2)
+            continue
+        recipe_file = path / "recipe.yaml"
+        recipe_yaml = recipe_file.read_text(encoding="utf-8") if recipe_file.is_file() else None
+        return ResumePoint(path, state, weights, recipe_yaml, damaged)
+    if damaged:
+        listing = "; ".join(f"{p}: {why}" for p, why in damaged)
+        raise InputError(f"no checkpoint in {ckpt_root} can be loaded ({listing})")
+    return None
 
 
 def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

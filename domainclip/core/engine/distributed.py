@@ -9,6 +9,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from domainclip.core.errors import InputError
+
 __all__ = ["DistInfo", "init_distributed", "unwrap_model", "wrap_model", "all_reduce_mean", "cleanup"]
 
 
@@ -33,13 +35,21 @@ class DistInfo:
 
 
 def _pick_device(requested: str, local_rank: int) -> torch.device:
+    """The device ``train.device`` names, or an :class:`InputError` when this machine has none such."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
+    if requested.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
+            raise InputError(f"train.device is {requested!r} but this machine has no CUDA device (use cpu or auto)")
+        index = int(requested.partition(":")[2] or local_rank)
+        if index >= torch.cuda.device_count():
+            raise InputError(
+                f"train.device is {requested!r} but this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise InputError("train.device is 'mps' but Apple's MPS backend is not available here")
     return torch.device(requested)
 
 
@@ -64,7 +74,7 @@ def wrap_model(model: nn.Module, info: DistInfo, strategy: str = "ddp") -> nn.Mo
         return model
     if strategy == "fsdp":
         if info.device.type != "cuda":
-            raise RuntimeError("train.strategy=fsdp needs CUDA devices; use ddp on CPU")
+            raise InputError("train.strategy=fsdp needs CUDA devices; use ddp on CPU")
         from torch.distributed.fsdp import fully_shard
 
         for module in model.modules():

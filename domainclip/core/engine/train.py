@@ -25,8 +25,7 @@ import yaml
 from domainclip.core.engine.checkpoint import (
     capture_rng_state,
     find_latest_checkpoint,
-    load_checkpoint_state,
-    load_model_weights,
+    load_resume_point,
     model_state_for_saving,
     restore_rng_state,
     save_checkpoint,
@@ -36,14 +35,16 @@ from domainclip.core.engine.optim import build_optimizer, build_scheduler
 from domainclip.core.engine.precision import autocast_context, make_grad_scaler
 from domainclip.core.engine.run_log import RunLogger
 from domainclip.core.engine.tasks import Task, get_task
+from domainclip.core.errors import DomainClipError
 from domainclip.core.io import atomic_write_text
+from domainclip.core.outputs import OutputFolder
 from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, resolve_urls
 
-__all__ = ["TrainResult", "NonFiniteLossError", "train", "prepare_data"]
+__all__ = ["RESUME_MUTABLE", "TrainResult", "NonFiniteLossError", "prepare_data", "resume_changes", "train"]
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The loss was NaN/Inf for too many consecutive steps."""
+class NonFiniteLossError(DomainClipError, FloatingPointError):
+    """The loss was NaN/Inf for too many consecutive steps (the message says which recipe keys to change)."""
 
 
 @dataclass
@@ -200,28 +201,105 @@ def _gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     return out
 
 
-def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> TrainResult:
+#: Recipe keys that may change when a run is resumed: where things are, how often to log, save and
+#: evaluate, and what to evaluate. Every other key (model, data stream, loss, optimizer, schedule,
+#: steps, seed, precision, ...) defines the run, so ``--resume`` with another value is refused.
+RESUME_MUTABLE: tuple[str, ...] = (
+    "description", "paper", "source", "base", "model.cache_dir",
+    "data.root", "data.prepare", "data.max_corrupt_fraction", "data.max_image_pixels", "data.allow_pipe",
+    "train.device", "train.threads", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
+    "train.eval_every", "train.max_bad_steps", "train.tensorboard", "train.progress", "train.deterministic",
+    "eval",
+)
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) and value else
+                   {f"{prefix}{key}": value})
+    return out
+
+
+def resume_changes(saved_yaml: str, recipe: Recipe) -> list[str]:
+    """Keys of :data:`RESUME_MUTABLE` in which ``recipe`` differs from a checkpoint's saved recipe.
+
+    Raises:
+        RecipeError: the recipe also differs in keys that define the run (each listed, old -> new).
+    """
+    from domainclip.core.recipe import RecipeError
+
+    saved = _flatten(yaml.safe_load(saved_yaml) or {})
+    current = _flatten(recipe_to_dict(recipe))
+    changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+
+    def mutable(key: str) -> bool:
+        return any(key == m or key.startswith(m + ".") for m in RESUME_MUTABLE)
+
+    refused = [k for k in changed if not mutable(k)]
+    if refused:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in refused[:4])
+        more = f" and {len(refused) - 4} more" if len(refused) > 4 else ""
+        raise RecipeError(
+            f"{recipe.source or '<recipe>'}: --resume: the recipe differs from the checkpoint's in keys that "
+            f"define the run ({shown}{more}); resume with the recipe the run started with, or start a new run "
+            "in another --out"
+        )
+    return [k for k in changed if k not in ("source",)]
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    return find_latest_checkpoint(run_dir / "checkpoints") is not None
+
+
+def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train a model following ``recipe``, writing everything under ``out_dir``.
+
+    The run folder is locked while the run lasts (a second run into it stops at once) and must be new
+    or empty, unless ``resume`` continues the run in it or ``overwrite`` replaces what domainclip wrote
+    there. A run that fails before its first checkpoint leaves nothing behind; one that fails later
+    keeps its checkpoints, to resume.
 
     Args:
         recipe: a validated recipe (see :func:`domainclip.core.recipe.load_recipe`).
         out_dir: the run folder: ``recipe.resolved.yaml``, ``model_info.json``, ``log.jsonl``,
             ``tensorboard/``, ``checkpoints/step_<step, 8 digits>/`` and ``eval/``.
-        resume: continue from the newest checkpoint in ``out_dir`` (model, optimizer, scheduler,
-            scaler, data position and RNG states); on CPU the result is bit-identical to an
-            uninterrupted run.
+        resume: continue from the newest checkpoint that loads (model, optimizer, scheduler, scaler,
+            data position and RNG states; a damaged newer one is skipped with a warning); on CPU the
+            result is bit-identical to an uninterrupted run. The recipe may differ from the
+            checkpoint's only in :data:`RESUME_MUTABLE` keys; the resolved recipe written then is
+            the one in use.
+        overwrite: replace an earlier run (or demo) that domainclip wrote into ``out_dir``; files it
+            did not write are left alone.
     """
+    info = init_distributed(recipe.train.device)
+    run_dir = Path(out_dir)
+    with contextlib.ExitStack() as stack:
+        folder = None
+        if info.is_main:
+            folder = stack.enter_context(OutputFolder(
+                run_dir, kind="run", command="train", args={"recipe": recipe.source}, overwrite=overwrite,
+                resume=resume, allow_foreign=True, keep_on_error=_has_checkpoint,
+                hint="pass --resume to continue it, --overwrite to replace it, or choose another --out",
+            ))
+        return _train(recipe, run_dir, info, folder, resume)
+
+
+def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder | None, resume: bool) -> TrainResult:
+    """The body of :func:`train`, in its locked run folder (``folder`` is ``None`` off the main rank)."""
     from domainclip.core.losses import create_loss
     from domainclip.core.models import create_model_and_transforms, get_tokenizer
 
-    run_dir = Path(out_dir)
     ckpt_root = run_dir / "checkpoints"
-    info = init_distributed(recipe.train.device)
     threads = _cpu_threads(recipe, info)
     if threads:
         torch.set_num_threads(threads)
     cfg_t, cfg_o = recipe.train, recipe.optim
     task = get_task(cfg_t.task)
+    point = load_resume_point(ckpt_root, info.device) if resume else None
+    changed = resume_changes(point.recipe_yaml, recipe) if point is not None and point.recipe_yaml else []
     recipe_yaml = yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -264,12 +342,11 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
 
     # ---- resume -----------------------------------------------------------------------------
     step, rng_state = 0, None
-    latest = find_latest_checkpoint(ckpt_root) if resume else None
-    if resume and latest is None and info.is_main:
+    if resume and point is None and info.is_main:
         print(f"--resume: no checkpoint in {ckpt_root}; starting from step 0", flush=True)
-    if latest is not None:
-        state = load_checkpoint_state(latest)
-        unwrap_model(wrapped).load_state_dict(load_model_weights(latest, info.device))
+    if point is not None:
+        state = point.state
+        unwrap_model(wrapped).load_state_dict(point.weights)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -284,8 +361,9 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
         run_dir, enabled=info.is_main, tensorboard=cfg_t.tensorboard, progress=cfg_t.progress,
         total_steps=cfg_t.steps, initial_step=step,
     )
-    if latest is not None:
-        logger.event("resume", checkpoint=str(latest), step=step)
+    if point is not None:
+        logger.event("resume", checkpoint=str(point.path), step=step, changed=changed,
+                     skipped_damaged=[{"checkpoint": str(p), "reason": why} for p, why in point.damaged])
     logger.event("start", world_size=info.world_size, device=str(info.device), steps=cfg_t.steps)
 
     def checkpoint(at_step: int) -> Path | None:
@@ -304,6 +382,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
             }
             path = save_checkpoint(ckpt_root, at_step, model_state, train_state, recipe_yaml, cfg_t.keep_checkpoints)
             logger.event("checkpoint", step=at_step, path=str(path))
+            if folder is not None:
+                folder.checkpoint()
         _barrier(info)
         return path
 
@@ -369,7 +449,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
             if step % cfg_t.checkpoint_every == 0 or step == cfg_t.steps:
                 final_ckpt = checkpoint(step)
             if cfg_t.eval_every and step % cfg_t.eval_every == 0 and step < cfg_t.steps:
-                _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / "eval" / f"step_{step:08d}")
+                _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / "eval" / f"step_{step:08d}",
+                          _run_source(run_dir, step))
     finally:
         corrupt = loader.corrupt_counts()
         if info.is_main and sum(corrupt.values()):
@@ -378,7 +459,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False) -> Train
 
     eval_results: dict[str, dict[str, float]] = {}
     if recipe.eval.suites:
-        eval_results = _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / "eval")
+        eval_results = _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / "eval",
+                                 _run_source(run_dir, step))
     logger.event("end", step=step, loss=last_loss)
     logger.close()
     if final_ckpt is None:
@@ -436,13 +518,29 @@ def _forward_backward(
     return loss_value, parts_total
 
 
+def _run_source(run_dir: Path, step: int) -> dict[str, Any]:
+    """What produced an in-training evaluation: the run, the step and, when saved, that checkpoint's hash."""
+    from domainclip.core.hub import ModelSource
+
+    ckpt = run_dir / "checkpoints" / f"step_{step:08d}"
+    weights = ckpt / "model.safetensors"
+    if weights.is_file():
+        record = ModelSource(str(run_dir), "run", run_dir, (weights,), checkpoint=ckpt).record()
+    else:
+        record = {"spec": str(run_dir), "kind": "run", "path": str(run_dir), "random_weights": False}
+    return {**record, "step": step}
+
+
 def _run_eval(
-    recipe: Recipe, model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, info: DistInfo, out_dir: Path
+    recipe: Recipe, model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, info: DistInfo, out_dir: Path,
+    source: dict[str, Any],
 ) -> dict[str, dict[str, float]]:
-    """Run the recipe's eval suites on the main rank; returns task -> metrics."""
+    """Run the recipe's eval suites on the main rank; returns task -> metrics (``source`` names the model)."""
     results: dict[str, dict[str, float]] = {}
     if info.is_main:
         from domainclip.core.eval.suites import run_suite
+
+        model.domainclip_source = source
 
         for suite in recipe.eval.suites:
             folder = recipe.eval.suite_data.get(suite, recipe.eval.data)
@@ -455,6 +553,6 @@ def _run_eval(
             results.update({f"{suite}:{task}" if len(recipe.eval.suites) > 1 else task: m for task, m in res.items()})
         from domainclip.core.eval.report import write_results
 
-        write_results(results, out_dir / "results.json")
+        write_results(results, out_dir / "results.json", extra={"model": source})
     _barrier(info)
     return results

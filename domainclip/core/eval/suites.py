@@ -181,7 +181,9 @@ def run_suite(
             raise TypeError(
                 f"eval suite {suite_name!r} task {task!r} returned non-scalar metrics: {non_scalar}"
             )
-    extra = {"suite": suite_name, "model": type(model).__name__, "device": str(device), "data": data}
+    # the model as loaded (spec, files, weight hashes; see domainclip.core.hub.load_model), else its class
+    model_record = getattr(model, "domainclip_source", None) or {"class": type(model).__name__}
+    extra = {"suite": suite_name, "model": model_record, "device": str(device), "data": data}
     write_results(results, out_dir / "results.json", extra=extra)
     return results
 

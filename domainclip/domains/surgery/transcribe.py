@@ -290,8 +290,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``domainclip prepare surgery transcribe`` from parsed arguments.
 
-    ``--overwrite`` is the option every prepare command takes (it replaces the ``.srt`` files an
-    earlier run wrote into ``--out``); it also makes :func:`transcribe_folder` transcribe again.
+    The command is resumable: run again into the same ``--out``, it keeps the ``.srt`` files an
+    earlier run wrote and transcribes only the videos without one. ``--overwrite`` (the option every
+    prepare command takes) replaces them and makes :func:`transcribe_folder` transcribe again.
     """
     if args.transcriber == "faster-whisper":
         options: dict[str, Any] = {
@@ -315,4 +316,5 @@ TRANSCRIBE = PrepareCommand(
     help="transcribe the narration of surgical videos into <stem>.srt files (faster-whisper)",
     add_arguments=add_arguments,
     run=run,
+    resumable=True,
 )

@@ -543,6 +543,9 @@ def test_transcribe_command_runs_from_the_cli(corpus, tmp_path, capsys):
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["segments"] == {"caseA": 5}
     (tmp_path / "srt" / "caseA.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nStale.\n")
+    assert main(argv) == 0  # resumable: a rerun into its own output keeps what is there
+    assert [Path(p).name for p in json.loads(capsys.readouterr().out)["skipped_existing"]] == ["caseA.srt"]
+    assert "Stale." in (tmp_path / "srt" / "caseA.srt").read_text()
     assert main([*argv, "--overwrite"]) == 0  # the prepare commands' --overwrite: transcribed again
     assert read_transcript(tmp_path / "srt" / "caseA.srt") == read_transcript(corpus["videos"] / "caseA.srt")
 
