@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from domainclip import __version__
+from domainclip.core.arguments import positive_int
 
 __all__ = ["main"]
 
@@ -195,16 +196,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # parser
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``domainclip`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -257,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="offline end-to-end demo on CPU")
     p.add_argument("--domain", help="domain whose demo to run (default: math when installed, else core)")
     p.add_argument("--out", help="run folder (default runs/demo-<domain>)")
-    p.add_argument("--steps", type=_positive_int, help="override the quick recipe's step count")
+    p.add_argument("--steps", type=positive_int, help="override the quick recipe's step count")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a demo domainclip wrote into --out before (files it did not write stay)")
     p.set_defaults(func=cmd_demo)

@@ -235,6 +235,46 @@ def _(tmp_path, ctx):
     return ["train", str(recipe), "--out", str(tmp_path / "run")], ["'cuda'", "no CUDA device"]
 
 
+@case("train-unknown-loss-argument")
+def _(tmp_path, ctx):
+    recipe = ctx.recipe(tmp_path / "r.yaml", loss={"kwargs": {"hopfeld": 1}})
+    return ["train", str(recipe), "--out", str(tmp_path / "run")], [
+        "loss.kwargs", "loss 'clip' takes no argument 'hopfeld'"]
+
+
+@case("train-unknown-eval-suite-before-training")
+def _(tmp_path, ctx):
+    recipe = ctx.recipe(tmp_path / "r.yaml", eval={"suites": ["core/synthetc"]})
+    # refused before the run folder exists: nothing trains for hours to fail at the end
+    return ["train", str(recipe), "--out", str(tmp_path / "run")], ["unknown eval suite 'core/synthetc'",
+                                                                   "core/synthetic"]
+
+
+@case("prepare-shapes-image-size-too-small")
+def _(tmp_path, ctx):
+    return ["prepare", "core", "shapes", "--out", str(tmp_path / "d"), "--image-size", "0"], [
+        "--image-size", "an integer >= 16"]
+
+
+@case("prepare-math-captions-zero")
+def _(tmp_path, ctx):
+    return ["prepare", "math", "synthetic", "--out", str(tmp_path / "d"), "--captions", "0"], [
+        "--captions", "an integer from 1 to 16"]
+
+
+@case("prepare-math-image-size-reversed")
+def _(tmp_path, ctx):
+    return ["prepare", "math", "synthetic", "--out", str(tmp_path / "d"), "--image-size", "300-100"], [
+        "--image-size", "MIN <= MAX"]
+
+
+@case("prepare-math-all-proportions-zero")
+def _(tmp_path, ctx):
+    argv = ["prepare", "math", "synthetic", "--out", str(tmp_path / "d"), "--n", "4", "--proportions",
+            "function_plot=0"]
+    return argv, ["no diagram family selected"]
+
+
 @case("prepare-out-holds-another-dataset")
 def _(tmp_path, ctx):
     return ["prepare", "core", "shapes", "--out", str(ctx.shapes / "train"), "--n", "8"], [
@@ -257,7 +297,7 @@ def _(tmp_path, ctx):
 
 @case("demo-steps-zero")
 def _(tmp_path, ctx):
-    return ["demo", "--domain", "core", "--out", ".", "--steps", "0"], ["--steps", "must be at least 1"]
+    return ["demo", "--domain", "core", "--out", ".", "--steps", "0"], ["--steps", "must be an integer >= 1"]
 
 
 # =============================================================================== core: eval, export, hub

@@ -13,6 +13,7 @@ Domains derive their own errors (``SlideError``, ``VideoDecodeError``, ...) from
 from __future__ import annotations
 
 import errno
+from collections.abc import Mapping
 
 __all__ = [
     "DatasetNotFoundError",
@@ -63,6 +64,31 @@ class OutputInUseError(OutputError):
 
 class NothingWrittenError(DomainClipError):
     """A batch command skipped every input, so it wrote nothing; the message counts the reasons."""
+
+    @classmethod
+    def from_counts(
+        cls, command: str, what: str, inputs: str, counts: Mapping[str, int], examples: Mapping[str, str]
+    ) -> NothingWrittenError:
+        """The error of a batch command that wrote nothing: why, counted by reason, with one example each.
+
+        Args:
+            command: the command (``"pathology/patches"``).
+            what: what it writes (``"patches"``).
+            inputs: what it read (``"2 slides"``).
+            counts: reason -> inputs skipped (or outputs dropped) for it.
+            examples: reason -> an example naming the input and what is wrong with it.
+
+        Returns:
+            ``"<command> wrote no <what> from <inputs>: <reason>: <n> (e.g. ...); ..."``, most
+            frequent reason first.
+        """
+        parts = []
+        for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            if count:
+                example = " ".join(str(examples.get(reason, "")).split())
+                example = example if len(example) <= 300 else example[:297] + "..."
+                parts.append(f"{reason}: {count}" + (f" (e.g. {example})" if example else ""))
+        return cls(f"{command} wrote no {what} from {inputs}: {'; '.join(parts) or 'nothing to read'}")
 
 
 #: ``OSError`` numbers that describe the user's machine, not a bug: no permission, read-only file

@@ -41,6 +41,8 @@ it returns named parts whose sum is the total.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -50,9 +52,12 @@ import torch.nn.functional as F
 from torch import distributed as dist
 from torch import nn
 
+from domainclip.core.errors import InputError
 from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
+    "check_loss_arguments",
+    "loss_arguments",
     "LOSSES",
     "ClipLoss",
     "ContrastiveLoss",
@@ -104,7 +109,43 @@ def create_loss(name: str, **kwargs: Any) -> ContrastiveLoss:
     """
     if name not in LOSSES:
         raise UnknownNameError("loss", name, list(LOSSES))
+    check_loss_arguments(name, kwargs)
     return LOSSES[name](**kwargs)
+
+
+def loss_arguments(name: str) -> list[str] | None:
+    """The keyword arguments the loss ``name`` takes (its constructor's and those it passes on to its bases).
+
+    Returns ``None`` when it takes any keyword (its constructors all end in ``**kwargs``).
+    """
+    if name not in LOSSES:
+        raise UnknownNameError("loss", name, list(LOSSES))
+    names: list[str] = []
+    for cls in LOSSES[name].__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None or cls is nn.Module:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names += [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return sorted(set(names))
+    return None
+
+
+def check_loss_arguments(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse keyword arguments the loss ``name`` does not take, with close matches.
+
+    Raises:
+        InputError: naming the argument, the loss and what it takes.
+    """
+    known = loss_arguments(name)
+    if known is None:
+        return
+    for key in kwargs:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise InputError(f"loss {name!r} takes no argument {key!r}{hint}; it takes {', '.join(known)}")
 
 
 # --------------------------------------------------------------------------------------------------

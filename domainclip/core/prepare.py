@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, NoReturn
 
+from domainclip.core.arguments import bounded, non_negative_int, positive_int
 from domainclip.core.outputs import LOCK_NAME, OutputFolder, read_manifest, same_arguments
 from domainclip.core.plugins import PrepareCommand, UnknownNameError, get_domain, resolve
 from domainclip.core.recipe import PrepareStep, RecipeError
@@ -27,12 +28,15 @@ __all__ = [
 ]
 
 
+_shape_image_size = bounded(int, "an integer >= 16", lambda v: v >= 16)
+
+
 def _shapes_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder for the shards")
-    parser.add_argument("--n", type=int, default=2000, help="number of image-caption pairs")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (held-out sets use another)")
-    parser.add_argument("--image-size", type=int, default=64, help="image side in pixels")
-    parser.add_argument("--max-count", type=int, default=500, help="samples per shard")
+    parser.add_argument("--n", type=positive_int, default=2000, help="number of image-caption pairs")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="generator seed (held-out sets use another)")
+    parser.add_argument("--image-size", type=_shape_image_size, default=64, help="image side in pixels (16 or more)")
+    parser.add_argument("--max-count", type=positive_int, default=500, help="samples per shard")
 
 
 def _shapes_run(args: argparse.Namespace) -> dict[str, Any]:

@@ -445,3 +445,14 @@ def test_two_process_gather_matches_single_process(tmp_path: Path):
             for r in range(WORLD):
                 torch.testing.assert_close(local[r][key], full[key], rtol=0, atol=1e-10, msg=f"{name} {key}")
         assert full["p_img"].abs().sum() > 1e-3, name
+
+
+def test_loss_arguments_come_from_the_constructors_and_typos_are_named():
+    from domainclip.core.errors import InputError
+    from domainclip.core.losses import check_loss_arguments, loss_arguments
+
+    assert loss_arguments("infoloob") == ["gather_with_grad", "hopfield", "hopfield_scale", "local_loss", "rank",
+                                          "world_size"]
+    check_loss_arguments("infoloob", {"hopfield": True})
+    with pytest.raises(InputError, match=r"loss 'infoloob' takes no argument 'hopfeld' \(did you mean hopfield"):
+        check_loss_arguments("infoloob", {"hopfeld": True})

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from domainclip.core.errors import InputError
 from domainclip.core.io import atomic_write_bytes, read_jsonl
 
 __all__ = [
@@ -126,7 +127,7 @@ def make_shape_sample(seed: int, index: int, image_size: int = 64) -> dict[str, 
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be non-negative, got seed={seed}, index={index}")
     if image_size < 16:
-        raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
+        raise InputError(f"image_size must be at least 16 pixels, got {image_size}")
     rng = np.random.default_rng([seed, index])
     shape_idx = int(rng.integers(len(SHAPES)))
     color_idx = int(rng.integers(len(COLORS)))
@@ -187,7 +188,7 @@ def generate_shapes(n: int, seed: int, image_size: int = 64, start: int = 0) -> 
 
     """
     if n < 0:
-        raise ValueError(f"n must be non-negative, got {n}")
+        raise InputError(f"n must be non-negative, got {n}")
     for index in range(start, start + n):
         yield make_shape_sample(seed, index, image_size)
 
@@ -207,7 +208,7 @@ class ShapesDataset(torch.utils.data.Dataset):
         self, n: int, seed: int, image_size: int = 64, transform: Callable[[Image.Image], Any] | None = None
     ):
         if n < 0:
-            raise ValueError(f"n must be non-negative, got {n}")
+            raise InputError(f"n must be non-negative, got {n}")
         self.n, self.seed, self.image_size, self.transform = n, seed, image_size, transform
         self.classes = class_names()
 

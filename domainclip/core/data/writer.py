@@ -44,7 +44,7 @@ from PIL import Image
 from webdataset.writer import default_handlers, encode_based_on_extension1
 
 from domainclip.core.data import keys as K
-from domainclip.core.errors import OutputExistsError
+from domainclip.core.errors import InputError, OutputExistsError
 from domainclip.core.io import atomic_write_text, new_file_mode
 from domainclip.core.plugins import UnknownNameError
 
@@ -359,13 +359,13 @@ class ShardWriter:
         if image_format not in IMAGE_ENCODERS:
             raise UnknownNameError("image format", image_format, list(IMAGE_ENCODERS))
         if max_count < 1:
-            raise ValueError(f"max_count must be >= 1; got {max_count}")
+            raise InputError(f"max_count must be >= 1; got {max_count}")
         if max_size < 1:
-            raise ValueError(f"max_size must be >= 1; got {max_size}")
+            raise InputError(f"max_size must be >= 1; got {max_size}")
         if start_index < 0:
-            raise ValueError(f"start_index must be >= 0; got {start_index}")
+            raise InputError(f"start_index must be >= 0; got {start_index}")
         if not prefix or "/" in prefix or os.sep in prefix:
-            raise ValueError(f"prefix must be a plain file-name prefix; got {prefix!r}")
+            raise InputError(f"prefix must be a plain file-name prefix; got {prefix!r}")
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix

@@ -35,12 +35,20 @@ from domainclip.core.engine.optim import build_optimizer, build_scheduler
 from domainclip.core.engine.precision import autocast_context, make_grad_scaler
 from domainclip.core.engine.run_log import RunLogger
 from domainclip.core.engine.tasks import Task, get_task
-from domainclip.core.errors import DomainClipError
+from domainclip.core.errors import DomainClipError, InputError
 from domainclip.core.io import atomic_write_text
 from domainclip.core.outputs import OutputFolder
 from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, resolve_urls
 
-__all__ = ["RESUME_MUTABLE", "TrainResult", "NonFiniteLossError", "prepare_data", "resume_changes", "train"]
+__all__ = [
+    "RESUME_MUTABLE",
+    "NonFiniteLossError",
+    "TrainResult",
+    "check_names",
+    "prepare_data",
+    "resume_changes",
+    "train",
+]
 
 
 class NonFiniteLossError(DomainClipError, FloatingPointError):
@@ -250,6 +258,33 @@ def resume_changes(saved_yaml: str, recipe: Recipe) -> list[str]:
     return [k for k in changed if k not in ("source",)]
 
 
+#: loss arguments the engine sets itself (from ``loss.local_loss``, ``loss.gather_with_grad`` and the ranks)
+_ENGINE_LOSS_ARGUMENTS = ("local_loss", "gather_with_grad", "rank", "world_size")
+
+
+def check_names(recipe: Recipe) -> None:
+    """Resolve the recipe's task, loss (and its arguments) and eval suites, before any folder, data or model.
+
+    Raises:
+        UnknownNameError, RecipeError: naming the recipe key, with close matches.
+    """
+    from domainclip.core.eval.suites import get_suite
+    from domainclip.core.losses import check_loss_arguments
+    from domainclip.core.recipe import RecipeError
+
+    where = recipe.source or "<recipe>"
+    get_task(recipe.train.task)
+    for key in recipe.loss.kwargs:
+        if key in _ENGINE_LOSS_ARGUMENTS:
+            raise RecipeError(f"{where}: loss.kwargs.{key} is set by the engine; use loss.{key} or leave it out")
+    try:
+        check_loss_arguments(recipe.loss.name, recipe.loss.kwargs)
+    except InputError as e:  # an unknown loss name is an UnknownNameError, raised as it is
+        raise RecipeError(f"{where}: loss.kwargs: {e}") from None
+    for suite in recipe.eval.suites:
+        get_suite(suite)
+
+
 def _has_checkpoint(run_dir: Path) -> bool:
     return find_latest_checkpoint(run_dir / "checkpoints") is not None
 
@@ -274,6 +309,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, overwrit
         overwrite: replace an earlier run (or demo) that domainclip wrote into ``out_dir``; files it
             did not write are left alone.
     """
+    check_names(recipe)
     info = init_distributed(recipe.train.device)
     run_dir = Path(out_dir)
     with contextlib.ExitStack() as stack:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import torch
 
 from domainclip.core.data import synthetic
+from domainclip.core.errors import DatasetNotFoundError
 from domainclip.core.eval.features import Tokenizer, collate_samples, extract_features
 from domainclip.core.eval.linear_probe import linear_probe
 from domainclip.core.eval.report import (
@@ -66,9 +67,13 @@ _CORE_SUITES: dict[str, EvalSuite] = {}
 
 
 def require_data(data: Path | None, suite: str, what: str) -> Path:
-    """The suite's data folder, or a clear error saying what ``--data`` must hold (``what``)."""
+    """The suite's data folder, or a clear error saying what ``--data`` must hold (``what``).
+
+    Raises:
+        DatasetNotFoundError: no folder was given (the suite's dataset adapter checks what is in it).
+    """
     if data is None:
-        raise FileNotFoundError(f"{suite} needs --data: {what}")
+        raise DatasetNotFoundError(f"{suite} needs --data: {what}")
     return Path(data)
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from PIL import Image
 
+from domainclip.core.arguments import bounded, non_negative_int, positive_int
+from domainclip.core.errors import InputError
 from domainclip.core.parallel import run_workers, shared_add
 from domainclip.core.plugins import PrepareCommand
 from domainclip.domains.math.labels import FAMILIES
@@ -30,6 +32,9 @@ from domainclip.domains.math.synthetic.engine import (
     DEFAULT_IMAGE_SIZE,
     GENERATOR,
     LICENCE,
+    MAX_CAPTIONS,
+    MAX_IMAGE_SIZE,
+    MIN_IMAGE_SIZE,
     EngineConfig,
     render_sample,
 )
@@ -176,11 +181,11 @@ def prepare_synthetic(
     from domainclip.core.data.writer import write_json_atomic
 
     if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
+        raise InputError(f"--n must be at least 1, got {n}")
     if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+        raise InputError(f"--workers must be at least 1, got {workers}")
     if resize is not None and resize < 16:
-        raise ValueError(f"--resize must be at least 16 px, got {resize}")
+        raise InputError(f"--resize must be at least 16 px, got {resize}")
     config = EngineConfig.create(
         seed,
         image_size=image_size,
@@ -256,12 +261,19 @@ def _image_size(text: str) -> int | tuple[int, int]:
     try:
         if "-" in text:
             lo, hi = (int(v) for v in text.split("-", 1))
-            return (lo, hi)
-        return int(text)
+        else:
+            lo = hi = int(text)
     except ValueError:
+        raise argparse.ArgumentTypeError(f"takes N or MIN-MAX (e.g. 336 or 224-384), got {text!r}") from None
+    if not MIN_IMAGE_SIZE <= lo <= hi <= MAX_IMAGE_SIZE:
         raise argparse.ArgumentTypeError(
-            f"--image-size takes N or MIN-MAX (e.g. 336 or 224-384), got {text!r}"
-        ) from None
+            f"must be N or MIN-MAX with {MIN_IMAGE_SIZE} <= MIN <= MAX <= {MAX_IMAGE_SIZE}; got {text!r}"
+        )
+    return lo if lo == hi and "-" not in text else (lo, hi)
+
+
+_captions = bounded(int, f"an integer from 1 to {MAX_CAPTIONS}", lambda v: 1 <= v <= MAX_CAPTIONS)
+_resize = bounded(int, "an integer >= 16 (pixels)", lambda v: v >= 16)
 
 
 def _names(text: str) -> list[str]:
@@ -284,15 +296,17 @@ def _proportions(text: str) -> dict[str, float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``domainclip prepare math synthetic``."""
     parser.add_argument("--out", required=True, type=Path, help="output folder for the shards")
-    parser.add_argument("--n", type=int, default=10_000, help="number of diagram-caption pairs (default 10000)")
-    parser.add_argument("--seed", type=int, default=0, help="run seed: sample i depends only on (seed, i)")
+    parser.add_argument(
+        "--n", type=positive_int, default=10_000, help="number of diagram-caption pairs (default 10000)"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="run seed: sample i depends only on (seed, i)")
     parser.add_argument(
         "--image-size",
         type=_image_size,
         default=DEFAULT_IMAGE_SIZE,
         help="image side N, or MIN-MAX sampled per diagram (default %(default)s)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="worker processes, each writing its own shards")
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes, each writing its own shards")
     parser.add_argument(
         "--families", type=_names, default=None, help=f"comma-separated families (default all: {', '.join(FAMILIES)})"
     )
@@ -304,13 +318,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--languages", type=_names, default=["en"], help="caption languages: en, zh (default en)")
     parser.add_argument(
-        "--captions", type=int, default=1, help="captions per diagram (default 1; more for multi-positive training)"
+        "--captions", type=_captions, default=1,
+        help="captions per diagram (default 1; more for multi-positive training)",
     )
-    parser.add_argument("--max-count", type=int, default=10_000, help="most samples per shard")
+    parser.add_argument("--max-count", type=positive_int, default=10_000, help="most samples per shard")
     parser.add_argument("--image-format", choices=("png", "jpg"), default="png", help="image encoding (default png)")
     parser.add_argument(
         "--resize",
-        type=int,
+        type=_resize,
         default=None,
         help="store diagrams scaled to this shorter side in px (e.g. the model's input size; default: as drawn)",
     )

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from domainclip.core.arguments import jpeg_quality, non_negative_int, positive_float, positive_int, unit_fraction
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
 from domainclip.core.parallel import run_workers, shared_add, shared_take
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
@@ -64,17 +65,11 @@ __all__ = [
     "PatchSpec",
     "find_slides",
     "iter_patch_arrays",
-    "jpeg_quality",
-    "non_negative_int",
-    "nothing_written_error",
     "patch_slides",
     "plan_patches",
-    "positive_float",
-    "positive_int",
     "read_patch",
     "safe_key",
     "skip_reason",
-    "unit_fraction",
     "write_thumbnail",
 ]
 
@@ -323,30 +318,6 @@ def skip_reason(error: BaseException) -> str:
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def nothing_written_error(
-    command: str, what: str, inputs: str, counts: Mapping[str, int], examples: Mapping[str, str]
-) -> NothingWrittenError:
-    """The error of a batch command that wrote nothing: why, counted by reason, with one example each.
-
-    Args:
-        command: the command (``"pathology/patches"``).
-        what: what it writes (``"patches"``).
-        inputs: what it read (``"2 slides"``).
-        counts: reason -> inputs skipped (or outputs dropped) for it.
-        examples: reason -> an example naming the input and what is wrong with it.
-
-    Returns:
-        ``NothingWrittenError("<command> wrote no <what> from <inputs>: <reason>: <n> (e.g. ...); ...")``,
-        most frequent reason first.
-    """
-    parts = []
-    for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        if count:
-            example = examples.get(reason)
-            parts.append(f"{reason}: {count}" + (f" (e.g. {_one_line(example)})" if example else ""))
-    return NothingWrittenError(f"{command} wrote no {what} from {inputs}: {'; '.join(parts) or 'nothing to read'}")
 
 
 def _outline(mask: np.ndarray, width: int) -> np.ndarray:
@@ -735,7 +706,8 @@ def patch_slides(
             reason = UNANNOTATED if info["patches_kept"] and info["unannotated"] else NO_PATCH
             by_reason[reason] += 1
             examples.setdefault(reason, _why_no_patch(info, spec, reason))
-        raise nothing_written_error("pathology/patches", "patches", _count(len(paths), "slide"), by_reason, examples)
+        inputs = _count(len(paths), "slide")
+        raise NothingWrittenError.from_counts("pathology/patches", "patches", inputs, by_reason, examples)
     return summary
 
 
@@ -774,42 +746,6 @@ def _check_distinct_ids(paths: Sequence[Path]) -> None:
 
 
 # --------------------------------------------------------------------------- CLI
-def _parse(text: str, kind: type[int] | type[float], rule: str, ok: Callable[[float], bool]) -> Any:
-    """``kind(text)`` when it is a finite number that ``ok`` accepts, else an argparse error saying ``rule``."""
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or not ok(value):
-        raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """Argparse type: an integer >= 1 (a size, a count, a number of workers)."""
-    return _parse(text, int, "an integer >= 1", lambda v: v >= 1)
-
-
-def non_negative_int(text: str) -> int:
-    """Argparse type: an integer >= 0."""
-    return _parse(text, int, "an integer >= 0", lambda v: v >= 0)
-
-
-def positive_float(text: str) -> float:
-    """Argparse type: a finite number > 0 (microns per pixel, seconds)."""
-    return _parse(text, float, "a number > 0", lambda v: v > 0)
-
-
-def unit_fraction(text: str) -> float:
-    """Argparse type: a number in [0, 1]."""
-    return _parse(text, float, "a number in [0, 1]", lambda v: 0 <= v <= 1)
-
-
-def jpeg_quality(text: str) -> int:
-    """Argparse type: a JPEG quality, an integer in [1, 100]."""
-    return _parse(text, int, "an integer in [1, 100]", lambda v: 1 <= v <= 100)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``domainclip prepare pathology patches``."""
     parser.add_argument("--slides", nargs="+", required=True, help="slide files, folders or glob patterns")

@@ -35,6 +35,7 @@ from typing import Any
 
 from PIL import Image
 
+from domainclip.core.arguments import positive_int
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
 from domainclip.core.parallel import run_workers, shared_add, shared_take
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
@@ -42,9 +43,7 @@ from domainclip.domains.pathology.patching import (
     RESAMPLE,
     SLIDE_EXTENSIONS,
     add_output_arguments,
-    nothing_written_error,
     output_options,
-    positive_int,
     skip_reason,
 )
 from domainclip.domains.pathology.slides import SlideError, open_slide
@@ -442,7 +441,8 @@ def _nothing_written(
             "outside the slide"
         )
     noun = "record" if len(raw) == 1 else "records"
-    return nothing_written_error("pathology/pathgen", "patches", f"{len(raw)} {noun} of {where}", counts, examples)
+    inputs = f"{len(raw)} {noun} of {where}"
+    return NothingWrittenError.from_counts("pathology/pathgen", "patches", inputs, counts, examples)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

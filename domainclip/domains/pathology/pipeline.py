@@ -148,7 +148,8 @@ def _patch_loader(data: Path, preprocess: Callable[[Any], torch.Tensor], batch_s
 
     decoder = SampleDecoder(image_transform=preprocess, required=("image", "text", "label"), text_choice="first")
     return build_loader(
-        [Source(sorted(str(p) for p in data.glob("*.tar")))],
+        # absolute paths: a file name found on disk must never read as a URL (``pipe:...``)
+        [Source(sorted(str(p.resolve()) for p in data.glob("*.tar")))],
         decoder,
         batch_size=batch_size,
         num_workers=0,

@@ -35,15 +35,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from domainclip.core.arguments import non_negative_int, positive_int
 from domainclip.core.data import keys as K
 from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.data.writer import ShardWriter, index_path, write_json_atomic
-from domainclip.core.errors import DomainClipError, InputError
+from domainclip.core.errors import DomainClipError, InputError, NothingWrittenError
 from domainclip.core.eval.features import Tokenizer, encode_inputs, encode_texts
 from domainclip.core.plugins import PrepareCommand
 from domainclip.domains.pathology.datasets.slide_labels import PatchShardStream, collate_patch_batch, slide_id_of
-from domainclip.domains.pathology.patching import non_negative_int, nothing_written_error, positive_int
 
 __all__ = [
     "SELECT",
@@ -360,7 +360,7 @@ def select_representative(
     if written == 0:
         many = len(url_list) > 1
         inputs = f"{len(url_list)} shard{'s' if many else ''} ({url_list[0]}{', ...' if many else ''})"
-        raise nothing_written_error("pathology/select", "patches", inputs, skipped, examples)
+        raise NothingWrittenError.from_counts("pathology/select", "patches", inputs, skipped, examples)
     return summary
 
 

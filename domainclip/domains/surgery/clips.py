@@ -36,11 +36,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from domainclip.core.arguments import bounded, non_negative_float, positive_float, positive_int
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
 from domainclip.core.parallel import run_workers, shared_add
 from domainclip.core.plugins import PrepareCommand, UnknownNameError
@@ -69,7 +69,6 @@ __all__ = [
     "find_transcript",
     "find_videos",
     "make_clip_pairs",
-    "nothing_written_error",
 ]
 
 #: Level of pairs made from transcript units.
@@ -147,31 +146,6 @@ class _Task:
     transcript: str | None
     spans: tuple[LevelSpan, ...]
     levels_file: str | None
-
-
-def nothing_written_error(
-    command: str, what: str, inputs: str, counts: Mapping[str, int], examples: Mapping[str, str]
-) -> NothingWrittenError:
-    """The error of a batch command that wrote nothing: why, counted by reason, with one example each.
-
-    Args:
-        command: the command (``"surgery/clips"``).
-        what: what it writes (``"clip-caption pairs"``).
-        inputs: what it read (``"2 videos"``).
-        counts: reason -> inputs skipped (or outputs dropped) for it.
-        examples: reason -> an example naming the input and what is wrong with it.
-
-    Returns:
-        ``NothingWrittenError("<command> wrote no <what> from <inputs>: <reason>: <n> (e.g. ...); ...")``,
-        most frequent reason first.
-    """
-    parts = []
-    for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
-        if count:
-            example = " ".join(str(examples.get(reason, "")).split())
-            example = example if len(example) <= 300 else example[:297] + "..."
-            parts.append(f"{reason}: {count}" + (f" (e.g. {example})" if example else ""))
-    return NothingWrittenError(f"{command} wrote no {what} from {inputs}: {'; '.join(parts) or 'nothing to read'}")
 
 
 def _plural(n: int, noun: str) -> str:
@@ -695,7 +669,7 @@ def make_clip_pairs(
             if found:
                 examples.setdefault(reason, found[0])
         inputs = f"{_plural(len(paths), 'video')} ({len(skipped)} skipped, {_plural(report.total, 'candidate pair')})"
-        raise nothing_written_error("surgery/clips", "clip-caption pairs", inputs, counts, examples)
+        raise NothingWrittenError.from_counts("surgery/clips", "clip-caption pairs", inputs, counts, examples)
     return summary
 
 
@@ -704,35 +678,8 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip() and t.strip().lower() != "none"]
 
 
-def _flag_value(text: str, kind: type[int] | type[float], rule: str, ok: Callable[[float], bool]) -> Any:
-    """``kind(text)`` when it is a finite number that ``ok`` accepts, else an argparse error saying ``rule``."""
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or not ok(value):
-        raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _flag_value(text, int, "an integer >= 1", lambda v: v >= 1)
-
-
-def _positive_seconds(text: str) -> float:
-    return _flag_value(text, float, "a number > 0", lambda v: v > 0)
-
-
-def _seconds(text: str) -> float:
-    return _flag_value(text, float, "a number >= 0", lambda v: v >= 0)
-
-
-def _max_side(text: str) -> int:
-    return _flag_value(text, int, "0 (keep the size) or an integer >= 2", lambda v: v == 0 or v >= 2)
-
-
-def _similarity(text: str) -> float:
-    return _flag_value(text, float, "a cosine similarity in [-1, 1]", lambda v: -1 <= v <= 1)
+_max_side = bounded(int, "0 (keep the size) or an integer >= 2", lambda v: v == 0 or v >= 2)
+_similarity = bounded(float, "a cosine similarity in [-1, 1]", lambda v: -1 <= v <= 1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -743,18 +690,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", type=Path, default=None,
                         help="task/step/phase spans: CSV, JSON or SurgLaVi SQLite (.db/.sqlite)")
     parser.add_argument("--out", required=True, type=Path, help="output folder for the shards")
-    parser.add_argument("--min-duration", type=_positive_seconds, default=4.0,
+    parser.add_argument("--min-duration", type=positive_float, default=4.0,
                         help="shortest pair in seconds (default 4)")
-    parser.add_argument("--max-duration", type=_positive_seconds, default=30.0,
+    parser.add_argument("--max-duration", type=positive_float, default=30.0,
                         help="longest narration pair in seconds")
-    parser.add_argument("--level-max-duration", type=_positive_seconds, default=500.0,
+    parser.add_argument("--level-max-duration", type=positive_float, default=500.0,
                         help="longest task/step/phase pair in seconds (default 500, as SurgLaVi)")
-    parser.add_argument("--max-gap", type=_seconds, default=2.0, help="longest pause merged inside a narration unit")
+    parser.add_argument("--max-gap", type=non_negative_float, default=2.0,
+                        help="longest pause merged inside a narration unit")
     parser.add_argument("--encode", choices=sorted(CLIP_ENCODERS), default="mp4",
                         help="mp4: re-encoded clip; frames: uniformly sampled frames as .frames.npy")
-    parser.add_argument("--num-frames", type=_positive_int, default=8, help="frames per pair with --encode frames")
+    parser.add_argument("--num-frames", type=positive_int, default=8, help="frames per pair with --encode frames")
     parser.add_argument("--max-side", type=_max_side, default=224, help="longest clip side in pixels (0: keep)")
-    parser.add_argument("--clip-fps", type=_positive_seconds, default=None,
+    parser.add_argument("--clip-fps", type=positive_float, default=None,
                         help="resample mp4 clips to this frame rate")
     parser.add_argument("--text-rules", type=_names, default=None,
                         help="comma-separated text rules (default all: min_words,max_words,non_descriptive,"
@@ -765,11 +713,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter-pretrained", default=None, help="weights of --filter-model")
     parser.add_argument("--filter-threshold", type=_similarity, default=None,
                         help="lowest clip-caption cosine similarity kept (required with --filter-model)")
-    parser.add_argument("--filter-frames", type=_positive_int, default=8, help="frames per clip scored by the filter")
+    parser.add_argument("--filter-frames", type=positive_int, default=8, help="frames per clip scored by the filter")
     parser.add_argument("--device", default="cpu", help="device of the filter model")
-    parser.add_argument("--workers", type=_positive_int, default=1,
+    parser.add_argument("--workers", type=positive_int, default=1,
                         help="worker processes, each writing its own shards")
-    parser.add_argument("--max-count", type=_positive_int, default=200, help="most pairs per shard")
+    parser.add_argument("--max-count", type=positive_int, default=200, help="most pairs per shard")
     parser.add_argument("--prefix", default="surgery", help="shard name prefix")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from domainclip.core.errors import InputNotFoundError
+from domainclip.core.errors import InputNotFoundError, NothingWrittenError
 from domainclip.core.plugins import PrepareCommand, UnknownNameError, require
 from domainclip.domains.surgery.transcripts import (
     TRANSCRIPT_SUFFIXES,
@@ -267,10 +267,9 @@ def transcribe_folder(
         counts[video.stem] = len(segments)
     by_reason = Counter(item["reason"] for item in failed)
     if failed and not written and not existing:
-        from domainclip.domains.surgery.clips import nothing_written_error
 
         inputs = f"{len(paths)} video{'' if len(paths) == 1 else 's'}"
-        raise nothing_written_error("surgery/transcribe", "transcripts", inputs, by_reason, examples)
+        raise NothingWrittenError.from_counts("surgery/transcribe", "transcripts", inputs, by_reason, examples)
     return {"out_dir": str(out), "written": written, "segments": counts, "skipped_existing": existing,
             "failed": failed, "failed_by_reason": dict(sorted(by_reason.items()))}  # fmt: skip
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from domainclip.core.errors import InputError
 from domainclip.core.plugins import UnknownNameError
 from domainclip.domains.math.labels import DIAGRAM_TYPES, FAMILIES
 from domainclip.domains.math.synthetic.canvas import DiagramCanvas, sample_style
@@ -27,6 +28,9 @@ __all__ = [
     "DEFAULT_PROPORTIONS",
     "GENERATOR",
     "LICENCE",
+    "MAX_CAPTIONS",
+    "MAX_IMAGE_SIZE",
+    "MIN_IMAGE_SIZE",
     "EngineConfig",
     "generate_diagrams",
     "render_diagram",
@@ -38,6 +42,10 @@ __all__ = [
 DEFAULT_PROPORTIONS: dict[str, float] = {"plane_geometry": 0.5, "analytic_geometry": 0.2, "function_plot": 0.3}
 #: Image side range in pixels; each diagram draws a multiple of 16 in it.
 DEFAULT_IMAGE_SIZE: tuple[int, int] = (224, 384)
+#: Smallest and largest image side the renderer draws.
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 64, 2048
+#: Most captions per diagram.
+MAX_CAPTIONS = 16
 #: Name and version recorded in every sample's ``meta["generator"]``; bump when output changes.
 GENERATOR = "domainclip.math.synthetic/4"
 #: Licence of the generated images and captions.
@@ -89,15 +97,17 @@ class EngineConfig:
     ) -> EngineConfig:
         """Check and normalise user options (unknown names raise listing the known ones)."""
         if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+            raise InputError(f"seed must be a non-negative integer, got {seed!r}")
         if isinstance(image_size, (int, np.integer)):
             size = (int(image_size), int(image_size))
         else:
             size = tuple(int(s) for s in image_size)  # type: ignore[assignment]
             if len(size) != 2:
-                raise ValueError(f"image_size must be an int or a (min, max) pair, got {image_size!r}")
-        if not 64 <= size[0] <= size[1] <= 2048:
-            raise ValueError(f"image_size must satisfy 64 <= min <= max <= 2048, got {size}")
+                raise InputError(f"image_size must be an int or a (min, max) pair, got {image_size!r}")
+        if not MIN_IMAGE_SIZE <= size[0] <= size[1] <= MAX_IMAGE_SIZE:
+            raise InputError(
+                f"image_size must satisfy {MIN_IMAGE_SIZE} <= min <= max <= {MAX_IMAGE_SIZE}, got {size}"
+            )
         props = dict(DEFAULT_PROPORTIONS if proportions is None else proportions)
         for name in props:
             if name not in FAMILIES:
@@ -107,12 +117,12 @@ class EngineConfig:
             if name not in FAMILIES:
                 raise UnknownNameError("diagram family", name, list(FAMILIES))
         if not chosen:
-            raise ValueError("no diagram family selected")
+            raise InputError("no diagram family selected (every family has proportion 0)")
         raw = [float(props.get(f, DEFAULT_PROPORTIONS[f] if proportions is None else 0.0)) for f in chosen]
         if proportions is not None and families is not None and sum(raw) == 0:
             raw = [1.0] * len(chosen)
         if any(w < 0 or not math.isfinite(w) for w in raw) or sum(raw) <= 0:
-            raise ValueError(
+            raise InputError(
                 f"family proportions must be non-negative with a positive sum, got {dict(zip(chosen, raw))}"
             )
         total = sum(raw)
@@ -120,9 +130,9 @@ class EngineConfig:
             if lang not in LANGUAGES:
                 raise UnknownNameError("caption language", lang, list(LANGUAGES))
         if not languages:
-            raise ValueError("at least one caption language is needed")
-        if not isinstance(captions, (int, np.integer)) or not 1 <= captions <= 16:
-            raise ValueError(f"captions per diagram must be an integer from 1 to 16, got {captions!r}")
+            raise InputError("at least one caption language is needed")
+        if not isinstance(captions, (int, np.integer)) or not 1 <= captions <= MAX_CAPTIONS:
+            raise InputError(f"captions per diagram must be an integer from 1 to {MAX_CAPTIONS}, got {captions!r}")
         return cls(int(seed), size, chosen, tuple(w / total for w in raw), tuple(languages), int(captions))
 
 
