@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/domainclip demo
+	# --overwrite: a second `make demo` replaces the first one's files (only domainclip's own)
+	$(VENV)/bin/domainclip demo --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q

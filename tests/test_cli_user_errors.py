@@ -405,6 +405,16 @@ def _(tmp_path, ctx):
     return _patches(ctx, tmp_path, options=("--mpp-csv", str(table))), [f"mpp table {table} is empty", "'mpp'"]
 
 
+@case("pathology-patches-size-zero")
+def _(tmp_path, ctx):
+    return _patches(ctx, tmp_path, options=("--size", "0")), ["argument --size: must be an integer >= 1"]
+
+
+@case("pathology-patches-slide-mpp-negative")
+def _(tmp_path, ctx):
+    return _patches(ctx, tmp_path, options=("--slide-mpp", "-1")), ["argument --slide-mpp: must be a number > 0"]
+
+
 @case("pathology-patches-mpp-csv-wrong-header")
 def _(tmp_path, ctx):
     table = tmp_path / "mpp.csv"
