@@ -93,8 +93,8 @@ def cmd_prepare(args: argparse.Namespace, rest: list[str]) -> int:
         print(f"usage: domainclip prepare DOMAIN COMMAND [options]; commands of {domain}: "
               f"{', '.join(list_prepare_commands(domain))}")
         return 0 if args.domain else EXIT_USER_ERROR
-    command, namespace = parse_prepare_args(args.domain, args.command, rest)
-    summary = run_prepare(args.domain, args.command, command, namespace)
+    command, options, overwrite = parse_prepare_args(args.domain, args.command, rest)
+    summary = run_prepare(args.domain, args.command, command, options, overwrite=overwrite)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

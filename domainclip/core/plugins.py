@@ -1,17 +1,17 @@
 """Domain plugin contract and the lazy domain registry.
 
 A domain is declared by a light :class:`DomainSpec` (only names and ``"module:attr"`` strings), so
-listing domains never imports a domain's heavy dependencies. Built-in domains live in
-``domainclip.domains``; third-party packages add theirs through the ``domainclip.domains``
-entry-point group, each entry point resolving to a :class:`DomainSpec`.
+listing domains never imports a domain's heavy dependencies. Every domain, built-in or third-party,
+is found through the ``domainclip.domains`` entry-point group (``pyproject.toml``), each entry point
+resolving to a :class:`DomainSpec`; :func:`register_domain` adds one at run time (notebooks, tests).
+The contract each entry of a spec follows is in ``docs/adding_a_domain.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import importlib
-from collections.abc import Callable
+import importlib.util
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -20,22 +20,16 @@ from domainclip.core.errors import DomainClipError
 
 __all__ = [
     "DomainSpec",
-    "PrepareCommand",
     "MissingExtraError",
     "UnknownNameError",
     "get_domain",
     "list_domains",
+    "missing_requirements",
     "register_domain",
     "resolve",
     "require",
 ]
 
-#: Built-in domains: name -> "module:attr" of their :class:`DomainSpec`.
-_BUILTIN: dict[str, str] = {
-    "math": "domainclip.domains.math.domain:DOMAIN",
-    "pathology": "domainclip.domains.pathology.domain:DOMAIN",
-    "surgery": "domainclip.domains.surgery.domain:DOMAIN",
-}
 _REGISTERED: dict[str, DomainSpec] = {}
 
 
@@ -57,28 +51,6 @@ class MissingExtraError(DomainClipError, ImportError):
 
 
 @dataclass(frozen=True)
-class PrepareCommand:
-    """A ``domainclip prepare DOMAIN NAME ...`` sub-command.
-
-    Args:
-        name: sub-command name, e.g. ``"synthetic"``.
-        help: one-line description shown by ``--help``.
-        add_arguments: adds the command's options to an argparse parser.
-        run: does the work from parsed arguments; returns a JSON-serialisable summary
-            (counts written, items skipped and why, output paths).
-        resumable: a rerun into the output folder of an earlier run of this command continues it
-            (the command skips what is already written) instead of being refused; ``--overwrite``
-            still replaces it.
-    """
-
-    name: str
-    help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], dict[str, Any]]
-    resumable: bool = False
-
-
-@dataclass(frozen=True)
 class DomainSpec:
     """What a domain declares. Every callable is named as a lazy ``"module:attr"`` string.
 
@@ -86,15 +58,19 @@ class DomainSpec:
         name: domain name used on the command line and in recipe paths (``recipes/<name>/``).
         extra: pip extra that installs its dependencies (``pip install "domainclip[<extra>]"``).
         description: one line for ``domainclip domains``.
-        papers: the papers whose recipes it reproduces.
-        prepare: prepare sub-command name -> ``"module:attr"`` of a :class:`PrepareCommand`.
-        eval_suites: suite name -> ``"module:attr"`` of an eval suite callable.
-        datasets: dataset adapter name -> ``"module:attr"`` of its class.
-        synthetic: ``"module:attr"`` of the generator used by tests and quick recipes.
-        demo: ``"module:attr"`` of a callable ``demo(run_dir: Path) -> dict`` run by ``domainclip demo``.
+        papers: the papers whose recipes it reproduces (shown by ``domainclip domains``).
+        prepare: prepare command name -> ``"module:function"`` of a typed prepare function
+            (``function(out: Path, ..., progress: bool = True) -> dict``; see :mod:`domainclip.core.prepare`).
+        eval_suites: suite name -> ``"module:function"`` of an eval suite
+            (see :class:`~domainclip.core.eval.suites.EvalSuite`).
+        datasets: dataset adapter name -> ``"module:Class"``.
+        synthetic: the key of ``prepare`` whose command generates the domain's synthetic raw data
+            (``function(out, n, *, seed, workers, progress, ...) -> dict``; item ``i`` depends only on
+            ``(seed, i)``), used by the quick recipes, the demo and the tests.
+        demo: the recipe ``domainclip demo --domain <name>`` runs (``"<name>/quick"``).
         tasks: training task name -> ``"module:attr"`` of a :class:`~domainclip.core.engine.tasks.Task`
             (recipes name it ``train.task: <domain>/<name>``).
-        requires: import names the domain needs beyond the core (checked by :func:`require`).
+        requires: import names the domain needs beyond the core (``domainclip domains`` says which are missing).
     """
 
     name: str
@@ -148,22 +124,24 @@ def _entry_point_targets() -> dict[str, Any]:
 
 
 def list_domains() -> list[str]:
-    """Names of all known domains (built-in, entry points, registered), sorted."""
-    return sorted(set(_BUILTIN) | set(_entry_point_targets()) | set(_REGISTERED))
+    """Names of all known domains (entry points and registered ones), sorted."""
+    return sorted(set(_entry_point_targets()) | set(_REGISTERED))
 
 
 def get_domain(name: str) -> DomainSpec:
     """Return the :class:`DomainSpec` for ``name`` (imports only the light spec module)."""
     if name in _REGISTERED:
         return _REGISTERED[name]
-    if name in _BUILTIN:
-        spec = resolve(_BUILTIN[name])
-    else:
-        eps = _entry_point_targets()
-        if name not in eps:
-            raise UnknownNameError("domain", name, list_domains())
-        spec = eps[name].load()
+    eps = _entry_point_targets()
+    if name not in eps:
+        raise UnknownNameError("domain", name, list_domains())
+    spec = eps[name].load()
     if not isinstance(spec, DomainSpec):
         raise TypeError(f"domain {name!r} did not resolve to a DomainSpec (got {type(spec).__name__})")
     _REGISTERED[name] = spec
     return spec
+
+
+def missing_requirements(spec: DomainSpec) -> list[str]:
+    """The import names of ``spec.requires`` that are not installed (without importing them)."""
+    return [module for module in spec.requires if importlib.util.find_spec(module) is None]

@@ -1,61 +1,96 @@
 """``domainclip prepare``: find prepare commands (the core's and the domains') and run them.
 
+A prepare command is a typed function ``command(out: Path, ..., progress: bool = True) -> dict``
+with a Google-style ``Args:`` docstring, decorated with :func:`~domainclip.core.options.entry_point`.
+Its flags, help and defaults on the command line, and the check of a recipe's prepare ``args``,
+come from that one signature (:mod:`domainclip.core.options`). It writes into ``out`` and returns a
+JSON-serialisable summary (what it wrote, what it skipped and why). The core runs every command in
+its locked output folder (:class:`~domainclip.core.outputs.OutputFolder`), with ``--overwrite``.
+
 The core owns one command, ``core/shapes``, which writes the generated shapes image-text set used
-by the core demo and tests. Domains declare theirs in their :class:`DomainSpec`.
+by the core demo and tests. Domains declare theirs in their :class:`DomainSpec` (``prepare``).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, TypeVar
 
-from domainclip.core.arguments import bounded, non_negative_int, positive_int
+from domainclip.core.errors import InputError
+from domainclip.core.options import (
+    NonNegativeInt,
+    PositiveInt,
+    Range,
+    add_options,
+    check_options,
+    docstring_summary,
+    entry_point,
+)
 from domainclip.core.outputs import LOCK_NAME, OutputFolder, read_manifest, same_arguments
-from domainclip.core.plugins import PrepareCommand, UnknownNameError, get_domain, resolve
+from domainclip.core.plugins import UnknownNameError, get_domain, resolve
 from domainclip.core.recipe import PrepareStep, RecipeError
 
 __all__ = [
-    "SHAPES",
     "get_prepare_command",
     "list_prepare_commands",
-    "output_args",
     "parse_prepare_args",
+    "prepare_options",
+    "prepare_shapes",
+    "resumable",
     "run_prepare",
     "run_prepare_step",
+    "step_options",
     "step_state",
 ]
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-_shape_image_size = bounded(int, "an integer >= 16", lambda v: v >= 16)
-
-
-def _shapes_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output folder for the shards")
-    parser.add_argument("--n", type=positive_int, default=2000, help="number of image-caption pairs")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="generator seed (held-out sets use another)")
-    parser.add_argument("--image-size", type=_shape_image_size, default=64, help="image side in pixels (16 or more)")
-    parser.add_argument("--max-count", type=positive_int, default=500, help="samples per shard")
+#: Options that change how a prepare command runs, not what it writes (left out of the manifest).
+_NOT_CONTENT = frozenset({"out", "overwrite", "progress"})
 
 
-def _shapes_run(args: argparse.Namespace) -> dict[str, Any]:
+def resumable(fn: F) -> F:
+    """Mark a prepare command whose rerun into its own earlier output continues it (skipping what is there).
+
+    Without the mark, a rerun into a folder that holds an earlier output is refused unless ``--overwrite``.
+    """
+    fn.domainclip_resumable = True  # type: ignore[attr-defined]
+    return fn
+
+
+@entry_point
+def prepare_shapes(
+    out: Path,
+    n: PositiveInt = 2000,
+    *,
+    seed: NonNegativeInt = 0,
+    image_size: Annotated[int, Range(16)] = 64,
+    max_count: PositiveInt = 500,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generated coloured-shape images with captions (the core demo's data).
+
+    Args:
+        out: output folder for the shards.
+        n: number of image-caption pairs.
+        seed: generator seed (held-out sets use another).
+        image_size: image side in pixels (16 or more).
+        max_count: samples per shard.
+        progress: show a progress bar.
+    """
     from domainclip.core.data.synthetic import generate_shapes
     from domainclip.core.data.writer import write_shards
 
-    samples = generate_shapes(args.n, args.seed, image_size=args.image_size)
-    return write_shards(samples, args.out, prefix="shapes", max_count=args.max_count, image_format="png")
+    samples = generate_shapes(n, seed, image_size=image_size)
+    return write_shards(samples, out, prefix="shapes", max_count=max_count, image_format="png", progress=progress,
+                        total=n)
 
 
-#: ``domainclip prepare core shapes``: coloured shapes with captions, learnable by a tiny CLIP on CPU.
-SHAPES = PrepareCommand(
-    name="shapes",
-    help="generated coloured-shape images with captions (the core demo's data)",
-    add_arguments=_shapes_arguments,
-    run=_shapes_run,
-)
-
-_CORE_COMMANDS: dict[str, str] = {"shapes": "domainclip.core.prepare:SHAPES"}
+_CORE_COMMANDS: dict[str, str] = {"shapes": "domainclip.core.prepare:prepare_shapes"}
 
 
 def list_prepare_commands(domain: str) -> list[str]:
@@ -65,98 +100,76 @@ def list_prepare_commands(domain: str) -> list[str]:
     return sorted(get_domain(domain).prepare)
 
 
-def get_prepare_command(domain: str, name: str) -> PrepareCommand:
-    """Resolve ``domain``/``name`` to its :class:`PrepareCommand`."""
+def get_prepare_command(domain: str, name: str) -> Callable[..., dict[str, Any]]:
+    """Resolve ``domain``/``name`` to its typed prepare function."""
     table = _CORE_COMMANDS if domain == "core" else get_domain(domain).prepare
     if name not in table:
         raise UnknownNameError(f"prepare command of {domain}", name, list(table))
     command = resolve(table[name])
-    if not isinstance(command, PrepareCommand):
-        raise TypeError(f"{table[name]} is not a PrepareCommand")
+    if not callable(command) or "out" not in inspect.signature(command).parameters:
+        raise TypeError(f"{table[name]} is not a prepare command: a function taking out: Path")
     return command
 
 
-def args_to_argv(args: dict[str, Any]) -> list[str]:
-    """``{"n": 10, "image_size": 64, "grid": True}`` -> ``["--n", "10", "--image-size", "64", "--grid"]``."""
-    argv: list[str] = []
-    for key, value in args.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is False or value is None:
-            continue
-        elif isinstance(value, list | tuple):
-            argv.append(flag)
-            argv.extend(str(v) for v in value)
-        else:
-            argv.extend([flag, str(value)])
-    return argv
+def prepare_options(command: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option of ``command`` with its value, defaults filled in (what a run is recorded with)."""
+    bound = inspect.signature(command).bind_partial(**options)
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
-#: Options that change how a prepare command runs, not what it writes (left out of the manifest).
-_NOT_CONTENT = frozenset({"out", "overwrite", "no_progress", "progress"})
+def _content(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in sorted(options.items()) if k not in _NOT_CONTENT}
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    """An argparse parser that raises instead of exiting, for prepare steps run from a recipe."""
-
-    def error(self, message: str) -> NoReturn:
-        raise RecipeError(f"{self.prog}: {message}")
-
-
-def parse_prepare_args(
-    domain: str, name: str, argv: list[str], *, from_recipe: bool = False
-) -> tuple[PrepareCommand, argparse.Namespace]:
-    """Parse the options of ``domainclip prepare DOMAIN NAME`` (the command's own plus ``--overwrite``).
-
-    Args:
-        domain: the domain (``core`` for the core's commands).
-        name: the command name.
-        argv: its options.
-        from_recipe: raise :class:`RecipeError` on a bad option instead of printing usage and exiting.
-    """
+def parse_prepare_args(domain: str, name: str, argv: list[str]) -> tuple[Callable[..., Any], dict[str, Any], bool]:
+    """Parse ``domainclip prepare DOMAIN NAME`` options: ``(command, its options, --overwrite)``."""
     command = get_prepare_command(domain, name)
-    parser_cls = _ArgumentParser if from_recipe else argparse.ArgumentParser
-    parser = parser_cls(prog=f"domainclip prepare {domain} {name}", description=command.help)
-    command.add_arguments(parser)
+    parser = argparse.ArgumentParser(prog=f"domainclip prepare {domain} {name}", description=docstring_summary(command))
+    add_options(parser, command)
     parser.add_argument(
         "--overwrite", action="store_true",
         help="replace a dataset that domainclip wrote into --out before (never files it did not write)",
     )
-    namespace = parser.parse_args(argv)
-    if getattr(namespace, "out", None) is None:
-        raise TypeError(f"prepare command {domain}/{name} has no --out option")
-    return command, namespace
+    namespace = vars(parser.parse_args(argv))
+    overwrite = namespace.pop("overwrite")
+    return command, namespace, overwrite
 
 
-def output_args(namespace: argparse.Namespace) -> dict[str, Any]:
-    """The options of a parsed prepare command that decide what it writes (recorded in the manifest)."""
-    return {k: v for k, v in sorted(vars(namespace).items()) if k not in _NOT_CONTENT}
-
-
-def run_prepare(domain: str, name: str, command: PrepareCommand, namespace: argparse.Namespace) -> dict[str, Any]:
-    """Run a parsed prepare command inside its locked output folder (see :class:`OutputFolder`).
+def run_prepare(
+    domain: str, name: str, command: Callable[..., Any], options: Mapping[str, Any], *, overwrite: bool = False
+) -> dict[str, Any]:
+    """Run a prepare command inside its locked output folder (see :class:`OutputFolder`).
 
     The folder must be new or empty, or hold an earlier output of a domainclip command, which
-    ``--overwrite`` replaces (a resumable command continues its own earlier output instead); files
-    domainclip did not write are never touched. While the command
-    runs, a second command on the same folder is refused. When it fails, what it wrote is removed;
-    when it finishes, the folder's manifest records the command, its arguments and ``complete``.
+    ``overwrite`` replaces (a :func:`resumable` command continues its own earlier output instead);
+    files domainclip did not write are never touched. While the command runs, a second command on
+    the same folder is refused. When it fails, what it wrote is removed; when it finishes, the
+    folder's manifest records the command, its arguments and ``complete``.
     """
+    full = prepare_options(command, options)
     with OutputFolder(
-        namespace.out, kind="dataset", command=f"{domain}/{name}", args=output_args(namespace),
-        overwrite=namespace.overwrite, resume=command.resumable and not namespace.overwrite,
+        full["out"], kind="dataset", command=f"{domain}/{name}", args=_content(full), overwrite=overwrite,
+        resume=getattr(command, "domainclip_resumable", False) and not overwrite,
     ):
-        return command.run(namespace)
+        return command(**options)
 
 
-def prepare_step_output(step: PrepareStep, root: str | Path) -> tuple[PrepareCommand, argparse.Namespace]:
-    """Parse one recipe prepare step; ``{root}`` in string arguments becomes the recipe's data root."""
+def step_options(step: PrepareStep, root: str | Path, where: str = "<recipe>") -> tuple[Callable[..., Any], dict]:
+    """A recipe prepare step's command and checked options; ``{root}`` in strings becomes the data root.
+
+    Raises:
+        RecipeError: an unknown command or option, or a value of the wrong type or range.
+    """
     domain, _, name = step.command.partition("/")
     if not name:
-        raise RecipeError(f"prepare command {step.command!r} must look like '<domain>/<command>'")
+        raise RecipeError(f"{where}: prepare command {step.command!r} must look like '<domain>/<command>'")
+    command = get_prepare_command(domain, name)
     args = {k: (v.replace("{root}", str(root)) if isinstance(v, str) else v) for k, v in step.args.items()}
-    return parse_prepare_args(domain, name, args_to_argv(args), from_recipe=True)
+    try:
+        return command, check_options(command, args, where=f"{where}: {step.command} args")
+    except InputError as e:
+        raise RecipeError(str(e)) from None
 
 
 def step_state(step: PrepareStep, root: str | Path) -> str:
@@ -167,14 +180,15 @@ def step_state(step: PrepareStep, root: str | Path) -> str:
         ``"partial"`` (its command did not finish), ``"different"`` (made with other arguments or
         by another command) or ``"foreign"`` (the folder holds files domainclip did not write).
     """
-    _, namespace = prepare_step_output(step, root)
-    out = Path(namespace.out)
+    command, options = step_options(step, root)
+    full = prepare_options(command, options)
+    out = Path(full["out"])
     manifest = read_manifest(out)
     if manifest is None:
-        return "foreign" if out.is_dir() and any(n not in (LOCK_NAME,) for n in os.listdir(out)) else "missing"
+        return "foreign" if out.is_dir() and any(n != LOCK_NAME for n in os.listdir(out)) else "missing"
     if not manifest.get("complete"):
         return "partial"
-    return "done" if same_arguments(manifest, step.command, output_args(namespace)) else "different"
+    return "done" if same_arguments(manifest, step.command, _content(full)) else "different"
 
 
 def run_prepare_step(step: PrepareStep, root: str | Path = "data", *, overwrite: bool = False) -> dict[str, Any]:
@@ -186,7 +200,6 @@ def run_prepare_step(step: PrepareStep, root: str | Path = "data", *, overwrite:
         overwrite: replace an earlier domainclip output in the step's folder (a recipe rebuilds its
             own data when it is partial or was made with other arguments).
     """
-    command, namespace = prepare_step_output(step, root)
-    namespace.overwrite = overwrite
+    command, options = step_options(step, root)
     domain, _, name = step.command.partition("/")
-    return run_prepare(domain, name, command, namespace)
+    return run_prepare(domain, name, command, options, overwrite=overwrite)

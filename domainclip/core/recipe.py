@@ -25,6 +25,7 @@ import braceexpand
 import yaml
 
 from domainclip.core.errors import DomainClipError, InputError
+from domainclip.core.options import Range
 
 __all__ = [
     "DataConfig",
@@ -303,32 +304,12 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class _Range:
-    """Allowed interval of a numeric recipe field."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def holds(self, value: float) -> bool:
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
-
-    def __str__(self) -> str:
-        if self.high is None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
-
-
-_POSITIVE = _Range(0, None, low_open=True)
-_NON_NEGATIVE = _Range(0)
-_FRACTION = _Range(0, 1)
+_POSITIVE = Range(0, None, low_open=True)
+_NON_NEGATIVE = Range(0)
+_FRACTION = Range(0, 1)
 
 #: The range of every numeric recipe field (``*`` stands for each list item); floats must also be finite.
-_RANGES: dict[str, _Range] = {
+_RANGES: dict[str, Range] = {
     "model.lock_image_unlocked_groups": _NON_NEGATIVE,
     "model.lock_text_unlocked_layers": _NON_NEGATIVE,
     "data.train.*.weight": _POSITIVE,
@@ -339,7 +320,7 @@ _RANGES: dict[str, _Range] = {
     "data.max_image_pixels": _POSITIVE,
     "optim.lr": _POSITIVE,
     "optim.weight_decay": _NON_NEGATIVE,
-    "optim.betas.*": _Range(0, 1, high_open=True),
+    "optim.betas.*": Range(0, 1, high_open=True),
     "optim.eps": _POSITIVE,
     "optim.warmup_steps": _NON_NEGATIVE,
     "optim.min_lr_ratio": _FRACTION,

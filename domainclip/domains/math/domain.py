@@ -18,11 +18,12 @@ DOMAIN = DomainSpec(
         "Inter-GPS: Interpretable Geometry Problem Solving with Formal Language and Symbolic Reasoning "
         "(Lu et al., 2021)",
     ),
-    prepare={"synthetic": "domainclip.domains.math.prepare:SYNTHETIC"},
+    prepare={"synthetic": "domainclip.domains.math.prepare:prepare_synthetic"},
     eval_suites={
         "generated": "domainclip.domains.math.evals:generated_suite",
         "geometry3k": "domainclip.domains.math.evals:geometry3k_suite",
     },
     datasets={"geometry3k": "domainclip.domains.math.datasets.geometry3k:Geometry3K"},
-    synthetic="domainclip.domains.math.synthetic:generate_diagrams",
+    synthetic="synthetic",
+    demo="math/quick",
 )

@@ -12,34 +12,29 @@ diagram type, shard list, throughput) is written to ``<prefix>-summary.json`` an
 
 from __future__ import annotations
 
-import argparse
 import functools
 import io
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from PIL import Image
 
-from domainclip.core.arguments import bounded, non_negative_int, positive_int
-from domainclip.core.errors import InputError
+from domainclip.core.options import NonNegativeInt, Parser, PositiveInt, Range, entry_point
 from domainclip.core.parallel import run_workers, shared_add
-from domainclip.core.plugins import PrepareCommand
 from domainclip.domains.math.labels import FAMILIES
 from domainclip.domains.math.synthetic.engine import (
     DEFAULT_IMAGE_SIZE,
     GENERATOR,
     LICENCE,
     MAX_CAPTIONS,
-    MAX_IMAGE_SIZE,
-    MIN_IMAGE_SIZE,
     EngineConfig,
     render_sample,
 )
 
-__all__ = ["SYNTHETIC", "encode_image", "prepare_synthetic", "resize_shorter_side", "split_range"]
+__all__ = ["encode_image", "prepare_synthetic", "resize_shorter_side", "split_range"]
 
 #: Member modification time written into every tar (fixed: shards are reproducible).
 SHARD_MTIME = 1_700_000_000
@@ -136,42 +131,58 @@ def _write_range(
     }
 
 
+def _image_size(text: str) -> int | tuple[int, int]:
+    """``"336"`` -> 336, ``"224-384"`` -> (224, 384): the ``--image-size`` forms."""
+    try:
+        lo, _, hi = text.partition("-")
+        return (int(lo), int(hi)) if hi else int(lo)
+    except ValueError:
+        raise ValueError(f"takes N or MIN-MAX (e.g. 336 or 224-384); got {text!r}") from None
+
+
+def _show_size(size: int | tuple[int, int]) -> str:
+    return str(size) if isinstance(size, int) else f"{size[0]}-{size[1]}"
+
+
+@entry_point
 def prepare_synthetic(
-    out: str | Path,
-    n: int,
-    seed: int = 0,
+    out: Path,
+    n: PositiveInt = 10_000,
+    seed: NonNegativeInt = 0,
     *,
-    image_size: int | tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    workers: int = 1,
+    image_size: Annotated[int | tuple[int, int], Parser(_image_size, "N|MIN-MAX", _show_size)] = DEFAULT_IMAGE_SIZE,
+    workers: PositiveInt = 1,
     families: list[str] | None = None,
     proportions: dict[str, float] | None = None,
     languages: tuple[str, ...] = ("en",),
-    captions: int = 1,
-    max_count: int = 10_000,
-    image_format: str = "png",
+    captions: Annotated[int, Range(1, MAX_CAPTIONS)] = 1,
+    max_count: PositiveInt = 10_000,
+    image_format: Literal["png", "jpg"] = "png",
     prefix: str = "math",
     progress: bool = True,
-    resize: int | None = None,
+    resize: Annotated[int, Range(16)] | None = None,
 ) -> dict[str, Any]:
-    """Generate ``n`` diagram-caption pairs into WebDataset shards under ``out``.
+    """Generate MAVIS-style diagram-caption pairs (plane geometry, analytic geometry, function plots) into shards.
+
+    Sample ``i`` depends only on ``(seed, i)``: any number of workers writes the same samples.
 
     Args:
-        out: output folder (created).
-        n: number of samples.
-        seed: run seed.
-        image_size: image side, or a ``(min, max)`` range sampled per diagram.
-        workers: worker processes; each writes its own shards.
-        families: families to draw from (default: all).
-        proportions: family -> relative weight.
-        languages: caption languages.
+        out: output folder for the shards.
+        n: number of diagram-caption pairs.
+        seed: run seed (held-out sets use another).
+        image_size: image side N, or MIN-MAX sampled per diagram (a multiple of 16).
+        workers: worker processes, each writing its own shards.
+        families: families to draw from (default: all with a positive proportion).
+        proportions: family weights, e.g. plane_geometry=0.5,analytic_geometry=0.2,function_plot=0.3.
+        languages: caption languages (en, zh).
         captions: captions per diagram (above 1, each sample's text is a list, for multi-positive training).
         max_count: most samples per shard.
-        image_format: ``"png"`` (lossless line art) or ``"jpg"``.
+        image_format: png (lossless line art) or jpg.
         prefix: shard name prefix.
         progress: show a progress bar.
-        resize: store each diagram scaled so its shorter side is this many pixels (see
-            :func:`resize_shorter_side`); ``meta["image_size"]`` keeps the drawn size. For training a
-            model of that input size, this cuts decoding cost at read time several fold.
+        resize: store each diagram scaled so its shorter side is this many pixels (the model's input size;
+            see :func:`resize_shorter_side`); ``meta["image_size"]`` keeps the drawn size. For training
+            a model of that input size, this cuts decoding cost at read time several fold.
 
     Returns:
         Summary: counts per family and type, shards and their indexes, seconds and pairs per second.
@@ -180,12 +191,6 @@ def prepare_synthetic(
 
     from domainclip.core.data.writer import write_json_atomic
 
-    if n < 1:
-        raise InputError(f"--n must be at least 1, got {n}")
-    if workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
-    if resize is not None and resize < 16:
-        raise InputError(f"--resize must be at least 16 px, got {resize}")
     config = EngineConfig.create(
         seed,
         image_size=image_size,
@@ -255,108 +260,3 @@ def prepare_synthetic(
     write_json_atomic(out_dir / f"{prefix}-summary.json", summary)
     summary["summary"] = str(out_dir / f"{prefix}-summary.json")
     return summary
-
-
-def _image_size(text: str) -> int | tuple[int, int]:
-    try:
-        if "-" in text:
-            lo, hi = (int(v) for v in text.split("-", 1))
-        else:
-            lo = hi = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes N or MIN-MAX (e.g. 336 or 224-384), got {text!r}") from None
-    if not MIN_IMAGE_SIZE <= lo <= hi <= MAX_IMAGE_SIZE:
-        raise argparse.ArgumentTypeError(
-            f"must be N or MIN-MAX with {MIN_IMAGE_SIZE} <= MIN <= MAX <= {MAX_IMAGE_SIZE}; got {text!r}"
-        )
-    return lo if lo == hi and "-" not in text else (lo, hi)
-
-
-_captions = bounded(int, f"an integer from 1 to {MAX_CAPTIONS}", lambda v: 1 <= v <= MAX_CAPTIONS)
-_resize = bounded(int, "an integer >= 16 (pixels)", lambda v: v >= 16)
-
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _proportions(text: str) -> dict[str, float]:
-    out = {}
-    for item in _names(text):
-        name, sep, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--proportions takes FAMILY=WEIGHT,... (got {item!r})") from None
-        if not sep:
-            raise argparse.ArgumentTypeError(f"--proportions takes FAMILY=WEIGHT,... (got {item!r})")
-    return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``domainclip prepare math synthetic``."""
-    parser.add_argument("--out", required=True, type=Path, help="output folder for the shards")
-    parser.add_argument(
-        "--n", type=positive_int, default=10_000, help="number of diagram-caption pairs (default 10000)"
-    )
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="run seed: sample i depends only on (seed, i)")
-    parser.add_argument(
-        "--image-size",
-        type=_image_size,
-        default=DEFAULT_IMAGE_SIZE,
-        help="image side N, or MIN-MAX sampled per diagram (default %(default)s)",
-    )
-    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes, each writing its own shards")
-    parser.add_argument(
-        "--families", type=_names, default=None, help=f"comma-separated families (default all: {', '.join(FAMILIES)})"
-    )
-    parser.add_argument(
-        "--proportions",
-        type=_proportions,
-        default=None,
-        help="family weights, e.g. plane_geometry=0.5,analytic_geometry=0.2,function_plot=0.3",
-    )
-    parser.add_argument("--languages", type=_names, default=["en"], help="caption languages: en, zh (default en)")
-    parser.add_argument(
-        "--captions", type=_captions, default=1,
-        help="captions per diagram (default 1; more for multi-positive training)",
-    )
-    parser.add_argument("--max-count", type=positive_int, default=10_000, help="most samples per shard")
-    parser.add_argument("--image-format", choices=("png", "jpg"), default="png", help="image encoding (default png)")
-    parser.add_argument(
-        "--resize",
-        type=_resize,
-        default=None,
-        help="store diagrams scaled to this shorter side in px (e.g. the model's input size; default: as drawn)",
-    )
-    parser.add_argument("--prefix", default="math", help="shard name prefix")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``domainclip prepare math synthetic`` from parsed arguments."""
-    return prepare_synthetic(
-        args.out,
-        args.n,
-        args.seed,
-        image_size=args.image_size,
-        workers=args.workers,
-        families=args.families,
-        proportions=args.proportions,
-        languages=tuple(args.languages),
-        captions=args.captions,
-        max_count=args.max_count,
-        image_format=args.image_format,
-        prefix=args.prefix,
-        progress=not args.no_progress,
-        resize=args.resize,
-    )
-
-
-#: The ``synthetic`` prepare command of the math domain.
-SYNTHETIC = PrepareCommand(
-    name="synthetic",
-    help="generate MAVIS-style diagram-caption pairs (plane geometry, analytic geometry, function plots) into shards",
-    add_arguments=add_arguments,
-    run=run,
-)
