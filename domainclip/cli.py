@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from domainclip import __version__
-from domainclip.core.arguments import positive_int
 
 __all__ = ["main"]
 
@@ -44,21 +43,29 @@ def _user_error_message(error: BaseException) -> str | None:
 
 
 def cmd_domains(args: argparse.Namespace) -> int:
-    """List the domains, their pip extra and what they provide."""
-    from domainclip.core.plugins import get_domain, list_domains
+    """List the domains: pip extra, whether its dependencies are installed, papers and what it provides."""
+    from domainclip.core.plugins import get_domain, list_domains, missing_requirements
 
     for name in list_domains():
         spec = get_domain(name)
-        print(f'{name}  (pip install "domainclip[{spec.extra}]")')
+        missing = missing_requirements(spec)
+        state = f"missing {', '.join(missing)}: " if missing else ""
+        print(f'{name}  ({state}pip install "domainclip[{spec.extra}]")')
         print(f"  {spec.description}")
         for label, names in (
             ("prepare", spec.prepare),
             ("eval", spec.eval_suites),
             ("datasets", spec.datasets),
             ("tasks", spec.tasks),
+            ("papers", spec.papers),
         ):
             if names:
-                print(f"  {label + ':':<10}{', '.join(names)}")
+                print(f"  {label + ':':<10}{', '.join(names) if label != 'papers' else names[0]}")
+                if label == "papers":
+                    for paper in names[1:]:
+                        print(f"  {'':<10}{paper}")
+        if spec.demo:
+            print(f"  {'demo:':<10}domainclip demo --domain {name}  ({spec.demo})")
     return 0
 
 
@@ -188,7 +195,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Generate data, train a quick recipe, evaluate, report and export, offline on CPU."""
     from domainclip.core.demo import run_demo
 
-    run_demo(domain=args.domain, out=Path(args.out) if args.out else None, steps=args.steps, overwrite=args.overwrite)
+    run_demo(domain=args.domain, out=Path(args.out) if args.out else None, steps=args.steps, overwrite=args.overwrite,
+             overrides=args.set)
     return 0
 
 
@@ -248,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="offline end-to-end demo on CPU")
     p.add_argument("--domain", help="domain whose demo to run (default: math when installed, else core)")
     p.add_argument("--out", help="run folder (default runs/demo-<domain>)")
-    p.add_argument("--steps", type=positive_int, help="override the quick recipe's step count")
+    p.add_argument("--steps", type=int, help="override the demo recipe's step count")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the demo recipe (e.g. data.prepare.0.args.n=2000)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a demo domainclip wrote into --out before (files it did not write stay)")
     p.set_defaults(func=cmd_demo)

@@ -1,8 +1,10 @@
 """``domainclip demo``: the whole pipeline offline on CPU, in one run folder.
 
-generate data -> train the domain's ``quick`` recipe -> evaluate -> report (markdown, loss curve,
-confusion matrix, retrieval examples) -> export an open_clip hub folder. The math domain is the
-default; the core's shapes demo runs when no domain with a quick recipe is installed.
+generate data -> train the recipe a domain declares as its demo (``DomainSpec.demo``, its ``quick``
+recipe) -> evaluate -> report (markdown, loss curve, confusion matrix, retrieval examples) -> export
+an open_clip hub folder. ``domainclip demo --domain X`` runs the demo of any domain that declares
+one; without ``--domain`` it is :data:`DEFAULT_DOMAIN`'s, or the core's shapes demo
+(``core/quick``) when that domain is not installed.
 """
 
 from __future__ import annotations
@@ -13,27 +15,30 @@ from typing import Any
 
 from domainclip.core.errors import InputError
 
-__all__ = ["pick_demo_domain", "run_demo", "write_run_report"]
+__all__ = ["DEFAULT_DOMAIN", "demo_recipe", "run_demo", "write_run_report"]
 
-_PREFERRED = ("math", "core")
+#: The domain whose demo ``domainclip demo`` (and ``make demo``) runs when no ``--domain`` is given.
+DEFAULT_DOMAIN = "math"
 
 
-def pick_demo_domain() -> str:
-    """The first domain of :data:`_PREFERRED` that ships a ``quick`` recipe and imports."""
-    from domainclip.core.plugins import get_domain
-    from domainclip.core.resources import list_recipes
+def demo_recipe(domain: str | None = None) -> str:
+    """The recipe the demo of ``domain`` runs (default: :data:`DEFAULT_DOMAIN`'s, else ``core/quick``).
 
-    for name in _PREFERRED:
-        if f"{name}/quick" not in list_recipes(name):
-            continue
-        if name == "core":
-            return name
-        try:
-            get_domain(name)
-        except Exception:  # a domain whose spec cannot load is skipped, the core always works
-            continue
-        return name
-    return "core"
+    Raises:
+        UnknownNameError: ``domain`` is not a known domain.
+        InputError: ``domain`` declares no demo.
+    """
+    from domainclip.core.plugins import get_domain, list_domains
+
+    if domain is None:
+        domain = DEFAULT_DOMAIN if DEFAULT_DOMAIN in list_domains() else "core"
+    if domain == "core":
+        return "core/quick"
+    spec = get_domain(domain)
+    if spec.demo is None:
+        with_demo = [d for d in list_domains() if get_domain(d).demo]
+        raise InputError(f"domain {domain!r} declares no demo; domains with one: {', '.join(['core', *with_demo])}")
+    return spec.demo
 
 
 def write_run_report(run_dir: Path, title: str, results: dict[str, dict[str, float]], hub_dir: Path | None) -> Path:
@@ -61,16 +66,23 @@ def write_run_report(run_dir: Path, title: str, results: dict[str, dict[str, flo
 
 
 def run_demo(
-    domain: str | None = None, out: Path | None = None, steps: int | None = None, *, overwrite: bool = False
+    domain: str | None = None,
+    out: Path | None = None,
+    steps: int | None = None,
+    *,
+    overwrite: bool = False,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run the demo of ``domain`` (default: :func:`pick_demo_domain`) and print where it all is.
+    """Run the demo of ``domain`` (see :func:`demo_recipe`) and print where it all is.
 
     Args:
-        domain: the domain whose ``quick`` recipe to run.
+        domain: the domain whose demo recipe to run.
         out: the run folder (default ``runs/demo-<domain>``); it must be new or empty.
         steps: train this many steps instead of the recipe's.
         overwrite: replace an earlier demo or run that domainclip wrote into ``out`` (files it did
             not write are left alone).
+        overrides: ``key=value`` recipe overrides, as ``--set`` gives them (e.g. a smaller
+            ``data.prepare.0.args.n``).
 
     Raises:
         InputError: ``steps`` is not positive (checked before anything is written).
@@ -84,23 +96,23 @@ def run_demo(
 
     if steps is not None and steps < 1:
         raise InputError(f"--steps must be at least 1, got {steps}")
-    domain = domain or pick_demo_domain()
+    name = demo_recipe(domain)
+    domain = name.split("/")[0]
     run_dir = Path(out) if out else Path("runs") / f"demo-{domain}"
-    overrides = [f"data.root={run_dir / 'data'}"]
+    sets = [f"data.root={run_dir / 'data'}", *(overrides or [])]
     if steps:
-        overrides.append(f"train.steps={steps}")
-    recipe = load_recipe(f"{domain}/quick", overrides)
+        sets.append(f"train.steps={steps}")
+    recipe = load_recipe(name, sets)
     start = time.perf_counter()
     with OutputFolder(
         run_dir, kind="demo", command=f"demo {domain}", args={"steps": recipe.train.steps}, overwrite=overwrite,
         allow_foreign=True,
         hint="pass --overwrite to replace it (files domainclip did not write stay), or choose another --out",
     ):
-        print(f"domainclip demo: domain {domain}, recipe {domain}/quick ({recipe.train.steps} steps), "
-              f"run folder {run_dir}")
+        print(f"domainclip demo: domain {domain}, recipe {name} ({recipe.train.steps} steps), run folder {run_dir}")
         result = train(recipe, run_dir)
         hub_dir = export_run(run_dir, run_dir / "hub")
-        report = write_run_report(run_dir, f"domainclip demo: {domain}/quick", result.eval_results, hub_dir)
+        report = write_run_report(run_dir, f"domainclip demo: {name}", result.eval_results, hub_dir)
     minutes = (time.perf_counter() - start) / 60
     print()
     print(format_markdown_table(result.eval_results))

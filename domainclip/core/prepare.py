@@ -18,7 +18,7 @@ import inspect
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from domainclip.core.errors import InputError
 from domainclip.core.options import (
@@ -32,7 +32,9 @@ from domainclip.core.options import (
 )
 from domainclip.core.outputs import LOCK_NAME, OutputFolder, read_manifest, same_arguments
 from domainclip.core.plugins import UnknownNameError, get_domain, resolve
-from domainclip.core.recipe import PrepareStep, RecipeError
+
+if TYPE_CHECKING:
+    from domainclip.core.recipe import PrepareStep
 
 __all__ = [
     "get_prepare_command",
@@ -155,21 +157,19 @@ def run_prepare(
         return command(**options)
 
 
-def step_options(step: PrepareStep, root: str | Path, where: str = "<recipe>") -> tuple[Callable[..., Any], dict]:
+def step_options(step: PrepareStep, root: str | Path) -> tuple[Callable[..., Any], dict]:
     """A recipe prepare step's command and checked options; ``{root}`` in strings becomes the data root.
 
     Raises:
-        RecipeError: an unknown command or option, or a value of the wrong type or range.
+        InputError: an unknown option, or a value of the wrong type or range.
+        UnknownNameError: an unknown domain or command.
     """
     domain, _, name = step.command.partition("/")
     if not name:
-        raise RecipeError(f"{where}: prepare command {step.command!r} must look like '<domain>/<command>'")
+        raise InputError(f"prepare command {step.command!r} must look like '<domain>/<command>'")
     command = get_prepare_command(domain, name)
     args = {k: (v.replace("{root}", str(root)) if isinstance(v, str) else v) for k, v in step.args.items()}
-    try:
-        return command, check_options(command, args, where=f"{where}: {step.command} args")
-    except InputError as e:
-        raise RecipeError(str(e)) from None
+    return command, check_options(command, args, where=f"{step.command} args")
 
 
 def step_state(step: PrepareStep, root: str | Path) -> str:

@@ -1,0 +1,88 @@
+"""Recipe checks against the plugins a recipe names, run by :func:`~domainclip.core.recipe.load_recipe`.
+
+Before any data, model or GPU time is spent, every name and option a recipe gives a plugin is
+resolved and checked against that plugin's typed signature (:mod:`domainclip.core.options`):
+
+- each ``data.prepare`` step: the command exists and its ``args`` fit its signature;
+- ``train.task`` exists, and ``data.decoder_args`` fit the task's decoder (a task without its own
+  decoder takes none);
+- ``loss.name`` exists, and ``loss.kwargs`` fit the loss constructor (the engine sets
+  ``local_loss``, ``gather_with_grad``, ``rank`` and ``world_size`` itself);
+- each ``eval.suites`` entry exists, and ``eval.options`` fit that suite's keyword options.
+
+A mistake raises :class:`~domainclip.core.recipe.RecipeError` naming the file, the key and, for an
+unknown name or option, the close matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from domainclip.core.errors import DomainClipError
+
+if TYPE_CHECKING:
+    from domainclip.core.recipe import Recipe
+
+__all__ = ["DECODER_ENGINE_ARGS", "LOSS_ENGINE_ARGS", "SUITE_ENGINE_ARGS", "check_plugins"]
+
+#: Suite parameters the caller fills (:class:`~domainclip.core.eval.suites.EvalSuite`); the rest are options.
+SUITE_ENGINE_ARGS = ("model", "tokenizer", "preprocess", "data", "out_dir", "device", "batch_size")
+#: Decoder parameters the engine fills (``make_decoder(preprocess, tokenizer, seed=..., text_choice=...)``).
+DECODER_ENGINE_ARGS = ("preprocess", "tokenizer", "seed", "text_choice")
+#: Loss parameters the engine fills from ``loss.local_loss``, ``loss.gather_with_grad`` and the ranks.
+LOSS_ENGINE_ARGS = ("local_loss", "gather_with_grad", "rank", "world_size")
+
+T = TypeVar("T")
+
+
+def _at(where: str, key: str, check: Callable[[], T]) -> T:
+    """Run ``check``; re-raise a user error as a :class:`RecipeError` naming the file and the recipe key."""
+    from domainclip.core.recipe import RecipeError
+
+    try:
+        return check()
+    except RecipeError:
+        raise
+    except DomainClipError as e:
+        raise RecipeError(f"{where}: {key}: {e}") from None
+
+
+def check_plugins(recipe: Recipe, where: str) -> None:
+    """Resolve and check every plugin name and option ``recipe`` gives (see the module docstring).
+
+    Raises:
+        RecipeError: naming ``where`` (the recipe file), the key and what is wrong.
+    """
+    from domainclip.core.engine.tasks import get_task
+    from domainclip.core.eval.suites import get_suite
+    from domainclip.core.losses import check_loss_arguments, loss_arguments
+    from domainclip.core.options import check_options
+    from domainclip.core.prepare import step_options
+    from domainclip.core.recipe import RecipeError
+
+    for i, step in enumerate(recipe.data.prepare):
+        _at(where, f"data.prepare[{i}]", lambda step=step: step_options(step, recipe.data.root))
+
+    task = _at(where, "train.task", lambda: get_task(recipe.train.task))
+    if task.make_decoder is None and recipe.data.decoder_args:
+        raise RecipeError(
+            f"{where}: data.decoder_args is set but task {task.name!r} uses the core decoder, which takes none"
+        )
+    if task.make_decoder is not None:
+        _at(where, "data.decoder_args", lambda: check_options(
+            task.make_decoder, recipe.data.decoder_args, where=f"task {task.name}'s decoder", skip=DECODER_ENGINE_ARGS,
+        ))
+
+    _at(where, "loss.name", lambda: loss_arguments(recipe.loss.name))
+    for key in recipe.loss.kwargs:
+        if key in LOSS_ENGINE_ARGS:
+            raise RecipeError(f"{where}: loss.kwargs.{key} is set by the engine; use loss.{key} or leave it out")
+    _at(where, "loss.kwargs", lambda: check_loss_arguments(recipe.loss.name, recipe.loss.kwargs))
+
+    for i, name in enumerate(recipe.eval.suites):
+        suite = _at(where, f"eval.suites[{i}]", lambda name=name: get_suite(name))
+        options = recipe.eval.options.get(name) or {}
+        _at(where, f"eval.options[{name!r}]", lambda suite=suite, options=options: check_options(
+            suite, options, where="options", skip=SUITE_ENGINE_ARGS, require=False,
+        ))
