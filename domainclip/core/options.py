@@ -235,6 +235,7 @@ def _name(fn: Callable[..., Any]) -> str:
 
 # --------------------------------------------------------------------------------------- conversion
 def _type_text(tp: Any) -> str:
+    tp = _strip(tp)[0]
     origin = typing.get_origin(tp)
     if origin is Literal:
         return "one of " + ", ".join(map(str, typing.get_args(tp)))
@@ -262,13 +263,15 @@ def _convert(value: Any, tp: Any, rng: Range | None, parser: Parser | None, from
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        for arg in args:
-            if arg is type(None):
-                continue
+        members = [a for a in args if a is not type(None)]
+        errors = []
+        for arg in members:
             try:
                 return _convert(value, arg, rng, None, from_text)
-            except (ValueError, TypeError):
-                continue
+            except (ValueError, TypeError) as e:
+                errors.append(e)
+        if len(members) == 1:
+            raise errors[0]
         raise ValueError(f"must be {_type_text(tp)}{f' {rng}' if rng else ''}; got {value!r}")
     if origin is Literal:
         if value in args:

@@ -27,13 +27,15 @@ values are encoded by webdataset's handler for that extension (``{"views.npy": a
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -49,16 +51,21 @@ from domainclip.core.io import atomic_write_text, new_file_mode
 from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
+    "FIXED_MTIME",
     "IMAGE_ENCODERS",
     "ShardWriter",
     "encode_sample",
     "index_path",
     "read_index",
+    "split_range",
+    "write_generated",
     "write_json_atomic",
     "write_shards",
 ]
 
 _TAR_BLOCK = 512
+#: Member modification time for byte-reproducible shards (generated data, prepared datasets).
+FIXED_MTIME = 1_700_000_000
 
 
 # --------------------------------------------------------------------------- image encoding
@@ -606,4 +613,128 @@ def write_shards(
         "shards": [p.name for p in writer.written],
         "num_shards": len(writer.written),
         "num_samples": writer.num_samples,
+    }
+
+
+# --------------------------------------------------------------------------- generated data
+def split_range(n: int, parts: int) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into ``parts`` contiguous ``(start, stop)`` ranges of near-equal size."""
+    if parts < 1:
+        raise ValueError(f"parts must be >= 1, got {parts}")
+    base, extra = divmod(n, parts)
+    ranges, start = [], 0
+    for k in range(parts):
+        stop = start + base + (1 if k < extra else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
+
+
+def _write_range(
+    make_sample: Callable[[int], Mapping[str, Any]],
+    start: int,
+    stop: int,
+    out_dir: str,
+    options: Mapping[str, Any],
+    count_by: Sequence[str],
+    report: Callable[[int], Any] | None,
+) -> dict[str, Any]:
+    """Write samples ``start..stop-1`` to shards of one prefix; ``report(k)`` counts progress."""
+    counts: dict[str, Counter[str]] = {key: Counter() for key in count_by}
+    pending = 0
+    began, cpu = time.perf_counter(), time.process_time()
+    with ShardWriter(out_dir, **options) as writer:
+        for index in range(start, stop):
+            sample = make_sample(index)
+            writer.write(sample)
+            for key in count_by:
+                counts[key][str(sample.get(K.META, {}).get(key))] += 1
+            pending += 1
+            if report is not None and (pending == 32 or index == stop - 1):
+                report(pending)
+                pending = 0
+    return {
+        "prefix": options["prefix"],
+        "range": [start, stop],
+        "seconds": round(time.perf_counter() - began, 3),
+        "cpu_seconds": round(time.process_time() - cpu, 3),
+        "shards": [p.name for p in writer.written],
+        "index": index_path(out_dir, options["prefix"]).name,
+        "num_samples": writer.num_samples,
+        "counts": {key: dict(c) for key, c in counts.items()},
+    }
+
+
+def write_generated(
+    make_sample: Callable[[int], Mapping[str, Any]],
+    n: int,
+    out_dir: str | os.PathLike,
+    *,
+    prefix: str = "shard",
+    workers: int = 1,
+    max_count: int = 10_000,
+    image_format: str = "jpg",
+    mtime: int | None = FIXED_MTIME,
+    count_by: Sequence[str] = (),
+    progress: bool = True,
+    desc: str = "samples",
+) -> dict[str, Any]:
+    """Write generated samples ``0 .. n-1`` (sample ``i`` is ``make_sample(i)``) to shards, in parallel.
+
+    Worker ``k`` of ``workers`` processes writes the ``k``-th contiguous range of indices to its own
+    shards and index (``<prefix>-wKK-NNNNNN.tar``; ``<prefix>-NNNNNN.tar`` with one worker), so when
+    sample ``i`` depends only on ``i`` the set of samples is the same for any number of workers, and
+    with the default fixed member time the shards are byte-for-byte reproducible.
+
+    Args:
+        make_sample: index -> canonical sample dict (``image``, ``text``, ``meta``, ... or explicit
+            suffix keys such as ``{"png": bytes}``); picklable (a module-level function, or a
+            :func:`functools.partial` of one) when ``workers`` > 1.
+        n: number of samples.
+        out_dir: output folder.
+        prefix: shard name prefix.
+        workers: processes (see :func:`domainclip.core.parallel.run_workers`).
+        max_count: most samples per shard.
+        image_format: format of ``image`` values (see :class:`ShardWriter`).
+        mtime: tar member time (``None``: when each shard is opened).
+        count_by: ``meta`` keys whose values are counted (e.g. the class of each sample).
+        progress: show a progress bar.
+        desc: the progress bar's label.
+
+    Returns:
+        ``{"num_samples", "num_shards", "shards", "indexes", "counts": {key: {value: count}},
+        "seconds", "samples_per_second", "workers_detail"}``.
+    """
+    from tqdm.auto import tqdm
+
+    from domainclip.core.parallel import run_workers, shared_add
+
+    workers = max(1, min(workers, n))
+    prefixes = [prefix] if workers == 1 else [f"{prefix}-w{k:02d}" for k in range(workers)]
+    options = {"max_count": max_count, "image_format": image_format, "mtime": mtime}
+    jobs = [
+        (make_sample, a, b, os.fspath(out_dir), {**options, "prefix": p}, tuple(count_by))
+        for (a, b), p in zip(split_range(n, workers), prefixes)
+    ]
+    began = time.perf_counter()
+    with tqdm(total=n, disable=not progress, unit="sample", desc=desc) as bar:
+        if workers == 1:
+            results = [_write_range(*jobs[0], bar.update)]
+        else:
+            results = run_workers([(_write_range, (*job, functools.partial(shared_add, 0))) for job in jobs], bar)
+    seconds = time.perf_counter() - began
+    counts: dict[str, Counter[str]] = {key: Counter() for key in count_by}
+    for result in results:
+        for key, values in result["counts"].items():
+            counts[key].update(values)
+    return {
+        "num_samples": sum(r["num_samples"] for r in results),
+        "num_shards": sum(len(r["shards"]) for r in results),
+        "shards": [s for r in results for s in r["shards"]],
+        "indexes": [r["index"] for r in results],
+        "counts": {key: dict(sorted(c.items())) for key, c in counts.items()},
+        "seconds": round(seconds, 3),
+        "samples_per_second": round(n / seconds, 2) if seconds > 0 else None,
+        "workers_detail": [{k: r[k] for k in ("prefix", "range", "num_samples", "seconds", "cpu_seconds")}
+                           for r in results],
     }

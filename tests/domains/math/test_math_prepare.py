@@ -1,4 +1,3 @@
-import argparse
 import io
 import json
 import tarfile
@@ -9,8 +8,9 @@ import torch
 from PIL import Image
 
 from domainclip.core.plugins import get_domain, resolve
+from domainclip.core.prepare import parse_prepare_args
 from domainclip.domains.math.labels import DIAGRAM_TYPES
-from domainclip.domains.math.prepare import SYNTHETIC, prepare_synthetic, resize_shorter_side, split_range
+from domainclip.domains.math.prepare import prepare_synthetic, resize_shorter_side
 from domainclip.domains.math.synthetic import generate_diagrams
 
 
@@ -23,13 +23,6 @@ def read_shards(folder, pattern="*.tar"):
                 key, _, suffix = member.name.partition(".")
                 samples[key][suffix] = tar.extractfile(member).read()
     return dict(samples)
-
-
-def test_split_range_covers_every_index_once():
-    assert split_range(10, 3) == [(0, 4), (4, 7), (7, 10)]
-    assert split_range(2, 4) == [(0, 1), (1, 2), (2, 2), (2, 2)]
-    with pytest.raises(ValueError):
-        split_range(5, 0)
 
 
 def test_prepare_writes_what_the_engine_generates(tmp_path):
@@ -74,45 +67,42 @@ def test_resize_stores_what_the_eval_transform_would_see(tmp_path):
     wide = Image.new("RGB", (300, 200), "white")
     assert resize_shorter_side(wide, 64).size == (96, 64)
     assert resize_shorter_side(wide, 200) is wide
-    with pytest.raises(ValueError, match="--resize"):
+    with pytest.raises(ValueError, match=r"resize must be an integer >= 16; got 8"):
         prepare_synthetic(tmp_path / "bad", 1, resize=8, progress=False)
 
 
-def test_cli_options_run_the_command(tmp_path):
-    parser = argparse.ArgumentParser()
-    SYNTHETIC.add_arguments(parser)
-    args = parser.parse_args(
-        [
-            "--out",
-            str(tmp_path),
-            "--n",
-            "4",
-            "--seed",
-            "1",
-            "--image-size",
-            "224-256",
-            "--families",
-            "function_plot",
-            "--image-format",
-            "jpg",
-            "--max-count",
-            "10",
-            "--no-progress",
-        ]
-    )
-    summary = SYNTHETIC.run(args)
+def test_cli_options_run_the_command(tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--n", "4", "--seed", "1", "--image-size", "224-256", "--families", "function_plot",
+            "--image-format", "jpg", "--max-count", "10", "--no-progress"]
+    command, options, overwrite = parse_prepare_args("math", "synthetic", argv)
+    assert command is prepare_synthetic and not overwrite
+    assert options["image_size"] == (224, 256) and options["families"] == ["function_plot"] and not options["progress"]
+    summary = command(**options)
     assert summary["counts_by_family"] == {"function_plot": 4} and summary["image_format"] == "jpg"
     assert set(next(iter(read_shards(tmp_path).values()))) == {"jpg", "txt", "cls", "json"}
+    for bad, message in ((["--image-size", "big"], "takes N or MIN-MAX"),
+                         (["--proportions", "plane_geometry"], "must be KEY=VALUE"),
+                         (["--captions", "17"], "must be an integer in [1, 16]")):
+        with pytest.raises(SystemExit):
+            parse_prepare_args("math", "synthetic", ["--out", "x", *bad])
+        assert message in capsys.readouterr().err
+
+
+def test_every_default_is_written_once_in_the_signature(capsys):
+    import inspect
+
     with pytest.raises(SystemExit):
-        parser.parse_args(["--out", "x", "--image-size", "big"])
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--out", "x", "--proportions", "plane_geometry"])
+        parse_prepare_args("math", "synthetic", ["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = {k: p.default for k, p in inspect.signature(prepare_synthetic).parameters.items()}
+    assert f"(default: {defaults['n']})" in text and "(default: 224-384)" in text
+    assert defaults["image_size"] == (224, 384)
 
 
 def test_domain_declares_the_prepare_command():
     spec = get_domain("math")
-    assert resolve(spec.prepare["synthetic"]) is SYNTHETIC
-    assert resolve(spec.synthetic) is generate_diagrams
+    assert resolve(spec.prepare["synthetic"]) is prepare_synthetic
+    assert spec.synthetic == "synthetic" and spec.demo == "math/quick"
 
 
 @pytest.mark.slow
