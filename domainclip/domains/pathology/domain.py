@@ -22,11 +22,11 @@ DOMAIN = DomainSpec(
         "(MI-Zero; Lu et al., CVPR 2023)",
     ),
     prepare={
-        "patches": f"{_P}.patching:PATCHES",
-        "pathgen": f"{_P}.pathgen:PATHGEN",
-        "select": f"{_P}.selection:SELECT",
-        "synthetic": f"{_P}.pipeline:SYNTHETIC_PATCHES",
-        "synthetic-slides": f"{_P}.synthetic:SYNTHETIC",
+        "patches": f"{_P}.patching:prepare_patches",
+        "pathgen": f"{_P}.pathgen:import_pathgen",
+        "select": f"{_P}.selection:prepare_select",
+        "synthetic": f"{_P}.synthetic:generate_slides",
+        "synthetic-patches": f"{_P}.pipeline:prepare_synthetic_patches",
     },
     eval_suites={
         "synthetic": f"{_P}.pipeline:synthetic_suite",
@@ -39,6 +39,7 @@ DOMAIN = DomainSpec(
         "pcam": f"{_P}.datasets.pcam:PatchCamelyon",
         "slide_patches": f"{_P}.datasets.slide_labels:PatchShardStream",
     },
-    synthetic=f"{_P}.synthetic:generate_slides",
+    synthetic="synthetic",
+    demo="pathology/quick",
     requires=("openslide", "tiffslide", "skimage"),
 )

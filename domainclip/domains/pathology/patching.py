@@ -26,7 +26,6 @@ add a caption, a label and metadata per patch (see :data:`Annotate`).
 
 from __future__ import annotations
 
-import argparse
 import glob
 import io
 import math
@@ -38,22 +37,21 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 from PIL import Image
 
-from domainclip.core.arguments import jpeg_quality, non_negative_int, positive_float, positive_int, unit_fraction
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
+from domainclip.core.options import NonNegativeInt, PositiveFloat, PositiveInt, Range, UnitFloat, entry_point
 from domainclip.core.parallel import run_workers, shared_add, shared_take
-from domainclip.core.plugins import PrepareCommand, UnknownNameError
+from domainclip.core.plugins import UnknownNameError
 from domainclip.domains.pathology.slides import MissingMppError, Slide, SlideError, open_slide, read_mpp_table
 from domainclip.domains.pathology.tissue import TissueMask, detect_tissue
 
 __all__ = [
     "NO_MPP",
     "NO_PATCH",
-    "PATCHES",
     "READ_ERROR",
     "RESAMPLE",
     "SLIDE_EXTENSIONS",
@@ -61,27 +59,30 @@ __all__ = [
     "UNANNOTATED",
     "UNREADABLE_SLIDE",
     "Annotate",
+    "JpegQuality",
+    "PatchFormat",
     "PatchLocation",
     "PatchSpec",
+    "Resample",
     "find_slides",
     "iter_patch_arrays",
     "patch_slides",
     "plan_patches",
+    "prepare_patches",
     "read_patch",
     "safe_key",
     "skip_reason",
     "write_thumbnail",
 ]
 
-#: Resampling filter name -> Pillow filter used to resize reads to the patch size.
-RESAMPLE: dict[str, Image.Resampling] = {
-    "lanczos": Image.Resampling.LANCZOS,
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
-    "nearest": Image.Resampling.NEAREST,
-}
+#: The name of a Pillow filter that resizes reads to the patch size.
+Resample = Literal["lanczos", "bicubic", "bilinear", "box", "hamming", "nearest"]
+#: Resampling filter name -> Pillow filter.
+RESAMPLE: dict[str, Image.Resampling] = {name: Image.Resampling[name.upper()] for name in get_args(Resample)}
+#: How the patch commands encode patches.
+PatchFormat = Literal["jpg", "png"]
+#: A JPEG quality.
+JpegQuality = Annotated[int, Range(1, 100)]
 #: Colour of the tissue mask's outline in thumbnails (green: apart from H&E pink, purple and glass).
 MASK_OUTLINE_COLOR = (0, 190, 0)
 #: Colour of the kept patches' boxes in thumbnails.
@@ -745,74 +746,55 @@ def _check_distinct_ids(paths: Sequence[Path]) -> None:
             )
 
 
-# --------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``domainclip prepare pathology patches``."""
-    parser.add_argument("--slides", nargs="+", required=True, help="slide files, folders or glob patterns")
-    parser.add_argument("--out", required=True, type=Path, help="output folder for shards and thumbnails")
-    parser.add_argument(
-        "--mpp-target", type=positive_float, default=0.5, help="microns per pixel of the patches (default 0.5)"
-    )
-    parser.add_argument("--size", type=positive_int, default=224, help="patch side in pixels (default 224)")
-    parser.add_argument(
-        "--overlap", type=non_negative_int, default=0, help="pixels shared by neighbouring patches (default 0)"
-    )
-    parser.add_argument(
-        "--min-tissue", type=unit_fraction, default=0.5, help="smallest tissue fraction kept (default 0.5)"
-    )
-    parser.add_argument("--resample", choices=sorted(RESAMPLE), default="lanczos", help="resize filter")
-    parser.add_argument(
-        "--slide-mpp", type=positive_float, default=None, help="mpp of level 0 for every slide (overrides)"
-    )
-    parser.add_argument("--mpp-csv", type=Path, default=None, help="CSV with columns slide_id (or path),mpp")
-    parser.add_argument("--no-thumbnails", action="store_true", help="do not write thumbnails/<slide_id>.png")
-    add_output_arguments(parser, prefix="patches")
+# --------------------------------------------------------------------------- command
+@entry_point
+def prepare_patches(
+    out: Path,
+    slides: list[str],
+    *,
+    mpp_target: PositiveFloat = 0.5,
+    size: PositiveInt = 224,
+    overlap: NonNegativeInt = 0,
+    min_tissue: UnitFloat = 0.5,
+    resample: Resample = "lanczos",
+    slide_mpp: PositiveFloat | None = None,
+    mpp_csv: Path | None = None,
+    thumbnails: bool = True,
+    workers: PositiveInt = 1,
+    max_count: PositiveInt = 1000,
+    image_format: PatchFormat = "jpg",
+    quality: JpegQuality = 95,
+    backend: str = "auto",
+    prefix: str = "patches",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Cut whole-slide images into tissue patches at a fixed mpp and size, written as shards with thumbnails.
 
+    Args:
+        out: output folder for the shards, thumbnails/ and <prefix>-summary.json.
+        slides: slide files, folders (searched for slide files) or glob patterns.
+        mpp_target: microns per pixel of the patches.
+        size: patch side in pixels.
+        overlap: pixels (at the patch resolution) shared by neighbouring patches, below ``size``.
+        min_tissue: smallest tissue fraction of a kept patch.
+        resample: filter that resizes reads to the patch size.
+        slide_mpp: mpp of level 0 for every slide, over the slide's own (``mpp_csv`` rows win).
+        mpp_csv: CSV with columns slide_id (or path) and mpp, over the slides' own.
+        thumbnails: write thumbnails/<slide_id>.png with the tissue outline and the kept patches.
+        workers: worker processes, each patching one slide at a time into its own shards.
+        max_count: most patches per shard.
+        image_format: patch encoding.
+        quality: JPEG quality.
+        backend: slide backend: auto, openslide or tiffslide.
+        prefix: shard name prefix.
+        progress: show a progress bar.
 
-def add_output_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
-    """Options shared by the commands that cut slides into shards (``patches``, ``pathgen``)."""
-    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (one slide at a time each)")
-    parser.add_argument("--max-count", type=positive_int, default=1000, help="most patches per shard (default 1000)")
-    parser.add_argument("--image-format", choices=("jpg", "png"), default="jpg", help="patch encoding (default jpg)")
-    parser.add_argument("--quality", type=jpeg_quality, default=95, help="JPEG quality (default 95)")
-    parser.add_argument("--backend", default="auto", help="slide backend: auto, openslide, tiffslide")
-    parser.add_argument("--prefix", default=prefix, help="shard name prefix")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def output_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of :func:`patch_slides` / ``import_pathgen`` from :func:`add_output_arguments`."""
-    return {
-        "workers": args.workers,
-        "max_count": args.max_count,
-        "image_format": args.image_format,
-        "quality": args.quality,
-        "prefix": args.prefix,
-        "backend": args.backend,
-        "progress": not args.no_progress,
-    }
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``domainclip prepare pathology patches`` from parsed arguments."""
-    spec = PatchSpec(
-        mpp=args.mpp_target, size=args.size, overlap=args.overlap, min_tissue=args.min_tissue, resample=args.resample
-    )
+    Returns:
+        The summary of :func:`patch_slides`.
+    """
+    spec = PatchSpec(mpp=mpp_target, size=size, overlap=overlap, min_tissue=min_tissue, resample=resample)
     return patch_slides(
-        find_slides(args.slides),
-        args.out,
-        spec,
-        mpp_overrides=read_mpp_table(args.mpp_csv) if args.mpp_csv else None,
-        slide_mpp=args.slide_mpp,
-        thumbnails=not args.no_thumbnails,
-        **output_options(args),
+        find_slides(slides), out, spec, workers=workers, slide_mpp=slide_mpp, thumbnails=thumbnails,
+        mpp_overrides=None if mpp_csv is None else read_mpp_table(mpp_csv), max_count=max_count,
+        image_format=image_format, quality=quality, prefix=prefix, backend=backend, progress=progress,
     )
-
-
-#: The ``patches`` prepare command of the pathology domain.
-PATCHES = PrepareCommand(
-    name="patches",
-    help="cut whole-slide images into tissue patches at a fixed mpp and size, written as shards with thumbnails",
-    add_arguments=add_arguments,
-    run=run,
-)

@@ -23,7 +23,6 @@ those counts.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -35,21 +34,20 @@ from typing import Any
 
 from PIL import Image
 
-from domainclip.core.arguments import positive_int
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
+from domainclip.core.options import PositiveInt, entry_point
 from domainclip.core.parallel import run_workers, shared_add, shared_take
-from domainclip.core.plugins import PrepareCommand, UnknownNameError
 from domainclip.domains.pathology.patching import (
     RESAMPLE,
     SLIDE_EXTENSIONS,
-    add_output_arguments,
-    output_options,
+    JpegQuality,
+    PatchFormat,
+    Resample,
     skip_reason,
 )
 from domainclip.domains.pathology.slides import SlideError, open_slide
 
 __all__ = [
-    "PATHGEN",
     "PATHGEN_PATCH_SIZE",
     "PathGenRecord",
     "import_pathgen",
@@ -274,37 +272,38 @@ def _worker_entry(job: _Job, prefix: str) -> dict[str, Any]:
     return _run_worker(job, prefix, lambda: shared_take(1), lambda n: shared_add(0, n))
 
 
+@entry_point
 def import_pathgen(
-    records: str | os.PathLike | Iterable[Mapping[str, Any]],
-    slides_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
+    out: Path,
+    records: Path | list[Any],
+    slides_dir: Path,
     *,
-    patch_size: int = PATHGEN_PATCH_SIZE,
-    out_size: int | None = None,
-    resample: str = "lanczos",
-    workers: int = 1,
-    max_count: int = 1000,
-    image_format: str = "jpg",
-    quality: int = 95,
+    patch_size: PositiveInt = PATHGEN_PATCH_SIZE,
+    out_size: PositiveInt | None = None,
+    resample: Resample = "lanczos",
+    image_format: PatchFormat = "jpg",
+    quality: JpegQuality = 95,
+    max_count: PositiveInt = 1000,
     prefix: str = "pathgen",
+    workers: PositiveInt = 1,
     backend: str = "auto",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Cut PathGen-captioned patches from local slides into WebDataset shards.
+    """Import PathGen-1.6M captions: cut the captioned 672-px patches from local TCGA slides into shards.
 
     Args:
-        records: a records file (JSON list or JSON lines) or the records themselves.
-        slides_dir: folder searched recursively for ``<wsi_id>[.<anything>].<ext>`` slides.
-        out_dir: output folder (shards, indexes, ``<prefix>-summary.json``, ``missing_slides.txt``).
+        out: output folder (shards, indexes, <prefix>-summary.json, missing_slides.txt).
+        records: PathGen records file, a JSON list or JSON lines. From Python, also the list of records.
+        slides_dir: folder with the TCGA slides, searched recursively for <wsi_id>[.<anything>].svs.
         patch_size: side of the level-0 patch read at each position.
-        out_size: resize patches to this side (``None`` keeps ``patch_size``).
-        resample: a key of :data:`~domainclip.domains.pathology.patching.RESAMPLE`.
-        workers: worker processes (one slide per task, each writes its own shards).
-        max_count: most samples per shard.
-        image_format: ``"jpg"`` or ``"png"``.
+        out_size: resize patches to this side (default: keep ``patch_size``).
+        resample: filter that resizes patches to ``out_size``.
+        image_format: patch encoding.
         quality: JPEG quality.
+        max_count: most samples per shard.
         prefix: shard name prefix.
-        backend: slide backend (see :func:`~domainclip.domains.pathology.slides.open_slide`).
+        workers: worker processes, each importing one slide at a time into its own shards.
+        backend: slide backend: auto, openslide or tiffslide.
         progress: show a progress bar.
 
     Returns:
@@ -315,7 +314,7 @@ def import_pathgen(
         ``indexes``, ``seconds``.
 
     Raises:
-        InputError: bad arguments or a malformed records file (a ``ValueError``).
+        InputError: a value out of its range or a malformed records file (a ``ValueError``).
         InputNotFoundError: the records file or ``slides_dir`` does not exist.
         NothingWrittenError: no patch was written; the message counts the records by reason
             (bad records, records whose slide is missing or unreadable), with an example each
@@ -323,21 +322,11 @@ def import_pathgen(
     """
     from tqdm.auto import tqdm
 
-    from domainclip.core.data.writer import IMAGE_ENCODERS, write_json_atomic
+    from domainclip.core.data.writer import write_json_atomic
     from domainclip.core.io import atomic_write_text
 
-    if patch_size < 1:
-        raise InputError(f"patch_size must be >= 1; got {patch_size}")
-    if out_size is not None and out_size < 1:
-        raise InputError(f"out_size must be >= 1; got {out_size}")
-    if resample not in RESAMPLE:
-        raise UnknownNameError("resampling filter", resample, list(RESAMPLE))
-    if image_format not in IMAGE_ENCODERS:
-        raise UnknownNameError("image format", image_format, list(IMAGE_ENCODERS))
-    if workers < 1:
-        raise InputError(f"workers must be >= 1; got {workers}")
-    source = str(records) if isinstance(records, str | os.PathLike) else None
-    raw = load_pathgen_records(records) if source is not None else list(records)  # type: ignore[arg-type]
+    source = str(records) if isinstance(records, Path) else None
+    raw = load_pathgen_records(records) if isinstance(records, Path) else records
     valid, bad = parse_records(raw)
     slide_index = index_slides(slides_dir)
     by_slide: dict[str, list[PathGenRecord]] = {}
@@ -352,7 +341,6 @@ def import_pathgen(
         if len(candidates) > 1:
             ambiguous[wsi_id] = [str(p) for p in candidates]
         groups.append((wsi_id, str(candidates[0]), tuple(items)))
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     job = _Job(
         groups=tuple(groups), out=str(out), prefix=prefix, patch_size=patch_size, out_size=out_size,
@@ -443,43 +431,3 @@ def _nothing_written(
     noun = "record" if len(raw) == 1 else "records"
     inputs = f"{len(raw)} {noun} of {where}"
     return NothingWrittenError.from_counts("pathology/pathgen", "patches", inputs, counts, examples)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``domainclip prepare pathology pathgen``."""
-    parser.add_argument("--records", required=True, type=Path, help="PathGen records: a JSON list or JSON lines")
-    parser.add_argument(
-        "--slides-dir", required=True, type=Path, help="folder with the TCGA slides (searched recursively)"
-    )
-    parser.add_argument("--out", required=True, type=Path, help="output folder for the shards")
-    parser.add_argument(
-        "--patch-size", type=positive_int, default=PATHGEN_PATCH_SIZE, help="level-0 patch side (default 672)"
-    )
-    parser.add_argument(
-        "--out-size", type=positive_int, default=None, help="resize patches to this side (default: keep)"
-    )
-    parser.add_argument("--resample", choices=sorted(RESAMPLE), default="lanczos", help="resize filter")
-    add_output_arguments(parser, prefix="pathgen")
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``domainclip prepare pathology pathgen`` from parsed arguments."""
-    return import_pathgen(
-        args.records,
-        args.slides_dir,
-        args.out,
-        patch_size=args.patch_size,
-        out_size=args.out_size,
-        resample=args.resample,
-        **output_options(args),
-    )
-
-
-#: The ``pathgen`` prepare command of the pathology domain.
-PATHGEN = PrepareCommand(
-    name="pathgen",
-    help="import PathGen-1.6M captions: cut the captioned 672-px patches from local TCGA slides into shards",
-    add_arguments=add_arguments,
-    run=run,
-)
-

@@ -1,6 +1,6 @@
 """Synthetic slides end to end: slides -> annotated patch shards, and the suite that evaluates on them.
 
-``domainclip prepare pathology synthetic`` generates pyramidal slides with tissue regions of five
+``domainclip prepare pathology synthetic-patches`` generates pyramidal slides with tissue regions of five
 classes (:mod:`~domainclip.domains.pathology.synthetic`), cuts patches at a physical resolution
 (:func:`~domainclip.domains.pathology.patching.patch_slides`) and captions each patch from the
 region it lies in (:class:`~domainclip.domains.pathology.synthetic.SyntheticAnnotator`). The
@@ -16,51 +16,51 @@ another made with a different seed, through ``pathology/synthetic``:
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from domainclip.core.errors import DatasetNotFoundError
 from domainclip.core.io import atomic_write_bytes
-from domainclip.core.plugins import PrepareCommand
+from domainclip.core.options import NonNegativeInt, PositiveFloat, PositiveInt, Range, UnitFloat, entry_point
 
-__all__ = ["HELDOUT_SEED", "SYNTHETIC_PATCHES", "prepare_synthetic_patches", "synthetic_suite"]
+__all__ = ["HELDOUT_SEED", "prepare_synthetic_patches", "synthetic_suite"]
 
 #: Seed of the held-out slides that ``pathology/synthetic`` generates when it is given no data.
 HELDOUT_SEED = 7_000_003
 
 
+@entry_point
 def prepare_synthetic_patches(
-    out: str | Path,
-    n_slides: int,
+    out: Path,
+    n: PositiveInt = 8,
     *,
-    seed: int = 0,
-    slide_size: int = 4096,
-    mpp_target: float = 0.5,
-    patch_size: int = 224,
-    tumor_fraction: float = 0.5,
-    min_purity: float = 0.8,
-    workers: int = 1,
-    max_count: int = 1000,
+    seed: NonNegativeInt = 0,
+    slide_size: Annotated[int, Range(256)] = 4096,
+    mpp_target: PositiveFloat = 0.5,
+    patch_size: PositiveInt = 224,
+    tumor_fraction: UnitFloat = 0.5,
+    min_purity: Annotated[float, Range(0, 1, low_open=True)] = 0.8,
+    workers: PositiveInt = 1,
+    max_count: PositiveInt = 1000,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Generate synthetic slides and cut them into captioned patch shards.
+    """Generate synthetic H&E-like slides and cut them into captioned patch shards (quick recipe data).
 
     Args:
-        out: output folder (shards and ``slides.csv``; slides in ``out/slides``).
-        n_slides: slides to generate.
-        seed: slide ``i`` depends only on ``(seed, i)``.
-        slide_size: level-0 side of each slide in pixels (at 0.5 um/px).
+        out: output folder (shards and slides.csv; the slides in out/slides).
+        n: number of slides.
+        seed: run seed (held-out sets use another).
+        slide_size: level-0 side of each slide in pixels (at 0.5 um/px), a multiple of 16.
         mpp_target: microns per pixel of the patches.
         patch_size: patch side in pixels.
         tumor_fraction: share of slides that contain tumour (the slide-level label).
-        min_purity: a patch is kept when at least this share of it is one tissue class.
-        workers: processes for generation and patching.
+        min_purity: a patch is kept when at least this share of it is one tissue class, in (0, 1].
+        workers: worker processes for drawing and patching.
         max_count: most patches per shard.
         progress: show progress bars.
 
@@ -70,75 +70,29 @@ def prepare_synthetic_patches(
     from domainclip.domains.pathology.patching import PatchSpec, find_slides, patch_slides
     from domainclip.domains.pathology.synthetic import SyntheticAnnotator, generate_slides
 
-    out_dir = Path(out)
-    slides_dir = out_dir / "slides"
+    slides_dir = out / "slides"
     began = time.perf_counter()
     generated = generate_slides(
-        slides_dir,
-        n_slides,
-        seed=seed,
-        size=(slide_size, slide_size),
-        workers=workers,
-        tumor_fraction=tumor_fraction,
-        progress=progress,
+        slides_dir, n, seed=seed, size=slide_size, workers=workers, tumor_fraction=tumor_fraction, progress=progress
     )
     # synthetic fat and mucus are pale, as on real slides: the annotator's class purity decides, not Otsu
     spec = PatchSpec(mpp=mpp_target, size=patch_size, min_tissue=0.0)
     patched = patch_slides(
         find_slides([slides_dir]),
-        out_dir,
+        out,
         spec,
         workers=workers,
         annotate=SyntheticAnnotator(slides_dir, min_purity=min_purity, seed=seed),
         max_count=max_count,
         progress=progress,
     )
-    atomic_write_bytes(out_dir / "slides.csv", (slides_dir / "slides.csv").read_bytes())
+    atomic_write_bytes(out / "slides.csv", (slides_dir / "slides.csv").read_bytes())
     return {
-        "out": str(out_dir),
+        "out": str(out),
         "slides": generated,
         "patches": patched,
         "seconds": round(time.perf_counter() - began, 2),
     }
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="output folder (shards, slides/, slides.csv)")
-    parser.add_argument("--n-slides", type=int, default=8, help="slides to generate (default 8)")
-    parser.add_argument("--seed", type=int, default=0, help="run seed")
-    parser.add_argument("--slide-size", type=int, default=4096, help="level-0 side of each slide (default 4096)")
-    parser.add_argument("--mpp-target", type=float, default=0.5, help="patch resolution in um/px (default 0.5)")
-    parser.add_argument("--patch-size", type=int, default=224, help="patch side in pixels (default 224)")
-    parser.add_argument("--tumor-fraction", type=float, default=0.5, help="share of slides with tumour")
-    parser.add_argument("--min-purity", type=float, default=0.8, help="least share of one class in a kept patch")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes")
-    parser.add_argument("--max-count", type=int, default=1000, help="most patches per shard")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
-def _run(args: argparse.Namespace) -> dict[str, Any]:
-    return prepare_synthetic_patches(
-        args.out,
-        args.n_slides,
-        seed=args.seed,
-        slide_size=args.slide_size,
-        mpp_target=args.mpp_target,
-        patch_size=args.patch_size,
-        tumor_fraction=args.tumor_fraction,
-        min_purity=args.min_purity,
-        workers=args.workers,
-        max_count=args.max_count,
-        progress=not args.no_progress,
-    )
-
-
-#: ``domainclip prepare pathology synthetic``: synthetic slides -> captioned patch shards.
-SYNTHETIC_PATCHES = PrepareCommand(
-    name="synthetic",
-    help="generate synthetic H&E-like slides and cut them into captioned patch shards (quick recipe data)",
-    add_arguments=_add_arguments,
-    run=_run,
-)
 
 
 def _patch_loader(data: Path, preprocess: Callable[[Any], torch.Tensor], batch_size: int) -> DataLoader:

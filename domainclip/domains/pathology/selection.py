@@ -16,12 +16,11 @@ that never hold images and never hold more than the embeddings of the slides sti
 3. **copy**: the chosen samples are copied to new shards with their members' bytes unchanged and
    ``meta["selection"] = {cluster, cluster_size, num_clusters, distance, prompt_score, rank}``.
 
-``domainclip prepare pathology select`` (:data:`SELECT`) runs it from the command line.
+``domainclip prepare pathology select`` (:func:`prepare_select`) runs it with a saved model.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 from collections import Counter
@@ -35,22 +34,21 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from domainclip.core.arguments import non_negative_int, positive_int
 from domainclip.core.data import keys as K
 from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.data.writer import ShardWriter, index_path, write_json_atomic
 from domainclip.core.errors import DomainClipError, InputError, NothingWrittenError
 from domainclip.core.eval.features import Tokenizer, encode_inputs, encode_texts
-from domainclip.core.plugins import PrepareCommand
+from domainclip.core.options import NonNegativeInt, PositiveInt, entry_point
 from domainclip.domains.pathology.datasets.slide_labels import PatchShardStream, collate_patch_batch, slide_id_of
 
 __all__ = [
-    "SELECT",
     "MINIBATCH_THRESHOLD",
     "ShardsChangedError",
     "SlideSelection",
     "cluster_representatives",
+    "prepare_select",
     "select_representative",
 ]
 
@@ -214,7 +212,7 @@ def select_representative(
     seed: int = 0,
     max_count: int = 1000,
     prefix: str = "selected",
-    num_workers: int = 0,
+    loader_workers: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Choose up to ``per_slide`` representative patches per slide and copy them to new shards.
@@ -239,7 +237,7 @@ def select_representative(
         seed: k-means seed.
         max_count: samples per output shard.
         prefix: output shard name prefix.
-        num_workers: DataLoader workers decoding patches.
+        loader_workers: DataLoader worker processes decoding patches (0: in this process).
         progress: show a progress bar.
 
     Returns:
@@ -287,7 +285,7 @@ def select_representative(
         }
 
     stream = PatchShardStream(url_list, preprocess)
-    loader = DataLoader(stream, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_patch_batch)
+    loader = DataLoader(stream, batch_size=batch_size, num_workers=loader_workers, collate_fn=collate_patch_batch)
     bar = tqdm(total=sum(remaining.values()), desc="select: embedding patches", unit="patch", disable=not progress)
     try:
         if prompts:
@@ -364,49 +362,50 @@ def select_representative(
     return summary
 
 
-# ---------------------------------------------------------------------------------------------- CLI
-def _select_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shards", required=True, nargs="+", help="patch shards: files, folders, globs or braces")
-    parser.add_argument("--out", required=True, help="output folder for the selected patches' shards")
-    parser.add_argument(
-        "--model", required=True,
-        help="model that embeds the patches: a model folder, run folder, hf-hub: id or registry name",
-    )
-    parser.add_argument("--per-slide", type=positive_int, default=8, help="most patches chosen per slide")
-    parser.add_argument(
-        "--clusters", type=positive_int, default=None, help="k-means clusters per slide (default: --per-slide)"
-    )
-    parser.add_argument(
-        "--prompt", action="append", default=None,
-        help="text that ranks the clusters by similarity (repeatable)",
-    )
-    parser.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda, cuda:1)")
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="patches per forward")
-    parser.add_argument("--seed", type=int, default=0, help="k-means seed")
-    parser.add_argument("--max-count", type=positive_int, default=1000, help="samples per output shard")
-    parser.add_argument("--prefix", default="selected", help="output shard name prefix")
-    parser.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader workers decoding patches")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+# ---------------------------------------------------------------------------------------------- command
+@entry_point
+def prepare_select(
+    out: Path,
+    shards: list[str],
+    model: str,
+    *,
+    per_slide: PositiveInt = 8,
+    clusters: PositiveInt | None = None,
+    prompts: list[str] | None = None,
+    device: str = "cpu",
+    batch_size: PositiveInt = 64,
+    seed: NonNegativeInt = 0,
+    max_count: PositiveInt = 1000,
+    prefix: str = "selected",
+    loader_workers: NonNegativeInt = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Choose representative patches per slide by k-means on image embeddings (PathGen's selection).
 
+    Args:
+        out: output folder for the selected patches' shards.
+        shards: patch shards: files, folders, globs or brace patterns.
+        model: model that embeds the patches: a model folder, run folder, hf-hub: id or registry name.
+        per_slide: most patches chosen per slide.
+        clusters: k-means clusters per slide (default: ``per_slide``).
+        prompts: texts that rank the clusters by their representative's similarity to them.
+        device: where the model runs (cpu, cuda, cuda:1).
+        batch_size: patches per forward.
+        seed: k-means seed.
+        max_count: most samples per output shard.
+        prefix: output shard name prefix.
+        loader_workers: DataLoader worker processes decoding patches (0: in this process).
+        progress: show a progress bar.
 
-def _select_run(args: argparse.Namespace) -> dict[str, Any]:
+    Returns:
+        The summary of :func:`select_representative`, with the ``model`` it used.
+    """
     from domainclip.core.hub import load_any_model
 
-    model, preprocess, tokenizer = load_any_model(args.model, device=args.device)
+    embedder, preprocess, tokenizer = load_any_model(model, device=device)
     summary = select_representative(
-        args.shards, model, preprocess, args.out,
-        per_slide=args.per_slide, clusters=args.clusters, prompts=args.prompt, tokenizer=tokenizer,
-        batch_size=args.batch_size, device=args.device, seed=args.seed, max_count=args.max_count,
-        prefix=args.prefix, num_workers=args.workers, progress=not args.no_progress,
+        shards, embedder, preprocess, out, per_slide=per_slide, clusters=clusters, prompts=prompts,
+        tokenizer=tokenizer, batch_size=batch_size, device=device, seed=seed, max_count=max_count, prefix=prefix,
+        loader_workers=loader_workers, progress=progress,
     )
-    summary["model"] = str(args.model)
-    return summary
-
-
-#: ``domainclip prepare pathology select``: representative patches per slide (PathGen's selection step).
-SELECT = PrepareCommand(
-    name="select",
-    help="choose representative patches per slide by k-means on image embeddings (PathGen's selection)",
-    add_arguments=_select_arguments,
-    run=_select_run,
-)
+    return {**summary, "model": model}

@@ -1,4 +1,3 @@
-import argparse
 import io
 import json
 import tarfile
@@ -10,14 +9,15 @@ from PIL import Image
 
 from domainclip.core.errors import InputError, NothingWrittenError
 from domainclip.core.plugins import UnknownNameError
+from domainclip.core.prepare import parse_prepare_args
 from domainclip.domains.pathology.patching import (
-    PATCHES,
     PatchLocation,
     PatchSpec,
     find_slides,
     iter_patch_arrays,
     patch_slides,
     plan_patches,
+    prepare_patches,
     read_patch,
 )
 from domainclip.domains.pathology.slides import open_slide
@@ -229,15 +229,13 @@ def test_workers_give_the_same_samples(slides, tmp_path):
 def test_cli_with_mpp_csv_and_globs(slides, tmp_path):
     csv = tmp_path / "mpp.csv"
     csv.write_text("slide_id,mpp\nnompp,0.5\n")
-    parser = argparse.ArgumentParser()
-    PATCHES.add_arguments(parser)
     folder = slides["nompp"].parent
-    args = parser.parse_args(
-        ["--slides", str(folder / "nompp.*"), str(slides["second"]), "--out", str(tmp_path / "out"),
-         "--mpp-target", "1.0", "--size", "128", "--min-tissue", "0.9", "--mpp-csv", str(csv), "--no-thumbnails",
-         "--max-count", "3", "--no-progress"]
-    )
-    summary = PATCHES.run(args)
+    command, options, _ = parse_prepare_args("pathology", "patches", [
+        "--slides", str(folder / "nompp.*"), str(slides["second"]), "--out", str(tmp_path / "out"),
+        "--mpp-target", "1.0", "--size", "128", "--min-tissue", "0.9", "--mpp-csv", str(csv), "--no-thumbnails",
+        "--max-count", "3", "--no-progress"])
+    assert command is prepare_patches
+    summary = command(**options)
     assert summary["num_slides_ok"] == 2 and summary["spec"]["min_tissue"] == 0.9
     assert summary["num_patches"] > 0 and len(summary["shards"]) == -(-summary["num_patches"] // 3)
     assert find_slides([folder]) == sorted(folder.glob("*.tif"))
@@ -337,15 +335,15 @@ def test_bad_mpp_values_are_refused_before_any_work(slides, tmp_path):
 @pytest.mark.parametrize(
     ("flag", "value", "rule"),
     [
-        ("--size", "0", "an integer >= 1"),
-        ("--size", "1.5", "an integer >= 1"),
-        ("--slide-mpp", "-1", "a number > 0"),
-        ("--mpp-target", "nan", "a number > 0"),
-        ("--overlap", "-2", "an integer >= 0"),
-        ("--min-tissue", "1.5", "a number in [0, 1]"),
-        ("--workers", "0", "an integer >= 1"),
-        ("--max-count", "0", "an integer >= 1"),
-        ("--quality", "101", "an integer in [1, 100]"),
+        ("--size", "0", "an integer >= 1; got 0"),
+        ("--size", "1.5", "an integer; got '1.5'"),
+        ("--slide-mpp", "-1", "a number > 0; got -1.0"),
+        ("--mpp-target", "nan", "a finite number; got nan"),
+        ("--overlap", "-2", "an integer >= 0; got -2"),
+        ("--min-tissue", "1.5", "a number in [0, 1]; got 1.5"),
+        ("--workers", "0", "an integer >= 1; got 0"),
+        ("--max-count", "0", "an integer >= 1; got 0"),
+        ("--quality", "101", "an integer in [1, 100]; got 101"),
     ],
 )
 def test_cli_refuses_bad_flag_values_up_front(slides, tmp_path, capsys, flag, value, rule):
@@ -357,5 +355,5 @@ def test_cli_refuses_bad_flag_values_up_front(slides, tmp_path, capsys, flag, va
     assert caught.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("usage: domainclip prepare pathology patches ")
-    assert lines[-1] == f"domainclip prepare pathology patches: error: argument {flag}: must be {rule}; got {value!r}"
+    assert lines[-1] == f"domainclip prepare pathology patches: error: argument {flag}: must be {rule}"
     assert not out.exists()

@@ -1,4 +1,3 @@
-import argparse
 import io
 import json
 import tarfile
@@ -9,8 +8,8 @@ import pytest
 from PIL import Image
 
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
+from domainclip.core.prepare import parse_prepare_args
 from domainclip.domains.pathology.pathgen import (
-    PATHGEN,
     import_pathgen,
     index_slides,
     load_pathgen_records,
@@ -102,7 +101,7 @@ def test_import_pathgen_with_a_missing_slide(slides_dir, tmp_path):
     path = tmp_path / "pathgen.json"
     path.write_text(json.dumps(records()))
     out = tmp_path / "out"
-    summary = import_pathgen(path, slides_dir, out, patch_size=672, out_size=224, image_format="png", progress=False)
+    summary = import_pathgen(out, path, slides_dir, patch_size=672, out_size=224, image_format="png", progress=False)
     assert summary["num_records"] == 12 and summary["num_valid_records"] == 6
     assert summary["num_written"] == 3
     assert summary["missing_slides"] == [MISSING] and summary["records_missing_slide"] == 2
@@ -134,11 +133,11 @@ def test_cli_keeps_patch_size_and_reports_unreadable_slides(slides_dir, tmp_path
     (folder / f"{SLIDE_A}.svs").write_bytes(b"broken")
     path = tmp_path / "r.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records()[:3]))
-    parser = argparse.ArgumentParser()
-    PATHGEN.add_arguments(parser)
-    args = parser.parse_args(["--records", str(path), "--slides-dir", str(folder), "--out", str(tmp_path / "o"),
-                              "--patch-size", "256", "--no-progress"])
-    summary = PATHGEN.run(args)
+    command, options, _ = parse_prepare_args("pathology", "pathgen", [
+        "--records", str(path), "--slides-dir", str(folder), "--out", str(tmp_path / "o"), "--patch-size", "256",
+        "--no-progress"])
+    assert command is import_pathgen
+    summary = command(**options)
     assert summary["num_written"] == 1 and summary["bad_records"] == {"slide_unreadable": 2}
     [failed] = summary["failed_slides"]
     assert failed["wsi_id"] == SLIDE_A and f"{SLIDE_A}.svs" in failed["error"]
@@ -156,7 +155,7 @@ def test_import_that_writes_nothing_raises_with_the_reasons(slides_dir, tmp_path
     items = records()
     path.write_text(json.dumps([items[0], items[1], items[3], items[5], items[11]]))
     with pytest.raises(NothingWrittenError) as caught:
-        import_pathgen(path, folder, tmp_path / "o", progress=False)
+        import_pathgen(tmp_path / "o", path, folder, progress=False)
     message = str(caught.value)
     assert message.startswith(f"pathology/pathgen wrote no patches from 5 records of {path}: ")
     assert "slide_unreadable: 2 (e.g. cannot open slide " in message and f"{SLIDE_A}.svs" in message
@@ -182,8 +181,8 @@ def test_records_file_errors_are_input_errors(tmp_path):
         load_pathgen_records(tmp_path / "absent.json")
     with pytest.raises(InputNotFoundError, match="nowhere does not exist"):
         index_slides(tmp_path / "nowhere")
-    with pytest.raises(InputError, match="patch_size must be >= 1"):
-        import_pathgen([], tmp_path, tmp_path / "o", patch_size=0)
+    with pytest.raises(InputError, match="patch_size must be an integer >= 1; got 0"):
+        import_pathgen(tmp_path / "o", [], tmp_path, patch_size=0)
     assert not (tmp_path / "o").exists()
 
 
@@ -195,7 +194,7 @@ def test_import_from_a_real_aperio_slide(shared_data, tmp_path):
     (folder / f"{SLIDE_A}.0123-uuid.svs").symlink_to(cmu)
     items = [{"wsi_id": SLIDE_A, "position": ["1000", "1500"], "caption": "Epidermis."},
              {"wsi_id": SLIDE_A, "position": ["2000", "0"], "caption": "Off the edge."}]
-    summary = import_pathgen(items, folder, tmp_path / "out", image_format="png", progress=False)
+    summary = import_pathgen(tmp_path / "out", items, folder, image_format="png", progress=False)
     assert summary["num_written"] == 1 and summary["bad_records"] == {"out_of_bounds": 1}
     [members] = read_shards(tmp_path / "out").values()
     with open_slide(cmu, fast_arrays=False) as slide:
@@ -208,8 +207,8 @@ def test_import_from_a_real_aperio_slide(shared_data, tmp_path):
 def test_two_workers_write_the_same_samples(slides_dir, tmp_path):
     path = tmp_path / "pathgen.json"
     path.write_text(json.dumps(records()))
-    one = import_pathgen(path, slides_dir, tmp_path / "one", out_size=224, image_format="png", progress=False)
-    two = import_pathgen(path, slides_dir, tmp_path / "two", out_size=224, image_format="png", workers=2,
+    one = import_pathgen(tmp_path / "one", path, slides_dir, out_size=224, image_format="png", progress=False)
+    two = import_pathgen(tmp_path / "two", path, slides_dir, out_size=224, image_format="png", workers=2,
                          progress=False)
     assert one["num_written"] == two["num_written"] == 3 and two["workers"] == 2
     first, second = read_shards(tmp_path / "one"), read_shards(tmp_path / "two")

@@ -1,6 +1,5 @@
 """Representative-patch selection: one patch per clear cluster, unchanged bytes, slides spread over shards."""
 
-import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -12,7 +11,8 @@ from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.data.writer import ShardWriter, read_index
 from domainclip.core.errors import InputError, NothingWrittenError
-from domainclip.domains.pathology.selection import SELECT, cluster_representatives, select_representative
+from domainclip.core.prepare import parse_prepare_args
+from domainclip.domains.pathology.selection import cluster_representatives, prepare_select, select_representative
 
 _spec = importlib.util.spec_from_file_location("pathology_fixture_selection", Path(__file__).with_name("data.py"))
 fixture = importlib.util.module_from_spec(_spec)
@@ -167,12 +167,11 @@ def test_shards_without_a_usable_patch_raise_with_the_reasons(tmp_path):
 def test_select_command_with_a_tiny_clip(tmp_path):
     patches = [(f"slide{s}", (40 * s + 10 * i, 90, 120)) for s in range(2) for i in range(5)]
     fixture.write_patch_shards(tmp_path / "in", patches, max_count=4)
-    parser = argparse.ArgumentParser()
-    SELECT.add_arguments(parser)
-    args = parser.parse_args(["--shards", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model",
-                              "dc-test-vit", "--per-slide", "2", "--prompt", "tumour", "--prompt", "stroma",
-                              "--no-progress"])
-    summary = SELECT.run(args)
+    command, options, _ = parse_prepare_args("pathology", "select", [
+        "--shards", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", "dc-test-vit",
+        "--per-slide", "2", "--prompts", "tumour", "stroma", "--loader-workers", "0", "--no-progress"])
+    assert command is prepare_select and options["prompts"] == ["tumour", "stroma"]
+    summary = command(**options)
     assert summary["model"] == "dc-test-vit" and summary["num_selected"] == 4
     assert summary["per_slide"] == {"slide0": {"patches": 5, "clusters": 2, "selected": 2},
                                     "slide1": {"patches": 5, "clusters": 2, "selected": 2}}

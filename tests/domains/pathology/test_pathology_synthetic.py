@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import pickle
@@ -11,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from domainclip.core.errors import InputError
 from domainclip.core.plugins import UnknownNameError
+from domainclip.core.prepare import parse_prepare_args
 from domainclip.domains.pathology import synthetic as syn
 from domainclip.domains.pathology.synthetic import (
     CAPTION_TEMPLATES,
@@ -136,8 +137,11 @@ def test_bad_arguments_are_rejected(tmp_path):
         generate_slide(tmp_path / "s.tiff", seed=0, size=512, background_fraction=1.0)
     with pytest.raises(UnknownNameError, match="Did you mean: adipose"):
         generate_slide(tmp_path / "s.tiff", seed=0, size=512, classes=("adipos",))
-    with pytest.raises(ValueError, match="n_slides"):
+    with pytest.raises(InputError, match="n must be an integer >= 1; got 0"):
         generate_slides(tmp_path, 0)
+    with pytest.raises(InputError, match="size must be a multiple of 16; got 1000x1000"):
+        generate_slides(tmp_path / "sized", 2, size=1000, workers=2)
+    assert not (tmp_path / "sized").exists()  # refused before any folder or worker
     bad = tmp_path / "rgb_mask.png"
     Image.new("RGB", (4, 4)).save(bad)
     with pytest.raises(ValueError, match="rgb_mask.png: a label mask must be a single-channel"):
@@ -185,25 +189,24 @@ def test_slides_csv_labels_match_the_masks(slides_dir):
 def test_workers_give_the_same_slides(tmp_path):
     generate_slides(tmp_path / "one", 2, seed=4, size=256, workers=1, progress=False)
     summary = generate_slides(tmp_path / "two", 2, seed=4, size=256, workers=2, progress=False)
-    assert summary["n_slides"] == 2 and summary["workers"] == 2
+    assert summary["n"] == 2 and summary["workers"] == 2
     for name in ("slides.csv", "slide_0000.tiff", "slide_0001_mask.png"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
 
 
 def test_prepare_command_runs(tmp_path):
-    parser = argparse.ArgumentParser()
-    syn.SYNTHETIC.add_arguments(parser)
-    args = parser.parse_args(
-        ["--out", str(tmp_path), "--n-slides", "3", "--seed", "2", "--size", "512x256", "--mpp", "0.5",
+    command, options, _ = parse_prepare_args(
+        "pathology", "synthetic",
+        ["--out", str(tmp_path), "--n", "3", "--seed", "2", "--size", "512x256", "--mpp", "0.5",
          "--workers", "1", "--tumor-fraction", "0.34", "--no-progress"]
     )
-    summary = syn.SYNTHETIC.run(args)
-    assert syn.SYNTHETIC.name == "synthetic"
-    assert summary["n_slides"] == 3 and summary["size"] == [512, 256]
+    assert command is generate_slides and options["size"] == (512, 256)
+    summary = command(**options)
+    assert summary["n"] == 3 and summary["seed"] == 2 and summary["size"] == [512, 256]
     assert summary["counts_by_label"]["tumor"] == 1
     assert sorted(p.name for p in tmp_path.glob("*.tiff")) == ["slide_0000.tiff", "slide_0001.tiff", "slide_0002.tiff"]
     with pytest.raises(SystemExit):
-        parser.parse_args(["--out", "x", "--size", "big"])
+        parse_prepare_args("pathology", "synthetic", ["--out", "x", "--size", "big"])
 
 
 # ------------------------------------------------------------------------------------------ annotator
