@@ -447,7 +447,7 @@ def add_options(parser: argparse.ArgumentParser, fn: Callable[..., Any], *, skip
             kwargs["required"] = True
         else:
             kwargs["default"] = option.default
-            if option.default not in (None, False, True, ()):
+            if option.default is not None and not isinstance(option.default, bool) and option.default != ():
                 shown = option.parser.show(option.default) if option.parser and option.parser.show else None
                 help_text += f" (default: {shown or _show(option.default)})"
         if tp is bool and option.parser is None:

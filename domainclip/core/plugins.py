@@ -65,8 +65,8 @@ class DomainSpec:
             (see :class:`~domainclip.core.eval.suites.EvalSuite`).
         datasets: dataset adapter name -> ``"module:Class"``.
         synthetic: the key of ``prepare`` whose command generates the domain's synthetic raw data
-            (``function(out, n, *, seed, workers, progress, ...) -> dict``; item ``i`` depends only on
-            ``(seed, i)``), used by the quick recipes, the demo and the tests.
+            (``function(out, n, *, seed, workers, progress, ...) -> dict``; what it writes depends only
+            on its arguments, never on ``workers``), used by the quick recipes, the demo and the tests.
         demo: the recipe ``domainclip demo --domain <name>`` runs (``"<name>/quick"``).
         tasks: training task name -> ``"module:attr"`` of a :class:`~domainclip.core.engine.tasks.Task`
             (recipes name it ``train.task: <domain>/<name>``).
