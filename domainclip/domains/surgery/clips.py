@@ -3,7 +3,7 @@
 For every video (files found under the given paths, matched to captions by file stem):
 
 1. **Captions.** Its transcript (``<stem>`` plus any of ``TRANSCRIPT_SUFFIXES``, in
-   ``transcripts_dir`` or next to the video) is merged into narration units of ``min_duration`` to
+   ``transcripts`` or next to the video) is merged into narration units of ``min_duration`` to
    ``max_duration`` seconds (:func:`~domainclip.domains.surgery.transcripts.merge_segments`); each
    unit becomes a pair of level ``"narration"``. Its hierarchical spans from a levels file (CSV,
    JSON or SurgLaVi SQLite, see :mod:`~domainclip.domains.surgery.levels`) become pairs of level
@@ -34,7 +34,6 @@ and the filter table to ``<prefix>-filter-report.md``.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import re
 import time
@@ -42,15 +41,21 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from PIL import Image
 
-from domainclip.core.arguments import bounded, non_negative_float, positive_float, positive_int
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
+from domainclip.core.options import (
+    NonNegativeFloat,
+    Parser,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    entry_point,
+)
 from domainclip.core.parallel import run_workers, shared_add
-from domainclip.core.plugins import PrepareCommand, UnknownNameError
 from domainclip.domains.surgery.filtering import (
     LOW_SIMILARITY,
     FilterReport,
@@ -62,7 +67,6 @@ from domainclip.domains.surgery.filtering import (
 from domainclip.domains.surgery.levels import LevelSpan, group_by_video, read_level_table, span_flag_reason
 
 __all__ = [
-    "CLIPS",
     "CLIP_ENCODERS",
     "NARRATION",
     "ClipCandidate",
@@ -457,52 +461,74 @@ def _run_tasks(
 
 
 # --------------------------------------------------------------------------- the run
+def _max_side(text: str) -> int | None:
+    """``--max-side``: a number of pixels, or ``none`` to keep the size."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"takes a number of pixels or 'none'; got {text!r}") from None
+
+
+@entry_point
 def make_clip_pairs(
-    videos: str | Path | Iterable[str | Path],
-    out_dir: str | Path,
+    out: Path,
+    videos: list[Path],
     *,
-    transcripts_dir: str | Path | None = None,
-    levels: str | Path | None = None,
-    min_duration: float = 4.0,
-    max_duration: float = 30.0,
-    level_max_duration: float = 500.0,
-    max_gap: float = 2.0,
-    encode: str = "mp4",
-    num_frames: int = 8,
-    max_side: int | None = 224,
-    clip_fps: float | None = None,
-    text_rules: Sequence[TextRule] | Iterable[str] | None = None,
-    similarity: SimilarityFilter | None = None,
+    transcripts: Path | None = None,
+    levels: Path | None = None,
+    min_duration: PositiveFloat = 4.0,
+    max_duration: PositiveFloat = 30.0,
+    level_max_duration: PositiveFloat = 500.0,
+    max_gap: NonNegativeFloat = 2.0,
+    encode: Literal["mp4", "frames"] = "mp4",
+    num_frames: PositiveInt = 8,
+    max_side: Annotated[int | None, Range(2), Parser(_max_side, "N|none")] = 224,
+    clip_fps: PositiveFloat | None = None,
+    text_rules: list[str] | None = None,
     descriptive_only: bool = True,
     surgical_only: bool = True,
-    workers: int = 1,
-    max_count: int = 200,
+    filter_model: str | None = None,
+    filter_pretrained: str | None = None,
+    filter_threshold: Annotated[float, Range(-1, 1)] | None = None,
+    filter_frames: PositiveInt = 8,
+    filter_batch_size: PositiveInt = 16,
+    device: str = "cpu",
+    workers: PositiveInt = 1,
+    max_count: PositiveInt = 200,
     prefix: str = "surgery",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Build clip-caption pairs from surgical videos, their transcripts and/or level spans.
+    """Cut surgical videos into clip-caption pairs (transcript narration and task/step/phase spans) into shards.
 
     Args:
+        out: output folder for shards, index, summary and filter report.
         videos: video files and/or folders (searched recursively); ids are file stems.
-        out_dir: output folder for shards, index, summary and filter report (created).
-        transcripts_dir: folder of transcripts named ``<stem>.srt/.vtt/.json``; default: next to each video.
-        levels: CSV, JSON or SurgLaVi SQLite file of task/step/phase spans (see
-            :func:`~domainclip.domains.surgery.levels.read_level_table`).
+        transcripts: folder of <video stem>.srt/.vtt/.json transcripts (default: next to each video).
+        levels: task/step/phase spans: CSV, JSON or SurgLaVi SQLite (.db/.sqlite); see
+            :func:`~domainclip.domains.surgery.levels.read_level_table`.
         min_duration: shortest pair in seconds (narration units are merged up to it).
         max_duration: longest narration pair in seconds.
-        level_max_duration: longest task/step/phase pair in seconds (phases last minutes;
-            SurgLaVi's loader keeps spans up to 500 s).
+        level_max_duration: longest task/step/phase pair in seconds (SurgLaVi keeps spans up to 500 s).
         max_gap: longest silence in seconds bridged when merging transcript segments.
-        encode: ``"mp4"`` (re-encoded clip) or ``"frames"`` (``num_frames`` uniformly sampled frames
-            as ``.frames.npy``); a key of :data:`CLIP_ENCODERS`.
-        num_frames: frames stored per pair with ``encode="frames"``.
-        max_side: downscale clips so their longer side is at most this (None keeps the size).
-        clip_fps: resample ``mp4`` clips to this frame rate (None keeps the video's).
-        text_rules: rules (or rule names) for :func:`~domainclip.domains.surgery.filtering.check_text`;
-            None uses the defaults, ``()`` turns text filtering off.
-        similarity: optional video-text similarity filter.
+        encode: mp4 (the span cut and re-encoded) or frames (num_frames uniformly sampled frames as
+            .frames.npy); see :data:`CLIP_ENCODERS`.
+        num_frames: frames stored per pair with encode frames.
+        max_side: longest clip side in pixels, 2 or more (none keeps the size).
+        clip_fps: resample mp4 clips to this frame rate (default: the video's).
+        text_rules: text rules applied to captions (default all: non_alphabetic, non_descriptive,
+            min_words, max_words, duplicate; none turns text filtering off); see
+            :func:`~domainclip.domains.surgery.filtering.check_text`.
         descriptive_only: drop level spans not flagged descriptive (SurgLaVi's filter).
         surgical_only: drop level spans not flagged surgical content (SurgLaVi's filter).
+        filter_model: video CLIP scoring clip-caption similarity (a model name, hub id or local-dir:PATH);
+            pairs under filter_threshold are dropped.
+        filter_pretrained: weights of filter_model.
+        filter_threshold: lowest clip-caption cosine similarity kept, in [-1, 1] (required with filter_model).
+        filter_frames: frames per clip scored by the filter.
+        filter_batch_size: clips scored per forward pass of the filter.
+        device: device of the filter model.
         workers: worker processes, each writing its own shards, one video at a time.
         max_count: most pairs per shard.
         prefix: shard name prefix.
@@ -514,10 +540,10 @@ def make_clip_pairs(
         shards and their indexes, seconds.
 
     Raises:
-        UnknownNameError: an unknown ``encode`` or text rule.
-        InputError: bad durations or counts, no videos, two videos with one id, a malformed
-            levels file (:class:`~domainclip.domains.surgery.levels.LevelTableError`); all ``ValueError``.
-        InputNotFoundError: a video source, ``transcripts_dir`` or ``levels`` does not exist.
+        UnknownNameError: an unknown text rule.
+        InputError: bad values, no videos, two videos with one id, a malformed levels file
+            (:class:`~domainclip.domains.surgery.levels.LevelTableError`); all ``ValueError``.
+        InputNotFoundError: a video source, ``transcripts`` or ``levels`` does not exist.
         NothingWrittenError: no pair was written; the message counts the skipped videos and the
             dropped pairs by reason, with an example each (the summary is written first).
 
@@ -527,27 +553,15 @@ def make_clip_pairs(
     from domainclip.core.data.writer import write_json_atomic
     from domainclip.core.io import atomic_write_text
 
-    if encode not in CLIP_ENCODERS:
-        raise UnknownNameError("clip encoding", encode, list(CLIP_ENCODERS))
-    if not 0 < min_duration <= max_duration:
-        raise InputError(f"need 0 < min_duration <= max_duration, got {min_duration} and {max_duration}")
+    if min_duration > max_duration:
+        raise InputError(f"min_duration {min_duration} is above max_duration {max_duration}")
     if level_max_duration < min_duration:
         raise InputError(f"level_max_duration {level_max_duration} is below min_duration {min_duration}")
-    if not max_gap >= 0:
-        raise InputError(f"max_gap must be >= 0 seconds, got {max_gap}")
-    if workers < 1 or num_frames < 1 or max_count < 1:
-        raise InputError(f"workers, num_frames and max_count must be >= 1, got {workers}, {num_frames}, {max_count}")
-    if max_side is not None and max_side < 2:
-        raise InputError(f"max_side must be >= 2 pixels (or None to keep the size), got {max_side}")
-    if clip_fps is not None and not clip_fps > 0:
-        raise InputError(f"clip_fps must be > 0, got {clip_fps}")
-    if text_rules is None:
-        rules = build_text_rules(None)
-    else:
-        items = list(text_rules)
-        rules = build_text_rules(items) if all(isinstance(r, str) for r in items) else tuple(items)
-    if transcripts_dir is not None and not Path(transcripts_dir).is_dir():
-        raise InputNotFoundError(f"transcripts folder {transcripts_dir} does not exist or is not a folder")
+    if (filter_model is None) != (filter_threshold is None):
+        raise InputError("filter_model and filter_threshold go together (similarity scales differ between models)")
+    rules = build_text_rules(None if text_rules is None else [r for r in text_rules if r.lower() != "none"])
+    if transcripts is not None and not transcripts.is_dir():
+        raise InputNotFoundError(f"transcripts folder {transcripts} does not exist or is not a folder")
     paths = find_videos(videos)
     ids = {p.stem for p in paths}
 
@@ -565,42 +579,30 @@ def make_clip_pairs(
                 report.drop(reason, f"{span.video_id} {span.start:.1f}-{span.end:.1f} s: {span.text}")
         spans_by_video = group_by_video(kept_spans)
         unmatched = sorted(set(spans_by_video) - ids)
-    out = Path(out_dir)
+    similarity = None
+    if filter_model is not None:
+        similarity = SimilarityFilter.from_name(
+            filter_model, filter_pretrained, threshold=filter_threshold, num_frames=filter_frames, device=device,
+            batch_size=filter_batch_size,
+        )
     out.mkdir(parents=True, exist_ok=True)
 
     tasks: list[_Task] = []
     skipped: list[dict[str, str]] = []
     for index, path in enumerate(paths):
-        transcript = find_transcript(path, transcripts_dir)
+        transcript = find_transcript(path, transcripts)
         spans = tuple(spans_by_video.get(path.stem, ()))
         if transcript is None and not spans:
-            where = transcripts_dir if transcripts_dir is not None else path.parent
+            where = transcripts if transcripts is not None else path.parent
             problem = f"{path}: no transcript ({path.stem}.srt/.vtt/.json in {where}) and no level spans"
             skipped.append({"video": str(path), "reason": NO_CAPTIONS, "error": problem})
             continue
-        tasks.append(
-            _Task(
-                index=index,
-                path=str(path),
-                video_id=path.stem,
-                transcript=str(transcript) if transcript else None,
-                spans=spans,
-                levels_file=str(levels) if levels is not None else None,
-            )
-        )
+        tasks.append(_Task(index, str(path), path.stem, str(transcript) if transcript else None, spans,
+                           str(levels) if levels is not None else None))
     opts = _Options(
-        encode=encode,
-        num_frames=num_frames,
-        max_side=max_side,
-        clip_fps=clip_fps,
-        min_duration=float(min_duration),
-        max_duration=float(max_duration),
-        level_max_duration=float(level_max_duration),
-        max_gap=float(max_gap),
-        rules=tuple(rules),
-        similarity=similarity,
-        out=str(out),
-        max_count=max_count,
+        encode=encode, num_frames=num_frames, max_side=max_side, clip_fps=clip_fps, min_duration=min_duration,
+        max_duration=max_duration, level_max_duration=level_max_duration, max_gap=max_gap, rules=tuple(rules),
+        similarity=similarity, out=str(out), max_count=max_count,
     )
 
     workers = max(1, min(workers, len(tasks)))
@@ -636,20 +638,13 @@ def make_clip_pairs(
         "filter": report.to_dict(),
         "levels_file": str(levels) if levels is not None else None,
         "level_videos_without_file": unmatched,
-        "transcripts_dir": str(transcripts_dir) if transcripts_dir is not None else None,
+        "transcripts_dir": str(transcripts) if transcripts is not None else None,
         "settings": {
-            "min_duration": min_duration,
-            "max_duration": max_duration,
-            "level_max_duration": level_max_duration,
-            "max_gap": max_gap,
-            "num_frames": num_frames,
-            "max_side": max_side,
-            "clip_fps": clip_fps,
+            "min_duration": min_duration, "max_duration": max_duration, "level_max_duration": level_max_duration,
+            "max_gap": max_gap, "num_frames": num_frames, "max_side": max_side, "clip_fps": clip_fps,
             "text_rules": [r.name for r in rules],
             "similarity_threshold": similarity.threshold if similarity is not None else None,
-            "descriptive_only": descriptive_only,
-            "surgical_only": surgical_only,
-            "workers": workers,
+            "descriptive_only": descriptive_only, "surgical_only": surgical_only, "workers": workers,
         },
         "num_shards": sum(len(r["shards"]) for r in results),
         "shards": [s for r in results for s in r["shards"]],
@@ -671,100 +666,3 @@ def make_clip_pairs(
         inputs = f"{_plural(len(paths), 'video')} ({len(skipped)} skipped, {_plural(report.total, 'candidate pair')})"
         raise NothingWrittenError.from_counts("surgery/clips", "clip-caption pairs", inputs, counts, examples)
     return summary
-
-
-# --------------------------------------------------------------------------- command line
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip() and t.strip().lower() != "none"]
-
-
-_max_side = bounded(int, "0 (keep the size) or an integer >= 2", lambda v: v == 0 or v >= 2)
-_similarity = bounded(float, "a cosine similarity in [-1, 1]", lambda v: -1 <= v <= 1)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``domainclip prepare surgery clips``."""
-    parser.add_argument("--videos", nargs="+", required=True, type=Path, help="video files and/or folders")
-    parser.add_argument("--transcripts", type=Path, default=None,
-                        help="folder of <video stem>.srt/.vtt/.json transcripts (default: next to each video)")
-    parser.add_argument("--levels", type=Path, default=None,
-                        help="task/step/phase spans: CSV, JSON or SurgLaVi SQLite (.db/.sqlite)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder for the shards")
-    parser.add_argument("--min-duration", type=positive_float, default=4.0,
-                        help="shortest pair in seconds (default 4)")
-    parser.add_argument("--max-duration", type=positive_float, default=30.0,
-                        help="longest narration pair in seconds")
-    parser.add_argument("--level-max-duration", type=positive_float, default=500.0,
-                        help="longest task/step/phase pair in seconds (default 500, as SurgLaVi)")
-    parser.add_argument("--max-gap", type=non_negative_float, default=2.0,
-                        help="longest pause merged inside a narration unit")
-    parser.add_argument("--encode", choices=sorted(CLIP_ENCODERS), default="mp4",
-                        help="mp4: re-encoded clip; frames: uniformly sampled frames as .frames.npy")
-    parser.add_argument("--num-frames", type=positive_int, default=8, help="frames per pair with --encode frames")
-    parser.add_argument("--max-side", type=_max_side, default=224, help="longest clip side in pixels (0: keep)")
-    parser.add_argument("--clip-fps", type=positive_float, default=None,
-                        help="resample mp4 clips to this frame rate")
-    parser.add_argument("--text-rules", type=_names, default=None,
-                        help="comma-separated text rules (default all: min_words,max_words,non_descriptive,"
-                             "non_alphabetic,duplicate; 'none' for no text filter)")
-    parser.add_argument("--keep-flagged", action="store_true",
-                        help="keep level spans not flagged descriptive/surgical (SurgLaVi drops them)")
-    parser.add_argument("--filter-model", default=None, help="video CLIP scoring clip-caption similarity (name/hub id)")
-    parser.add_argument("--filter-pretrained", default=None, help="weights of --filter-model")
-    parser.add_argument("--filter-threshold", type=_similarity, default=None,
-                        help="lowest clip-caption cosine similarity kept (required with --filter-model)")
-    parser.add_argument("--filter-frames", type=positive_int, default=8, help="frames per clip scored by the filter")
-    parser.add_argument("--device", default="cpu", help="device of the filter model")
-    parser.add_argument("--workers", type=positive_int, default=1,
-                        help="worker processes, each writing its own shards")
-    parser.add_argument("--max-count", type=positive_int, default=200, help="most pairs per shard")
-    parser.add_argument("--prefix", default="surgery", help="shard name prefix")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``domainclip prepare surgery clips`` from parsed arguments."""
-    similarity = None
-    if args.filter_model:
-        if args.filter_threshold is None:
-            raise InputError("--filter-model needs --filter-threshold (similarity scales differ between models)")
-        similarity = SimilarityFilter.from_name(
-            args.filter_model,
-            args.filter_pretrained,
-            threshold=args.filter_threshold,
-            num_frames=args.filter_frames,
-            device=args.device,
-        )
-    elif args.filter_threshold is not None:
-        raise InputError("--filter-threshold needs --filter-model")
-    return make_clip_pairs(
-        args.videos,
-        args.out,
-        transcripts_dir=args.transcripts,
-        levels=args.levels,
-        min_duration=args.min_duration,
-        max_duration=args.max_duration,
-        level_max_duration=args.level_max_duration,
-        max_gap=args.max_gap,
-        encode=args.encode,
-        num_frames=args.num_frames,
-        max_side=args.max_side or None,
-        clip_fps=args.clip_fps,
-        text_rules=args.text_rules,
-        similarity=similarity,
-        descriptive_only=not args.keep_flagged,
-        surgical_only=not args.keep_flagged,
-        workers=args.workers,
-        max_count=args.max_count,
-        prefix=args.prefix,
-        progress=not args.no_progress,
-    )
-
-
-#: The ``clips`` prepare command of the surgery domain.
-CLIPS = PrepareCommand(
-    name="clips",
-    help="cut surgical videos into clip-caption pairs (transcript narration and task/step/phase spans) into shards",
-    add_arguments=add_arguments,
-    run=run,
-)

@@ -20,11 +20,11 @@ from PIL import Image
 
 from domainclip.core.data import keys as K
 from domainclip.core.data.corrupt import BAD_VIDEO, CorruptSampleError, missing_key
-from domainclip.core.data.decode import EPOCH, SOURCE, SampleDecoder, derive_rng
-from domainclip.core.plugins import UnknownNameError
+from domainclip.core.data.decode import EPOCH, MAX_IMAGE_PIXELS, SOURCE, SampleDecoder, derive_rng
+from domainclip.core.options import NonNegativeInt, PositiveFloat, PositiveInt, entry_point
 from domainclip.domains.surgery.video import (
-    BACKENDS,
-    SAMPLERS,
+    Backend,
+    Sampler,
     VideoDecodeError,
     npy_to_frames,
     open_video,
@@ -74,43 +74,42 @@ class VideoClipDecoder:
     :data:`BAD_VIDEO`; the loader counts and skips the sample.
 
     Args:
-        preprocess: image transform applied to each frame (an open_clip preprocess), or ``None``.
-        tokenizer: tokenizer applied to the chosen caption(s).
+        preprocess: image transform applied to each frame, PIL image -> tensor (an open_clip
+            preprocess), or ``None``.
+        tokenizer: tokenizer applied to the chosen caption(s), text -> token ids.
         num_frames: frames per clip ``T``.
-        sampling: frame sampler of :data:`~domainclip.domains.surgery.video.SAMPLERS`.
+        sampling: frame sampler of :data:`~domainclip.domains.surgery.video.SAMPLERS` (uniform, fps, all).
         train: jittered sampling (random frames/windows) instead of deterministic.
         seed: seed of every random choice (combined with the sample's identity).
         text_choice: caption choice among several (see ``SampleDecoder``).
         required: canonical keys that must be present.
         target_fps: frames per second for ``sampling="fps"``.
-        backend: video backend of :func:`~domainclip.domains.surgery.video.open_video`.
+        backend: video backend of :func:`~domainclip.domains.surgery.video.open_video` (auto, decord, pyav).
         threads: decoder threads per clip (1 suits data-loader workers; 0: automatic).
         same_augmentation: give every frame of a clip the same random augmentation.
+        max_image_pixels: largest image (width x height) a sample's image member may declare; a
+            larger one is counted as ``bad_image`` before decoding (recipe ``data.max_image_pixels``).
 
     """
 
+    @entry_point
     def __init__(
         self,
-        preprocess: Callable[[Image.Image], Any] | None,
-        tokenizer: Callable[[Any], Any] | None = None,
+        preprocess: Callable | None,
+        tokenizer: Callable | None = None,
         *,
-        num_frames: int = 8,
-        sampling: str = "uniform",
+        num_frames: PositiveInt = 8,
+        sampling: Sampler = "uniform",
         train: bool = True,
         seed: int = 0,
         text_choice: str = "random",
-        required: Sequence[str] = (K.VIDEO, K.TEXT),
-        target_fps: float = 1.0,
-        backend: str = "auto",
-        threads: int = 1,
+        required: tuple[str, ...] = (K.VIDEO, K.TEXT),
+        target_fps: PositiveFloat = 1.0,
+        backend: Backend = "auto",
+        threads: NonNegativeInt = 1,
         same_augmentation: bool = True,
+        max_image_pixels: PositiveInt | None = MAX_IMAGE_PIXELS,
     ):
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1; got {num_frames}")
-        if sampling not in SAMPLERS:
-            raise UnknownNameError("frame sampler", sampling, list(SAMPLERS))
-        if backend not in BACKENDS:
-            raise UnknownNameError("video backend", backend, list(BACKENDS))
         self.preprocess = preprocess
         self.num_frames = num_frames
         self.sampling = sampling
@@ -127,6 +126,7 @@ class VideoClipDecoder:
             required=[k for k in self.required if k != K.VIDEO],
             text_choice=text_choice,
             seed=seed,
+            max_image_pixels=max_image_pixels,
         )
 
     def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,9 +22,9 @@ DOMAIN = DomainSpec(
         "(SurgVLP; Yuan et al., 2023)",
     ),
     prepare={
-        "synthetic": f"{_S}.synthetic:SYNTHETIC",
-        "clips": f"{_S}.clips:CLIPS",
-        "transcribe": f"{_S}.transcribe:TRANSCRIBE",
+        "synthetic": f"{_S}.synthetic:generate_procedures",
+        "clips": f"{_S}.clips:make_clip_pairs",
+        "transcribe": f"{_S}.transcribe:transcribe_videos",
     },
     eval_suites={
         "cholec80_phase": f"{_S}.evals:cholec80_phase_suite",
@@ -36,7 +36,8 @@ DOMAIN = DomainSpec(
         "cholec80": f"{_S}.datasets.cholec80:Cholec80",
         "autolaparo": f"{_S}.datasets.autolaparo:AutoLaparo",
     },
-    synthetic=f"{_S}.synthetic:generate_procedures",
+    synthetic="synthetic",
+    demo="surgery/quick",
     tasks={"video_clip": f"{_S}.tasks:VIDEO_CLIP", "video_clip_levels": f"{_S}.tasks:VIDEO_CLIP_LEVELS"},
     requires=("av", "decord"),
 )

@@ -358,28 +358,20 @@ class SimilarityFilter:
 
     @classmethod
     def from_name(
-        cls,
-        name: str,
-        pretrained: str | None = None,
-        *,
-        threshold: float,
-        num_frames: int = 8,
-        device: str | torch.device = "cpu",
-        batch_size: int = 16,
+        cls, name: str, pretrained: str | None = None, *, device: str | torch.device = "cpu", **options: Any
     ) -> SimilarityFilter:
-        """Build the filter from a model name or hub id (``domainclip.core.models.create_model_and_transforms``)."""
+        """Build the filter from a model name or hub id (``domainclip.core.models.create_model_and_transforms``).
+
+        Args:
+            name: model name, ``hf-hub:`` id or ``local-dir:`` folder.
+            pretrained: weights of ``name``.
+            device: where the model runs.
+            **options: the other options of the constructor (``threshold``, ``num_frames``, ``batch_size``).
+        """
         from domainclip.core.models import create_model_and_transforms, get_tokenizer
 
         model, _, preprocess = create_model_and_transforms(name, pretrained, device=device)
-        return cls(
-            model,
-            preprocess,
-            get_tokenizer(model),
-            threshold=threshold,
-            num_frames=num_frames,
-            device=device,
-            batch_size=batch_size,
-        )
+        return cls(model, preprocess, get_tokenizer(model), device=device, **options)
 
     def _clip_tensor(self, frames: np.ndarray) -> torch.Tensor:
         import torch

@@ -55,7 +55,6 @@ LEVELS: tuple[str, ...] = ("task", "step", "phase")
 LEVEL_IDS: dict[int, str] = {i + 1: name for i, name in enumerate(LEVELS)}
 
 
-
 class LevelTableError(InputError):
     """A levels file (CSV, JSON, SQLite) is malformed; the message names the file and the row."""
 

@@ -15,41 +15,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from typing import Any
 
 import torch
 
 from domainclip.core.engine.tasks import Task
 from domainclip.core.errors import InputError
+from domainclip.domains.surgery.decoder import VideoClipDecoder
 
-__all__ = ["LEVEL_INDEX", "VIDEO_CLIP", "VIDEO_CLIP_LEVELS", "level_targets", "make_clip_decoder"]
+__all__ = ["LEVEL_INDEX", "VIDEO_CLIP", "VIDEO_CLIP_LEVELS", "level_targets"]
 
 #: Caption level -> integer id used by the multi-level loss (SurgLaVi ids 1-3; 0 for free narration).
 LEVEL_INDEX: dict[str, int] = {"narration": 0, "task": 1, "step": 2, "phase": 3}
-
-
-def make_clip_decoder(
-    preprocess: Callable[[Any], Any] | None,
-    tokenizer: Callable[[Any], Any] | None,
-    *,
-    seed: int,
-    text_choice: str,
-    required: tuple[str, ...] = ("video", "text"),
-    **decoder_args: Any,
-) -> Callable[[Any], dict[str, Any]]:
-    """Training decoder of the surgery tasks (``data.decoder_args`` become its keyword options)."""
-    from domainclip.domains.surgery.decoder import VideoClipDecoder
-
-    return VideoClipDecoder(
-        preprocess, tokenizer, seed=seed, text_choice=text_choice, required=required, train=True, **decoder_args
-    )
-
-
-def _make_level_decoder(
-    preprocess: Callable[[Any], Any] | None, tokenizer: Callable[[Any], Any] | None, **kwargs: Any
-) -> Callable[[Any], dict[str, Any]]:
-    return make_clip_decoder(preprocess, tokenizer, required=("video", "text", "level"), **kwargs)
 
 
 def level_targets(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -71,14 +49,18 @@ def level_targets(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.
     return tokens, {"text_to_image": owners, "level": torch.tensor(ids, dtype=torch.long)}
 
 
-#: Clip-caption InfoNCE on video clips decoded from shard bytes.
-VIDEO_CLIP = Task("video_clip", visual_key="video", model_kwarg="video", make_decoder=make_clip_decoder)
+#: Clip-caption InfoNCE on video clips decoded from shard bytes (``data.decoder_args`` are options of
+#: :class:`~domainclip.domains.surgery.decoder.VideoClipDecoder`).
+VIDEO_CLIP = Task(
+    "surgery/video_clip", visual_key="video", model_kwarg="video",
+    make_decoder=functools.partial(VideoClipDecoder, train=True),
+)
 
 #: The hierarchical variant: captions carry their level to a per-level (multi-positive) loss.
 VIDEO_CLIP_LEVELS = Task(
-    "video_clip_levels",
+    "surgery/video_clip_levels",
     visual_key="video",
     model_kwarg="video",
     prepare_text=level_targets,
-    make_decoder=_make_level_decoder,
+    make_decoder=functools.partial(VideoClipDecoder, train=True, required=("video", "text", "level")),
 )

@@ -12,19 +12,20 @@ procedural units. A :class:`Transcriber` is any callable ``media_path -> list[Se
 :func:`transcribe_folder` runs a transcriber over videos and writes ``<stem>.srt`` files
 atomically, skipping the ones already written and counting failures by reason without stopping; a
 run where every video failed raises :class:`~domainclip.core.errors.NothingWrittenError`.
-``domainclip prepare surgery transcribe`` (:data:`TRANSCRIBE`) is its command line.
+``domainclip prepare surgery transcribe`` (:func:`transcribe_videos`) is its command.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from domainclip.core.errors import InputNotFoundError, NothingWrittenError
-from domainclip.core.plugins import PrepareCommand, UnknownNameError, require
+from domainclip.core.options import entry_point
+from domainclip.core.plugins import UnknownNameError, require
+from domainclip.core.prepare import resumable
 from domainclip.domains.surgery.transcripts import (
     TRANSCRIPT_SUFFIXES,
     Segment,
@@ -34,7 +35,6 @@ from domainclip.domains.surgery.transcripts import (
 )
 
 __all__ = [
-    "TRANSCRIBE",
     "TRANSCRIBERS",
     "FasterWhisperTranscriber",
     "TranscriptFileTranscriber",
@@ -42,6 +42,7 @@ __all__ = [
     "get_transcriber",
     "register_transcriber",
     "transcribe_folder",
+    "transcribe_videos",
 ]
 
 
@@ -187,12 +188,6 @@ class TranscriptFileTranscriber:
         return read_transcript(found)
 
 
-def _video_list(videos: str | Path | Iterable[str | Path]) -> list[Path]:
-    from domainclip.domains.surgery.clips import find_videos
-
-    return find_videos(videos)
-
-
 #: Failure reasons of :func:`transcribe_folder`: the transcriber found no transcript or audio
 #: (``FileNotFoundError``), the video cannot be decoded, a transcript it read is malformed, or
 #: anything else the transcriber raised.
@@ -242,6 +237,8 @@ def transcribe_folder(
     """
     from tqdm.auto import tqdm
 
+    from domainclip.domains.surgery.clips import find_videos
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
@@ -249,7 +246,7 @@ def transcribe_folder(
     failed: list[dict[str, str]] = []
     counts: dict[str, int] = {}
     examples: dict[str, str] = {}
-    paths = _video_list(videos)
+    paths = find_videos(videos)
     for video in tqdm(paths, disable=not progress, unit="video", desc="transcribing"):
         target = out / f"{video.stem}.srt"
         if target.exists() and not overwrite:
@@ -274,46 +271,39 @@ def transcribe_folder(
             "failed": failed, "failed_by_reason": dict(sorted(by_reason.items()))}  # fmt: skip
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``domainclip prepare surgery transcribe``."""
-    parser.add_argument("--videos", nargs="+", required=True, type=Path, help="video files and/or folders")
-    parser.add_argument("--out", required=True, type=Path, help="folder for the <video stem>.srt transcripts")
-    parser.add_argument("--transcriber", default="faster-whisper", help=f"one of: {', '.join(TRANSCRIBERS)}")
-    parser.add_argument("--model-size", default="base", help="Whisper model size or CTranslate2 folder")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--compute-type", default="default", help="CTranslate2 compute type (int8, float16, ...)")
-    parser.add_argument("--language", default=None, help="spoken language code (default: detected)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+@resumable
+@entry_point
+def transcribe_videos(
+    out: Path,
+    videos: list[Path],
+    *,
+    transcriber: str = "faster-whisper",
+    model_size: str = "base",
+    device: str = "auto",
+    compute_type: str = "default",
+    language: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Transcribe the narration of surgical videos into <stem>.srt files (faster-whisper).
 
+    Resumable: run again into the same ``out``, it keeps the ``.srt`` files an earlier run wrote
+    and transcribes only the videos without one; ``--overwrite`` (which every prepare command
+    takes) removes them first, so every video is transcribed again.
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run ``domainclip prepare surgery transcribe`` from parsed arguments.
+    Args:
+        out: folder for the <video stem>.srt transcripts.
+        videos: video files and/or folders (searched recursively).
+        transcriber: a transcriber of :data:`TRANSCRIBERS` (faster-whisper, transcript-file).
+        model_size: Whisper model size or CTranslate2 folder (faster-whisper).
+        device: auto, cpu or cuda (faster-whisper).
+        compute_type: CTranslate2 compute type, e.g. int8 or float16 (faster-whisper).
+        language: spoken language code (default: detected; faster-whisper).
+        progress: show a progress bar.
 
-    The command is resumable: run again into the same ``--out``, it keeps the ``.srt`` files an
-    earlier run wrote and transcribes only the videos without one. ``--overwrite`` (the option every
-    prepare command takes) replaces them and makes :func:`transcribe_folder` transcribe again.
+    Returns:
+        The summary of :func:`transcribe_folder`.
     """
-    if args.transcriber == "faster-whisper":
-        options: dict[str, Any] = {
-            "model_size": args.model_size,
-            "device": args.device,
-            "compute_type": args.compute_type,
-            "language": args.language,
-        }
-    else:
-        options = {}
-    transcriber = get_transcriber(args.transcriber, **options)
-    return transcribe_folder(
-        args.videos, args.out, transcriber, overwrite=getattr(args, "overwrite", False),
-        progress=not args.no_progress,
-    )
-
-
-#: The ``transcribe`` prepare command of the surgery domain.
-TRANSCRIBE = PrepareCommand(
-    name="transcribe",
-    help="transcribe the narration of surgical videos into <stem>.srt files (faster-whisper)",
-    add_arguments=add_arguments,
-    run=run,
-    resumable=True,
-)
+    options: dict[str, Any] = {}
+    if transcriber == "faster-whisper":
+        options = {"model_size": model_size, "device": device, "compute_type": compute_type, "language": language}
+    return transcribe_folder(videos, out, get_transcriber(transcriber, **options), progress=progress)

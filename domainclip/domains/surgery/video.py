@@ -29,12 +29,12 @@ import json
 import math
 import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,10 +43,13 @@ from domainclip.core.plugins import MissingExtraError, UnknownNameError, require
 
 __all__ = [
     "BACKENDS",
+    "Backend",
     "CODECS",
     "FRAME_SUFFIXES",
+    "ClipEncoder",
     "SAMPLERS",
     "VIDEO_SUFFIXES",
+    "Sampler",
     "Codec",
     "FrameFolder",
     "Video",
@@ -675,8 +678,10 @@ def _open_auto(data: _Input, threads: int) -> Video:
             raise
 
 
+#: Names of the video backends.
+Backend = Literal["auto", "decord", "pyav"]
 #: Backend name -> opener ``(input, threads) -> Video``.
-BACKENDS: dict[str, Callable[[_Input, int], Video]] = {
+BACKENDS: dict[Backend, Callable[[_Input, int], Video]] = {
     "auto": _open_auto,
     "decord": _open_decord,
     "pyav": _open_pyav,
@@ -746,8 +751,10 @@ def _sample_all(first: int, stop: int, fps: float, n: int | None, target_fps: fl
     return list(range(first, stop))
 
 
+#: Names of the frame samplers.
+Sampler = Literal["uniform", "fps", "all"]
 #: Sampler name -> ``(first, stop, fps, n, target_fps, jitter, rng) -> indices`` over frames ``[first, stop)``.
-SAMPLERS: dict[str, Callable[..., list[int]]] = {
+SAMPLERS: dict[Sampler, Callable[..., list[int]]] = {
     "uniform": _sample_uniform,
     "fps": _sample_fps,
     "all": _sample_all,
@@ -823,7 +830,7 @@ def sample_indices(
 # =========================================================================== encoding
 @dataclass(frozen=True)
 class Codec:
-    """How :func:`encode_clip` writes one codec.
+    """How :class:`ClipEncoder` writes one codec.
 
     Args:
         encoder: FFmpeg encoder name (``"libx264"``).
@@ -831,6 +838,8 @@ class Codec:
         suffix: file/shard-member suffix of the result (``"mp4"``).
         options: encoder options; ``{crf}`` in a value is replaced by the ``crf`` argument.
         quality_by_crf: whether the ``crf`` argument applies (otherwise ``bit_rate`` does).
+        container_options: muxer options (``fflags=+bitexact`` keeps a muxer that writes a random
+            file id, as Matroska/WebM does, from making every file different).
 
     """
 
@@ -839,13 +848,15 @@ class Codec:
     suffix: str
     options: dict[str, str] = field(default_factory=dict)
     quality_by_crf: bool = True
+    container_options: dict[str, str] = field(default_factory=dict)
 
 
 #: Codec name -> :class:`Codec`.
 CODECS: dict[str, Codec] = {
     "h264": Codec("libx264", "mp4", "mp4", {"crf": "{crf}", "preset": "veryfast"}),
     "mpeg4": Codec("mpeg4", "mp4", "mp4", {}, quality_by_crf=False),
-    "vp9": Codec("libvpx-vp9", "webm", "webm", {"crf": "{crf}", "deadline": "realtime", "cpu-used": "8"}),
+    "vp9": Codec("libvpx-vp9", "webm", "webm", {"crf": "{crf}", "deadline": "realtime", "cpu-used": "8"},
+                 container_options={"fflags": "+bitexact"}),
 }
 
 
@@ -867,11 +878,39 @@ def _check_frames(frames: np.ndarray, what: str = "frames") -> np.ndarray:
     return array
 
 
-class _ClipEncoder:
-    """Incremental in-memory encoder: :meth:`add` batches of frames, then :meth:`finish`."""
+class ClipEncoder:
+    """Incremental encoder with PyAV: :meth:`add` frames, then :meth:`finish`; the same frames give the same bytes.
 
-    def __init__(self, width: int, height: int, fps: float, codec: str, crf: int, bit_rate: int | None,
-                 keyframe_interval: int | None):
+    The encoder runs on one thread: FFmpeg's automatic threading makes x264's output depend on the
+    number of cores (and so differ from machine to machine), and WebM files are written with
+    ``fflags=+bitexact`` (without it, every file gets a random id).
+
+    Args:
+        width: frame width in pixels (even: yuv420p); frames of another size are scaled to it.
+        height: frame height in pixels (even).
+        fps: frame rate of the clip.
+        codec: one of :data:`CODECS`.
+        crf: constant rate factor of h264 (0-51) and vp9 (0-63); lower is better quality.
+        bit_rate: target bits per second of ``mpeg4`` (default: 0.25 bit per pixel per frame).
+        keyframe_interval: frames between keyframes (the encoder's default when ``None``).
+        target: file to write (``None``: in memory, returned by :meth:`finish`).
+        options: encoder options added to the codec's own (e.g. ``{"x264-params": "rc-lookahead=0"}``).
+
+    """
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        codec: str = "h264",
+        crf: int = 23,
+        bit_rate: int | None = None,
+        keyframe_interval: int | None = None,
+        target: str | Path | None = None,
+        options: Mapping[str, str] | None = None,
+    ):
         av = require("av", _EXTRA, "encoding video clips with PyAV")
         spec = _codec(codec)
         if width % 2 or height % 2:
@@ -879,16 +918,18 @@ class _ClipEncoder:
         if not (fps > 0 and math.isfinite(fps)):
             raise ValueError(f"fps must be > 0; got {fps}")
         self._av = av
-        self._buffer = io.BytesIO()
-        self._container = av.open(self._buffer, mode="w", format=spec.container)
-        options = {k: v.format(crf=crf) for k, v in spec.options.items()}
+        self._buffer = io.BytesIO() if target is None else None
+        self._container = av.open(self._buffer if target is None else str(target), mode="w", format=spec.container,
+                                  options=spec.container_options)
+        encoder_options = {**{k: v.format(crf=crf) for k, v in spec.options.items()}, "threads": "1", **(options or {})}
         if keyframe_interval is not None:
-            options["g"] = str(int(keyframe_interval))
+            encoder_options["g"] = str(int(keyframe_interval))
         try:
             rate = Fraction(fps).limit_denominator(1001 * 1000)
-            self._stream = self._container.add_stream(spec.encoder, rate=rate, options=options)
+            self._stream = self._container.add_stream(spec.encoder, rate=rate, options=encoder_options)
             self._stream.width, self._stream.height = width, height
             self._stream.pix_fmt = "yuv420p"
+            self._stream.codec_context.thread_count = 1  # the "threads" option alone leaves FFmpeg's own on
             # crf codecs: bit rate 0 makes libvpx's crf a constant-quality mode (libx264 ignores it)
             self._stream.bit_rate = (
                 0 if spec.quality_by_crf else int(bit_rate or max(200_000, width * height * fps * 0.25))
@@ -900,6 +941,7 @@ class _ClipEncoder:
         self.frames = 0
 
     def add(self, frames: np.ndarray) -> None:
+        """Encode ``uint8`` ``(T, H, W, 3)`` RGB frames (or an iterable of ``(H, W, 3)`` ones)."""
         av = self._av
         for array in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
@@ -910,48 +952,39 @@ class _ClipEncoder:
             self.frames += 1
 
     def finish(self) -> bytes:
+        """Flush and close; returns the encoded bytes (empty when written to a ``target`` file)."""
         if self.frames == 0:
             self._container.close()
             raise ValueError("cannot encode a clip of 0 frames")
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
-        return self._buffer.getvalue()
+        return b"" if self._buffer is None else self._buffer.getvalue()
 
     def abort(self) -> None:
+        """Close without finishing (after another error)."""
         try:
             self._container.close()
         except Exception:  # the container is being thrown away after another error
             pass
 
 
-def encode_clip(
-    frames: np.ndarray,
-    fps: float,
-    *,
-    codec: str = "h264",
-    crf: int = 23,
-    bit_rate: int | None = None,
-    keyframe_interval: int | None = None,
-) -> bytes:
+def encode_clip(frames: np.ndarray, fps: float, **options: Any) -> bytes:
     """Encode RGB frames as an in-memory video file with PyAV (mp4 for h264/mpeg4, webm for vp9).
 
     Args:
         frames: ``uint8`` ``(T, H, W, 3)`` RGB; ``H`` and ``W`` must be even (yuv420p).
         fps: frame rate of the clip.
-        codec: one of :data:`CODECS` (its suffix: :func:`clip_suffix`).
-        crf: constant rate factor of h264 (0-51) and vp9 (0-63); lower is better quality.
-        bit_rate: target bits per second of ``mpeg4`` (default: 0.25 bit per pixel per frame).
-        keyframe_interval: frames between keyframes (the encoder's default when ``None``).
+        **options: :class:`ClipEncoder` options (``codec``, ``crf``, ``bit_rate``, ``keyframe_interval``).
 
     Returns:
-        The encoded file's bytes.
+        The encoded file's bytes (their suffix: :func:`clip_suffix`).
 
     """
     array = _check_frames(frames)
     if array.shape[0] == 0:
         raise ValueError("cannot encode a clip of 0 frames")
-    encoder = _ClipEncoder(array.shape[2], array.shape[1], fps, codec, crf, bit_rate, keyframe_interval)
+    encoder = ClipEncoder(array.shape[2], array.shape[1], fps, **options)
     try:
         encoder.add(array)
         return encoder.finish()
@@ -976,9 +1009,8 @@ def cut_clip(
     *,
     max_side: int | None = None,
     fps: float | None = None,
-    codec: str = "h264",
-    crf: int = 23,
     chunk: int = 32,
+    **options: Any,
 ) -> bytes:
     """Cut ``[start_s, end_s)`` of a video into an encoded clip (to store in a shard).
 
@@ -991,9 +1023,8 @@ def cut_clip(
         max_side: downscale so the longer side is at most this many pixels (sizes are rounded
             down to even numbers, as yuv420p needs).
         fps: resample to this frame rate (``"fps"`` sampler); ``None`` keeps every frame.
-        codec: one of :data:`CODECS`.
-        crf: quality (see :func:`encode_clip`).
         chunk: frames decoded per step.
+        **options: :class:`ClipEncoder` options (``codec``, ``crf``, ...).
 
     Returns:
         The encoded clip's bytes (its suffix: :func:`clip_suffix`).
@@ -1011,7 +1042,7 @@ def cut_clip(
         indices = sample_indices("fps", video.num_frames, start_s, end, video.fps, target_fps=fps)
         out_fps = fps
     width, height = _even_size(video.width, video.height, max_side)
-    encoder = _ClipEncoder(width, height, out_fps, codec, crf, None, None)
+    encoder = ClipEncoder(width, height, out_fps, **options)
     try:
         for begin in range(0, len(indices), chunk):
             encoder.add(video.get_frames(indices[begin : begin + chunk]))

@@ -1,4 +1,3 @@
-import argparse
 import importlib.util
 import io
 import json
@@ -13,17 +12,16 @@ from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import iter_shard
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
 from domainclip.core.plugins import MissingExtraError, UnknownNameError
-from domainclip.domains.surgery.clips import CLIPS, find_transcript, find_videos, make_clip_pairs
+from domainclip.domains.surgery.clips import find_transcript, find_videos, make_clip_pairs
 from domainclip.domains.surgery.decoder import VideoClipDecoder
-from domainclip.domains.surgery.filtering import SimilarityFilter
 from domainclip.domains.surgery.transcribe import (
-    TRANSCRIBE,
     TRANSCRIBERS,
     FasterWhisperTranscriber,
     Transcriber,
     TranscriptFileTranscriber,
     get_transcriber,
     transcribe_folder,
+    transcribe_videos,
 )
 from domainclip.domains.surgery.transcripts import Segment, read_transcript
 from domainclip.domains.surgery.video import open_video, sample_indices
@@ -128,7 +126,7 @@ def _grey(frame):
 @pytest.fixture(scope="module")
 def mp4_run(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("clips_mp4")
-    summary = make_clip_pairs(corpus["videos"], out, levels=corpus["db"], max_side=32, max_count=4, progress=False)
+    summary = make_clip_pairs(out, corpus["videos"], levels=corpus["db"], max_side=32, max_count=4, progress=False)
     return out, summary
 
 
@@ -198,7 +196,7 @@ def test_shards_decode_with_video_clip_decoder(mp4_run):
 @pytest.fixture(scope="module")
 def frames_run(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("clips_frames")
-    summary = make_clip_pairs(corpus["videos"], out, levels=corpus["db"], encode="frames", num_frames=5, max_side=16,
+    summary = make_clip_pairs(out, corpus["videos"], levels=corpus["db"], encode="frames", num_frames=5, max_side=16,
                               progress=False)  # fmt: skip
     return out, summary
 
@@ -219,7 +217,7 @@ def test_frames_encoding(frames_run):
 @pytest.mark.slow
 def test_workers_write_the_same_pairs(corpus, frames_run, tmp_path):
     out_one, one = frames_run
-    two = make_clip_pairs(corpus["videos"], tmp_path, levels=corpus["db"], encode="frames", num_frames=5,
+    two = make_clip_pairs(tmp_path, corpus["videos"], levels=corpus["db"], encode="frames", num_frames=5,
                           max_side=16, workers=2, progress=False)  # fmt: skip
     samples_one, samples_two = read_samples(out_one), read_samples(tmp_path)
     assert pair_table(samples_two) == EXPECTED_PAIRS
@@ -232,23 +230,26 @@ def test_workers_write_the_same_pairs(corpus, frames_run, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def video_model():
+def filter_weights(tmp_path_factory):
+    """Weights of a seeded ``dc-test-video``, as a file ``--filter-pretrained`` loads."""
     import torch
+    from safetensors.torch import save_file
 
-    from domainclip.core.models import create_model_and_transforms, get_tokenizer
+    from domainclip.core.models import create_model
+    from domainclip.core.models.registry import unwrap_clip
 
     torch.manual_seed(0)
-    model, _, preprocess = create_model_and_transforms("dc-test-video")
-    return model.eval(), preprocess, get_tokenizer(model)
+    path = tmp_path_factory.mktemp("filter") / "dc-test-video.safetensors"
+    save_file({k: v.contiguous() for k, v in unwrap_clip(create_model("dc-test-video")).state_dict().items()}, path)
+    return path
 
 
-def test_similarity_filter_drops_low_scores(corpus, tmp_path, video_model):
-    model, preprocess, tokenizer = video_model
-
+def test_similarity_filter_drops_low_scores(corpus, tmp_path, filter_weights):
     def run(threshold, name):
-        flt = SimilarityFilter(model, preprocess, tokenizer, threshold=threshold, num_frames=4, batch_size=3)
-        summary = make_clip_pairs(corpus["videos"], tmp_path / name, levels=corpus["db"], encode="frames",
-                                  num_frames=2, max_side=16, similarity=flt, progress=False)  # fmt: skip
+        summary = make_clip_pairs(tmp_path / name, corpus["videos"], levels=corpus["db"], encode="frames",
+                                  num_frames=2, max_side=16, filter_model="dc-test-video",
+                                  filter_pretrained=str(filter_weights), filter_threshold=threshold, filter_frames=4,
+                                  filter_batch_size=3, progress=False)  # fmt: skip
         metas = [json.loads(m["json"]) for m in read_samples(tmp_path / name).values()]
         return summary, {(m["video_id"], m["level"], m["start"]): m["similarity"] for m in metas}
 
@@ -270,7 +271,7 @@ def test_similarity_filter_drops_low_scores(corpus, tmp_path, video_model):
 
 def test_text_rules_flags_and_durations_are_options(corpus, tmp_path):
     summary = make_clip_pairs(
-        corpus["videos"], tmp_path / "o", levels=corpus["db"], text_rules=(), min_duration=1.0, max_duration=5.5,
+        tmp_path / "o", corpus["videos"], levels=corpus["db"], text_rules=(), min_duration=1.0, max_duration=5.5,
         level_max_duration=12.0, descriptive_only=False, surgical_only=False, max_side=16, encode="frames",
         num_frames=1, progress=False,
     )  # fmt: skip
@@ -289,7 +290,7 @@ def test_text_rules_flags_and_durations_are_options(corpus, tmp_path):
         (13.0, 16.0, "cystic duct with the hook."),
         (16.0, 19.0, "Now we dissect the cystic duct with the hook!"),
     ]
-    rules = make_clip_pairs(corpus["videos"], tmp_path / "r", text_rules=["min_words"], max_side=16,
+    rules = make_clip_pairs(tmp_path / "r", corpus["videos"], text_rules=["min_words"], max_side=16,
                             encode="frames", num_frames=1, progress=False)  # fmt: skip
     assert rules["settings"]["text_rules"] == ["min_words"] and rules["filter"]["dropped"].get("duplicate") is None
 
@@ -305,7 +306,7 @@ def test_transcripts_dir_and_finders(corpus, tmp_path):
     fx.write_srt(tdir / "silent.srt", [(0.0, 1.9, "The camera enters the abdomen.")])
     fx.write_vtt(tdir / "silent.vtt", [(0.0, 1.0, "Not this one, srt comes first.")])
     assert find_transcript(videos / "silent.mp4", tdir) == tdir / "silent.srt"
-    summary = make_clip_pairs(videos / "silent.mp4", tmp_path / "o", transcripts_dir=tdir, min_duration=1.0,
+    summary = make_clip_pairs(tmp_path / "o", videos / "silent.mp4", transcripts=tdir, min_duration=1.0,
                               progress=False)  # fmt: skip
     assert pair_table(read_samples(tmp_path / "o")) == [
         ("silent", "narration", None, 0.0, 1.9, "The camera enters the abdomen.")
@@ -323,18 +324,18 @@ def test_transcripts_dir_and_finders(corpus, tmp_path):
 
 
 def test_bad_arguments(corpus, tmp_path):
-    with pytest.raises(UnknownNameError, match="frames"):
-        make_clip_pairs(corpus["videos"], tmp_path, encode="frame")
-    with pytest.raises(ValueError, match="min_duration"):
-        make_clip_pairs(corpus["videos"], tmp_path, min_duration=10, max_duration=5)
+    with pytest.raises(InputError, match="encode must be one of mp4, frames; got 'frame'"):
+        make_clip_pairs(tmp_path, corpus["videos"], encode="frame")
+    with pytest.raises(InputError, match="min_duration 10.0 is above max_duration 5.0"):
+        make_clip_pairs(tmp_path, corpus["videos"], min_duration=10, max_duration=5)
     with pytest.raises(UnknownNameError, match="min_words"):
-        make_clip_pairs(corpus["videos"], tmp_path, text_rules=["min_word"])
+        make_clip_pairs(tmp_path, corpus["videos"], text_rules=["min_word"])
     with pytest.raises(FileNotFoundError, match="no_such_dir"):
-        make_clip_pairs(corpus["videos"], tmp_path, transcripts_dir=tmp_path / "no_such_dir")
+        make_clip_pairs(tmp_path, corpus["videos"], transcripts=tmp_path / "no_such_dir")
     bad = tmp_path / "levels.csv"
     bad.write_text("video_id,start,end,level,text\ncaseC,0,4,stage,a b c\n")
     with pytest.raises(ValueError, match=r"levels\.csv:2: unknown surgical level 'stage'"):
-        make_clip_pairs(corpus["videos"], tmp_path, levels=bad)
+        make_clip_pairs(tmp_path, corpus["videos"], levels=bad)
 
 
 def test_bad_transcript_skips_only_its_video(corpus, tmp_path):
@@ -343,7 +344,7 @@ def test_bad_transcript_skips_only_its_video(corpus, tmp_path):
     fx.write_srt(videos / "good.srt", [(0.0, 5.0, "We open the abdomen carefully.")])
     fx.write_video(videos / "bad.mp4", 6)
     (videos / "bad.srt").write_text("1\n00:00:01,000 -> 00:00:04,000\nbroken arrow\n")
-    summary = make_clip_pairs(videos, tmp_path / "o", progress=False)
+    summary = make_clip_pairs(tmp_path / "o", videos, progress=False)
     assert summary["num_pairs"] == 1
     assert [(Path(s["video"]).name, s["reason"]) for s in summary["videos_skipped"]] == [("bad.mp4", "bad_transcript")]
     assert "bad.srt:1: expected a cue number and a timing line" in summary["videos_skipped"][0]["error"]
@@ -359,7 +360,7 @@ def test_a_run_that_writes_nothing_raises_with_the_reasons(corpus, tmp_path):
     (videos / "bad.srt").write_text("1\n00:00:01,000 -> 00:00:04,000\nbroken arrow\n")
     fx.write_video(videos / "silent.mp4", 2)
     with pytest.raises(NothingWrittenError) as caught:
-        make_clip_pairs(videos, tmp_path / "o", progress=False)
+        make_clip_pairs(tmp_path / "o", videos, progress=False)
     message = str(caught.value)
     assert message.startswith(
         "surgery/clips wrote no clip-caption pairs from 3 videos (3 skipped, 0 candidate pairs): "
@@ -376,35 +377,39 @@ def test_a_run_that_writes_nothing_raises_with_the_reasons(corpus, tmp_path):
 def test_bad_values_and_inputs_are_refused_before_any_work(corpus, tmp_path):
     out = tmp_path / "o"
     for kwargs, message in [
-        ({"max_gap": -1.0}, "max_gap must be >= 0 seconds, got -1.0"),
-        ({"max_side": 1}, "max_side must be >= 2 pixels"),
-        ({"clip_fps": 0.0}, "clip_fps must be > 0, got 0.0"),
-        ({"workers": 0}, "workers, num_frames and max_count must be >= 1"),
+        ({"max_gap": -1.0}, "max_gap must be a number >= 0; got -1.0"),
+        ({"max_side": 1}, "max_side must be an integer >= 2; got 1"),
+        ({"clip_fps": 0.0}, "clip_fps must be a number > 0; got 0.0"),
+        ({"workers": 0}, "workers must be an integer >= 1; got 0"),
+        ({"filter_model": "dc-test-video"}, "filter_model and filter_threshold go together"),
+        ({"filter_threshold": 0.5}, "filter_model and filter_threshold go together"),
     ]:
         with pytest.raises(InputError, match=message):
-            make_clip_pairs(corpus["videos"], out, **kwargs)
+            make_clip_pairs(out, corpus["videos"], **kwargs)
     levels = tmp_path / "levels.json"
     levels.write_text('{"caseC": {"start": 0}}')
     with pytest.raises(InputError, match=r"levels\.json: video 'caseC' must map to a list of spans, got dict"):
-        make_clip_pairs(corpus["videos"], out, levels=levels)
+        make_clip_pairs(out, corpus["videos"], levels=levels)
     with pytest.raises(InputNotFoundError, match="absent.csv does not exist"):
-        make_clip_pairs(corpus["videos"], out, levels=tmp_path / "absent.csv")
+        make_clip_pairs(out, corpus["videos"], levels=tmp_path / "absent.csv")
     with pytest.raises(InputNotFoundError, match="no_such_dir does not exist"):
-        make_clip_pairs(corpus["videos"], out, transcripts_dir=tmp_path / "no_such_dir")
+        make_clip_pairs(out, corpus["videos"], transcripts=tmp_path / "no_such_dir")
     assert not out.exists()
 
 
 @pytest.mark.parametrize(
     ("flag", "value", "rule"),
     [
-        ("--max-gap", "-1", "a number >= 0"),
-        ("--min-duration", "0", "a number > 0"),
-        ("--level-max-duration", "inf", "a number > 0"),
-        ("--num-frames", "0", "an integer >= 1"),
-        ("--max-side", "1", "0 (keep the size) or an integer >= 2"),
-        ("--clip-fps", "-5", "a number > 0"),
-        ("--filter-threshold", "2", "a cosine similarity in [-1, 1]"),
-        ("--workers", "0", "an integer >= 1"),
+        ("--max-gap", "-1", "must be a number >= 0; got -1.0"),
+        ("--min-duration", "0", "must be a number > 0; got 0.0"),
+        ("--level-max-duration", "inf", "must be a finite number; got inf"),
+        ("--num-frames", "0", "must be an integer >= 1; got 0"),
+        ("--max-side", "1", "must be a number >= 2; got 1"),
+        ("--max-side", "x", "takes a number of pixels or 'none'; got 'x'"),
+        ("--clip-fps", "-5", "must be a number > 0; got -5.0"),
+        ("--filter-threshold", "2", "must be a number in [-1, 1]; got 2.0"),
+        ("--workers", "0", "must be an integer >= 1; got 0"),
+        ("--encode", "frame", "invalid choice: 'frame' (choose from 'mp4', 'frames')"),
     ],
 )
 def test_cli_refuses_bad_flag_values_up_front(corpus, tmp_path, capsys, flag, value, rule):
@@ -416,33 +421,86 @@ def test_cli_refuses_bad_flag_values_up_front(corpus, tmp_path, capsys, flag, va
     assert caught.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("usage: domainclip prepare surgery clips ")
-    assert lines[-1] == f"domainclip prepare surgery clips: error: argument {flag}: must be {rule}; got {value!r}"
+    assert lines[-1] == f"domainclip prepare surgery clips: error: argument {flag}: {rule}"
     assert not out.exists()
 
 
-def test_cli_runs_the_command(corpus, tmp_path):
-    parser = argparse.ArgumentParser()
-    CLIPS.add_arguments(parser)
-    args = parser.parse_args(
-        ["--videos", str(corpus["videos"] / "caseC.mp4"), "--levels", str(corpus["db"]), "--out", str(tmp_path),
-         "--encode", "frames", "--num-frames", "3", "--max-side", "16", "--min-duration", "3", "--no-progress",
-         "--prefix", "cli", "--text-rules", "min_words,duplicate"]
-    )  # fmt: skip
-    summary = CLIPS.run(args)
-    assert CLIPS.name == "clips"
+def test_cli_runs_the_command(corpus, tmp_path, capsys):
+    from domainclip.cli import main
+
+    argv = ["prepare", "surgery", "clips", "--videos", str(corpus["videos"] / "caseC.mp4"), "--levels",
+            str(corpus["db"]), "--out", str(tmp_path / "o"), "--encode", "frames", "--num-frames", "3", "--max-side",
+            "16", "--min-duration", "3", "--no-progress", "--prefix", "cli", "--text-rules", "min_words", "duplicate"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
     assert summary["num_pairs"] == 4 and summary["shards"] == ["cli-000000.tar"]
-    assert summary["settings"]["text_rules"] == ["min_words", "duplicate"]
+    assert summary["settings"]["text_rules"] == ["min_words", "duplicate"] and summary["settings"]["max_side"] == 16
     assert summary["pairs_by_level"] == {"narration": 1, "task": 1, "step": 1, "phase": 1}
-    args = parser.parse_args(
-        ["--videos", str(corpus["videos"]), "--out", str(tmp_path), "--filter-model", "dc-test-video"]
-    )
-    with pytest.raises(ValueError, match="--filter-threshold"):
-        CLIPS.run(args)
-    args = parser.parse_args(
-        ["--videos", str(corpus["videos"] / "caseC.mp4"), "--out", str(tmp_path / "f"), "--filter-model",
-         "dc-test-video", "--filter-threshold", "-1", "--filter-frames", "2", "--encode", "frames", "--no-progress"]
-    )  # fmt: skip
-    assert CLIPS.run(args)["settings"]["similarity_threshold"] == -1.0
+    argv = ["prepare", "surgery", "clips", "--videos", str(corpus["videos"] / "caseC.mp4"), "--out",
+            str(tmp_path / "n"), "--max-side", "none", "--text-rules", "none", "--no-progress"]
+    assert main(argv) == 0
+    settings = json.loads(capsys.readouterr().out)["settings"]
+    assert settings["max_side"] is None and settings["text_rules"] == []
+    samples = read_samples(tmp_path / "n")
+    with open_video(next(iter(samples.values()))["mp4"], backend="pyav") as clip:
+        assert (clip.width, clip.height) == (fx.WIDTH, fx.HEIGHT)  # the size kept
+
+
+def test_a_typo_in_a_recipe_prepare_step_is_refused_at_load(tmp_path):
+    from domainclip.core.prepare import step_options
+    from domainclip.core.recipe import PrepareStep, RecipeError, load_recipe
+
+    def options(command, **args):
+        return step_options(PrepareStep(command, {"out": "{root}/o", **args}), tmp_path)[1]
+
+    assert options("surgery/clips", videos="{root}/v", max_side=None, text_rules=[]) == {
+        "out": tmp_path / "o", "videos": [tmp_path / "v"], "max_side": None, "text_rules": []}
+    assert options("surgery/synthetic", n=2, size=[64, 48])["size"] == (64, 48)
+    assert options("surgery/synthetic", size="64x48")["size"] == (64, 48)
+    for command, args, message in [
+        ("surgery/clips", {"videos": "v", "transcript": "t"}, "unknown option 'transcript' (did you mean transcripts"),
+        ("surgery/clips", {"videos": "v", "max_side": 1}, "surgery/clips args.max_side: must be an integer >= 2"),
+        ("surgery/clips", {"videos": "v", "encode": "avi"}, "args.encode: must be one of mp4, frames; got 'avi'"),
+        ("surgery/clips", {}, "missing required option(s) videos"),
+        ("surgery/synthetic", {"n_videos": 4}, "unknown option 'n_videos'"),
+        ("surgery/synthetic", {"min_duration_s": 40}, "unknown option 'min_duration_s' (did you mean min_duration"),
+        ("surgery/synthetic", {"min_duration": 5}, "args.min_duration: must be a number >= 10; got 5"),
+        ("surgery/synthetic", {"size": "64x47"}, "size must be even and at least 32x32"),
+        ("surgery/transcribe", {"videos": "v", "model": "tiny"}, "unknown option 'model' (did you mean model_size"),
+    ]:
+        with pytest.raises(InputError) as caught:
+            options(command, **args)
+        assert message in str(caught.value), str(caught.value)
+    recipe = {"domain": "surgery", "model": {"name": "dc-test-video"}, "loss": {"name": "multi_positive"},
+              "data": {"train": [{"urls": "train/*.tar"}], "decoder_args": {"num_frames": 4},
+                       "prepare": [{"command": "surgery/synthetic", "args": {"out": "p", "n": 2}}]},
+              "train": {"task": "surgery/video_clip_levels"}}
+    assert load_recipe(recipe).data.prepare[0].args == {"out": "p", "n": 2}
+    recipe["data"]["prepare"][0]["args"]["max_durations"] = 50
+    with pytest.raises(RecipeError, match=r"data.prepare\[0\]: .*unknown option 'max_durations' \(did you mean max_"):
+        load_recipe(recipe)
+
+
+@pytest.mark.parametrize("name", ["synthetic", "clips", "transcribe"])
+def test_cli_help_shows_each_default_once_and_from_the_signature(name, capsys):
+    import inspect
+    import re
+
+    from domainclip.cli import main
+    from domainclip.core.prepare import get_prepare_command
+
+    with pytest.raises(SystemExit):
+        main(["prepare", "surgery", name, "--help"])
+    text = " ".join(capsys.readouterr().out.partition("options:")[2].split())
+    command = get_prepare_command("surgery", name)
+    for param in inspect.signature(command).parameters.values():
+        if param.default in (inspect.Parameter.empty, None, True, False):
+            continue
+        flag = "--" + param.name.replace("_", "-")
+        entry = re.search(rf"{flag} \S+ (.*?)(?= --[a-z]|$)", text).group(1)
+        assert entry.count("(default") == 1, (flag, entry)  # written once: in the signature
+        shown = "x".join(map(str, param.default)) if isinstance(param.default, tuple) else str(param.default)
+        assert entry.endswith(f"(default: {shown})"), (flag, entry)
 
 
 # --------------------------------------------------------------------------- transcribers
@@ -505,14 +563,10 @@ def test_transcribe_folder_writes_srt_and_reports_failures(corpus, tmp_path):
 
 
 def test_transcribe_command(corpus, tmp_path):
-    parser = argparse.ArgumentParser()
-    TRANSCRIBE.add_arguments(parser)
-    args = parser.parse_args(
-        ["--videos", str(corpus["videos"] / "caseA.mp4"), "--out", str(tmp_path), "--transcriber", "transcript-file",
-         "--no-progress"]
-    )  # fmt: skip
-    assert TRANSCRIBE.run(args)["segments"] == {"caseA": 5}
-    assert (tmp_path / "caseA.srt").is_file()
+    summary = transcribe_videos(tmp_path, corpus["videos"] / "caseA.mp4", transcriber="transcript-file", progress=False)
+    assert summary["segments"] == {"caseA": 5} and (tmp_path / "caseA.srt").is_file()
+    with pytest.raises(UnknownNameError, match="Did you mean: transcript-file"):
+        transcribe_videos(tmp_path, corpus["videos"], transcriber="transcript_file")
 
 
 def test_transcribe_where_every_video_fails_raises_with_the_reasons(corpus, tmp_path):
@@ -577,23 +631,14 @@ def test_faster_whisper_glue_with_a_stand_in_module(monkeypatch, tmp_path):
     assert calls["transcribe"] == [("case.mp4", "en", 5, True), ("other.mp4", "en", 5, True)]
 
 
-def test_commands_resolve_from_a_domain_spec(tmp_path):
-    from domainclip.core.plugins import _REGISTERED, DomainSpec, register_domain
+def test_commands_resolve_from_the_domain_spec():
+    from domainclip.core.plugins import get_domain, resolve
     from domainclip.core.prepare import get_prepare_command, list_prepare_commands
+    from domainclip.domains.surgery.synthetic import generate_procedures
 
-    spec = DomainSpec(
-        name="surgery-clips-test",
-        extra="surgery",
-        description="test",
-        prepare={
-            "clips": "domainclip.domains.surgery.clips:CLIPS",
-            "transcribe": "domainclip.domains.surgery.transcribe:TRANSCRIBE",
-        },
-    )
-    register_domain(spec)
-    try:
-        assert list_prepare_commands("surgery-clips-test") == ["clips", "transcribe"]
-        assert get_prepare_command("surgery-clips-test", "clips") is CLIPS
-        assert get_prepare_command("surgery-clips-test", "transcribe") is TRANSCRIBE
-    finally:
-        _REGISTERED.pop("surgery-clips-test")
+    spec = get_domain("surgery")
+    assert list_prepare_commands("surgery") == ["clips", "synthetic", "transcribe"]
+    assert get_prepare_command("surgery", "clips") is make_clip_pairs
+    assert get_prepare_command("surgery", "transcribe") is transcribe_videos
+    assert resolve(spec.prepare[spec.synthetic]) is generate_procedures and spec.demo == "surgery/quick"
+    assert transcribe_videos.domainclip_resumable and not getattr(make_clip_pairs, "domainclip_resumable", False)

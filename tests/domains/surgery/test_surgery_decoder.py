@@ -8,7 +8,7 @@ import torch
 from domainclip.core.data.corrupt import CorruptSampleError
 from domainclip.core.data.reader import Source, build_loader
 from domainclip.core.data.writer import ShardWriter
-from domainclip.core.plugins import UnknownNameError
+from domainclip.core.errors import InputError
 from domainclip.domains.surgery.decoder import BAD_VIDEO, VideoClipDecoder, fit_length
 from domainclip.domains.surgery.video import encode_clip, frames_to_npy
 
@@ -132,8 +132,23 @@ def test_corrupt_video_raises_bad_video(clip40):
     with pytest.raises(CorruptSampleError) as info:
         decoder({"__key__": "s9", "txt": b"caption only"})
     assert info.value.reason == "missing_key:video"
-    with pytest.raises(UnknownNameError, match="Did you mean: uniform"):
+    with pytest.raises(InputError, match="sampling must be one of uniform, fps, all; got 'uniformly'"):
         VideoClipDecoder(None, sampling="uniformly")
+
+
+def test_an_image_member_over_max_image_pixels_is_refused_from_its_header(clip40):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buf, format="PNG")
+    sample = raw(clip40, png=buf.getvalue())
+    decoder = VideoClipDecoder(None, num_frames=2, max_image_pixels=1200, required=("video", "text", "image"))
+    assert tuple(decoder(sample)["image"].shape) == (3, 30, 40)
+    with pytest.raises(CorruptSampleError, match="max_image_pixels=1199") as info:
+        VideoClipDecoder(None, num_frames=2, max_image_pixels=1199)(sample)
+    assert info.value.reason == "bad_image"
+    with pytest.raises(InputError, match="max_image_pixels must be an integer >= 1"):
+        VideoClipDecoder(None, max_image_pixels=0)
 
 
 def test_through_the_streaming_loader(tmp_path, clip40, model_parts):

@@ -1,7 +1,7 @@
 """Tests of the synthetic cholecystectomy-like procedure generator (domainclip.domains.surgery.synthetic)."""
 
-import argparse
 import csv
+import json
 import tracemalloc
 from dataclasses import replace
 from pathlib import Path
@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from domainclip.core.errors import InputError
 from domainclip.core.plugins import UnknownNameError
 from domainclip.domains.surgery.levels import read_level_table
 from domainclip.domains.surgery.synthetic import (
     FILLER,
+    LAYOUTS,
     NARRATION,
     PHASE_TOOL_PROBS,
     PHASES,
-    SYNTHETIC,
     TOOL_PERIOD,
     TOOLS,
     generate_procedure,
@@ -35,7 +36,7 @@ N_VIDEOS = 3
 def dataset(tmp_path_factory):
     """Three short procedures (about 20-25 s each) in the Cholec80 layout, decoded once."""
     out = tmp_path_factory.mktemp("surgery_synthetic")
-    summary = generate_procedures(out, N_VIDEOS, seed=5, min_duration_s=20, max_duration_s=25, progress=False)
+    summary = generate_procedures(out, N_VIDEOS, seed=5, min_duration=20, max_duration=25, progress=False)
     frames = {}
     for vid in (v["video_id"] for v in summary["videos"]):
         with open_video(out / "videos" / f"{vid}.mp4", backend="pyav") as video:
@@ -284,8 +285,8 @@ def test_same_seed_same_files_and_pixels(tmp_path):
 
 @pytest.mark.slow
 def test_workers_do_not_change_the_output(tmp_path):
-    one = generate_procedures(tmp_path / "one", 2, seed=3, min_duration_s=10, max_duration_s=12, progress=False)
-    two = generate_procedures(tmp_path / "two", 2, seed=3, min_duration_s=10, max_duration_s=12, workers=2,
+    one = generate_procedures(tmp_path / "one", 2, seed=3, min_duration=10, max_duration=12, progress=False)
+    two = generate_procedures(tmp_path / "two", 2, seed=3, min_duration=10, max_duration=12, workers=2,
                               progress=False)
     assert one["videos"] == two["videos"]
     assert (tmp_path / "one" / "levels.csv").read_bytes() == (tmp_path / "two" / "levels.csv").read_bytes()
@@ -318,34 +319,41 @@ def test_other_sizes_and_frame_rates(tmp_path):
     assert len(_phase_rows(tmp_path / "phase_annotations" / "video01-phase.txt")) == 300
     planned = plan_procedure("video01", seed=1, fps=10, size=(96, 64), duration_s=12)
     assert planned.num_frames == 120 and next(render_frames(planned))[0].shape == (64, 96, 3)
-    with pytest.raises(ValueError, match="25 fps"):
-        generate_procedure(tmp_path / "other", "video01", seed=1, fps=10, size=(96, 64), duration_s=12)
+    assert LAYOUTS["cholec80"][0] == 25  # the layout sets the rate: one phase row per frame at 25 fps
 
 
 def test_bad_arguments_raise_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="even"):
+    with pytest.raises(InputError, match="even"):
         plan_procedure("video01", seed=0, size=(161, 120))
-    with pytest.raises(ValueError, match="at least 10"):
+    with pytest.raises(InputError, match="duration_s must be a number >= 10; got 5"):
         plan_procedure("video01", seed=0, duration_s=5)
     with pytest.raises(UnknownNameError, match="cholec80"):
         generate_procedure(tmp_path, "video01", seed=0, layout="cholec8")
-    with pytest.raises(ValueError, match="n_videos"):
+    with pytest.raises(InputError, match="n must be an integer >= 1; got 0"):
         generate_procedures(tmp_path, 0)
-    with pytest.raises(ValueError, match="min_duration_s"):
-        generate_procedures(tmp_path, 1, min_duration_s=30, max_duration_s=20)
+    with pytest.raises(InputError, match="min_duration 30.0 is above max_duration 20.0"):
+        generate_procedures(tmp_path, 1, min_duration=30, max_duration=20)
+    with pytest.raises(InputError, match="size must be even"):
+        generate_procedures(tmp_path, 1, size=(64, 47))
     with pytest.raises(ValueError):
         video_id_for(-1)
     assert [video_id_for(i) for i in (0, 8, 79, 99)] == ["video01", "video09", "video80", "video100"]
 
 
-def test_prepare_command(tmp_path):
-    parser = argparse.ArgumentParser()
-    SYNTHETIC.add_arguments(parser)
-    args = parser.parse_args(["--out", str(tmp_path), "--n-videos", "1", "--seed", "2", "--size", "64x48",
-                              "--fps", "25", "--min-duration", "10", "--max-duration", "10", "--no-progress"])
-    assert args.size == (64, 48)
-    summary = SYNTHETIC.run(args)
-    assert summary["n_videos"] == 1 and summary["videos"][0]["num_frames"] == 250
-    assert (tmp_path / "videos" / "video01.mp4").is_file()
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--out", str(tmp_path), "--size", "65x48"])
+def test_prepare_command_runs_from_the_cli(tmp_path, capsys):
+    from domainclip.cli import main
+
+    argv = ["prepare", "surgery", "synthetic", "--out", str(tmp_path / "o"), "--n", "1", "--seed", "2", "--size",
+            "64x48", "--min-duration", "10", "--max-duration", "10", "--no-progress"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n"] == 1 and summary["seed"] == 2 and summary["size"] == [64, 48]
+    assert summary["videos"][0]["num_frames"] == 250 and (tmp_path / "o" / "videos" / "video01.mp4").is_file()
+    with pytest.raises(SystemExit) as caught:
+        main(["prepare", "surgery", "synthetic", "--out", str(tmp_path / "p"), "--size", "65x48"])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "domainclip prepare surgery synthetic: error: argument --size: size must be even and at least 32x32 "
+        "(H.264 4:2:0), got 65x48"
+    )
+    assert not (tmp_path / "p").exists()

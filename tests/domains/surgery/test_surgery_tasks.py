@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from domainclip.core.engine.tasks import get_task
+from domainclip.core.errors import InputError
+from domainclip.core.options import check_options
 from domainclip.domains.surgery.tasks import LEVEL_INDEX, VIDEO_CLIP, VIDEO_CLIP_LEVELS, level_targets
 
 
@@ -25,6 +27,27 @@ def test_domain_tasks_resolve_by_name():
     assert get_task("surgery/video_clip_levels") is VIDEO_CLIP_LEVELS
 
 
+def test_decoder_args_are_checked_against_the_decoder_signature():
+    engine = ("preprocess", "tokenizer", "seed", "text_choice")  # the engine passes these itself
+    args = {"num_frames": 6, "sampling": "fps", "target_fps": 2, "backend": "pyav", "max_image_pixels": 10**6}
+    assert check_options(VIDEO_CLIP_LEVELS.make_decoder, args, where="d", skip=engine) == {**args, "target_fps": 2.0}
+    for bad, message in [
+        ({"num_frame": 4}, "d: unknown option 'num_frame' (did you mean num_frames?)"),
+        ({"num_frames": 0}, "d.num_frames: must be an integer >= 1; got 0"),
+        ({"sampling": "uniformly"}, "d.sampling: must be one of uniform, fps, all; got 'uniformly'"),
+        ({"backend": "opencv"}, "d.backend: must be one of auto, decord, pyav; got 'opencv'"),
+        ({"target_fps": -1}, "d.target_fps: must be a number > 0; got -1"),
+    ]:
+        with pytest.raises(InputError) as caught:
+            check_options(VIDEO_CLIP.make_decoder, bad, where="d", skip=engine)
+        assert str(caught.value).startswith(message), str(caught.value)
+    # the tasks' decoders train with jitter; the level task needs each caption's level
+    decoder = VIDEO_CLIP_LEVELS.make_decoder(None, None, seed=1, text_choice="first", num_frames=3)
+    assert (decoder.train, decoder.num_frames, decoder.seed) == (True, 3, 1)
+    assert decoder.required == ("video", "text", "level")
+    assert VIDEO_CLIP.make_decoder(None, None, seed=0, text_choice="random").required == ("video", "text")
+
+
 @pytest.mark.slow
 def test_hierarchical_training_on_generated_procedures(tmp_path):
     from domainclip.core.engine.train import train
@@ -32,13 +55,11 @@ def test_hierarchical_training_on_generated_procedures(tmp_path):
     from domainclip.domains.surgery.clips import make_clip_pairs
     from domainclip.domains.surgery.synthetic import generate_procedures
 
-    generate_procedures(
-        tmp_path / "proc", 2, seed=4, size=(64, 48), min_duration_s=30, max_duration_s=30, progress=False
-    )
+    generate_procedures(tmp_path / "proc", 2, seed=4, size=(64, 48), min_duration=30, max_duration=30, progress=False)
     pairs = make_clip_pairs(
-        [tmp_path / "proc" / "videos"],
         tmp_path / "train",
-        transcripts_dir=tmp_path / "proc" / "transcripts",
+        [tmp_path / "proc" / "videos"],
+        transcripts=tmp_path / "proc" / "transcripts",
         levels=tmp_path / "proc" / "levels.csv",
         min_duration=2.0,
         max_side=48,
