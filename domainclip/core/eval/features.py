@@ -23,6 +23,7 @@ __all__ = [
     "InputEncoder",
     "collate_samples",
     "encode_inputs",
+    "embed_loader",
     "encode_texts",
     "extract_features",
     "iter_batches",
@@ -115,6 +116,53 @@ def iter_batches(dataloader: Iterable[Any], required: Sequence[str]) -> Iterable
         yield batch
 
 
+def embed_loader(
+    model: torch.nn.Module,
+    dataloader: Iterable[Any],
+    device: str | torch.device = "cpu",
+    input_key: str = keys.IMAGE,
+    keep: Sequence[str] = (keys.LABEL,),
+) -> dict[str, Any]:
+    """Embed an eval loader once for every task of a suite, keeping what the tasks need beside the features.
+
+    Args:
+        model: CLIP-like model; see :func:`encode_inputs`.
+        dataloader: yields dicts with ``input_key`` and every key of ``keep``.
+        device: where the model runs.
+        input_key: which input tower to use.
+        keep: batch keys returned beside the features, in loader order: tensors (labels) are
+            concatenated, anything else (captions, meta) gives one list entry per sample.
+
+    Returns:
+        ``{"features": (N, D) L2-normalised float features, **{key: values}}``, all on the CPU.
+
+    Raises:
+        ValueError: the loader yields nothing, or a kept entry does not hold one value per sample
+            (per-sample caption lists transposed by ``default_collate``).
+
+    """
+    feats, kept = [], {key: [] for key in keep}
+    with torch.no_grad():
+        for i, batch in enumerate(iter_batches(dataloader, (input_key, *keep))):
+            inputs = batch[input_key]
+            feats.append(encode_inputs(model, inputs.to(device), input_key).cpu())
+            for key in keep:
+                value = batch[key]
+                if isinstance(value, str) or len(value) != inputs.shape[0]:
+                    raise ValueError(
+                        f"batch {i}: {key!r} must hold one entry per sample ({inputs.shape[0]} samples), got "
+                        f"{type(value).__name__} of length {len(value)}; collate per-sample lists (several "
+                        "captions) with domainclip.core.eval.features.collate_samples"
+                    )
+                kept[key].append(value.cpu() if isinstance(value, Tensor) else list(value))
+    if not feats:
+        raise ValueError("eval: the dataloader yielded no batches")
+    out: dict[str, Any] = {"features": torch.cat(feats)}
+    for key, values in kept.items():
+        out[key] = torch.cat(values) if isinstance(values[0], Tensor) else [v for part in values for v in part]
+    return out
+
+
 def extract_features(
     model: torch.nn.Module,
     dataloader: Iterable[Any],
@@ -134,14 +182,8 @@ def extract_features(
         (``(N,)`` class indices or ``(N, C)`` multi-hot), both on the CPU.
 
     """
-    feats, labels = [], []
-    with torch.no_grad():
-        for batch in iter_batches(dataloader, (input_key, keys.LABEL)):
-            feats.append(encode_inputs(model, batch[input_key].to(device), input_key).cpu())
-            labels.append(torch.as_tensor(batch[keys.LABEL]).cpu())
-    if not feats:
-        raise ValueError("extract_features: the dataloader yielded no batches")
-    return torch.cat(feats), torch.cat(labels)
+    embedded = embed_loader(model, dataloader, device, input_key, keep=(keys.LABEL,))
+    return embedded["features"], torch.as_tensor(embedded[keys.LABEL])
 
 
 def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

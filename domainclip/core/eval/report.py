@@ -11,7 +11,7 @@ import io
 import json
 import math
 import numbers
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -232,7 +232,7 @@ def _display_array(image: DisplayImage) -> np.ndarray:
 
 
 def plot_retrieval_examples(
-    images: Sequence[DisplayImage] | Mapping[int, DisplayImage],
+    images: Sequence[DisplayImage] | Mapping[int, DisplayImage] | Callable[[int], DisplayImage],
     query_texts: Sequence[str],
     retrieved: Sequence[Sequence[int]],
     relevant: Sequence[int | Collection[int]],
@@ -240,11 +240,12 @@ def plot_retrieval_examples(
     *,
     title: str | None = None,
 ) -> Path:
-    """Plot text->image retrieval examples: one row per caption with its top-k images.
+    """Plot text->image retrieval examples: one row per caption (cut at 90 characters) with its top-k images.
 
     Args:
-        images: the gallery (PIL images, ``(C, H, W)`` tensors or ``(H, W, C)`` arrays), as a sequence
-            or as a mapping ``gallery index -> image`` holding only the retrieved ones.
+        images: the gallery (PIL images, ``(C, H, W)`` tensors or ``(H, W, C)`` arrays), as a sequence,
+            a mapping ``gallery index -> image`` holding only the retrieved ones, or a function
+            ``gallery index -> image`` (asked for the retrieved ones only).
         query_texts: one caption per row.
         retrieved: per query, gallery indices of the retrieved images, best first.
         relevant: per query, the gallery index (or indices) that count as correct; correct images
@@ -276,6 +277,7 @@ def plot_retrieval_examples(
         subfigs.pop(0).suptitle(title, fontsize=11)
     for subfig, text, ranked, correct in zip(subfigs, query_texts, retrieved, relevant):
         correct_set = {correct} if isinstance(correct, int) else set(correct)
+        text = text if len(text) <= 90 else text[:87] + "..."
         subfig.suptitle(f"\u201c{text}\u201d", fontsize=9, x=0.02, ha="left")
         axes = subfig.subplots(1, k, squeeze=False)[0]
         for rank, ax in enumerate(axes):
@@ -285,10 +287,13 @@ def plot_retrieval_examples(
                 ax.set_axis_off()
                 continue
             index = int(ranked[rank])
-            present = index in images if isinstance(images, Mapping) else 0 <= index < len(images)
-            if not present:
+            if callable(images):
+                image = images(index)
+            elif index in images if isinstance(images, Mapping) else 0 <= index < len(images):
+                image = images[index]
+            else:
                 raise IndexError(f"retrieved image {index} is not in the gallery of {len(images)} images")
-            ax.imshow(_display_array(images[index]))
+            ax.imshow(_display_array(image))
             color = "#1a9850" if index in correct_set else "#d73027"
             for spine in ax.spines.values():
                 spine.set_edgecolor(color)

@@ -23,9 +23,16 @@ import torch
 from torch import Tensor
 
 from domainclip.core.data import keys
-from domainclip.core.eval.features import Tokenizer, encode_inputs, encode_texts, iter_batches
+from domainclip.core.eval.features import Tokenizer, embed_loader, encode_texts
 
-__all__ = ["TIE_RULES", "evaluate_retrieval", "retrieval_metrics", "retrieval_report", "retrieval_topk"]
+__all__ = [
+    "TIE_RULES",
+    "caption_retrieval",
+    "evaluate_retrieval",
+    "retrieval_metrics",
+    "retrieval_report",
+    "retrieval_topk",
+]
 
 
 def _check_ks(ks: Sequence[int]) -> list[int]:
@@ -176,24 +183,6 @@ def retrieval_topk(queries: Tensor, gallery: Tensor, k: int, chunk_size: int = 4
     return torch.cat(out) if out else torch.empty(0, k, dtype=torch.long)
 
 
-def _captions(batch_text: Any, batch_size: int, batch_index: int) -> list[list[str]]:
-    """One list of captions per sample from a batch's ``text`` entry."""
-    if isinstance(batch_text, str) or len(batch_text) != batch_size:
-        raise ValueError(
-            f"batch {batch_index}: 'text' must hold a caption or a list of captions per sample "
-            f"({batch_size} samples), "
-            f"got {type(batch_text).__name__} of length {len(batch_text)}; collate multi-caption samples "
-            "with domainclip.core.eval.features.collate_samples"
-        )
-    out = []
-    for t in batch_text:
-        captions = [t] if isinstance(t, str) else list(t)
-        if not captions or not all(isinstance(c, str) for c in captions):
-            raise ValueError(f"batch {batch_index}: every sample needs one or more str captions, got {t!r}")
-        out.append(captions)
-    return out
-
-
 def evaluate_retrieval(
     model: torch.nn.Module,
     tokenizer: Tokenizer,
@@ -201,12 +190,8 @@ def evaluate_retrieval(
     device: str | torch.device = "cpu",
     *,
     input_key: str = keys.IMAGE,
-    ks: Sequence[int] = (1, 5, 10),
-    chunk_size: int = 4096,
     text_batch_size: int = 256,
-    num_examples: int = 4,
-    example_k: int = 5,
-    ties: str = "clip_benchmark",
+    **report: Any,
 ) -> dict[str, Any]:
     """Embed an image-text loader and compute retrieval recall@k both ways.
 
@@ -217,45 +202,59 @@ def evaluate_retrieval(
             or a list of captions; use :func:`~domainclip.core.eval.features.collate_samples`).
         device: where the model runs.
         input_key: ``"image"``, ``"video"`` or ``"views"``.
-        ks: recall cut-offs.
-        chunk_size: queries scored at once (see :func:`retrieval_metrics`).
         text_batch_size: captions per text-tower forward.
-        num_examples: how many text queries, evenly spread over the set, to return examples for.
-        example_k: how many retrieved images to return per example query.
-        ties: the tie rule of :func:`retrieval_metrics`.
+        **report: ``ks``, ``chunk_size``, ``num_examples``, ``example_k`` and ``ties`` of
+            :func:`retrieval_report`.
 
     Returns:
-        The metrics of :func:`retrieval_metrics`, ``num_images``, ``num_texts``, and the non-scalar
-        ``examples``: ``{"query_indices", "query_texts", "target_images", "retrieved"}`` where
-        ``target_images[q]`` is the index (in loader order) of query ``q``'s image and
-        ``retrieved[q]`` the indices of its ``example_k`` best images.
+        What :func:`retrieval_report` returns.
 
     """
-    image_chunks, texts, t2i = [], [], []
-    offset = 0
-    with torch.no_grad():
-        for i, batch in enumerate(iter_batches(dataloader, (input_key, keys.TEXT))):
-            inputs = batch[input_key]
-            image_chunks.append(encode_inputs(model, inputs.to(device), input_key).cpu())
-            for j, captions in enumerate(_captions(batch[keys.TEXT], inputs.shape[0], i)):
-                texts.extend(captions)
-                t2i.extend([offset + j] * len(captions))
-            offset += inputs.shape[0]
-    if not image_chunks:
-        raise ValueError("evaluate_retrieval: the dataloader yielded no batches")
-    image_features = torch.cat(image_chunks)
-    text_features = encode_texts(model, tokenizer, texts, device, text_batch_size)
-    return retrieval_report(
-        image_features,
-        text_features,
-        torch.tensor(t2i),
-        texts,
-        ks=ks,
-        chunk_size=chunk_size,
-        num_examples=num_examples,
-        example_k=example_k,
-        ties=ties,
+    embedded = embed_loader(model, dataloader, device, input_key, keep=(keys.TEXT,))
+    return caption_retrieval(
+        model, tokenizer, embedded["features"], embedded[keys.TEXT], device, text_batch_size=text_batch_size, **report
     )
+
+
+def caption_retrieval(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    image_features: Tensor,
+    captions: Sequence[str | Sequence[str]],
+    device: str | torch.device = "cpu",
+    *,
+    text_batch_size: int = 256,
+    **report: Any,
+) -> dict[str, Any]:
+    """Retrieval between features already computed (shared with a classifier) and their captions.
+
+    Args:
+        model: CLIP-like model (its text tower embeds the captions).
+        tokenizer: ``tokenizer(list[str]) -> LongTensor``.
+        image_features: ``(N, D)`` L2-normalised features of the images, clips or view stacks.
+        captions: per item a caption or a list of captions.
+        device: where the text tower runs.
+        text_batch_size: captions per text-tower forward.
+        **report: ``ks``, ``chunk_size``, ``num_examples``, ``example_k`` and ``ties`` of
+            :func:`retrieval_report`.
+
+    Returns:
+        What :func:`retrieval_report` returns.
+
+    Raises:
+        ValueError: an item has no caption or a caption that is not a string.
+
+    """
+    texts: list[str] = []
+    text_to_image: list[int] = []
+    for i, item in enumerate(captions):
+        item_captions = [item] if isinstance(item, str) else list(item)
+        if not item_captions or not all(isinstance(c, str) for c in item_captions):
+            raise ValueError(f"item {i} needs one or more str captions, got {item!r}")
+        texts.extend(item_captions)
+        text_to_image.extend([i] * len(item_captions))
+    text_features = encode_texts(model, tokenizer, texts, device, text_batch_size)
+    return retrieval_report(image_features, text_features, torch.tensor(text_to_image), texts, **report)
 
 
 def retrieval_report(
@@ -270,7 +269,7 @@ def retrieval_report(
     example_k: int = 5,
     ties: str = "clip_benchmark",
 ) -> dict[str, Any]:
-    """What :func:`evaluate_retrieval` returns, from features already computed (e.g. shared with a classifier).
+    """Retrieval recall@k both ways from embedded images and texts, with example queries.
 
     Args:
         image_features: ``(N_image, D)`` L2-normalised features.
@@ -278,10 +277,17 @@ def retrieval_report(
         text_to_image: ``(N_text,)`` index of each text's image.
         texts: the captions, for the examples.
         ks: recall cut-offs.
-        chunk_size: queries scored at once.
+        chunk_size: queries scored at once (see :func:`retrieval_metrics`).
         num_examples: text queries, evenly spread over the set, to return examples for.
         example_k: retrieved images per example query.
         ties: the tie rule of :func:`retrieval_metrics`.
+
+    Returns:
+        The metrics of :func:`retrieval_metrics`, ``num_images``, ``num_texts``, and the non-scalar
+        ``examples``: ``{"query_indices", "query_texts", "target_images", "retrieved"}`` where
+        ``target_images[q]`` is the index of query ``q``'s image and ``retrieved[q]`` the indices
+        of its ``example_k`` best images.
+
     """
     out: dict[str, Any] = retrieval_metrics(image_features, text_features, text_to_image, ks, chunk_size, ties=ties)
     out["num_images"] = int(image_features.shape[0])

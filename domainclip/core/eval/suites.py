@@ -5,10 +5,14 @@ A suite is a callable::
     suite(model, tokenizer, preprocess, *, data, out_dir, device, batch_size) -> {task: {metric: value}}
 
 that evaluates one model on one group of benchmarks, returns scalar metrics per task (CLIP_benchmark
-names) and writes its own plots into ``out_dir``. Core suites register with :func:`register_suite`
-under ``"core/<name>"``; a domain's suites are named ``"<domain>/<suite>"`` and found lazily through
-its :class:`~domainclip.core.plugins.DomainSpec` (``eval_suites``), so listing suites imports no
-domain's heavy dependencies.
+names) and writes its own plots into ``out_dir``. Its options (a recipe's ``eval.options``) are further
+keyword-only parameters, each annotated and described under ``Args:``, never ``**kwargs``, so the recipe
+check (:func:`~domainclip.core.options.check_options`) reads them from the signature.
+
+Core suites register with :func:`register_suite` under ``"core/<name>"``; a domain's suites are
+named ``"<domain>/<suite>"`` and found lazily through its :class:`~domainclip.core.plugins.DomainSpec`
+(``eval_suites``), so listing suites imports no domain's heavy dependencies. The blocks suites share
+(embed once, classify and plot, retrieve, read held-out shards) live beside this module.
 """
 
 from __future__ import annotations
@@ -20,18 +24,13 @@ from typing import Any, Protocol
 
 import torch
 
-from domainclip.core.data import synthetic
+from domainclip.core.data import keys, synthetic
 from domainclip.core.errors import DatasetNotFoundError
-from domainclip.core.eval.features import Tokenizer, collate_samples, extract_features
+from domainclip.core.eval.features import Tokenizer, collate_samples, embed_loader
 from domainclip.core.eval.linear_probe import linear_probe
-from domainclip.core.eval.report import (
-    plot_confusion_matrix,
-    plot_retrieval_examples,
-    scalar_metrics,
-    write_results,
-)
-from domainclip.core.eval.retrieval import evaluate_retrieval
-from domainclip.core.eval.zero_shot import zero_shot_classify
+from domainclip.core.eval.report import plot_retrieval_examples, scalar_metrics, write_results
+from domainclip.core.eval.retrieval import caption_retrieval
+from domainclip.core.eval.zero_shot import build_zero_shot_classifier, classification_report
 from domainclip.core.plugins import UnknownNameError, get_domain, list_domains, resolve
 
 __all__ = [
@@ -224,37 +223,33 @@ def synthetic_suite(
             return synthetic.ShapesDataset(SYNTHETIC_EVAL_SIZE, synthetic.HELDOUT_SEED, transform=transform)
         return synthetic.ShapesFolder(Path(data), transform=transform)
 
-    eval_set = dataset(preprocess)
-    loader = torch.utils.data.DataLoader(eval_set, batch_size=batch_size, collate_fn=collate_samples)
+    def embed(shapes: torch.utils.data.Dataset, keep: tuple[str, ...]) -> dict[str, Any]:
+        loader = torch.utils.data.DataLoader(shapes, batch_size=batch_size, collate_fn=collate_samples)
+        return embed_loader(model, loader, device, keep=keep)
+
+    # one pass over the held-out set serves zero-shot, retrieval and the probe's test side
+    held_out = embed(dataset(preprocess), (keys.LABEL, keys.TEXT))
+    features, labels = held_out["features"], held_out[keys.LABEL]
     classnames = synthetic.class_names()
-    zs = zero_shot_classify(
-        model, tokenizer, loader, classnames, synthetic.prompt_templates(), device,
-        batch_size=batch_size, return_predictions=True,
+    classifier = build_zero_shot_classifier(
+        model, tokenizer, classnames, synthetic.prompt_templates(), device, batch_size
     )
-    plot_confusion_matrix(
-        zs["confusion_matrix"], classnames, out_dir / "shapes_confusion_matrix.png",
+    zs = classification_report(
+        features @ classifier.cpu(), labels, classnames, out_dir / "shapes_confusion_matrix.png",
         title="shapes: zero-shot confusion matrix",
     )
-    ret = evaluate_retrieval(model, tokenizer, loader, device, num_examples=4, example_k=5)
-
-    labels, examples, raw = zs["targets"], ret["examples"], dataset(None)
-    shown = {i for row in examples["retrieved"] for i in row}
+    ret = caption_retrieval(model, tokenizer, features, held_out[keys.TEXT], device, num_examples=4, example_k=5)
+    raw, examples = dataset(None), ret["examples"]
     plot_retrieval_examples(
-        {i: raw[i]["image"] for i in shown},
-        examples["query_texts"],
-        examples["retrieved"],
+        lambda i: raw[i]["image"], examples["query_texts"], examples["retrieved"],
         [[i for i in row if labels[i] == labels[target]]
          for row, target in zip(examples["retrieved"], examples["target_images"])],
         out_dir / "shapes_retrieval_examples.png",
         title="shapes: text -> image retrieval (green: right shape and colour)",
     )
     # linear probe on frozen image features: fit on a training-seed set, score on the held-out set
-    probe_train = synthetic.ShapesDataset(LINEAR_PROBE_TRAIN_SIZE, seed=0, transform=preprocess)
-    train_x, train_y = extract_features(
-        model, torch.utils.data.DataLoader(probe_train, batch_size=batch_size, collate_fn=collate_samples), device
-    )
-    test_x, test_y = extract_features(model, loader, device)
-    probe = linear_probe(train_x, train_y, test_x, test_y, seed=0)
+    probe_train = embed(synthetic.ShapesDataset(LINEAR_PROBE_TRAIN_SIZE, seed=0, transform=preprocess), (keys.LABEL,))
+    probe = linear_probe(probe_train["features"], probe_train[keys.LABEL], features, labels, seed=0)
     return {
         "shapes/zeroshot_classification": scalar_metrics(zs),
         "shapes/zeroshot_retrieval": scalar_metrics(ret),

@@ -8,22 +8,27 @@ papers (pathology, remote sensing) that report those.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, confusion_matrix, f1_score
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from domainclip.core.data import keys
-from domainclip.core.eval.features import Tokenizer, encode_inputs, encode_texts, iter_batches
+from domainclip.core.eval.features import Tokenizer, collate_samples, embed_loader, encode_texts
+from domainclip.core.eval.report import plot_confusion_matrix
 
 __all__ = [
     "build_prompt_classifier",
     "build_zero_shot_classifier",
     "classification_metrics",
+    "classification_report",
     "multilabel_metrics",
     "zero_shot_classify",
+    "zero_shot_dataset",
     "zero_shot_logits",
     "zero_shot_multilabel",
 ]
@@ -213,16 +218,60 @@ def zero_shot_logits(
         ``(logits, labels)`` on the CPU: ``(N, C)`` cosine similarities and the stacked labels.
 
     """
-    all_logits, all_labels = [], []
-    classifier = classifier.to(device)
-    with torch.no_grad():
-        for batch in iter_batches(dataloader, (input_key, keys.LABEL)):
-            features = encode_inputs(model, batch[input_key].to(device), input_key)
-            all_logits.append((features @ classifier).cpu())
-            all_labels.append(torch.as_tensor(batch[keys.LABEL]).cpu())
-    if not all_logits:
-        raise ValueError("zero-shot evaluation: the dataloader yielded no batches")
-    return torch.cat(all_logits), torch.cat(all_labels)
+    embedded = embed_loader(model, dataloader, device, input_key, keep=(keys.LABEL,))
+    return embedded["features"] @ classifier.float().cpu(), torch.as_tensor(embedded[keys.LABEL])
+
+
+def zero_shot_dataset(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    dataset: torch.utils.data.Dataset,
+    prompts: Mapping[str, Sequence[str]],
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+    text_batch_size: int | None = None,
+    num_workers: int = 0,
+    collate: Callable[[list[Any]], Any] = collate_samples,
+) -> tuple[Tensor, Tensor]:
+    """Score a labelled image dataset against per-class prompt ensembles (a benchmark's zero-shot pass).
+
+    Args:
+        model: CLIP-like model.
+        tokenizer: ``tokenizer(list[str]) -> LongTensor``.
+        dataset: dict samples with ``image`` and ``label`` (class indices, or multi-hot rows).
+        prompts: ``{class: [prompt, ...]}`` in label order (see :func:`build_prompt_classifier`).
+        device: where the model runs.
+        batch_size: samples per forward.
+        text_batch_size: prompts per text-tower forward (default ``batch_size``).
+        num_workers: DataLoader workers decoding samples.
+        collate: list of samples -> batch dict.
+
+    Returns:
+        ``(scores, labels)`` on the CPU: ``(N, C)`` cosine similarities and the stacked labels.
+    """
+    classifier = build_prompt_classifier(model, tokenizer, prompts, device, text_batch_size or batch_size)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
+    return zero_shot_logits(model, classifier, loader, device)
+
+
+def classification_report(
+    logits: Tensor, targets: Tensor, classnames: Sequence[str], plot_path: Path, *, title: str | None = None,
+    return_predictions: bool = False,
+) -> dict[str, Any]:
+    """The metrics of :func:`classification_metrics`, with the confusion matrix drawn to ``plot_path``.
+
+    Args:
+        logits: ``(N, C)`` scores.
+        targets: ``(N,)`` class indices.
+        classnames: the ``C`` class names (the plot's axes).
+        plot_path: PNG to write (see :func:`~domainclip.core.eval.report.plot_confusion_matrix`).
+        title: the plot's title.
+        return_predictions: also return ``predictions`` and ``targets`` as lists.
+    """
+    result = classification_metrics(logits, targets, return_predictions=return_predictions)
+    plot_confusion_matrix(result["confusion_matrix"], list(classnames), plot_path, title=title)
+    return result
 
 
 def zero_shot_classify(

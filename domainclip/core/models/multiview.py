@@ -3,8 +3,9 @@
 Config: ``domainclip_cfg = {"tower": "multiview", "num_views": 4, "fusion": "mean" | "attention"}``.
 
 Each view (B, V, C, H, W) is embedded by the CLIP image tower; the per-view embeddings are fused by
-one of the set poolers of :mod:`domainclip.core.models.video` (``"mean"``, ``"attention"``, or
-``"transformer"`` with a learnable per-view embedding for fixed camera layouts).
+one of the set poolers of :mod:`domainclip.core.models.video` (``"mean"``: the average of the
+L2-normalised view embeddings, ``"attention"``, or ``"transformer"`` with a learnable per-view
+embedding for fixed camera layouts).
 """
 
 from __future__ import annotations

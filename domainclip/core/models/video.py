@@ -3,7 +3,11 @@
 Frames of a clip (B, T, C, H, W) are embedded independently by the CLIP image tower and pooled over
 T into one clip embedding, trained against captions with the usual CLIP losses. Three poolings:
 
-* ``"mean"``: the average of the frame embeddings (no parameters; the tower is the plain CLIP);
+* ``"mean"``: the average of the L2-normalised frame embeddings (no parameters; the tower is the
+  plain CLIP). Every frame counts the same whatever its embedding's norm, as in CLIP4Clip's
+  ``meanP`` and SurgCLIP; a clip's score against a caption is then its frames' mean cosine
+  similarity up to one factor per clip (:meth:`VideoCLIP.frame_text_similarity`). Evaluation
+  embeds clips with an image CLIP through this same pooling;
 * ``"attention"``: a learnable query attends over the frames;
 * ``"transformer"``: a small pre-norm temporal transformer over frames plus a learnable positional
   embedding, then the mean.
@@ -32,11 +36,11 @@ def _check_heads(dim: int, heads: int) -> None:
 
 
 class MeanPool(nn.Module):
-    """Average of the set (B, N, D) -> (B, D)."""
+    """Average of the L2-normalised members of the set (B, N, D) -> (B, D): each member counts the same."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pool over the set dimension."""
-        return x.mean(dim=1)
+        return F.normalize(x, dim=-1).mean(dim=1)
 
 
 class AttentionPool(nn.Module):
@@ -169,6 +173,8 @@ class VideoCLIP(DomainCLIP):
 
     def frame_text_similarity(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Cosine similarity of each frame with each text, averaged over frames (SurgCLIP scoring).
+
+        With ``"mean"`` pooling this is ``encode_video(video) @ normalised text features``.
 
         Args:
             video: clips (B, T, C, H, W).

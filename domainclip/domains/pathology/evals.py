@@ -27,7 +27,7 @@ import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,12 +36,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from domainclip.core.errors import DatasetNotFoundError, InputError
-from domainclip.core.eval.features import Tokenizer, collate_samples, encode_inputs
-from domainclip.core.eval.report import plot_confusion_matrix, scalar_metrics
+from domainclip.core.eval.features import Tokenizer, encode_inputs
+from domainclip.core.eval.report import scalar_metrics
 from domainclip.core.eval.suites import require_data
-from domainclip.core.eval.zero_shot import build_prompt_classifier, classification_metrics, zero_shot_logits
+from domainclip.core.eval.zero_shot import build_prompt_classifier, classification_report, zero_shot_dataset
 from domainclip.core.io import atomic_write_text
+from domainclip.core.options import NonNegativeInt, PositiveInt
 from domainclip.domains.pathology import labels
+from domainclip.domains.pathology.datasets.pcam import PCAM_SPLITS
 
 __all__ = [
     "DEFAULT_TOP_K",
@@ -66,6 +68,8 @@ TEXT_BATCH_SIZE = 128
 DEFAULT_LOGIT_SCALE = 100.0
 
 ClassSpec = Sequence[str] | Mapping[str, str | Sequence[str]]
+#: A PatchCamelyon split name (:data:`~domainclip.domains.pathology.datasets.pcam.PCAM_SPLITS`).
+PcamSplit = Literal[PCAM_SPLITS]  # Literal of the tuple's values
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -140,21 +144,6 @@ def _split_class_spec(classes: ClassSpec | None) -> tuple[list[str] | None, dict
     return order, (dict(classes) if isinstance(classes, Mapping) else None)
 
 
-def _patch_zero_shot(
-    model: torch.nn.Module,
-    tokenizer: Tokenizer,
-    dataset: torch.utils.data.Dataset,
-    prompts: dict[str, list[str]],
-    *,
-    device: str,
-    batch_size: int,
-    num_workers: int,
-) -> tuple[Tensor, Tensor]:
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_samples)
-    classifier = build_prompt_classifier(model, tokenizer, prompts, device, max(batch_size, TEXT_BATCH_SIZE))
-    return zero_shot_logits(model, classifier, loader, device)
-
-
 # ---------------------------------------------------------------------------------------------- patch suites
 def patch_folder_suite(
     model: torch.nn.Module,
@@ -168,7 +157,7 @@ def patch_folder_suite(
     classes: ClassSpec | None = None,
     templates: Sequence[str] | None = None,
     task: str | None = None,
-    num_workers: int = 0,
+    num_workers: NonNegativeInt = 0,
 ) -> dict[str, dict[str, float]]:
     """Zero-shot classification of a class-per-folder patch set (NCT-CRC-HE-100K, CRC-VAL-HE-7K, ...).
 
@@ -203,14 +192,10 @@ def patch_folder_suite(
     prompts = _class_prompts(
         dataset.classes, names, templates, labels.PATCH_TEMPLATES, labels.NCT_CRC_SYNONYMS, labels.display_name
     )
-    logits, targets = _patch_zero_shot(
-        model, tokenizer, dataset, prompts, device=device, batch_size=batch_size, num_workers=num_workers
-    )
-    result = classification_metrics(logits, targets)
-    plot_confusion_matrix(
-        result["confusion_matrix"], list(dataset.classes), Path(out_dir) / f"{task}_confusion_matrix.png",
-        title=f"{task}: zero-shot tissue classification",
-    )
+    logits, targets = zero_shot_dataset(model, tokenizer, dataset, prompts, device=device, batch_size=batch_size,
+                                        text_batch_size=max(batch_size, TEXT_BATCH_SIZE), num_workers=num_workers)
+    result = classification_report(logits, targets, dataset.classes, Path(out_dir) / f"{task}_confusion_matrix.png",
+                                   title=f"{task}: zero-shot tissue classification")
     return {f"{task}/zeroshot_classification": scalar_metrics(result)}
 
 
@@ -223,10 +208,10 @@ def pcam_suite(
     out_dir: Path,
     device: str = "cpu",
     batch_size: int = 64,
-    split: str = "test",
+    split: PcamSplit = "test",
     classes: Mapping[str, str | Sequence[str]] | None = None,
     templates: Sequence[str] | None = None,
-    num_workers: int = 0,
+    num_workers: NonNegativeInt = 0,
 ) -> dict[str, dict[str, float]]:
     """Zero-shot metastasis detection on PatchCamelyon (official HDF5 files).
 
@@ -257,17 +242,15 @@ def pcam_suite(
     prompts = _class_prompts(
         labels.PCAM_CLASSES, classes, templates, labels.PATCH_TEMPLATES, labels.PCAM_SYNONYMS, labels.humanise
     )
-    logits, targets = _patch_zero_shot(
-        model, tokenizer, dataset, prompts, device=device, batch_size=batch_size, num_workers=num_workers
+    logits, targets = zero_shot_dataset(model, tokenizer, dataset, prompts, device=device, batch_size=batch_size,
+                                        text_batch_size=max(batch_size, TEXT_BATCH_SIZE), num_workers=num_workers)
+    result = classification_report(
+        logits, targets, [labels.PCAM_NAMES[c] for c in labels.PCAM_CLASSES],
+        Path(out_dir) / "pcam_confusion_matrix.png", title="PatchCamelyon: zero-shot metastasis detection",
     )
-    result = classification_metrics(logits, targets)
     auc = auroc(class_probabilities(logits, _logit_scale(model)), targets.numpy())
     if auc is not None:
         result["auroc"] = auc
-    plot_confusion_matrix(
-        result["confusion_matrix"], [labels.PCAM_NAMES[c] for c in labels.PCAM_CLASSES],
-        Path(out_dir) / "pcam_confusion_matrix.png", title="PatchCamelyon: zero-shot metastasis detection",
-    )
     return {"pcam/zeroshot_classification": scalar_metrics(result)}
 
 
@@ -344,10 +327,10 @@ def slide_suite(
     batch_size: int = 64,
     classes: ClassSpec | None = None,
     templates: Sequence[str] | None = None,
-    top_k: int | None = DEFAULT_TOP_K,
+    top_k: PositiveInt | None = DEFAULT_TOP_K,
     labels_file: str = SLIDE_LABELS_FILE,
     task: str = "slides",
-    num_workers: int = 0,
+    num_workers: NonNegativeInt = 0,
 ) -> dict[str, dict[str, float]]:
     """MI-Zero-style slide-level zero-shot classification from patch shards.
 
@@ -441,7 +424,10 @@ def slide_suite(
         )
     slide_scores = torch.stack([pooled[s].score() for s in scored])
     targets = torch.tensor([order.index(slide_labels[s]) for s in scored])
-    result = classification_metrics(slide_scores, targets, return_predictions=True)
+    result = classification_report(
+        slide_scores, targets, order, Path(out_dir) / f"{task}_confusion_matrix.png", return_predictions=True,
+        title=f"{task}: slide-level zero-shot (top-{top_k if top_k is not None else 'all'} pooling)",
+    )
     probs = class_probabilities(slide_scores, _logit_scale(model))
     auc = auroc(probs, targets.numpy())
     if auc is not None:
@@ -457,8 +443,4 @@ def slide_suite(
         (s, slide_labels[s], order[p], pooled[s].count) for s, p in zip(scored, result["predictions"])
     ]
     _write_predictions(out_dir / "slide_predictions.csv", rows, slide_scores, probs, order)
-    plot_confusion_matrix(
-        result["confusion_matrix"], order, out_dir / f"{task}_confusion_matrix.png",
-        title=f"{task}: slide-level zero-shot (top-{top_k if top_k is not None else 'all'} pooling)",
-    )
     return {f"{task}/zeroshot_classification": scalar_metrics(result)}

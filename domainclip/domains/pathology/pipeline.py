@@ -97,22 +97,13 @@ def prepare_synthetic_patches(
 
 def _patch_loader(data: Path, preprocess: Callable[[Any], torch.Tensor], batch_size: int) -> DataLoader:
     from domainclip.core.data.decode import SampleDecoder
-    from domainclip.core.data.reader import Source, build_loader
     from domainclip.core.eval.features import collate_samples
+    from domainclip.core.eval.heldout import HeldOutShards
 
     decoder = SampleDecoder(image_transform=preprocess, required=("image", "text", "label"), text_choice="first")
-    return build_loader(
-        # absolute paths: a file name found on disk must never read as a URL (``pipe:...``)
-        [Source(sorted(str(p.resolve()) for p in data.glob("*.tar")))],
-        decoder,
-        batch_size=batch_size,
-        num_workers=0,
-        shuffle_buffer=0,
-        max_corrupt_fraction=0.0,
-        collate=collate_samples,
-        drop_last=False,
-        epochs=1,
-    )
+    patches = HeldOutShards(data, decoder, suite="pathology/synthetic",
+                            expected="a folder written by 'domainclip prepare pathology synthetic-patches'")
+    return DataLoader(patches, batch_size=batch_size, collate_fn=collate_samples)
 
 
 def synthetic_suite(
@@ -124,7 +115,7 @@ def synthetic_suite(
     out_dir: Path,
     device: str = "cpu",
     batch_size: int = 64,
-    top_k: int = 5,
+    top_k: PositiveInt = 5,
 ) -> dict[str, dict[str, float]]:
     """Evaluate on held-out synthetic slides: patch zero-shot, patch-caption retrieval, slide-level zero-shot.
 
@@ -132,8 +123,8 @@ def synthetic_suite(
         model: CLIP-like model.
         tokenizer: its tokenizer.
         preprocess: image transform.
-        data: a folder written by ``domainclip prepare pathology synthetic`` (with another seed than
-            training); ``None`` generates 4 held-out slides into ``out_dir/heldout``.
+        data: a folder written by ``domainclip prepare pathology synthetic-patches`` (with another seed
+            than training); ``None`` generates 4 held-out slides into ``out_dir/heldout``.
         out_dir: where the confusion matrices and predictions go.
         device: where the model runs.
         batch_size: patches per forward.
@@ -142,10 +133,10 @@ def synthetic_suite(
     Returns:
         ``tissue/zeroshot_classification``, ``tissue/retrieval`` and ``slides`` metrics.
     """
-    from domainclip.core.eval.features import encode_inputs, encode_texts, iter_batches
-    from domainclip.core.eval.report import plot_confusion_matrix, scalar_metrics
-    from domainclip.core.eval.retrieval import retrieval_report
-    from domainclip.core.eval.zero_shot import build_zero_shot_classifier, classification_metrics
+    from domainclip.core.eval.features import embed_loader
+    from domainclip.core.eval.report import scalar_metrics
+    from domainclip.core.eval.retrieval import caption_retrieval
+    from domainclip.core.eval.zero_shot import build_zero_shot_classifier, classification_report
     from domainclip.domains.pathology.evals import slide_suite
     from domainclip.domains.pathology.synthetic import (
         CLASS_NAMES,
@@ -159,40 +150,19 @@ def synthetic_suite(
         data = out_dir / "heldout"
         if not (data / "slides.csv").is_file():
             prepare_synthetic_patches(data, 4, seed=HELDOUT_SEED, slide_size=3072, progress=False)
-    data = Path(data)
-    if not any(data.glob("*.tar")):
-        raise DatasetNotFoundError(
-            f"pathology/synthetic: dataset not found at {data}: no patch shards (*.tar); expected a folder "
-            "written by 'domainclip prepare pathology synthetic'"
-        )
     # one pass over the patches serves both the zero-shot classifier and retrieval
-    features, targets, captions = [], [], []
-    with torch.no_grad():
-        for batch in iter_batches(_patch_loader(data, preprocess, batch_size), ("image", "label", "text")):
-            features.append(encode_inputs(model, batch["image"].to(device)).cpu())
-            targets.append(torch.as_tensor(batch["label"]))
-            captions.extend(batch["text"])
-    images = torch.cat(features)
+    patches = embed_loader(model, _patch_loader(Path(data), preprocess, batch_size), device, keep=("label", "text"))
     names = [CLASS_NAMES[c] for c in TISSUE_CLASSES]
     classifier = build_zero_shot_classifier(model, tokenizer, names, list(ZERO_SHOT_TEMPLATES), device, batch_size)
-    tissue = classification_metrics(images @ classifier.cpu(), torch.cat(targets))
-    plot_confusion_matrix(
-        tissue["confusion_matrix"], list(TISSUE_CLASSES), out_dir / "tissue_confusion_matrix.png",
-        title="synthetic tissue (zero-shot)",
+    tissue = classification_report(
+        patches["features"] @ classifier.cpu(), patches["label"], TISSUE_CLASSES,
+        out_dir / "tissue_confusion_matrix.png", title="synthetic tissue (zero-shot)",
     )
-    texts = encode_texts(model, tokenizer, captions, device, batch_size)
-    retrieval = retrieval_report(images, texts, torch.arange(len(captions)), captions)
+    retrieval = caption_retrieval(model, tokenizer, patches["features"], patches["text"], device,
+                                  text_batch_size=batch_size)
     slides = slide_suite(
-        model,
-        tokenizer,
-        preprocess,
-        data=data,
-        out_dir=out_dir,
-        device=device,
-        batch_size=batch_size,
-        classes={label: list(prompts) for label, prompts in SLIDE_PROMPTS.items()},
-        templates=("{}",),
-        top_k=top_k,
+        model, tokenizer, preprocess, data=data, out_dir=out_dir, device=device, batch_size=batch_size,
+        classes={label: list(prompts) for label, prompts in SLIDE_PROMPTS.items()}, templates=("{}",), top_k=top_k,
     )
     return {
         "tissue/zeroshot_classification": scalar_metrics(tissue),

@@ -15,7 +15,8 @@
     Clip <-> narration retrieval (R@1/5/10 both ways) on held-out shards written by
     ``domainclip prepare surgery clips`` (``--data``: a shard folder, glob or brace pattern). Clips are
     decoded with :class:`~domainclip.domains.surgery.decoder.VideoClipDecoder` and embedded by the
-    model's video tower; an image CLIP embeds a clip as the mean of its frame embeddings.
+    model's video tower; an image CLIP embeds a clip as a mean-pooling
+    :class:`~domainclip.core.models.video.VideoCLIP` with its weights does (the training definition).
 
 The phase suites write a confusion matrix (``<task>_confusion_matrix.png``), a per-phase table
 (``<task>_per_phase.md``) and per-video / per-phase numbers (``<task>_details.json``).
@@ -24,42 +25,32 @@ The phase suites write a confusion matrix (``<task>_confusion_matrix.png``), a p
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.metrics import average_precision_score, f1_score, jaccard_score, precision_recall_fscore_support
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader
 
 from domainclip.core.data import keys
-from domainclip.core.errors import DatasetNotFoundError, InputError
+from domainclip.core.data.corrupt import BAD_TEXT, CorruptSampleError
 from domainclip.core.eval.features import Tokenizer, collate_samples
-from domainclip.core.eval.report import (
-    atomic_write_text,
-    format_markdown_table,
-    plot_confusion_matrix,
-    scalar_metrics,
-    to_jsonable,
-)
+from domainclip.core.eval.heldout import HeldOutShards
+from domainclip.core.eval.report import atomic_write_text, format_markdown_table, scalar_metrics, to_jsonable
 from domainclip.core.eval.retrieval import evaluate_retrieval
 from domainclip.core.eval.suites import require_data
-from domainclip.core.eval.zero_shot import (
-    build_prompt_classifier,
-    classification_metrics,
-    multilabel_metrics,
-    zero_shot_logits,
-)
+from domainclip.core.eval.zero_shot import classification_report, multilabel_metrics, zero_shot_dataset
+from domainclip.core.options import NonNegativeInt, PositiveInt
 from domainclip.domains.surgery import labels
 
 __all__ = [
     "AUTOLAPARO_EVAL_SPLIT",
     "CHOLEC80_EVAL_SPLIT",
     "EVAL_FPS",
-    "FrameMeanVideo",
+    "PromptStyle",
     "autolaparo_phase_suite",
     "cholec80_phase_suite",
     "cholec80_tool_suite",
@@ -73,34 +64,11 @@ CHOLEC80_EVAL_SPLIT: str | Sequence[int] = "camma_test"
 AUTOLAPARO_EVAL_SPLIT: str | Sequence[int] = "test"
 #: Frame sampling rate of the Cholec80 suites (the CAMMA protocol).
 EVAL_FPS = 1.0
+#: Prompt sets of the zero-shot suites (:data:`~domainclip.domains.surgery.labels.PROMPT_STYLES`).
+PromptStyle = Literal[labels.PROMPT_STYLES]  # Literal of the tuple's values
 
 
 # --------------------------------------------------------------------------- building blocks
-class FrameMeanVideo(torch.nn.Module):
-    """Give an image CLIP a video tower: a clip's embedding is the mean of its frames' embeddings.
-
-    Args:
-        model: CLIP-like model with ``encode_image`` and ``encode_text``.
-
-    """
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def encode_video(self, video: Tensor, normalize: bool = False) -> Tensor:
-        """Embed clips ``(B, T, C, H, W)`` as the mean of their L2-normalised frame embeddings."""
-        if video.ndim != 5:
-            raise ValueError(f"expected video of shape (B, T, C, H, W), got {tuple(video.shape)}")
-        frames = F.normalize(self.model.encode_image(video.flatten(0, 1)).float(), dim=-1)
-        features = frames.reshape(video.shape[0], video.shape[1], -1).mean(1)
-        return F.normalize(features, dim=-1) if normalize else features
-
-    def encode_text(self, text: Tensor, normalize: bool = False) -> Tensor:
-        """The wrapped model's text tower."""
-        return self.model.encode_text(text, normalize=normalize)
-
-
 def phase_recognition_metrics(
     predictions: Sequence[int] | np.ndarray,
     targets: Sequence[int] | np.ndarray,
@@ -180,12 +148,6 @@ def phase_recognition_metrics(
     }
 
 
-def _frame_loader(
-    dataset: torch.utils.data.Dataset, batch_size: int, num_workers: int, collate: Callable
-) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
-
-
 def _phase_suite(
     task: str,
     title: str,
@@ -200,20 +162,17 @@ def _phase_suite(
     num_workers: int,
 ) -> dict[str, dict[str, float]]:
     classes = list(prompts)
-    classifier = build_prompt_classifier(model, tokenizer, prompts, device, batch_size)
     try:
-        loader = _frame_loader(dataset, batch_size, num_workers, collate_samples)
-        logits, targets = zero_shot_logits(model, classifier, loader, device, keys.IMAGE)
+        logits, targets = zero_shot_dataset(
+            model, tokenizer, dataset, prompts, device=device, batch_size=batch_size, num_workers=num_workers
+        )
     finally:
         dataset.close()
-    frame_level = classification_metrics(logits, targets)
+    out_dir = Path(out_dir)
+    frame_level = classification_report(logits, targets, classes, out_dir / f"{task}_confusion_matrix.png",
+                                        title=f"{title}: zero-shot phase recognition (1 fps frames)")
     videos = np.asarray(dataset.video_ids)[dataset.sample_video]
     video_level = phase_recognition_metrics(logits.argmax(1).numpy(), targets.numpy(), videos, classes)
-    out_dir = Path(out_dir)
-    plot_confusion_matrix(
-        frame_level["confusion_matrix"], classes, out_dir / f"{task}_confusion_matrix.png",
-        title=f"{title}: zero-shot phase recognition (1 fps frames)",
-    )
     table = format_markdown_table(video_level["per_phase"]).replace("| task |", "| phase |", 1)
     atomic_write_text(out_dir / f"{task}_per_phase.md", table)
     details = {k: video_level[k] for k in ("per_video", "per_phase")}
@@ -234,8 +193,8 @@ def cholec80_phase_suite(
     device: str = "cpu",
     batch_size: int = 64,
     split: str | Sequence[int] | None = None,
-    prompt_style: str = "ensemble",
-    num_workers: int = 0,
+    prompt_style: PromptStyle = "ensemble",
+    num_workers: NonNegativeInt = 0,
 ) -> dict[str, dict[str, float]]:
     """Zero-shot Cholec80 phase recognition, CAMMA protocol (1 fps, per-video accuracy and macro-F1).
 
@@ -276,8 +235,8 @@ def autolaparo_phase_suite(
     device: str = "cpu",
     batch_size: int = 64,
     split: str | Sequence[int] | None = None,
-    prompt_style: str = "ensemble",
-    num_workers: int = 0,
+    prompt_style: PromptStyle = "ensemble",
+    num_workers: NonNegativeInt = 0,
 ) -> dict[str, dict[str, float]]:
     """Zero-shot AutoLaparo phase recognition (1 fps labels, per-video accuracy and macro-F1).
 
@@ -322,8 +281,8 @@ def cholec80_tool_suite(
     device: str = "cpu",
     batch_size: int = 64,
     split: str | Sequence[int] | None = None,
-    prompt_style: str = "ensemble",
-    num_workers: int = 0,
+    prompt_style: PromptStyle = "ensemble",
+    num_workers: NonNegativeInt = 0,
 ) -> dict[str, dict[str, float]]:
     """Zero-shot Cholec80 tool presence: multi-label mAP of frame-prompt similarities (1 fps frames).
 
@@ -353,10 +312,9 @@ def cholec80_tool_suite(
         root, split=CHOLEC80_EVAL_SPLIT if split is None else split, fps=EVAL_FPS, transform=preprocess, tools=True
     )
     prompts = labels.cholec80_tool_prompts(prompt_style)
-    classifier = build_prompt_classifier(model, tokenizer, prompts, device, batch_size)
     try:
-        loader = _frame_loader(dataset, batch_size, num_workers, _collate_tools)
-        scores, targets = zero_shot_logits(model, classifier, loader, device, keys.IMAGE)
+        scores, targets = zero_shot_dataset(model, tokenizer, dataset, prompts, device=device, batch_size=batch_size,
+                                            num_workers=num_workers, collate=_collate_tools)
     finally:
         dataset.close()
     summary = multilabel_metrics(scores, targets)
@@ -375,36 +333,22 @@ def cholec80_tool_suite(
     return {"cholec80_tool/zeroshot_multilabel": summary, "cholec80_tool/per_tool_ap": per_tool}
 
 
-class _ShardClips(IterableDataset):
-    """Decoded clips of a list of shards, streamed (each DataLoader worker reads its share of shards)."""
+class _NarratedClip:
+    """Decode a held-out clip and its one narration: ``{"video", "text"}`` (picklable for workers).
 
-    def __init__(self, urls: Sequence[str], decode: Callable[[Mapping[str, Any]], dict[str, Any]]):
-        super().__init__()
-        self.urls = list(urls)
+    Args:
+        decode: the clip decoder.
+    """
+
+    def __init__(self, decode: Callable[[Mapping[str, Any]], dict[str, Any]]):
         self.decode = decode
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        from domainclip.core.data.corrupt import CorruptSampleError, CorruptTally
-        from domainclip.core.data.reader import iter_shard
-
-        info = get_worker_info()
-        urls = self.urls if info is None else self.urls[info.id :: info.num_workers]
-        tally = CorruptTally()
-        for url in urls:
-            for raw in iter_shard(url, tally):
-                try:
-                    sample = self.decode(raw)
-                except CorruptSampleError as e:
-                    tally.add(e.reason, url, raw.get(keys.KEY), e.detail)
-                    continue
-                text = sample.get(keys.TEXT)
-                if not isinstance(text, str):
-                    tally.add("bad_text", url, raw.get(keys.KEY), f"needs one .txt caption, got {type(text).__name__}")
-                    continue
-                tally.add_good()
-                yield {keys.VIDEO: sample[keys.VIDEO], keys.TEXT: text}
-        if tally.corrupt:
-            raise InputError(f"surgery/retrieval: unusable samples in the held-out shards\n{tally.report()}")
+    def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        sample = self.decode(raw)
+        text = sample.get(keys.TEXT)
+        if not isinstance(text, str):
+            raise CorruptSampleError(BAD_TEXT, f"needs one .txt caption, got {type(text).__name__}")
+        return {keys.VIDEO: sample[keys.VIDEO], keys.TEXT: text}
 
 
 def retrieval_suite(
@@ -416,13 +360,14 @@ def retrieval_suite(
     out_dir: Path,
     device: str = "cpu",
     batch_size: int = 64,
-    num_frames: int | None = None,
-    num_workers: int = 0,
+    num_frames: PositiveInt | None = None,
+    num_workers: NonNegativeInt = 0,
 ) -> dict[str, dict[str, float]]:
     """Clip <-> narration retrieval on held-out shards (R@1/5/10 both ways).
 
     Args:
-        model: a VideoCLIP (its ``encode_video``) or an image CLIP (mean of frame embeddings).
+        model: a VideoCLIP (its ``encode_video``) or an image CLIP (embedded as a mean-pooling
+            VideoCLIP with its weights: the mean of its L2-normalised frame embeddings).
         tokenizer: ``tokenizer(list[str]) -> LongTensor``.
         preprocess: the model's image transform, applied to every frame.
         data: shards written by ``domainclip prepare surgery clips`` (folder, glob or brace pattern);
@@ -442,7 +387,6 @@ def retrieval_suite(
         InputError: a held-out sample cannot be decoded or has no single caption (a ``ValueError``).
 
     """
-    from domainclip.core.data.reader import expand_urls
     from domainclip.domains.surgery.decoder import VideoClipDecoder
 
     root = require_data(data, "surgery/retrieval", "held-out shards from 'domainclip prepare surgery clips'")
@@ -450,17 +394,12 @@ def retrieval_suite(
     decoder = VideoClipDecoder(
         preprocess, None, num_frames=frames, sampling="uniform", train=False, text_choice="first"
     )
-    try:
-        urls = expand_urls(str(root))
-    except FileNotFoundError as e:
-        raise DatasetNotFoundError(
-            f"surgery/retrieval: dataset not found at {root}: {e}; expected held-out shards (*.tar) written by "
-            "'domainclip prepare surgery clips'"
-        ) from None
-    loader = DataLoader(
-        _ShardClips(urls, decoder),
-        batch_size=batch_size, num_workers=num_workers, collate_fn=collate_samples,
-    )
-    encoder = model if callable(getattr(model, "encode_video", None)) else FrameMeanVideo(model)
-    result = evaluate_retrieval(encoder, tokenizer, loader, device, input_key=keys.VIDEO)
+    clips = HeldOutShards(root, _NarratedClip(decoder), suite="surgery/retrieval",
+                          expected="held-out shards (*.tar) written by 'domainclip prepare surgery clips'")
+    loader = DataLoader(clips, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_samples)
+    if not callable(getattr(model, "encode_video", None)):  # embed clips as the video tower's mean pooling does
+        from domainclip.core.models.video import VideoCLIP
+
+        model = VideoCLIP(model, embed_dim=0, num_frames=frames, pooling="mean")  # mean pooling needs no width
+    result = evaluate_retrieval(model, tokenizer, loader, device, input_key=keys.VIDEO)
     return {"surgery_clips/retrieval": scalar_metrics(result)}

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from domainclip.cli import main
-from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.eval.suites import get_suite, run_suite
 from domainclip.core.models import create_model_and_transforms, get_tokenizer
 from domainclip.core.recipe import load_recipe
@@ -50,8 +49,8 @@ def test_generated_suite_reports_every_task(tiny, tmp_path, monkeypatch):
 def test_generated_suite_reads_prepared_shards(tiny, tmp_path):
     assert main(["prepare", "math", "synthetic", "--out", str(tmp_path / "held"), "--n", "12", "--seed", "5",
                  "--no-progress"]) == 0
-    samples = evals._read_shards(tmp_path / "held", CorruptTally())
-    assert len(samples) == 12
+    samples, tally = evals.read_held_out_diagrams(tmp_path / "held")
+    assert len(samples) == 12 and tally.good == 12 and tally.corrupt == 0
     assert all(0 <= s["label"] < len(labels.DIAGRAM_TYPES) for s in samples)
     model, preprocess, tokenizer = tiny
     results = get_suite("math/generated")(model, tokenizer, preprocess, data=tmp_path / "held",
@@ -168,7 +167,7 @@ def test_paper_recipe_names_a_real_architecture_and_tag():
 def test_quick_recipe_runs_through_the_cli(tmp_path):
     """Two steps of math/quick with a small prepare step: data, training, eval and export."""
     prepare = ('data.prepare=[{command: math/synthetic, args: {out: "{root}/train", n: 48, seed: 0, '
-               'workers: 1, max_count: 24, no_progress: true}}]')
+               'workers: 1, max_count: 24, progress: false}}]')
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "domainclip", "train", "math/quick", "--out", str(run),
            "--set", f"data.root={tmp_path / 'data'}", "--set", prepare, "--set", "train.steps=2",

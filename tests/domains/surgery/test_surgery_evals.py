@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torchvision.transforms.functional import to_tensor
 
 from domainclip.core.errors import DatasetNotFoundError, InputError
+from domainclip.core.eval.features import encode_inputs
 from domainclip.core.eval.zero_shot import build_prompt_classifier
-from domainclip.core.models import create_model_and_transforms, get_tokenizer
+from domainclip.core.models import create_model, create_model_and_transforms, get_tokenizer
 from domainclip.domains.surgery import evals, labels
 
 _spec = importlib.util.spec_from_file_location("surgery_eval_fixture_evals", Path(__file__).with_name("data.py"))
@@ -270,10 +271,25 @@ def test_retrieval_suite_with_tiny_models(tiny, clip_shards, tmp_path):
         assert 0.0 <= recalls[0] <= recalls[1] <= recalls[2] == 1.0  # 7 clips: R@10 covers all
 
 
-def test_frame_mean_video_gives_image_models_a_video_tower(tiny):
-    model, _, _ = tiny
-    video = torch.randn(2, 3, 3, 32, 32)
-    wrapped = evals.FrameMeanVideo(model)
-    frames = F.normalize(model.encode_image(video.flatten(0, 1)), dim=-1).reshape(2, 3, -1)
-    expected = F.normalize(frames.mean(1), dim=-1)
-    assert torch.allclose(wrapped.encode_video(video, normalize=True), expected, atol=1e-5)
+def test_retrieval_suite_embeds_an_image_clip_as_its_mean_video_tower(clip_shards, tmp_path, monkeypatch):
+    """Evaluation embeds a clip the way training does: the same weights give the same clip embedding."""
+    torch.manual_seed(0)
+    image_model, _, preprocess = create_model_and_transforms("dc-test-vit")
+    video_model = create_model("dc-test-vit", domainclip_cfg={"tower": "video", "pooling": "mean"})
+    video_model.clip.load_state_dict(image_model.state_dict())
+    clips = torch.randn(3, 4, 3, 32, 32)  # frames that differ, so their embeddings' norms differ too
+    embedded, real = [], evals.evaluate_retrieval
+
+    def spy(encoder, tokenizer, loader, device, **kwargs):
+        embedded.append(encode_inputs(encoder, clips, "video"))
+        return real(encoder, tokenizer, loader, device, **kwargs)
+
+    monkeypatch.setattr(evals, "evaluate_retrieval", spy)
+    tokenizer = get_tokenizer(image_model)
+    kw = {"data": clip_shards, "out_dir": tmp_path, "batch_size": 4, "num_frames": 4}
+    from_image = evals.retrieval_suite(image_model.eval(), tokenizer, preprocess, **kw)
+    from_video = evals.retrieval_suite(video_model.eval(), tokenizer, preprocess, **kw)
+    frames = F.normalize(image_model.encode_image(clips.flatten(0, 1)), dim=-1).reshape(3, 4, -1)
+    assert torch.allclose(embedded[0], F.normalize(frames.mean(1), dim=-1), atol=1e-5)  # SurgCLIP's clip embedding
+    assert torch.allclose(embedded[0], embedded[1], atol=1e-6)
+    assert from_image == from_video

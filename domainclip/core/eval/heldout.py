@@ -1,0 +1,89 @@
+"""Held-out shards for evaluation, read by every suite the same way (on the core's shard reader)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Collection, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import IterableDataset, get_worker_info
+
+from domainclip.core.data import keys
+from domainclip.core.data.corrupt import CorruptSampleError, CorruptTally
+from domainclip.core.data.reader import expand_urls, iter_shard
+from domainclip.core.errors import DatasetNotFoundError, InputError
+
+__all__ = ["HeldOutShards", "warn_skipped"]
+
+
+class HeldOutShards(IterableDataset):
+    """The decoded samples of held-out shards, each once, in shard order (DataLoader workers share the shards).
+
+    A sample ``decode`` refuses for a reason in ``skip`` is left out and counted; any other refused
+    sample, or a damaged shard, raises :class:`~domainclip.core.errors.InputError` after the pass.
+
+    Args:
+        data: shard folder, glob or brace pattern (see :func:`~domainclip.core.data.reader.expand_urls`).
+        decode: raw sample -> sample; raises :class:`~domainclip.core.data.corrupt.CorruptSampleError`.
+        suite: the suite's name, for messages.
+        expected: what ``data`` should hold, for the not-found message.
+        skip: refusal reasons (``"bad_image"``, ...) that leave a sample out.
+
+    Attributes:
+        tally: good and refused samples of the last pass read in the main process (``num_workers=0``).
+
+    Raises:
+        DatasetNotFoundError: ``data`` names no shard.
+
+    """
+
+    def __init__(
+        self,
+        data: str | Path,
+        decode: Callable[[Mapping[str, Any]], dict[str, Any]],
+        *,
+        suite: str,
+        expected: str,
+        skip: Collection[str] = (),
+    ):
+        super().__init__()
+        try:
+            self.urls = expand_urls(str(data))
+        except FileNotFoundError as e:
+            raise DatasetNotFoundError(f"{suite}: dataset not found at {data}: {e}; expected {expected}") from None
+        self.data, self.decode, self.suite, self.skip = data, decode, suite, frozenset(skip)
+        self.tally = CorruptTally()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Yield the decoded samples of this process's shards."""
+        info = get_worker_info()
+        tally = CorruptTally()
+        if info is None:
+            self.tally = tally
+        for url in self.urls if info is None else self.urls[info.id :: info.num_workers]:
+            for raw in iter_shard(url, tally):
+                try:
+                    sample = self.decode(raw)
+                except CorruptSampleError as e:
+                    tally.add(e.reason, url, raw.get(keys.KEY), e.detail)
+                    continue
+                tally.add_good()
+                yield sample
+        if set(tally.counts) - self.skip:
+            raise InputError(f"{self.suite}: unusable samples in the held-out shards under {self.data}\n"
+                             + tally.report())
+
+
+def warn_skipped(suite: str, tally: CorruptTally) -> int:
+    """Warn (one line on stderr) about the samples ``tally`` counts as refused; returns how many.
+
+    Args:
+        suite: the suite's name, first in the message.
+        tally: what the suite's reading counted.
+    """
+    if tally.corrupt:
+        counts = ", ".join(f"{reason}: {n}" for reason, n in sorted(tally.counts.items()))
+        warnings.warn(f"{suite}: skipped {tally.corrupt} sample(s) that cannot be decoded "
+                      f"({counts}; e.g. {tally.examples[min(tally.counts)]})", stacklevel=2)
+    return tally.corrupt
