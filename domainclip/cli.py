@@ -140,7 +140,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from domainclip.core.errors import InputError, OutputExistsError
     from domainclip.core.eval.report import format_markdown_table, write_results
     from domainclip.core.eval.suites import get_suite, run_suite
-    from domainclip.core.hub import check_device, load_model
+    from domainclip.core.models.loading import check_device, load_model
     from domainclip.core.outputs import OutputFolder
 
     if args.batch_size < 1:
@@ -183,7 +183,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a run's newest checkpoint to an open_clip-loadable hub folder."""
-    from domainclip.core.hub import export_run
+    from domainclip.core.engine.runs import export_run
 
     folder = export_run(Path(args.run_dir), Path(args.out), overwrite=args.overwrite)
     print(f"exported {args.run_dir} -> {folder}")

@@ -88,9 +88,9 @@ def run_demo(
         InputError: ``steps`` is not positive (checked before anything is written).
         OutputExistsError: ``out`` holds files and ``overwrite`` is not given.
     """
+    from domainclip.core.engine.runs import export_run
     from domainclip.core.engine.train import train
     from domainclip.core.eval.report import format_markdown_table
-    from domainclip.core.hub import export_run
     from domainclip.core.outputs import OutputFolder
     from domainclip.core.recipe import load_recipe
 

@@ -1,4 +1,4 @@
-"""Hub I/O: open_clip hub folders, ``hf-hub:org/name@rev`` ids, local folders, run export.
+"""Hub I/O: ``hf-hub:org/name@rev`` ids, local ``local-dir:`` folders, hub folders and model cards.
 
 A hub folder (what :func:`save_model_folder` writes and open_clip's ``hf-hub:``/``local-dir:``
 loading reads)::
@@ -20,12 +20,15 @@ Hub ids resolve through the Hugging Face cache (``cache_dir`` argument, else ``H
 ``HF_HOME/hub``); with ``HF_HUB_OFFLINE=1`` or no network only cached snapshots are used, and a
 missing one fails naming the repo, the revision and the cache folder. Only safetensors weights are
 written or downloaded; nothing is unpickled without ``weights_only=True``.
+
+This module sits below the model factory (as timm's ``_hub.py`` does): :mod:`domainclip.core.models`
+resolves names and reads folders through it, and the writers here take a model by what it
+records, ``model.domainclip_info``, never importing the factory. Loading a model from any spec is
+:func:`domainclip.core.models.loading.load_model`; training runs are :mod:`domainclip.core.engine.runs`.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import math
@@ -42,53 +45,38 @@ import open_clip
 import torch
 import yaml
 from open_clip.hf_model import HFTextEncoder
-from open_clip.tokenizer import SimpleTokenizer
+from open_clip.tokenizer import DEFAULT_CONTEXT_LENGTH, HFTokenizer, SimpleTokenizer
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from domainclip.core.errors import InputError, InputNotFoundError, OutputError, OutputExistsError
 from domainclip.core.io import new_file_mode, new_folder_mode
-from domainclip.core.models import (
-    DomainCLIP,
-    build_model_from_info,
-    create_model,
-    get_image_transform,
-    get_tokenizer,
-    unwrap_clip,
-)
-from domainclip.core.models.registry import HF_TEXT_CONFIG_DIR, _check_config
 from domainclip.core.plugins import UnknownNameError, require
 
 __all__ = [
     "CONFIG_NAME",
     "EVAL_RESULTS_NAME",
+    "HF_TEXT_CONFIG_DIR",
     "MODEL_CARD_NAME",
     "RECIPE_NAME",
     "TOWER_WEIGHTS_NAME",
     "WEIGHTS_NAME",
-    "RANDOM_WEIGHTS_SEED",
     "HubNotFoundError",
     "ModelFileError",
-    "ModelSource",
     "ResolvedFolder",
-    "check_device",
+    "check_eval_results",
     "download_hub_folder",
     "export_hf_clip",
-    "export_run",
     "find_weights_file",
     "hf_cache_dir",
     "hf_offline",
-    "latest_checkpoint",
-    "load_any_model",
-    "load_folder_weights",
-    "load_model",
-    "load_run",
-    "locate_model",
+    "hf_tokenizer",
     "parse_hf_hub_id",
-    "read_folder_config",
+    "read_safetensors",
     "render_model_card",
     "resolve_folder",
+    "safetensors_ready",
     "save_model_folder",
 ]
 
@@ -99,6 +87,8 @@ LOCAL_DIR_PREFIX = "local-dir:"
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"
 TOWER_WEIGHTS_NAME = "domainclip_tower.safetensors"
+#: Sub-folder holding the transformers config of a Hugging Face text tower.
+HF_TEXT_CONFIG_DIR = "text_config"
 RECIPE_NAME = "recipe.yaml"
 EVAL_RESULTS_NAME = "eval_results.json"
 MODEL_CARD_NAME = "README.md"
@@ -112,11 +102,6 @@ WEIGHTS_PREFERENCE = (
 )
 #: Files never fetched from the hub: pickled or foreign-framework duplicates of the weights.
 SKIPPED_HUB_FILES = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.msgpack", "*.h5", "*.onnx", "*.npz"]
-#: Run-dir layout written by the engine.
-RUN_MODEL_INFO = "model_info.json"
-RUN_RECIPE = "recipe.resolved.yaml"
-RUN_EVAL_RESULTS = Path("eval") / "results.json"
-CHECKPOINT_WEIGHTS = "model.safetensors"
 _REPO_ID = re.compile(r"^(?:[\w.\-]+/)?[\w.\-]+$")
 _CARD_KEYS = (
     "name",
@@ -133,11 +118,6 @@ _CARD_KEYS = (
     "limitations",
     "citation",
 )
-
-
-#: Seed of the random weights a registry name is loaded with (:func:`load_model`), so two
-#: evaluations of the same untrained architecture give the same numbers.
-RANDOM_WEIGHTS_SEED = 0
 
 
 class HubNotFoundError(InputNotFoundError):
@@ -262,31 +242,6 @@ def resolve_folder(
     return None
 
 
-def read_folder_config(folder: str | Path) -> dict[str, dict[str, Any]]:
-    """Read ``open_clip_config.json`` of a model folder as ``{model_cfg, preprocess_cfg, domainclip_cfg}``."""
-    path = Path(folder) / CONFIG_NAME
-    if not path.is_file():
-        raise InputNotFoundError(
-            f"{path} not found: a model folder needs {CONFIG_NAME} (model_cfg + preprocess_cfg)"
-        )
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("model_cfg"), dict):
-        raise InputError(f"{path} has no 'model_cfg' mapping (open_clip hub config layout)")
-    _check_config(str(path), cfg["model_cfg"], str(path))
-    out = {
-        "model_cfg": cfg["model_cfg"],
-        "preprocess_cfg": cfg.get("preprocess_cfg") or {},
-        "domainclip_cfg": cfg.get("domainclip_cfg") or {},
-    }
-    for key in ("preprocess_cfg", "domainclip_cfg"):
-        if not isinstance(out[key], dict):
-            raise InputError(f"{path}: {key!r} must be a mapping")
-    return out
-
-
 def find_weights_file(folder: str | Path) -> Path:
     """Find a folder's CLIP weights, preferring ``open_clip_model.safetensors`` (open_clip's order)."""
     folder = Path(folder)
@@ -299,44 +254,49 @@ def find_weights_file(folder: str | Path) -> Path:
     raise InputNotFoundError(f"no weights in {folder}: expected {WEIGHTS_NAME} (hub downloads are safetensors only)")
 
 
-def load_folder_weights(model: nn.Module, folder: str | Path, *, require_tower: bool = False) -> None:
-    """Load a folder's CLIP weights (strict, via open_clip) and its domain tower weights if present.
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, or :class:`ModelFileError` naming a damaged one.
 
     Args:
-        model: a model from :func:`domainclip.core.models.create_model` of the folder's architecture.
-        folder: a hub folder.
-        require_tower: fail if ``model`` has tower parameters and the folder has no tower file
-            (the folder's own config declares the tower); otherwise the tower keeps its initialisation.
-
+        path: the ``.safetensors`` file.
     """
-    folder = Path(folder)
-    weights = find_weights_file(folder)
-    try:
-        open_clip.load_checkpoint(unwrap_clip(model), str(weights), strict=True, weights_only=True)
-    except SafetensorError as e:
-        raise ModelFileError(f"{weights} is not a readable safetensors file: {e}") from e
-    except RuntimeError as e:
-        raise ModelFileError(f"weights in {weights} do not fit the architecture: {e}") from e
-    tower_file = folder / TOWER_WEIGHTS_NAME
-    if isinstance(model, DomainCLIP):
-        if tower_file.is_file():
-            model.load_tower_state_dict(_read_safetensors(tower_file))
-        elif model.tower_state_dict():
-            if require_tower:
-                raise InputNotFoundError(
-                    f"{tower_file} not found: the folder's config declares a {model.tower_name} tower with weights"
-                )
-            logger.info("%s has no %s: the %s tower layers start fresh", folder, TOWER_WEIGHTS_NAME, model.tower_name)
-    elif tower_file.is_file():
-        logger.warning("%s holds domain tower weights that this plain CLIP does not use", tower_file)
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file, or :class:`ModelFileError` naming a damaged one."""
     try:
         return load_file(str(path))
     except SafetensorError as e:
         raise ModelFileError(f"{path} is not a readable safetensors file: {e}") from e
+
+
+def hf_tokenizer(
+    text_cfg: Mapping[str, Any],
+    folder: str | Path | None = None,
+    *,
+    context_length: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> HFTokenizer | None:
+    """The Hugging Face tokenizer of a text tower config, or None when it uses one of open_clip's own.
+
+    The tokenizer files in the model folder the config came from are read before the hub id in
+    ``hf_tokenizer_name``, so a folder written by :func:`save_model_folder` tokenizes offline.
+
+    Args:
+        text_cfg: an open_clip ``text_cfg`` (``hf_tokenizer_name``, ``context_length``,
+            ``tokenizer_kwargs``, ``tokenizer_mode``).
+        folder: the model folder the config came from, if any.
+        context_length: tokens per text (default: the config's, else open_clip's 77).
+        cache_dir: Hugging Face cache folder.
+    """
+    name = text_cfg.get("hf_tokenizer_name")
+    if not name:
+        return None
+    if folder is not None and (Path(folder) / "tokenizer_config.json").is_file():
+        name = str(folder)
+    return HFTokenizer(
+        name,
+        context_length=context_length or text_cfg.get("context_length") or DEFAULT_CONTEXT_LENGTH,
+        cache_dir=str(cache_dir) if cache_dir is not None else None,
+        tokenizer_mode=text_cfg.get("tokenizer_mode"),
+        **dict(text_cfg.get("tokenizer_kwargs") or {}),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -351,8 +311,23 @@ def _model_info(model: nn.Module) -> dict[str, Any]:
     return info
 
 
-def _safetensors_ready(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """CPU, contiguous tensors, one storage each: tied / shared weights are cloned so every key is kept."""
+def _clip_and_tower(model: nn.Module) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """The open_clip model inside ``model`` and its domain tower's own weights (``{}`` for a plain CLIP).
+
+    A model whose ``domainclip_info`` has a ``domainclip_cfg`` is a
+    :class:`domainclip.core.models.DomainCLIP`: the CLIP is ``model.clip``.
+    """
+    if _model_info(model)["domainclip_cfg"]:
+        return model.clip, model.tower_state_dict()
+    return model, {}
+
+
+def safetensors_ready(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous tensors, one storage each: tied / shared weights are cloned so every key is kept.
+
+    Args:
+        state_dict: what is to be written with ``safetensors.torch.save_file``.
+    """
     out: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for key, value in state_dict.items():
@@ -366,35 +341,12 @@ def _safetensors_ready(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torc
     return out
 
 
-def _format_value(value: float | int) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.4f}"
+def check_eval_results(eval_results: Any) -> dict[str, dict[str, Any]]:
+    """``eval_results`` as ``{task: {metric: value}}`` plain dicts, or TypeError.
 
-
-def _numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float | int]:
-    return {
-        k: v
-        for k, v in metrics.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
-    }
-
-
-def _eval_table(eval_results: Mapping[str, Mapping[str, Any]]) -> str:
-    rows = {task: _numeric_metrics(metrics) for task, metrics in eval_results.items()}
-    columns: list[str] = []
-    for metrics in rows.values():
-        columns.extend(m for m in metrics if m not in columns)
-    lines = ["| task | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for task, metrics in rows.items():
-        cells = [_format_value(metrics[c]) if c in metrics else "–" for c in columns]
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _check_eval_results(eval_results: Any) -> dict[str, dict[str, Any]]:
+    Args:
+        eval_results: what a caller passes as a model's evaluation results.
+    """
     if not isinstance(eval_results, Mapping) or not all(isinstance(v, Mapping) for v in eval_results.values()):
         raise TypeError("eval_results must map task name -> {metric: value}")
     return {str(task): dict(metrics) for task, metrics in eval_results.items()}
@@ -454,11 +406,13 @@ def render_model_card(
         recipe: the training recipe (its ``domain`` key becomes a tag).
 
     """
+    from domainclip.core.eval.report import format_markdown_table, scalar_metrics
+
     card = dict(model_card or {})
     for key in card:
         if key not in _CARD_KEYS:
             raise UnknownNameError("model card field", key, list(_CARD_KEYS))
-    eval_results = _check_eval_results(eval_results or {})
+    eval_results = check_eval_results(eval_results or {})
     title = str(card.get("name") or info["name"])
     repo_id = str(card.get("repo_id") or "ORG/NAME")
     pipeline_tag = card.get("pipeline_tag", "zero-shot-image-classification")
@@ -482,7 +436,9 @@ def render_model_card(
     base_model = card.get("base_model") or _base_model(info.get("pretrained"))
     if base_model:
         front["base_model"] = base_model
-    numeric = {task: _numeric_metrics(m) for task, m in eval_results.items()}
+    numeric = {
+        task: {k: v for k, v in scalar_metrics(m).items() if math.isfinite(v)} for task, m in eval_results.items()
+    }
     if any(numeric.values()):
         front["model-index"] = [
             {
@@ -554,7 +510,7 @@ def render_model_card(
         parts += [
             f"Full results: [`{EVAL_RESULTS_NAME}`]({EVAL_RESULTS_NAME}).",
             "",
-            _eval_table(eval_results),
+            format_markdown_table(eval_results).rstrip("\n"),
         ]
     else:
         parts.append("No evaluation results were recorded for this model.")
@@ -664,7 +620,7 @@ def save_model_folder(
 
     """
     info = _model_info(model)
-    eval_results = _check_eval_results(eval_results or {})
+    eval_results = check_eval_results(eval_results or {})
     out_dir = Path(out_dir).expanduser().resolve()
     tmp = _start_output(out_dir, overwrite=overwrite, marker=CONFIG_NAME)
     try:
@@ -674,14 +630,10 @@ def save_model_folder(
             "domainclip_cfg": info["domainclip_cfg"],
         }
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        clip = unwrap_clip(model)
-        save_file(_safetensors_ready(clip.state_dict()), str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        if isinstance(model, DomainCLIP) and model.tower_state_dict():
-            save_file(
-                _safetensors_ready(model.tower_state_dict()),
-                str(tmp / TOWER_WEIGHTS_NAME),
-                metadata={"format": "pt"},
-            )
+        clip, tower = _clip_and_tower(model)
+        save_file(safetensors_ready(clip.state_dict()), str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        if tower:
+            save_file(safetensors_ready(tower), str(tmp / TOWER_WEIGHTS_NAME), metadata={"format": "pt"})
         if isinstance(getattr(clip, "text", None), HFTextEncoder):
             clip.text.config.save_pretrained(str(tmp / HF_TEXT_CONFIG_DIR))
             hf_name = info["model_cfg"]["text_cfg"].get("hf_model_name", "")
@@ -692,9 +644,10 @@ def save_model_folder(
                     hf_name,
                     HF_TEXT_CONFIG_DIR,
                 )
-        if info["model_cfg"]["text_cfg"].get("hf_tokenizer_name"):
+        tokenizer = hf_tokenizer(info["model_cfg"]["text_cfg"], info.get("source_dir"))
+        if tokenizer is not None:
             # open_clip's local-dir / hf-hub loading reads a Hugging Face tokenizer from the folder itself
-            get_tokenizer(model).save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
         if recipe is not None:
             (tmp / RECIPE_NAME).write_text(
                 yaml.safe_dump(dict(recipe), sort_keys=False, allow_unicode=True), encoding="utf-8"
@@ -707,333 +660,6 @@ def save_model_folder(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
-
-
-# ----------------------------------------------------------------------------------------------------
-# loading and exporting
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """What a model spec resolved to: the files :func:`load_model` reads, for results files to record.
-
-    Args:
-        spec: the spec as given.
-        kind: ``"run"`` (a training run or one of its checkpoint folders), ``"folder"`` (a local
-            hub folder), ``"hf-hub"`` (a snapshot of the Hugging Face cache) or ``"registry"`` (an
-            architecture name: random weights, seeded with :data:`RANDOM_WEIGHTS_SEED`).
-        path: the run, hub or snapshot folder; ``None`` for a registry name.
-        weights: the weight files read (none for a registry name).
-        hub_id: ``org/name`` of a hub model.
-        revision: the commit of the hub snapshot.
-        checkpoint: the checkpoint folder of a run.
-    """
-
-    spec: str
-    kind: str
-    path: Path | None = None
-    weights: tuple[Path, ...] = ()
-    hub_id: str | None = None
-    revision: str | None = None
-    checkpoint: Path | None = None
-
-    @property
-    def random_weights(self) -> bool:
-        """Whether the model has no trained weights (a registry name)."""
-        return self.kind == "registry"
-
-    def load_spec(self) -> str:
-        """The spec :func:`~domainclip.core.models.create_model` loads a folder, hub or registry model from."""
-        if self.kind == "hf-hub":
-            return f"{HF_HUB_PREFIX}{self.hub_id}@{self.revision}"
-        if self.kind == "folder":
-            return f"{LOCAL_DIR_PREFIX}{self.path}"
-        return self.spec
-
-    def record(self) -> dict[str, Any]:
-        """The JSON record: spec, kind, resolved path / hub id and revision, and each weight file's sha256.
-
-        Weight files are named relative to ``path``; a registry name records ``"random_weights": true``
-        and its seed instead.
-        """
-        out: dict[str, Any] = {"spec": self.spec, "kind": self.kind}
-        if self.hub_id is not None:
-            out |= {"hub_id": self.hub_id, "revision": self.revision}
-        if self.path is not None:
-            out["path"] = str(self.path)
-        if self.checkpoint is not None:
-            out["checkpoint"] = _relative(self.checkpoint, self.path)
-        out["random_weights"] = self.random_weights
-        if self.random_weights:
-            out["seed"] = RANDOM_WEIGHTS_SEED
-        out["weights_sha256"] = {_relative(w, self.path): _sha256(w) for w in self.weights}
-        return out
-
-
-def _relative(path: Path, root: Path | None) -> str:
-    return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(functools.partial(f.read, 1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _folder_weights(folder: Path) -> tuple[Path, ...]:
-    """The weight files :func:`load_folder_weights` reads from a hub folder."""
-    read_folder_config(folder)  # a folder without a valid config fails here, naming the config
-    tower = folder / TOWER_WEIGHTS_NAME
-    return (find_weights_file(folder), *((tower,) if tower.is_file() else ()))
-
-
-def locate_model(spec: str | Path, *, cache_dir: str | Path | None = None) -> ModelSource:
-    """Resolve a model spec to what :func:`load_model` would read, without building the model.
-
-    Args:
-        spec: a training run folder (its newest checkpoint) or one of its ``checkpoints/step_*``
-            folders, a hub folder path, ``local-dir:PATH``, ``hf-hub:org/name[@revision]`` (resolved
-            through the HF cache, offline included) or a registry name (random weights).
-        cache_dir: Hugging Face cache folder.
-
-    Raises:
-        InputNotFoundError: a folder that is neither a run nor a hub folder, a run without a
-            checkpoint, a path that does not exist, or a hub id that cannot be resolved.
-    """
-    text = str(spec)
-    path = Path(text).expanduser()
-    if not text.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and path.is_dir():
-        if _is_run_dir(path):
-            run_dir, weights = _resolve_run(path, None)
-            weights = weights.resolve()
-            return ModelSource(text, "run", run_dir.resolve(), (weights,), checkpoint=weights.parent)
-        if not (path / CONFIG_NAME).is_file() and (path / "checkpoints").is_dir():
-            raise InputNotFoundError(f"not a domainclip run dir: {path / RUN_MODEL_INFO} missing")
-    folder = resolve_folder(spec, cache_dir=cache_dir, bare_paths=True)
-    if folder is not None:
-        weights = _folder_weights(folder.path)
-        if folder.spec.startswith(HF_HUB_PREFIX):
-            hub_id, revision = parse_hf_hub_id(folder.spec)
-            return ModelSource(text, "hf-hub", folder.path, weights, hub_id=hub_id, revision=revision)
-        return ModelSource(text, "folder", folder.path, weights)
-    if path.exists() or os.sep in text or text.startswith((".", "~")):
-        kind = "file" if path.exists() else "path that does not exist"
-        raise InputNotFoundError(
-            f"model {text!r} is a {kind}: expected a run folder, a hub folder, hf-hub:org/name or a registry name"
-        )
-    return ModelSource(text, "registry")
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """The torch device ``device`` names, refused when this machine does not have it.
-
-    Raises:
-        InputError: ``device`` is not a device name, or names a GPU this machine lacks.
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise InputError(f"device {str(device)!r} is not a torch device (cpu, cuda, cuda:N, mps): {e}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"device {str(device)!r}: no CUDA GPU is available on this machine; use cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InputError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"device {str(device)!r}: Apple MPS is not available on this machine; use cpu")
-    return dev
-
-
-def load_model(
-    spec: str | Path,
-    *,
-    device: str | torch.device = "cpu",
-    precision: str = "fp32",
-    cache_dir: str | Path | None = None,
-) -> tuple[nn.Module, Any, Any]:
-    """Load a model for inference: ``(model in eval mode, preprocess_val, tokenizer)``.
-
-    This is how ``domainclip eval --model`` loads its model; see :func:`locate_model` for what
-    ``spec`` may be. A registry name gives random weights, drawn with :data:`RANDOM_WEIGHTS_SEED`
-    (the global random state is left as it was), so two loads give the same model.
-
-    Args:
-        spec: a training run folder or one of its checkpoint folders, a hub folder path,
-            ``local-dir:PATH``, ``hf-hub:org/name[@revision]`` or a registry name.
-        device: where to put the model.
-        precision: see :data:`domainclip.core.models.registry.PRECISIONS`.
-        cache_dir: Hugging Face cache folder.
-
-    Returns:
-        The model, its validation transform and its tokenizer. ``model.domainclip_source`` holds
-        :meth:`ModelSource.record`: the spec as given, what it resolved to and the sha256 of every
-        weight file read.
-
-    """
-    check_device(device)
-    source = locate_model(spec, cache_dir=cache_dir)
-    cache = str(cache_dir) if cache_dir is not None else None
-    if source.kind == "run":
-        model = load_run(source.path, checkpoint=source.checkpoint, device=device, precision=precision)
-    elif source.random_weights:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_WEIGHTS_SEED)
-            model = create_model(source.load_spec(), device=device, precision=precision, cache_dir=cache)
-    else:
-        model = create_model(source.load_spec(), device=device, precision=precision, cache_dir=cache)
-    model.eval()
-    model.domainclip_source = source.record()
-    return model, get_image_transform(model, is_train=False), get_tokenizer(model, cache_dir=cache)
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path:
-    """Find the newest ``checkpoints/step_<step>`` folder of a run that holds ``model.safetensors``."""
-    from domainclip.core.engine.checkpoint import list_checkpoints
-
-    root = Path(run_dir) / "checkpoints"
-    found = [ckpt for ckpt in list_checkpoints(root) if (ckpt / CHECKPOINT_WEIGHTS).is_file()]
-    if not found:
-        raise InputNotFoundError(
-            f"no checkpoint in {root}: expected step_<8-digit step>/{CHECKPOINT_WEIGHTS} (has the run saved one yet?)"
-        )
-    return found[-1]
-
-
-def _is_run_dir(path: Path) -> bool:
-    return (path / RUN_MODEL_INFO).is_file() or (
-        (path / CHECKPOINT_WEIGHTS).is_file() and (path.parent.parent / RUN_MODEL_INFO).is_file()
-    )
-
-
-def _resolve_run(run_dir: str | Path, checkpoint: str | Path | None) -> tuple[Path, Path]:
-    """Return ``(run folder, checkpoint weights file)``; a checkpoint folder may stand for its run."""
-    run_dir = Path(run_dir).expanduser()
-    if checkpoint is None and (run_dir / CHECKPOINT_WEIGHTS).is_file() and not (run_dir / RUN_MODEL_INFO).is_file():
-        checkpoint, run_dir = run_dir, run_dir.parent.parent  # given RUN_DIR/checkpoints/step_X
-    if not (run_dir / RUN_MODEL_INFO).is_file():
-        raise InputNotFoundError(f"not a domainclip run dir: {run_dir / RUN_MODEL_INFO} missing")
-    if checkpoint is None:
-        return run_dir, latest_checkpoint(run_dir) / CHECKPOINT_WEIGHTS
-    checkpoint = Path(checkpoint)
-    weights = checkpoint if checkpoint.is_file() else checkpoint / CHECKPOINT_WEIGHTS
-    if not weights.is_file():
-        raise InputNotFoundError(f"no checkpoint weights at {weights}")
-    return run_dir, weights
-
-
-def load_run(
-    run_dir: str | Path,
-    *,
-    checkpoint: str | Path | None = None,
-    device: str | torch.device = "cpu",
-    precision: str = "fp32",
-) -> nn.Module:
-    """Rebuild a training run's model and load a checkpoint (the newest by default), in eval mode.
-
-    The architecture comes from ``model_info.json`` (no pretrained weights are fetched).
-
-    Args:
-        run_dir: the run folder, or one of its ``checkpoints/step_*`` folders.
-        checkpoint: a checkpoint folder (or its ``model.safetensors``) instead of the newest.
-        device: where to put the model.
-        precision: see :data:`domainclip.core.models.registry.PRECISIONS`.
-
-    Raises:
-        InputNotFoundError: not a run folder, or no checkpoint.
-        ModelFileError: ``model_info.json`` or the weights are damaged or do not fit each other.
-    """
-    run_dir, weights = _resolve_run(run_dir, checkpoint)
-    info_path = run_dir / RUN_MODEL_INFO
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{info_path} is not valid JSON: {e}") from e
-    if not isinstance(info, dict):
-        raise ModelFileError(f"{info_path} must hold a JSON object, got {type(info).__name__}")
-    try:
-        model = build_model_from_info(info, device=device, precision=precision)
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f"{info_path} does not describe a model: {e}") from e
-    try:
-        model.load_state_dict(_read_safetensors(weights), strict=True)
-    except RuntimeError as e:
-        raise ModelFileError(f"{weights} does not match the architecture in {info_path}: {e}") from e
-    return model.eval()
-
-
-def _read_run_eval_results(path: Path) -> dict[str, dict[str, Any]] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path} is not valid JSON: {e}") from e
-    if isinstance(data, dict) and isinstance(data.get("results"), dict):
-        data = data["results"]  # the eval report layout: {run info..., "results": {task: metrics}}
-    try:
-        return _check_eval_results(data)
-    except TypeError as e:
-        raise InputError(f"{path}: {e}") from e
-
-
-def export_run(
-    run_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    checkpoint: str | Path | None = None,
-    model_card: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Export a training run to a hub folder (``domainclip export RUN_DIR --out FOLDER``).
-
-    Rebuilds the architecture from ``model_info.json`` (no pretrained weights fetched), loads the
-    newest checkpoint's ``model.safetensors`` (or ``checkpoint``), and writes the folder with the
-    resolved recipe and the task metrics of ``eval/results.json`` (either ``{task: {metric: value}}``
-    or the eval report's ``{..., "results": {task: {metric: value}}}``).
-
-    Args:
-        run_dir: the run folder, or one of its ``checkpoints/step_*`` folders.
-        out_dir: destination hub folder.
-        checkpoint: a checkpoint folder (or its ``model.safetensors``) to export instead of the newest.
-        model_card: model card fields (see :func:`render_model_card`).
-        overwrite: replace an existing non-empty ``out_dir`` that is a model folder.
-
-    Raises:
-        InputNotFoundError: not a run folder, or no checkpoint.
-        ModelFileError: the run's ``model_info.json`` or weights are damaged.
-        InputError: its recipe or eval results are damaged.
-        OutputExistsError: ``out_dir`` is not empty and may not be replaced.
-
-    """
-    model = load_run(run_dir, checkpoint=checkpoint)
-    run_dir = _resolve_run(run_dir, checkpoint)[0]
-    recipe = None
-    recipe_path = run_dir / RUN_RECIPE
-    if recipe_path.is_file():
-        try:
-            recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise InputError(f"{recipe_path} is not valid YAML: {' '.join(str(e).split())}") from e
-        if recipe is not None and not isinstance(recipe, dict):
-            raise InputError(f"{recipe_path} must hold a mapping")
-    eval_results = _read_run_eval_results(run_dir / RUN_EVAL_RESULTS)
-    return save_model_folder(
-        model, out_dir, recipe=recipe, eval_results=eval_results, model_card=model_card, overwrite=overwrite
-    )
-
-
-def load_any_model(
-    spec: str | Path,
-    *,
-    device: str | torch.device = "cpu",
-    precision: str = "fp32",
-    cache_dir: str | Path | None = None,
-) -> tuple[nn.Module, Any, Any]:
-    """The same as :func:`load_model` (which takes run folders too); kept for existing callers."""
-    return load_model(spec, device=device, precision=precision, cache_dir=cache_dir)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1162,7 +788,7 @@ def export_hf_clip(model: nn.Module, out_dir: str | Path, *, overwrite: bool = F
     info = _model_info(model)
     model_cfg = info["model_cfg"]
     blockers = _hf_export_blockers(model_cfg)
-    clip = unwrap_clip(model)
+    clip = _clip_and_tower(model)[0]
     if not isinstance(clip, open_clip.CLIP):
         blockers.append(f"{type(clip).__name__} is not open_clip.CLIP")
     if blockers:

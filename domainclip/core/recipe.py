@@ -25,6 +25,7 @@ import braceexpand
 import yaml
 
 from domainclip.core.errors import DomainClipError, InputError
+from domainclip.core.mappings import deep_merge
 from domainclip.core.options import Range
 
 __all__ = [
@@ -387,16 +388,6 @@ def _check_values(recipe: Recipe, where: str) -> None:
 # loading
 
 
-def _deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in delta.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
@@ -435,7 +426,7 @@ def _read_with_bases(path: Path, seen: tuple[Path, ...] = (), *, untrusted: list
     base = data.get("base")
     if base:
         base_path = recipe_path(base) if not (path.parent / base).is_file() else path.parent / base
-        data = _deep_merge(_read_with_bases(Path(base_path), seen + (path,), untrusted=untrusted), data)
+        data = deep_merge(_read_with_bases(Path(base_path), seen + (path,), untrusted=untrusted), data)
     return data
 
 
@@ -449,7 +440,7 @@ def _parse_scalar(text: str, item: str) -> Any:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw recipe mapping."""
-    data = _deep_merge({}, data)
+    data = deep_merge({}, data)
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=1e-4")

@@ -15,18 +15,16 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from domainclip.core import hub
+from domainclip.core.engine.runs import export_run, load_run
 from domainclip.core.hub import (
     HubNotFoundError,
     export_hf_clip,
-    export_run,
-    load_any_model,
-    load_model,
-    load_run,
     parse_hf_hub_id,
     render_model_card,
     save_model_folder,
 )
-from domainclip.core.models import create_model, get_tokenizer, unwrap_clip
+from domainclip.core.models import create_model, get_tokenizer, loading, unwrap_clip
+from domainclip.core.models.loading import load_model
 from domainclip.core.plugins import UnknownNameError
 
 REV_A = "a" * 40
@@ -313,8 +311,8 @@ def test_export_run_uses_newest_checkpoint(tmp_path):
         (r["dataset"]["name"], m["type"]): m["value"] for r in front["model-index"][0]["results"] for m in r["metrics"]
     }
     assert metrics[("zeroshot/cifar10-synthetic", "acc1")] == 0.8125
-    assert "| zeroshot/cifar10-synthetic | 0.8125 | 0.9688 | 0.8000 | – | – |" in readme
-    assert "| retrieval/captions | – | – | – | 0.4375 | 0.5000 |" in readme
+    assert "| zeroshot/cifar10-synthetic | 0.8125 | 0.9688 | 0.8 | - | - |" in readme
+    assert "| retrieval/captions | - | - | - | 0.4375 | 0.5 |" in readme
     assert 'domainclip.load_model("hf-hub:me/tiny-path")' in readme
     assert 'open_clip.create_model_from_pretrained("hf-hub:me/tiny-path")' in readme
 
@@ -335,22 +333,22 @@ def test_export_run_video_tower(tmp_path):
     assert "video" in _front_matter(readme)["tags"] and "No evaluation results" in readme
 
 
-def test_load_any_model_reads_runs_and_eval_report_layout(tmp_path):
+def test_load_model_reads_runs_and_eval_report_layout(tmp_path):
     early, late = _seeded("dc-test-vit", seed=40), _seeded("dc-test-vit", seed=41)
     report = {"model": "dc-test-vit", "suite": "synthetic", "results": {"zs": {"acc1": 0.25, "confusion": [[1]]}}}
     run = _fake_run(tmp_path / "run", early, {1: early.state_dict(), 2: late.state_dict()}, report)
     for spec in (run, str(run)):
-        model, preprocess, tokenizer = load_any_model(spec)
+        model, preprocess, tokenizer = load_model(spec)
         assert not model.training
         _assert_same(_embeddings(model, tokenizer), _embeddings(late))
-    step_one = load_any_model(run / "checkpoints" / "step_00000001")[0]
+    step_one = load_model(run / "checkpoints" / "step_00000001")[0]
     _assert_same(_embeddings(step_one), _embeddings(early))
     _assert_same(_embeddings(load_run(run, checkpoint=run / "checkpoints" / "step_00000001")), _embeddings(early))
     folder = export_run(run, tmp_path / "hub")
     assert json.loads((folder / "eval_results.json").read_text()) == report["results"]
-    assert "| zs | 0.2500 |" in (folder / "README.md").read_text()
-    _assert_same(_embeddings(load_any_model(folder)[0]), _embeddings(late))
-    assert type(load_any_model("dc-test-vit")[0]) is open_clip.CLIP
+    assert "| zs | 0.25 |" in (folder / "README.md").read_text()
+    _assert_same(_embeddings(load_model(folder)[0]), _embeddings(late))
+    assert type(load_model("dc-test-vit")[0]) is open_clip.CLIP
 
 
 def test_export_run_errors(tmp_path):
@@ -378,7 +376,7 @@ def test_model_card_fields_and_validation():
     )
     front = _front_matter(card)
     assert front["license"] == "apache-2.0" and front["base_model"] == "org/base"
-    assert "| zs | 0.5000 |" in card and "note" not in card.split("## Evaluation results")[1].split("\n")[4]
+    assert "| zs | 0.5 |" in card and "note" not in card.split("## Evaluation results")[1].split("\n")[4]
     assert "## Limitations" in card and "```bibtex\n@article{x, title={X}}\n```" in card
     with pytest.raises(UnknownNameError, match="Did you mean: license"):
         render_model_card(info, model_card={"licence": "mit"})
@@ -472,7 +470,7 @@ def test_registry_name_loads_seeded_random_weights_and_says_so():
     assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is untouched
     _assert_same(_embeddings(first), _embeddings(second))
     assert first.domainclip_source == {"spec": "dc-test-vit", "kind": "registry", "random_weights": True,
-                                       "seed": hub.RANDOM_WEIGHTS_SEED, "weights_sha256": {}}
+                                       "seed": loading.RANDOM_WEIGHTS_SEED, "weights_sha256": {}}
 
 
 def test_damaged_runs_are_user_errors(tmp_path):
@@ -498,9 +496,9 @@ def test_damaged_runs_are_user_errors(tmp_path):
 def test_check_device_refuses_devices_this_machine_lacks():
     from domainclip.core.errors import InputError
 
-    assert hub.check_device("cpu") == torch.device("cpu")
+    assert loading.check_device("cpu") == torch.device("cpu")
     with pytest.raises(InputError, match="not a torch device"):
-        hub.check_device("gpu0")
+        loading.check_device("gpu0")
     missing = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
     with pytest.raises(InputError, match="CUDA GPU"):
         load_model("dc-test-vit", device=missing)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -27,7 +26,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from domainclip.core.engine.runs import WEIGHTS_NAME, list_checkpoints, step_dir_name
 from domainclip.core.errors import InputError, InputNotFoundError
+from domainclip.core.hub import safetensors_ready
 from domainclip.core.io import new_file_mode
 
 __all__ = [
@@ -41,9 +42,6 @@ __all__ = [
     "restore_rng_state",
     "save_checkpoint",
 ]
-
-_STEP_DIR = re.compile(r"^step_(\d{8})$")
-
 
 def capture_rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) generator states as weights_only-loadable values."""
@@ -74,14 +72,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def list_checkpoints(ckpt_root: Path) -> list[Path]:
-    """Complete checkpoint folders under ``ckpt_root``, oldest first."""
-    if not Path(ckpt_root).is_dir():
-        return []
-    found = [p for p in Path(ckpt_root).iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
-    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
 
 
 def find_latest_checkpoint(ckpt_root: Path) -> Path | None:
@@ -118,14 +108,12 @@ def save_checkpoint(
     """
     ckpt_root = Path(ckpt_root)
     ckpt_root.mkdir(parents=True, exist_ok=True)
-    final = ckpt_root / f"step_{step:08d}"
-    tmp = ckpt_root / f".step_{step:08d}.tmp"
+    final = ckpt_root / step_dir_name(step)
+    tmp = ckpt_root / f".{final.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model_state.items()}
-    _dedupe_shared(tensors)
-    save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt", "step": str(step)})
+    save_file(safetensors_ready(model_state), str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "step": str(step)})
     torch.save(train_state, tmp / "state.pt")
     (tmp / "recipe.yaml").write_text(recipe_yaml, encoding="utf-8")
     for f in tmp.iterdir():
@@ -142,20 +130,9 @@ def save_checkpoint(
     return final
 
 
-def _dedupe_shared(tensors: dict[str, torch.Tensor]) -> None:
-    """Clone tensors that share storage (safetensors refuses aliasing)."""
-    seen: dict[tuple[int, int], str] = {}
-    for key, value in tensors.items():
-        ident = (value.untyped_storage().data_ptr(), value.storage_offset())
-        if ident in seen:
-            tensors[key] = value.clone()
-        else:
-            seen[ident] = key
-
-
 def load_model_weights(ckpt_dir: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """The model state dict of a checkpoint folder."""
-    path = Path(ckpt_dir) / "model.safetensors"
+    path = Path(ckpt_dir) / WEIGHTS_NAME
     if not path.is_file():
         raise InputNotFoundError(f"checkpoint {ckpt_dir} has no model.safetensors")
     return load_file(str(path), device=str(device))
@@ -196,7 +173,7 @@ def load_resume_point(ckpt_root: Path, device: str | torch.device = "cpu") -> Re
         try:
             bad = path / "state.pt"
             state = load_checkpoint_state(path)
-            bad = path / "model.safetensors"
+            bad = path / WEIGHTS_NAME
             weights = load_model_weights(path, device)
         except Exception as e:  # any reason a file cannot be read back: truncation, bad pickle, bad header
             first = " ".join(str(e).split()).split(". ")[0][:160]

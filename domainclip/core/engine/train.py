@@ -34,6 +34,15 @@ from domainclip.core.engine.distributed import DistInfo, init_distributed, unwra
 from domainclip.core.engine.optim import build_optimizer, build_scheduler
 from domainclip.core.engine.precision import autocast_context, make_grad_scaler
 from domainclip.core.engine.run_log import RunLogger
+from domainclip.core.engine.runs import (
+    CHECKPOINTS_DIR,
+    EVAL_DIR,
+    MODEL_INFO_NAME,
+    RECIPE_NAME,
+    RESULTS_NAME,
+    WEIGHTS_NAME,
+    step_dir_name,
+)
 from domainclip.core.engine.tasks import Task, get_task
 from domainclip.core.errors import DomainClipError, InputError
 from domainclip.core.io import atomic_write_text
@@ -286,7 +295,7 @@ def check_names(recipe: Recipe) -> None:
 
 
 def _has_checkpoint(run_dir: Path) -> bool:
-    return find_latest_checkpoint(run_dir / "checkpoints") is not None
+    return find_latest_checkpoint(run_dir / CHECKPOINTS_DIR) is not None
 
 
 def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
@@ -328,7 +337,7 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
     from domainclip.core.losses import create_loss
     from domainclip.core.models import create_model_and_transforms, get_tokenizer
 
-    ckpt_root = run_dir / "checkpoints"
+    ckpt_root = run_dir / CHECKPOINTS_DIR
     threads = _cpu_threads(recipe, info)
     if threads:
         torch.set_num_threads(threads)
@@ -339,7 +348,7 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
     recipe_yaml = yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "recipe.resolved.yaml", recipe_yaml)
+        atomic_write_text(run_dir / RECIPE_NAME, recipe_yaml)
     prepare_data(recipe, info)
 
     # ---- model, loss, optimizer -------------------------------------------------------------
@@ -350,7 +359,7 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
     tokenizer = get_tokenizer(model)
     _configure_towers(model, recipe)
     if info.is_main:
-        atomic_write_text(run_dir / "model_info.json", json.dumps(model.domainclip_info, indent=2, default=str))
+        atomic_write_text(run_dir / MODEL_INFO_NAME, json.dumps(model.domainclip_info, indent=2, default=str))
     model.to(info.device)
     if cfg_t.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -485,7 +494,7 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
             if step % cfg_t.checkpoint_every == 0 or step == cfg_t.steps:
                 final_ckpt = checkpoint(step)
             if cfg_t.eval_every and step % cfg_t.eval_every == 0 and step < cfg_t.steps:
-                _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / "eval" / f"step_{step:08d}",
+                _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / EVAL_DIR / step_dir_name(step),
                           _run_source(run_dir, step))
     finally:
         corrupt = loader.corrupt_counts()
@@ -495,7 +504,7 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
 
     eval_results: dict[str, dict[str, float]] = {}
     if recipe.eval.suites:
-        eval_results = _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / "eval",
+        eval_results = _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / EVAL_DIR,
                                  _run_source(run_dir, step))
     logger.event("end", step=step, loss=last_loss)
     logger.close()
@@ -556,10 +565,10 @@ def _forward_backward(
 
 def _run_source(run_dir: Path, step: int) -> dict[str, Any]:
     """What produced an in-training evaluation: the run, the step and, when saved, that checkpoint's hash."""
-    from domainclip.core.hub import ModelSource
+    from domainclip.core.models.loading import ModelSource
 
-    ckpt = run_dir / "checkpoints" / f"step_{step:08d}"
-    weights = ckpt / "model.safetensors"
+    ckpt = run_dir / CHECKPOINTS_DIR / step_dir_name(step)
+    weights = ckpt / WEIGHTS_NAME
     if weights.is_file():
         record = ModelSource(str(run_dir), "run", run_dir, (weights,), checkpoint=ckpt).record()
     else:
@@ -589,6 +598,6 @@ def _run_eval(
             results.update({f"{suite}:{task}" if len(recipe.eval.suites) > 1 else task: m for task, m in res.items()})
         from domainclip.core.eval.report import write_results
 
-        write_results(results, out_dir / "results.json", extra={"model": source})
+        write_results(results, out_dir / RESULTS_NAME, extra={"model": source})
     _barrier(info)
     return results

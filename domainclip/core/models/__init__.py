@@ -2,7 +2,8 @@
 
 ``create_model`` / ``create_model_and_transforms`` / ``get_tokenizer`` / ``list_models`` mirror
 open_clip's factory; ``domainclip_cfg`` in a config wraps the CLIP in a registered domain tower
-(``video``: :class:`VideoCLIP`, ``multiview``: :class:`MultiViewCLIP`).
+(``video``: :class:`VideoCLIP`, ``multiview``: :class:`MultiViewCLIP`). Loading a trained model from a
+run, a folder or a hub id is :func:`domainclip.core.models.loading.load_model` (``domainclip.load_model``).
 """
 
 from domainclip.core.models.multiview import MultiViewCLIP

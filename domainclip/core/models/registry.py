@@ -15,7 +15,9 @@ top-level keys that open_clip never sees:
 Every model from :func:`create_model` carries ``model.domainclip_info``, a JSON-serialisable dict with
 the name, the weights' source, the open_clip ``model_cfg``, the ``preprocess_cfg`` and the
 ``domainclip_cfg``: enough for :func:`build_model_from_info` to rebuild the exact architecture and
-preprocessing, and for :mod:`domainclip.core.hub` to export it.
+preprocessing, and for :func:`domainclip.core.hub.save_model_folder` to write it as a hub folder.
+Hub ids and folders resolve through :mod:`domainclip.core.hub`; :func:`read_folder_config` and
+:func:`load_folder_weights` turn a folder into a model.
 
 Hugging Face text towers (``text_cfg.hf_model_name``, e.g. ``dc-tiny-hf-text``) take a hub id or a
 local folder holding a transformers ``config.json`` and tokenizer files::
@@ -49,10 +51,23 @@ import torch
 from open_clip import factory as _open_clip_factory
 from open_clip.coca_model import CoCa
 from open_clip.model import CLIP, CustomTextCLIP, get_cast_dtype, set_model_preprocess_cfg
-from open_clip.tokenizer import DEFAULT_CONTEXT_LENGTH, HFTokenizer, SimpleTokenizer
+from open_clip.tokenizer import DEFAULT_CONTEXT_LENGTH, SimpleTokenizer
 from open_clip.transform import AugmentationCfg, PreprocessCfg, image_transform_v2, merge_preprocess_dict
+from safetensors import SafetensorError
 from torch import nn
 
+from domainclip.core.errors import InputError, InputNotFoundError
+from domainclip.core.hub import (
+    CONFIG_NAME,
+    HF_TEXT_CONFIG_DIR,
+    TOWER_WEIGHTS_NAME,
+    ModelFileError,
+    find_weights_file,
+    hf_tokenizer,
+    read_safetensors,
+    resolve_folder,
+)
+from domainclip.core.mappings import deep_merge
 from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
@@ -60,6 +75,7 @@ __all__ = [
     "DomainCLIP",
     "build_model",
     "build_model_from_info",
+    "build_model_from_info_file",
     "create_model",
     "create_model_and_transforms",
     "get_image_transform",
@@ -68,6 +84,8 @@ __all__ = [
     "get_tower",
     "list_models",
     "list_towers",
+    "load_folder_weights",
+    "read_folder_config",
     "register_model_config",
     "register_tower",
     "split_model_config",
@@ -78,8 +96,6 @@ logger = logging.getLogger(__name__)
 
 #: Folder of domainclip's shipped architecture configs (``<name>.json``).
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-#: Sub-folder of a hub folder holding the transformers config of a Hugging Face text tower.
-HF_TEXT_CONFIG_DIR = "text_config"
 #: Keys of a domainclip config that are not part of open_clip's model config.
 EXTRA_CONFIG_KEYS = ("preprocess_cfg", "domainclip_cfg")
 REQUIRED_CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
@@ -135,6 +151,33 @@ def _check_config(name: str, cfg: Any, origin: str) -> None:
             f"model config {name!r} ({origin}): domainclip_cfg needs a 'tower' key (one of the registered "
             f"towers, e.g. 'video' or 'multiview'), got keys {sorted(tower_cfg)}"
         )
+
+
+def read_folder_config(folder: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a model folder's ``open_clip_config.json`` as ``{model_cfg, preprocess_cfg, domainclip_cfg}``.
+
+    Args:
+        folder: a hub folder (see :mod:`domainclip.core.hub`).
+    """
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise InputNotFoundError(f"{path} not found: a model folder needs {CONFIG_NAME} (model_cfg + preprocess_cfg)")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model_cfg"), dict):
+        raise InputError(f"{path} has no 'model_cfg' mapping (open_clip hub config layout)")
+    _check_config(str(path), cfg["model_cfg"], str(path))
+    out = {
+        "model_cfg": cfg["model_cfg"],
+        "preprocess_cfg": cfg.get("preprocess_cfg") or {},
+        "domainclip_cfg": cfg.get("domainclip_cfg") or {},
+    }
+    for key in ("preprocess_cfg", "domainclip_cfg"):
+        if not isinstance(out[key], dict):
+            raise InputError(f"{path}: {key!r} must be a mapping")
+    return out
 
 
 def register_model_config(name: str, cfg: Mapping[str, Any], *, overwrite: bool = False) -> None:
@@ -397,16 +440,6 @@ def _wrap_tower(clip: nn.Module, embed_dim: int, domainclip_cfg: Mapping[str, An
 # ----------------------------------------------------------------------------------------------------
 
 
-def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(base))
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def _local_hf_text_config(source_dir: str | Path | None) -> Path | None:
     if source_dir is None:
         return None
@@ -535,6 +568,63 @@ def build_model_from_info(
     return model
 
 
+def build_model_from_info_file(
+    path: str | Path, *, device: str | torch.device = "cpu", precision: str = "fp32"
+) -> nn.Module:
+    """Rebuild the architecture a ``model_info.json`` (a saved ``domainclip_info``) describes, random weights.
+
+    Args:
+        path: the JSON file (a training run writes one, see :mod:`domainclip.core.engine.runs`).
+        device: where to put the model.
+        precision: one of :data:`PRECISIONS`.
+
+    Raises:
+        ModelFileError: the file is not JSON or does not describe a model.
+    """
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(info, dict):
+        raise ModelFileError(f"{path} must hold a JSON object, got {type(info).__name__}")
+    try:
+        return build_model_from_info(info, device=device, precision=precision)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFileError(f"{path} does not describe a model: {e}") from e
+
+
+def load_folder_weights(model: nn.Module, folder: str | Path, *, require_tower: bool = False) -> None:
+    """Load a folder's CLIP weights (strict, via open_clip) and its domain tower weights if present.
+
+    Args:
+        model: a model from :func:`create_model` of the folder's architecture.
+        folder: a hub folder.
+        require_tower: fail if ``model`` has tower parameters and the folder has no tower file
+            (the folder's own config declares the tower); otherwise the tower keeps its initialisation.
+
+    """
+    folder = Path(folder)
+    weights = find_weights_file(folder)
+    try:
+        open_clip.load_checkpoint(unwrap_clip(model), str(weights), strict=True, weights_only=True)
+    except SafetensorError as e:
+        raise ModelFileError(f"{weights} is not a readable safetensors file: {e}") from e
+    except RuntimeError as e:
+        raise ModelFileError(f"weights in {weights} do not fit the architecture: {e}") from e
+    tower_file = folder / TOWER_WEIGHTS_NAME
+    if isinstance(model, DomainCLIP):
+        if tower_file.is_file():
+            model.load_tower_state_dict(read_safetensors(tower_file))
+        elif model.tower_state_dict():
+            if require_tower:
+                raise InputNotFoundError(
+                    f"{tower_file} not found: the folder's config declares a {model.tower_name} tower with weights"
+                )
+            logger.info("%s has no %s: the %s tower layers start fresh", folder, TOWER_WEIGHTS_NAME, model.tower_name)
+    elif tower_file.is_file():
+        logger.warning("%s holds domain tower weights that this plain CLIP does not use", tower_file)
+
+
 def _to_device_and_precision(model: nn.Module, device: str | torch.device, precision: str) -> None:
     clip = unwrap_clip(model)
     is_timm = "TimmModel" in type(clip.visual).__name__
@@ -561,15 +651,13 @@ class _Source:
 
 
 def _resolve_source(name: str, pretrained: str | None, cache_dir: str | None) -> _Source:
-    from domainclip.core import hub
-
-    folder = hub.resolve_folder(name, cache_dir=cache_dir)
+    folder = resolve_folder(name, cache_dir=cache_dir)
     if folder is not None:
         if pretrained is not None:
             raise ValueError(
                 f"pretrained={pretrained!r} cannot be combined with {name!r}: the weights come from that folder"
             )
-        cfg = hub.read_folder_config(folder.path)
+        cfg = read_folder_config(folder.path)
         return _Source(
             cfg["model_cfg"],
             cfg["preprocess_cfg"],
@@ -583,10 +671,10 @@ def _resolve_source(name: str, pretrained: str | None, cache_dir: str | None) ->
     source = _Source(model_cfg, preprocess_cfg, domainclip_cfg, pretrained=pretrained)
     if pretrained is None:
         return source
-    folder = hub.resolve_folder(pretrained, cache_dir=cache_dir, bare_paths=True)
+    folder = resolve_folder(pretrained, cache_dir=cache_dir, bare_paths=True)
     if folder is not None:
-        if (folder.path / hub.CONFIG_NAME).is_file():
-            folder_pp = hub.read_folder_config(folder.path)["preprocess_cfg"]
+        if (folder.path / CONFIG_NAME).is_file():
+            folder_pp = read_folder_config(folder.path)["preprocess_cfg"]
             source.preprocess_cfg = merge_preprocess_dict(source.preprocess_cfg, folder_pp)
         source.weights_dir, source.pretrained = folder.path, folder.spec
     elif os.path.isfile(pretrained):
@@ -654,12 +742,12 @@ def create_model(
         raise UnknownNameError("precision", precision, list(PRECISIONS))
     source = _resolve_source(name, pretrained, cache_dir)
     model_overrides, preprocess_overrides, domainclip_override = _split_overrides(overrides)
-    model_cfg = _deep_merge(source.model_cfg, model_overrides)
-    preprocess_cfg = _deep_merge(source.preprocess_cfg, preprocess_overrides)
+    model_cfg = deep_merge(source.model_cfg, model_overrides)
+    preprocess_cfg = deep_merge(source.preprocess_cfg, preprocess_overrides)
     if domainclip_override is None:
         domainclip_cfg: dict[str, Any] = {}
     else:
-        domainclip_cfg = _deep_merge(source.domainclip_cfg, domainclip_override)
+        domainclip_cfg = deep_merge(source.domainclip_cfg, domainclip_override)
     has_weights = source.weights_dir is not None or source.checkpoint is not None
 
     model = build_model(
@@ -673,9 +761,7 @@ def create_model(
         source_dir=source.source_dir,
     )
     if source.weights_dir is not None:
-        from domainclip.core import hub
-
-        hub.load_folder_weights(model, source.weights_dir, require_tower=source.source_dir is not None)
+        load_folder_weights(model, source.weights_dir, require_tower=source.source_dir is not None)
     elif source.checkpoint is not None:
         open_clip.load_checkpoint(unwrap_clip(model), source.checkpoint, strict=True, weights_only=True)
     _to_device_and_precision(model, device, precision)
@@ -731,20 +817,12 @@ def _tokenizer_from_cfg(
     context_length: int | None,
 ) -> Callable[..., torch.Tensor]:
     length = context_length or text_cfg.get("context_length") or DEFAULT_CONTEXT_LENGTH
-    kwargs = dict(text_cfg.get("tokenizer_kwargs") or {})
-    hf_name = text_cfg.get("hf_tokenizer_name")
-    if hf_name:
-        local = source_dir is not None and (Path(source_dir) / "tokenizer_config.json").is_file()
-        return HFTokenizer(
-            str(source_dir) if local else hf_name,
-            context_length=length,
-            cache_dir=cache_dir,
-            tokenizer_mode=text_cfg.get("tokenizer_mode"),
-            **kwargs,
-        )
+    hf = hf_tokenizer(text_cfg, source_dir, context_length=length, cache_dir=cache_dir)
+    if hf is not None:
+        return hf
     if "siglip" in name.lower() and name in open_clip.list_models():  # open_clip's SigLIP vocabularies
         return open_clip.get_tokenizer(name, context_length=length, cache_dir=cache_dir)
-    return _simple_tokenizer(length, json.dumps(kwargs, sort_keys=True))
+    return _simple_tokenizer(length, json.dumps(text_cfg.get("tokenizer_kwargs") or {}, sort_keys=True))
 
 
 @functools.lru_cache(maxsize=16)
@@ -767,12 +845,10 @@ def get_tokenizer(
             raise TypeError("this model has no domainclip_info: create it with create_model, or pass its name")
         name, text_cfg, source_dir = info["name"], info["model_cfg"]["text_cfg"], info.get("source_dir")
     else:
-        from domainclip.core import hub
-
         name = name_or_model
-        folder = hub.resolve_folder(name, cache_dir=cache_dir)
+        folder = resolve_folder(name, cache_dir=cache_dir)
         if folder is not None:
-            text_cfg = hub.read_folder_config(folder.path)["model_cfg"]["text_cfg"]
+            text_cfg = read_folder_config(folder.path)["model_cfg"]["text_cfg"]
             source_dir: str | Path | None = folder.path
         else:
             text_cfg = split_model_config(get_model_config(name))[0]["text_cfg"]

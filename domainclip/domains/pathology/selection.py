@@ -400,9 +400,9 @@ def prepare_select(
     Returns:
         The summary of :func:`select_representative`, with the ``model`` it used.
     """
-    from domainclip.core.hub import load_any_model
+    from domainclip.core.models.loading import load_model
 
-    embedder, preprocess, tokenizer = load_any_model(model, device=device)
+    embedder, preprocess, tokenizer = load_model(model, device=device)
     summary = select_representative(
         shards, embedder, preprocess, out, per_slide=per_slide, clusters=clusters, prompts=prompts,
         tokenizer=tokenizer, batch_size=batch_size, device=device, seed=seed, max_count=max_count, prefix=prefix,
