@@ -3,8 +3,10 @@
 A checkpoint is a folder ``checkpoints/step_<step, 8 digits>/`` holding
 
 - ``model.safetensors``: the full model state dict (no DDP/FSDP prefixes), loadable on its own;
-- ``state.pt``: optimizer, scheduler, grad scaler, step, per-rank data positions and RNG states,
-  written with plain containers and tensors so it loads with ``torch.load(weights_only=True)``;
+- ``state.pt``: the full optimizer state (keyed by parameter names, gathered from every rank, so a
+  run resumes on another number of processes or another strategy), scheduler, grad scaler, step,
+  per-rank data positions and RNG states, written with plain containers and tensors so it loads
+  with ``torch.load(weights_only=True)``;
 - ``recipe.yaml``: the resolved recipe.
 
 It is written into a hidden temporary folder and renamed into place, so a checkpoint is complete or
@@ -23,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint.state_dict as dsd
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -34,10 +38,12 @@ from domainclip.core.io import new_file_mode
 __all__ = [
     "capture_rng_state",
     "find_latest_checkpoint",
+    "full_training_state",
     "list_checkpoints",
     "load_checkpoint_state",
     "load_model_weights",
     "load_resume_point",
+    "load_training_state",
     "ResumePoint",
     "restore_rng_state",
     "save_checkpoint",
@@ -139,11 +145,11 @@ def load_model_weights(ckpt_dir: Path, device: str | torch.device = "cpu") -> di
 
 
 def load_checkpoint_state(ckpt_dir: Path) -> dict[str, Any]:
-    """The training state of a checkpoint folder (loaded with weights_only=True)."""
+    """The training state of a checkpoint folder (weights_only; memory-mapped: a tensor is read when used)."""
     path = Path(ckpt_dir) / "state.pt"
     if not path.is_file():
         raise InputNotFoundError(f"checkpoint {ckpt_dir} has no state.pt")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
 @dataclass
@@ -158,11 +164,14 @@ class ResumePoint:
     damaged: list[tuple[Path, str]]
 
 
-def load_resume_point(ckpt_root: Path, device: str | torch.device = "cpu") -> ResumePoint | None:
+def load_resume_point(ckpt_root: Path) -> ResumePoint | None:
     """The newest checkpoint under ``ckpt_root`` whose weights and state both load, or ``None`` if there is none.
 
     A damaged newer checkpoint (a truncated ``state.pt``, unreadable weights) is skipped with a
-    warning naming the file, and the one before it is used.
+    warning naming the file, and the one before it is used. Everything is loaded on the CPU.
+
+    Args:
+        ckpt_root: the run's ``checkpoints/`` folder.
 
     Raises:
         InputError: checkpoints exist but none of them loads (the message names each file and why).
@@ -174,7 +183,7 @@ def load_resume_point(ckpt_root: Path, device: str | torch.device = "cpu") -> Re
             bad = path / "state.pt"
             state = load_checkpoint_state(path)
             bad = path / WEIGHTS_NAME
-            weights = load_model_weights(path, device)
+            weights = load_model_weights(path)
         except Exception as e:  # any reason a file cannot be read back: truncation, bad pickle, bad header
             first = " ".join(str(e).split()).split(". ")[0][:160]
             damaged.append((bad, f"{type(e).__name__}: {first}"))
@@ -190,20 +199,42 @@ def load_resume_point(ckpt_root: Path, device: str | torch.device = "cpu") -> Re
     return None
 
 
-def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove DDP's ``module.`` and torch.compile's ``_orig_mod.`` prefixes."""
-    out = {}
-    for key, value in state.items():
-        for prefix in ("module.", "_orig_mod."):
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-        out[key] = value
-    return out
+def full_training_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Full model and optimizer state dicts of a plain, DDP- or FSDP2-wrapped model, keyed by parameter names.
+
+    Every rank must call it (FSDP2 gathers each parameter and its optimizer state from all ranks);
+    rank 0 gets the states, on the CPU, and the other ranks empty dicts.
+
+    Args:
+        model: the model as trained (wrapped or not).
+        optimizer: its optimizer.
+    """
+    return dsd.get_state_dict(model, optimizer, options=dsd.StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
-def model_state_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A full, prefix-free state dict of a plain, DDP- or FSDP2-wrapped model."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+def load_training_state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    weights: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+) -> None:
+    """Load full model and optimizer state dicts (as :func:`full_training_state` gives them) on every rank.
 
-    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    return strip_prefixes(state)
+    In a process group only rank 0's states are read: it sends each tensor to the other ranks,
+    which keep their shard of it, so the states may come from another number of processes or
+    another strategy. Every rank must call it, before the first backward.
+
+    Args:
+        model: the model as trained (wrapped or not).
+        optimizer: its optimizer, not stepped yet.
+        weights: full model state dict.
+        optimizer_state: full optimizer state dict; one keyed by parameter numbers (written by
+            ``optimizer.state_dict()`` before domainclip used names) loads into an unsharded model.
+    """
+    options = dsd.StateDictOptions(full_state_dict=True, broadcast_from_rank0=dist.is_initialized())
+    sender = not options.broadcast_from_rank0 or dist.get_rank() == 0  # the other ranks pass nothing: they receive
+    dsd.set_model_state_dict(model, weights if sender else {}, options=options)
+    if any(isinstance(key, int) for key in optimizer_state["state"]):
+        optimizer.load_state_dict(optimizer_state)
+    else:
+        dsd.set_optimizer_state_dict(model, optimizer, optimizer_state if sender else {}, options=options)

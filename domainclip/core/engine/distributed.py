@@ -11,7 +11,7 @@ from torch import nn
 
 from domainclip.core.errors import InputError
 
-__all__ = ["DistInfo", "init_distributed", "unwrap_model", "wrap_model", "all_reduce_mean", "cleanup"]
+__all__ = ["DistInfo", "init_distributed", "wrap_model", "all_reduce_mean", "cleanup"]
 
 
 @dataclass(frozen=True)
@@ -69,26 +69,32 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
 
 def wrap_model(model: nn.Module, info: DistInfo, strategy: str = "ddp") -> nn.Module:
-    """Wrap for data parallelism: DDP, or FSDP2 (``fully_shard`` per residual block) on GPU."""
+    """Wrap for data parallelism: DDP, or FSDP2 (``fully_shard`` per residual block, then the rest).
+
+    FSDP2 shards no 0-dimensional parameter (CLIP's ``logit_scale``): those stay whole on every
+    rank, their gradients averaged over the ranks like those of the sharded parameters.
+
+    Args:
+        model: the bare model, already on ``info.device``.
+        info: this process's place in the process group (a single process is returned unwrapped).
+        strategy: ``ddp`` or ``fsdp``.
+    """
     if not info.distributed:
         return model
     if strategy == "fsdp":
-        if info.device.type != "cuda":
-            raise InputError("train.strategy=fsdp needs CUDA devices; use ddp on CPU")
         from torch.distributed.fsdp import fully_shard
 
+        scalars = {p for p in model.parameters() if p.ndim == 0}
+        for param in scalars:
+            if param.requires_grad:
+                param.register_hook(all_reduce_mean)
         for module in model.modules():
             if type(module).__name__ in {"ResidualAttentionBlock", "Block", "BertLayer", "RobertaLayer"}:
-                fully_shard(module)
-        fully_shard(model)
+                fully_shard(module, ignored_params=scalars)
+        fully_shard(model, ignored_params=scalars)
         return model
     device_ids = [info.device.index] if info.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The bare model inside a DDP wrapper (FSDP2 shards in place, so it is returned as is)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:

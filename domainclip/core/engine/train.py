@@ -25,12 +25,13 @@ import yaml
 from domainclip.core.engine.checkpoint import (
     capture_rng_state,
     find_latest_checkpoint,
+    full_training_state,
     load_resume_point,
-    model_state_for_saving,
+    load_training_state,
     restore_rng_state,
     save_checkpoint,
 )
-from domainclip.core.engine.distributed import DistInfo, init_distributed, unwrap_model, wrap_model
+from domainclip.core.engine.distributed import DistInfo, init_distributed, wrap_model
 from domainclip.core.engine.optim import build_optimizer, build_scheduler
 from domainclip.core.engine.precision import autocast_context, make_grad_scaler
 from domainclip.core.engine.run_log import RunLogger
@@ -343,7 +344,7 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
         torch.set_num_threads(threads)
     cfg_t, cfg_o = recipe.train, recipe.optim
     task = get_task(cfg_t.task)
-    point = load_resume_point(ckpt_root, info.device) if resume else None
+    point = load_resume_point(ckpt_root) if resume else None
     changed = resume_changes(point.recipe_yaml, recipe) if point is not None and point.recipe_yaml else []
     recipe_yaml = yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False)
     if info.is_main:
@@ -391,8 +392,7 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
         print(f"--resume: no checkpoint in {ckpt_root}; starting from step 0", flush=True)
     if point is not None:
         state = point.state
-        unwrap_model(wrapped).load_state_dict(point.weights)
-        optimizer.load_state_dict(state["optimizer"])
+        load_training_state(wrapped, optimizer, point.weights, state["optimizer"])  # every rank: FSDP2 shards both
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         loader.load_state_dict(state["data"][info.rank])
@@ -414,12 +414,12 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
     def checkpoint(at_step: int) -> Path | None:
         data_states = _gather_objects(loader.state_dict(), info)
         rng_states = _gather_objects(capture_rng_state(), info)
-        model_state = model_state_for_saving(wrapped)
+        model_state, optimizer_state = full_training_state(wrapped, optimizer)  # every rank; rank 0 gets them
         path = None
         if info.is_main:
             train_state = {
                 "step": at_step,
-                "optimizer": optimizer.state_dict(),
+                "optimizer": optimizer_state,
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "data": data_states,
