@@ -259,7 +259,7 @@ def _(tmp_path, ctx):
 @case("prepare-math-captions-zero")
 def _(tmp_path, ctx):
     return ["prepare", "math", "synthetic", "--out", str(tmp_path / "d"), "--captions", "0"], [
-        "--captions", "an integer from 1 to 16"]
+        "--captions", "must be an integer in [1, 16]; got 0"]
 
 
 @case("prepare-math-image-size-reversed")
@@ -297,7 +297,7 @@ def _(tmp_path, ctx):
 
 @case("demo-steps-zero")
 def _(tmp_path, ctx):
-    return ["demo", "--domain", "core", "--out", ".", "--steps", "0"], ["--steps", "must be an integer >= 1"]
+    return ["demo", "--domain", "core", "--out", ".", "--steps", "0"], ["--steps must be at least 1, got 0"]
 
 
 # =============================================================================== core: eval, export, hub

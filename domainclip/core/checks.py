@@ -10,7 +10,7 @@ resolved and checked against that plugin's typed signature (:mod:`domainclip.cor
   ``local_loss``, ``gather_with_grad``, ``rank`` and ``world_size`` itself);
 - each ``eval.suites`` entry exists, and ``eval.options`` fit that suite's keyword options.
 
-A mistake raises :class:`~domainclip.core.recipe.RecipeError` naming the file, the key and, for an
+A mistake raises :class:`~domainclip.core.errors.RecipeError` naming the file, the key and, for an
 unknown name or option, the close matches.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from domainclip.core.errors import DomainClipError
+from domainclip.core.errors import DomainClipError, RecipeError
 
 if TYPE_CHECKING:
     from domainclip.core.recipe import Recipe
@@ -28,8 +28,9 @@ __all__ = ["DECODER_ENGINE_ARGS", "LOSS_ENGINE_ARGS", "SUITE_ENGINE_ARGS", "chec
 
 #: Suite parameters the caller fills (:class:`~domainclip.core.eval.suites.EvalSuite`); the rest are options.
 SUITE_ENGINE_ARGS = ("model", "tokenizer", "preprocess", "data", "out_dir", "device", "batch_size")
-#: Decoder parameters the engine fills (``make_decoder(preprocess, tokenizer, seed=..., text_choice=...)``).
-DECODER_ENGINE_ARGS = ("preprocess", "tokenizer", "seed", "text_choice")
+#: Decoder parameters the engine fills (``make_decoder(preprocess, tokenizer, seed=..., text_choice=...)``,
+#: and ``max_image_pixels=data.max_image_pixels`` when the decoder takes it).
+DECODER_ENGINE_ARGS = ("preprocess", "tokenizer", "seed", "text_choice", "max_image_pixels")
 #: Loss parameters the engine fills from ``loss.local_loss``, ``loss.gather_with_grad`` and the ranks.
 LOSS_ENGINE_ARGS = ("local_loss", "gather_with_grad", "rank", "world_size")
 
@@ -38,8 +39,6 @@ T = TypeVar("T")
 
 def _at(where: str, key: str, check: Callable[[], T]) -> T:
     """Run ``check``; re-raise a user error as a :class:`RecipeError` naming the file and the recipe key."""
-    from domainclip.core.recipe import RecipeError
-
     try:
         return check()
     except RecipeError:
@@ -59,7 +58,6 @@ def check_plugins(recipe: Recipe, where: str) -> None:
     from domainclip.core.losses import check_loss_arguments, loss_arguments
     from domainclip.core.options import check_options
     from domainclip.core.prepare import step_options
-    from domainclip.core.recipe import RecipeError
 
     for i, step in enumerate(recipe.data.prepare):
         _at(where, f"data.prepare[{i}]", lambda step=step: step_options(step, recipe.data.root))
@@ -70,6 +68,15 @@ def check_plugins(recipe: Recipe, where: str) -> None:
             f"{where}: data.decoder_args is set but task {task.name!r} uses the core decoder, which takes none"
         )
     if task.make_decoder is not None:
+        from domainclip.core.options import option_names
+
+        limit = recipe.data.max_image_pixels
+        default = type(recipe.data)().max_image_pixels
+        if limit != default and "max_image_pixels" not in option_names(task.make_decoder):
+            raise RecipeError(
+                f"{where}: data.max_image_pixels is set but task {task.name!r} has its own decoder, which takes no "
+                "image pixel limit"
+            )
         _at(where, "data.decoder_args", lambda: check_options(
             task.make_decoder, recipe.data.decoder_args, where=f"task {task.name}'s decoder", skip=DECODER_ENGINE_ARGS,
         ))

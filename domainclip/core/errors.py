@@ -24,6 +24,7 @@ __all__ = [
     "OutputError",
     "OutputExistsError",
     "OutputInUseError",
+    "RecipeError",
     "is_environment_error",
 ]
 
@@ -40,6 +41,10 @@ class DomainClipError(Exception):
 
 class InputError(DomainClipError, ValueError):
     """A value the user gave (flag, recipe key, file content) is invalid."""
+
+
+class RecipeError(InputError):
+    """A recipe is invalid; the message names the file and the key."""
 
 
 class InputNotFoundError(DomainClipError, FileNotFoundError):

@@ -9,6 +9,7 @@ checkpoint and into the exported hub folder.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import glob
@@ -24,7 +25,7 @@ from typing import Any
 import braceexpand
 import yaml
 
-from domainclip.core.errors import DomainClipError, InputError
+from domainclip.core.errors import DomainClipError, RecipeError
 from domainclip.core.mappings import deep_merge
 from domainclip.core.options import Range
 
@@ -44,10 +45,6 @@ __all__ = [
     "recipe_to_dict",
     "save_recipe",
 ]
-
-
-class RecipeError(InputError):
-    """A recipe is invalid; the message names the file and the key."""
 
 
 @dataclass
@@ -439,8 +436,11 @@ def _parse_scalar(text: str, item: str) -> Any:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw recipe mapping."""
-    data = deep_merge({}, data)
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw recipe mapping.
+
+    A number in the dotted key indexes a list: ``data.prepare.0.args.n=500``.
+    """
+    data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=1e-4")
@@ -448,18 +448,29 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         keys = dotted.strip().split(".")
         if not all(keys):
             raise RecipeError(f"--set {item!r}: {dotted!r} is not a dotted key such as optim.lr")
-        node = data
-        for key in keys[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise RecipeError(f"--set {item!r}: {key!r} is not a section")
-            node = child
-        node[keys[-1]] = _parse_scalar(raw, item)
+        node: Any = data
+        for depth, key in enumerate(keys):
+            last = depth == len(keys) - 1
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise RecipeError(f"--set {item!r}: {'.'.join(keys[:depth])} is a list of {len(node)}; "
+                                      f"{key!r} is not an index in it")
+                key = int(key)
+            elif not isinstance(node, dict):
+                raise RecipeError(f"--set {item!r}: {keys[depth - 1]!r} is not a section")
+            if last:
+                node[key] = _parse_scalar(raw, item)
+            else:
+                node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
     return data
 
 
 def load_recipe(
-    source: str | Path | dict[str, Any], overrides: list[str] | None = None, *, check_files: bool = False
+    source: str | Path | dict[str, Any],
+    overrides: list[str] | None = None,
+    *,
+    check_files: bool = False,
+    check_plugins: bool = True,
 ) -> Recipe:
     """Resolve and validate a recipe.
 
@@ -467,6 +478,9 @@ def load_recipe(
         source: ``"<domain>/<name>"`` of a shipped recipe, a path to a YAML file, or a mapping.
         overrides: ``key.sub=value`` strings applied last.
         check_files: also check that local shard paths exist (unless a prepare step makes them).
+        check_plugins: resolve the prepare commands, task, loss and eval suites the recipe names and
+            check their options against their signatures (:func:`domainclip.core.checks.check_plugins`);
+            this imports the domains the recipe uses.
 
     Raises:
         RecipeError: naming the file and the offending key.
@@ -493,6 +507,10 @@ def load_recipe(
             "and set allow_pipe in your copy"
         )
     recipe.source = where
+    if check_plugins:
+        from domainclip.core.checks import check_plugins as check
+
+        check(recipe, where)
     if check_files:
         check_recipe_files(recipe, where)
     return recipe

@@ -101,16 +101,33 @@ def test_train_loader_takes_allow_pipe_and_max_image_pixels_from_the_recipe(tmp_
         _build_loader(load_recipe({"domain": "core", "data": data}), get_task("image_text"), None, None, _info())
 
 
-def test_task_decoders_refuse_a_pixel_limit_they_cannot_apply(tmp_path):
+def test_task_decoders_get_the_pixel_limit_or_refuse_it_at_load(tmp_path, monkeypatch):
+    import domainclip.core.engine.tasks as tasks
     from domainclip.core.engine.tasks import Task
     from domainclip.core.engine.train import _build_loader
     from domainclip.core.recipe import RecipeError, load_recipe
 
-    task = Task("own", visual_key="video", model_kwarg="video", make_decoder=lambda *a, **k: SampleDecoder())
+    def limited(preprocess, tokenizer, *, seed: int, text_choice: str, max_image_pixels: int | None = None):
+        """A decoder that applies the limit.
+
+        Args:
+            preprocess: image transform.
+            tokenizer: text tokenizer.
+            seed: seed.
+            text_choice: caption policy.
+            max_image_pixels: the limit.
+        """
+        return SampleDecoder(max_image_pixels=max_image_pixels)
+
+    monkeypatch.setitem(tasks._TASKS, "own", Task("own", make_decoder=lambda *a, **k: SampleDecoder()))
+    monkeypatch.setitem(tasks._TASKS, "limited", Task("limited", make_decoder=limited))
     data = {"train": [{"urls": str(tmp_path)}], "max_image_pixels": 1000}
     _write(tmp_path)
-    with pytest.raises(RecipeError, match="data.max_image_pixels is set but task 'own'"):
-        _build_loader(load_recipe({"domain": "core", "data": data}), task, None, None, _info())
+    with pytest.raises(RecipeError, match="data.max_image_pixels is set but task 'own' has its own decoder"):
+        load_recipe({"domain": "core", "data": data, "train": {"task": "own"}})
+    recipe = load_recipe({"domain": "core", "data": data, "train": {"task": "limited"}})
+    loader = _build_loader(recipe, tasks.get_task("limited"), None, None, _info())
+    assert loader.dataset.decode.max_image_pixels == 1000
 
 
 # ----------------------------------------------------------------------------- decompression bombs

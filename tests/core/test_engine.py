@@ -443,3 +443,28 @@ def test_fsdp_trains_what_ddp_trains(two_process_runs):
     assert a.keys() == b.keys() == ddp.keys()  # dc-test-vit: every tensor of the state dict is a trained parameter
     for name in a:
         assert torch.allclose(a[name]["exp_avg"], b[name]["exp_avg"], atol=1e-6), name
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_fsdp_run_evaluates_a_whole_copy_of_the_sharded_model(shapes_root, tmp_path):
+    """Under FSDP the main rank cannot run the sharded model alone: it evaluates a gathered, whole copy."""
+    sections = dict(
+        data={"num_workers": 0, "augment": False, "batch_size": 16},
+        train={"steps": 2, "checkpoint_every": 2, "tensorboard": False, "strategy": "fsdp"},
+        eval={"suites": ["core/synthetic"], "batch_size": 64},
+    )
+    path = write_recipe(tmp_path / "r.yaml", recipe_dict(shapes_root, **sections))
+    _torchrun(["train", str(path), "--out", str(tmp_path / "run")])
+    results = json.loads((tmp_path / "run" / "eval" / "results.json").read_text())
+    assert 0 <= results["results"]["shapes/zeroshot_classification"]["acc1"] <= 1
+    # the copy is the trained model: evaluating the saved checkpoint in one process gives the same numbers
+    from domainclip.core.engine.runs import load_run
+    from domainclip.core.eval.suites import run_suite
+    from domainclip.core.models import get_image_transform, get_tokenizer
+
+    model = load_run(tmp_path / "run")
+    again = run_suite(model, get_tokenizer(model), get_image_transform(model, is_train=False), "core/synthetic",
+                      data=None, out_dir=tmp_path / "again", device="cpu", batch_size=64)
+    assert again["shapes/zeroshot_classification"]["acc1"] == results["results"]["shapes/zeroshot_classification"][
+        "acc1"]

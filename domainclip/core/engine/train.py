@@ -45,7 +45,7 @@ from domainclip.core.engine.runs import (
     step_dir_name,
 )
 from domainclip.core.engine.tasks import Task, get_task
-from domainclip.core.errors import DomainClipError, InputError
+from domainclip.core.errors import DomainClipError
 from domainclip.core.io import atomic_write_text
 from domainclip.core.outputs import OutputFolder
 from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, resolve_urls
@@ -54,7 +54,6 @@ __all__ = [
     "RESUME_MUTABLE",
     "NonFiniteLossError",
     "TrainResult",
-    "check_names",
     "prepare_data",
     "resume_changes",
     "train",
@@ -131,38 +130,29 @@ def prepare_data(recipe: Recipe, info: DistInfo | None = None) -> list[dict[str,
 
 
 def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: Callable, info: DistInfo):
-    from domainclip.core.data.decode import MAX_IMAGE_PIXELS, SampleDecoder
+    from domainclip.core.data.decode import SampleDecoder
     from domainclip.core.data.reader import Source, build_loader
+    from domainclip.core.options import option_names
 
     per_rank, rem = divmod(recipe.data.batch_size, info.world_size)
     if rem:
-        raise ValueError(
-            f"data.batch_size={recipe.data.batch_size} is not divisible by the {info.world_size} processes"
+        from domainclip.core.recipe import RecipeError
+
+        raise RecipeError(
+            f"{recipe.source or '<recipe>'}: data.batch_size={recipe.data.batch_size} is not divisible by the "
+            f"{info.world_size} processes"
         )
     sources = [
         Source(resolve_urls(recipe, s), weight=s.weight, resampled=s.resampled, name=s.name)
         for s in recipe.data.train
     ]
     text_choice = task.text_choice or recipe.data.text_choice
-    if task.make_decoder is not None:
-        if recipe.data.max_image_pixels != MAX_IMAGE_PIXELS:
-            from domainclip.core.recipe import RecipeError
-
-            raise RecipeError(
-                f"{recipe.source or '<recipe>'}: data.max_image_pixels is set but task {task.name!r} uses its own "
-                f"decoder, which keeps the default limit of {MAX_IMAGE_PIXELS} pixels"
-            )
-        decoder = task.make_decoder(
-            preprocess, tokenizer, seed=recipe.train.seed, text_choice=text_choice, **recipe.data.decoder_args
-        )
-    else:
-        if recipe.data.decoder_args:
-            from domainclip.core.recipe import RecipeError
-
-            raise RecipeError(
-                f"{recipe.source or '<recipe>'}: data.decoder_args is set but task {task.name!r} uses the core "
-                "decoder, which takes none"
-            )
+    if task.make_decoder is not None:  # its options are checked by load_recipe (core.checks)
+        engine_args: dict[str, Any] = {"seed": recipe.train.seed, "text_choice": text_choice}
+        if "max_image_pixels" in option_names(task.make_decoder):
+            engine_args["max_image_pixels"] = recipe.data.max_image_pixels
+        decoder = task.make_decoder(preprocess, tokenizer, **engine_args, **recipe.data.decoder_args)
+    else:  # a task without its own decoder takes no data.decoder_args (load_recipe checks it)
         decoder = SampleDecoder(
             image_transform=preprocess,  # the reader seeds global RNGs per sample: augmentations resume exactly
             tokenizer=tokenizer,
@@ -268,33 +258,6 @@ def resume_changes(saved_yaml: str, recipe: Recipe) -> list[str]:
     return [k for k in changed if k not in ("source",)]
 
 
-#: loss arguments the engine sets itself (from ``loss.local_loss``, ``loss.gather_with_grad`` and the ranks)
-_ENGINE_LOSS_ARGUMENTS = ("local_loss", "gather_with_grad", "rank", "world_size")
-
-
-def check_names(recipe: Recipe) -> None:
-    """Resolve the recipe's task, loss (and its arguments) and eval suites, before any folder, data or model.
-
-    Raises:
-        UnknownNameError, RecipeError: naming the recipe key, with close matches.
-    """
-    from domainclip.core.eval.suites import get_suite
-    from domainclip.core.losses import check_loss_arguments
-    from domainclip.core.recipe import RecipeError
-
-    where = recipe.source or "<recipe>"
-    get_task(recipe.train.task)
-    for key in recipe.loss.kwargs:
-        if key in _ENGINE_LOSS_ARGUMENTS:
-            raise RecipeError(f"{where}: loss.kwargs.{key} is set by the engine; use loss.{key} or leave it out")
-    try:
-        check_loss_arguments(recipe.loss.name, recipe.loss.kwargs)
-    except InputError as e:  # an unknown loss name is an UnknownNameError, raised as it is
-        raise RecipeError(f"{where}: loss.kwargs: {e}") from None
-    for suite in recipe.eval.suites:
-        get_suite(suite)
-
-
 def _has_checkpoint(run_dir: Path) -> bool:
     return find_latest_checkpoint(run_dir / CHECKPOINTS_DIR) is not None
 
@@ -319,7 +282,6 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, overwrit
         overwrite: replace an earlier run (or demo) that domainclip wrote into ``out_dir``; files it
             did not write are left alone.
     """
-    check_names(recipe)
     info = init_distributed(recipe.train.device)
     run_dir = Path(out_dir)
     with contextlib.ExitStack() as stack:
@@ -580,8 +542,22 @@ def _run_eval(
     recipe: Recipe, model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, info: DistInfo, out_dir: Path,
     source: dict[str, Any],
 ) -> dict[str, dict[str, float]]:
-    """Run the recipe's eval suites on the main rank; returns task -> metrics (``source`` names the model)."""
+    """Run the recipe's eval suites on the main rank; returns task -> metrics (``source`` names the model).
+
+    Under FSDP no rank holds the whole model, so every rank first sends its shards and the main rank
+    evaluates a whole copy (the others wait at the barrier).
+    """
     results: dict[str, dict[str, float]] = {}
+    if recipe.train.strategy == "fsdp" and info.distributed:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        from domainclip.core.models import create_model
+
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if info.is_main:
+            model = create_model(recipe.model.name, **recipe.model.overrides)
+            model.load_state_dict(state)
+            model.to(info.device).eval()
     if info.is_main:
         from domainclip.core.eval.suites import run_suite
 

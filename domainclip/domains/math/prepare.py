@@ -25,6 +25,8 @@ from domainclip.domains.math.synthetic.engine import (
     GENERATOR,
     LICENCE,
     MAX_CAPTIONS,
+    MAX_IMAGE_SIZE,
+    MIN_IMAGE_SIZE,
     EngineConfig,
     render_sample,
 )
@@ -75,9 +77,13 @@ def _image_size(text: str) -> int | tuple[int, int]:
     """``"336"`` -> 336, ``"224-384"`` -> (224, 384): the ``--image-size`` forms."""
     try:
         lo, _, hi = text.partition("-")
-        return (int(lo), int(hi)) if hi else int(lo)
+        size = (int(lo), int(hi)) if hi else int(lo)
     except ValueError:
         raise ValueError(f"takes N or MIN-MAX (e.g. 336 or 224-384); got {text!r}") from None
+    low, high = (size, size) if isinstance(size, int) else size
+    if not MIN_IMAGE_SIZE <= low <= high <= MAX_IMAGE_SIZE:
+        raise ValueError(f"must be N or MIN-MAX with {MIN_IMAGE_SIZE} <= MIN <= MAX <= {MAX_IMAGE_SIZE}; got {text!r}")
+    return size
 
 
 def _show_size(size: int | tuple[int, int]) -> str:
