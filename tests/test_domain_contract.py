@@ -43,8 +43,8 @@ def test_every_domain_is_an_entry_point_with_an_extra():
         assert (REPO / "data_cards" / name).is_dir(), f"{name} has no data cards"
 
 
-@pytest.mark.parametrize(("domain", "name", "target"), _entries("prepare"), ids=lambda x: str(x))
-def test_prepare_commands_are_typed_functions(domain, name, target):
+def check_prepare_command(domain: str, name: str, target: str) -> None:
+    """A prepare command: a typed, documented @entry_point function of ``out`` with a progress switch."""
     fn = resolve(target)
     assert inspect.isfunction(fn), f"{target} must be a function"
     params = inspect.signature(fn).parameters
@@ -61,23 +61,38 @@ def test_prepare_commands_are_typed_functions(domain, name, target):
     assert hasattr(fn, "__wrapped__"), f"{target} is not decorated with @entry_point"
 
 
-@pytest.mark.parametrize("domain", [d for d in DOMAINS if get_domain(d).synthetic])
-def test_synthetic_generators_follow_one_contract(domain):
-    spec = get_domain(domain)
+@pytest.mark.parametrize(("domain", "name", "target"), _entries("prepare"), ids=lambda x: str(x))
+def test_prepare_commands_are_typed_functions(domain, name, target):
+    check_prepare_command(domain, name, target)
+
+
+def check_synthetic(spec: DomainSpec) -> None:
+    """The synthetic generator: a prepare command taking out, n, seed, workers and progress."""
+    domain = spec.name
     assert spec.synthetic in spec.prepare
     params = inspect.signature(resolve(spec.prepare[spec.synthetic])).parameters
     for name in ("out", "n", "seed", "workers", "progress"):
         assert name in params, f"{domain} synthetic generator lacks {name!r}"
 
 
-@pytest.mark.parametrize(("domain", "name", "target"), _entries("eval_suites"), ids=lambda x: str(x))
-def test_eval_suites_take_the_engine_arguments_and_typed_options(domain, name, target):
+@pytest.mark.parametrize("domain", [d for d in DOMAINS if get_domain(d).synthetic])
+def test_synthetic_generators_follow_one_contract(domain):
+    check_synthetic(get_domain(domain))
+
+
+def check_eval_suite(domain: str, name: str, target: str) -> None:
+    """An eval suite: the engine's arguments, and typed, documented keyword options (no **kwargs)."""
     suite = resolve(target)
     params = inspect.signature(suite).parameters
     for arg in SUITE_ENGINE_ARGS:
         assert arg in params, f"{target} lacks {arg!r}"
     assert not any(p.kind is p.VAR_KEYWORD for p in params.values()), f"{target} takes **kwargs"
     options_of(suite, skip=SUITE_ENGINE_ARGS)
+
+
+@pytest.mark.parametrize(("domain", "name", "target"), _entries("eval_suites"), ids=lambda x: str(x))
+def test_eval_suites_take_the_engine_arguments_and_typed_options(domain, name, target):
+    check_eval_suite(domain, name, target)
 
 
 @pytest.mark.parametrize(("domain", "name", "target"), _entries("datasets"), ids=lambda x: str(x))
@@ -94,10 +109,14 @@ def test_tasks_and_their_decoders(domain, name, target):
         options_of(task.make_decoder, skip=DECODER_ENGINE_ARGS)
 
 
+def check_demo(spec: DomainSpec) -> None:
+    """The demo recipe loads with every plugin name and option checked, and belongs to the domain."""
+    assert load_recipe(spec.demo).domain == spec.name
+
+
 @pytest.mark.parametrize("domain", [d for d in DOMAINS if get_domain(d).demo])
 def test_demo_recipes_load_with_every_plugin_checked(domain):
-    recipe = load_recipe(get_domain(domain).demo)
-    assert recipe.domain == domain
+    check_demo(get_domain(domain))
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
