@@ -40,9 +40,8 @@ def test_build_loader_uses_the_task_decoder_with_recipe_args(toy_domain, monkeyp
     monkeypatch.setattr(
         "domainclip.core.data.reader.build_loader", lambda sources, decoder, **kw: seen.update(d=decoder)
     )
-    recipe = load_recipe(
-        {"domain": "core", "data": {"train": [{"urls": str(tmp_path / "x.tar")}], "decoder_args": {"frames": 9}}}
-    )
+    source = {"domain": "core", "data": {"train": [{"urls": str(tmp_path / "x.tar")}], "decoder_args": {"frames": 9}}}
+    recipe = load_recipe(source, check_plugins=False)  # TOY_TASK is not a registered task
     info = DistInfo(rank=0, world_size=1, local_rank=0, device=__import__("torch").device("cpu"))
     train_mod._build_loader(recipe, TOY_TASK, lambda x: x, lambda t: t, info)
     assert seen["d"] == ("decoder", 9, recipe.train.seed, "random")
@@ -54,5 +53,5 @@ def test_build_loader_uses_the_task_decoder_with_recipe_args(toy_domain, monkeyp
         info,
     )
     assert isinstance(seen["d"], SampleDecoder)
-    with pytest.raises(RecipeError, match="decoder_args"):
-        train_mod._build_loader(recipe, get_task("image_text"), None, None, info)
+    with pytest.raises(RecipeError, match="decoder_args is set but task 'image_text' uses the core decoder"):
+        load_recipe(source)  # refused at load, before any loader is built

@@ -24,7 +24,6 @@ from typing import Annotated, Any
 import torch
 from torch.utils.data import DataLoader
 
-from domainclip.core.errors import DatasetNotFoundError
 from domainclip.core.io import atomic_write_bytes
 from domainclip.core.options import NonNegativeInt, PositiveFloat, PositiveInt, Range, UnitFloat, entry_point
 
