@@ -232,7 +232,7 @@ def _(tmp_path, ctx):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     recipe = ctx.recipe(tmp_path / "r.yaml", train={"device": "cuda"})
-    return ["train", str(recipe), "--out", str(tmp_path / "run")], ["'cuda'", "no CUDA device"]
+    return ["train", str(recipe), "--out", str(tmp_path / "run")], ["train.device: device 'cuda'", "no CUDA GPU"]
 
 
 @case("train-unknown-loss-argument")

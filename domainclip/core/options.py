@@ -49,7 +49,6 @@ __all__ = [
     "Range",
     "UnitFloat",
     "add_options",
-    "call_with_namespace",
     "check_options",
     "docstring_args",
     "docstring_summary",
@@ -486,12 +485,3 @@ def _show(value: Any) -> str:
     if isinstance(value, Mapping):
         return ",".join(f"{k}={v}" for k, v in value.items())
     return str(value)
-
-
-def call_with_namespace(fn: Callable[..., Any], namespace: argparse.Namespace, **extra: Any) -> Any:
-    """Call ``fn`` with the options :func:`add_options` parsed into ``namespace`` (plus ``extra``)."""
-    names = {p.name for p in _parameters(fn)}
-    values = {k: v for k, v in vars(namespace).items() if k in names}
-    tuples = {o.name for o in options_of(fn, skip=extra) if typing.get_origin(o.annotation) is tuple}
-    values = {k: (tuple(v) if k in tuples and isinstance(v, list) else v) for k, v in values.items()}
-    return fn(**values, **extra)

@@ -35,22 +35,19 @@ class DistInfo:
 
 
 def _pick_device(requested: str, local_rank: int) -> torch.device:
-    """The device ``train.device`` names, or an :class:`InputError` when this machine has none such."""
+    """The device ``train.device`` names (``auto``: this process's GPU when there is one, else the CPU)."""
+    from domainclip.core.models.loading import check_device
+
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"train.device is {requested!r} but this machine has no CUDA device (use cpu or auto)")
-        index = int(requested.partition(":")[2] or local_rank)
-        if index >= torch.cuda.device_count():
-            raise InputError(
-                f"train.device is {requested!r} but this machine has {torch.cuda.device_count()} CUDA device(s)"
-            )
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    if requested == "mps" and not torch.backends.mps.is_available():
-        raise InputError("train.device is 'mps' but Apple's MPS backend is not available here")
-    return torch.device(requested)
+    try:
+        device = check_device(requested)
+    except InputError as e:
+        raise InputError(f"train.device: {e}") from None
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank if device.index is None else device.index)
+        torch.cuda.set_device(device)
+    return device
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
