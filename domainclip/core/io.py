@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "atomic_output",
+    "check_distinct_ids",
+    "find_inputs",
     "atomic_write_bytes",
     "atomic_write_text",
     "new_file_mode",
@@ -105,3 +108,74 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(record, dict):
             raise ValueError(f"{path}:{lineno}: expected a JSON object per line, got {type(record).__name__}")
         yield lineno, record
+
+
+def check_distinct_ids(paths: Iterable[Path], what: str, key: Callable[[Path], str] = lambda p: p.stem) -> None:
+    """Refuse two inputs whose outputs would have the same name (``key``, by default the file stem).
+
+    Names that differ only in case are refused too: they collide on case-insensitive file systems.
+
+    Raises:
+        InputError: naming both inputs and the shared name (a ``ValueError``).
+    """
+    from domainclip.core.errors import InputError
+
+    seen: dict[str, Path] = {}
+    for path in paths:
+        name = key(path)
+        other = seen.setdefault(name.casefold(), path)
+        if other is not path:
+            raise InputError(
+                f"{what}s {other} and {path} would both be written as {name!r} (outputs are named by the file name "
+                "without its suffix); rename one or run them separately"
+            )
+
+
+def find_inputs(
+    specs: str | os.PathLike | Iterable[str | os.PathLike],
+    suffixes: Iterable[str],
+    *,
+    what: str,
+    key: Callable[[Path], str] = lambda p: p.stem,
+) -> list[Path]:
+    """The input files a batch command was given: files, folders (searched recursively) and glob patterns.
+
+    Args:
+        specs: one or several paths, folders or patterns.
+        suffixes: the file suffixes a folder is searched for (lower case, with the dot).
+        what: what the files are (``"slide"``, ``"video"``), for messages.
+        key: the name a file's outputs get (see :func:`check_distinct_ids`).
+
+    Returns:
+        Each file once, in the order given (sorted within a folder or a pattern).
+
+    Raises:
+        InputNotFoundError: a path does not exist, or a pattern matches nothing.
+        InputError: nothing was found, or two files would have outputs of the same name.
+    """
+    from domainclip.core.errors import InputError, InputNotFoundError
+
+    items = [specs] if isinstance(specs, str | os.PathLike) else list(specs)
+    allowed = tuple(suffixes)
+    found: list[Path] = []
+    for item in items:
+        text = os.fspath(item)
+        path = Path(text)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in allowed)
+        elif path.is_file():
+            found.append(path)
+        elif glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise InputNotFoundError(f"no files match {text!r}")
+            found += matches
+        else:
+            raise InputNotFoundError(f"{what} {path} does not exist")
+    if not found:
+        raise InputError(f"no {what} files ({', '.join(allowed)}) under {', '.join(map(str, items))}")
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    check_distinct_ids(unique.values(), what, key)
+    return list(unique.values())

@@ -26,7 +26,6 @@ add a caption, a label and metadata per patch (see :data:`Annotate`).
 
 from __future__ import annotations
 
-import glob
 import io
 import math
 import os
@@ -42,7 +41,8 @@ from typing import Annotated, Any, Literal, get_args
 import numpy as np
 from PIL import Image
 
-from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
+from domainclip.core.errors import InputError, NothingWrittenError
+from domainclip.core.io import check_distinct_ids, find_inputs
 from domainclip.core.options import NonNegativeInt, PositiveFloat, PositiveInt, Range, UnitFloat, entry_point
 from domainclip.core.parallel import run_workers, shared_add, shared_take
 from domainclip.core.plugins import UnknownNameError
@@ -271,40 +271,11 @@ def safe_key(text: str) -> str:
 
 
 def find_slides(specs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Expand files, folders (recursively, files with a suffix in :data:`SLIDE_EXTENSIONS`) and globs.
+    """Slide files named by paths, folders (files with a suffix in :data:`SLIDE_EXTENSIONS`) and globs.
 
-    Args:
-        specs: paths, folders or glob patterns.
-
-    Returns:
-        Unique slide paths, in the order given (sorted within a folder or pattern).
-
-    Raises:
-        InputNotFoundError: a path does not exist, a pattern matches nothing, or a folder has no
-            slides (a ``FileNotFoundError``).
+    See :func:`domainclip.core.io.find_inputs`; slides are named by :func:`safe_key` of their stem.
     """
-    found: list[Path] = []
-    for spec in specs:
-        text = str(spec)
-        path = Path(text)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SLIDE_EXTENSIONS)
-            if not files:
-                raise InputNotFoundError(f"no slides ({', '.join(SLIDE_EXTENSIONS)}) under {path}")
-            found.extend(files)
-        elif path.is_file():
-            found.append(path)
-        elif glob.has_magic(text):
-            files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-            if not files:
-                raise InputNotFoundError(f"no files match {text!r}")
-            found.extend(files)
-        else:
-            raise InputNotFoundError(f"slide {path} does not exist")
-    unique: dict[str, Path] = {}
-    for path in found:
-        unique.setdefault(str(path.resolve()), path)
-    return list(unique.values())
+    return find_inputs(specs, SLIDE_EXTENSIONS, what="slide", key=lambda p: safe_key(p.stem))
 
 
 def skip_reason(error: BaseException) -> str:
@@ -630,7 +601,7 @@ def patch_slides(
     for name, value in [("slide_mpp", slide_mpp), *((f"mpp of slide {k!r}", v) for k, v in overrides.items())]:
         if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
             raise InputError(f"{name} must be a positive number of microns per pixel; got {value!r}")
-    _check_distinct_ids(paths)
+    check_distinct_ids(paths, "slide", key=lambda p: safe_key(p.stem))
     workers = min(workers, len(paths))
     if annotate is not None and workers > 1:
         try:
@@ -724,26 +695,6 @@ def _why_no_patch(info: Mapping[str, Any], spec: PatchSpec, reason: str) -> str:
         f"{info['path']}: no {spec.size}-px patch at {spec.mpp} um/px fits with a tissue fraction >= "
         f"{spec.min_tissue} (tissue covers {info['tissue_fraction']:.1%} of the slide)"
     )
-
-
-def _check_distinct_ids(paths: Sequence[Path]) -> None:
-    """Refuse two slides whose shard keys and thumbnails would have the same name.
-
-    Both are named by :func:`safe_key` of the file stem; names that differ only in case are
-    refused too, as they collide on case-insensitive file systems (macOS, Windows).
-
-    Raises:
-        InputError: naming both slides and the shared name.
-    """
-    seen: dict[str, Path] = {}
-    for path in paths:
-        key = safe_key(path.stem)
-        other = seen.setdefault(key.casefold(), path)
-        if other is not path:
-            raise InputError(
-                f"slides {other} and {path} would both be written as {key!r} (shard keys and thumbnails/{key}.png "
-                "are named by the file name without its suffix); rename one or patch them in separate runs"
-            )
 
 
 # --------------------------------------------------------------------------- command

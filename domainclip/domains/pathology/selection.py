@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from domainclip.core.data import keys as K
 from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import expand_urls, iter_shard
-from domainclip.core.data.writer import ShardWriter, index_path, write_json_atomic
+from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, index_path, write_json_atomic
 from domainclip.core.errors import DomainClipError, InputError, NothingWrittenError
 from domainclip.core.eval.features import Tokenizer, encode_inputs, encode_texts
 from domainclip.core.options import NonNegativeInt, PositiveInt, entry_point
@@ -54,8 +54,6 @@ __all__ = [
 
 #: Slides with more patches than this are clustered with MiniBatchKMeans instead of KMeans.
 MINIBATCH_THRESHOLD = 20_000
-#: Member modification time of the written shards (fixed: reruns give identical shards).
-SHARD_MTIME = 1_700_000_000
 
 _CANONICAL = frozenset(K.SAMPLE_KEYS)
 
@@ -322,7 +320,7 @@ def select_representative(
         model.train(was_training)
 
     written = 0
-    with ShardWriter(out_dir, prefix=prefix, max_count=max_count, mtime=SHARD_MTIME) as writer:
+    with ShardWriter(out_dir, prefix=prefix, max_count=max_count, mtime=FIXED_MTIME) as writer:
         for url in url_list:
             tally = CorruptTally()
             for raw in iter_shard(url, tally):

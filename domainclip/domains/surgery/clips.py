@@ -47,6 +47,7 @@ import numpy as np
 from PIL import Image
 
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
+from domainclip.core.io import find_inputs
 from domainclip.core.options import (
     NonNegativeFloat,
     Parser,
@@ -81,8 +82,6 @@ NARRATION = "narration"
 TOO_SHORT, TOO_LONG, OUTSIDE_VIDEO, DECODE_ERROR = "too_short", "too_long", "outside_video", "decode_error"
 #: Skip reasons of a whole video (besides :data:`DECODE_ERROR`): a malformed transcript, no captions at all.
 BAD_TRANSCRIPT, NO_CAPTIONS = "bad_transcript", "no_captions"
-#: Member modification time written into every tar (fixed: shards of a run are reproducible).
-SHARD_MTIME = 1_700_000_000
 
 
 class _SkipVideo(Exception):
@@ -158,40 +157,13 @@ def _plural(n: int, noun: str) -> str:
 
 # --------------------------------------------------------------------------- finding inputs
 def find_videos(sources: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Video files named by ``sources``: files as given, folders searched recursively (sorted).
+    """Video files named by ``sources`` (files, folders searched recursively, globs); their stems are the video ids.
 
-    Args:
-        sources: a file or folder, or several.
-
-    Raises:
-        InputNotFoundError: a source does not exist (a ``FileNotFoundError``).
-        InputError: no video found, or two videos share a file stem (stems are the video ids; a
-            ``ValueError``).
-
+    See :func:`domainclip.core.io.find_inputs`.
     """
     from domainclip.domains.surgery.video import VIDEO_SUFFIXES
 
-    items = [sources] if isinstance(sources, str | Path) else list(sources)
-    found: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise InputNotFoundError(f"video source {path} does not exist")
-    if not found:
-        raise InputError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {', '.join(map(str, items))}")
-    by_stem: dict[str, Path] = {}
-    for path in found:
-        if path.stem in by_stem and by_stem[path.stem].resolve() != path.resolve():
-            raise InputError(
-                f"videos {by_stem[path.stem]} and {path} share the id {path.stem!r} (ids are file stems); "
-                "rename one or pass them in separate runs"
-            )
-        by_stem[path.stem] = path
-    return list(by_stem.values())
+    return find_inputs(sources, VIDEO_SUFFIXES, what="video")
 
 
 def find_transcript(video: str | Path, transcripts_dir: str | Path | None = None) -> Path | None:
@@ -429,14 +401,14 @@ def _run_tasks(
     tasks: Sequence[_Task], opts: _Options, prefix: str, report_progress: Callable[[int], Any] | None = None
 ) -> dict[str, Any]:
     """Process ``tasks`` one video at a time into shards ``<prefix>-NNNNNN.tar``."""
-    from domainclip.core.data.writer import ShardWriter, index_path
+    from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, index_path
 
     report = FilterReport()
     by_level: Counter[str] = Counter()
     skipped: list[dict[str, str]] = []
     with_pairs = 0
     began = time.perf_counter()
-    with ShardWriter(opts.out, prefix=prefix, max_count=opts.max_count, mtime=SHARD_MTIME) as writer:
+    with ShardWriter(opts.out, prefix=prefix, max_count=opts.max_count, mtime=FIXED_MTIME) as writer:
         for task in tasks:
             try:
                 written = _process_video(task, opts, writer, report)

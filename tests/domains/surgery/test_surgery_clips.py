@@ -315,7 +315,7 @@ def test_transcripts_dir_and_finders(corpus, tmp_path):
     dup = tmp_path / "dup"
     fx.write_video(dup / "a" / "same.mp4", 1)
     fx.write_video(dup / "b" / "same.mp4", 1)
-    with pytest.raises(ValueError, match="share the id 'same'"):
+    with pytest.raises(ValueError, match="would both be written as 'same'"):
         find_videos(dup)
     with pytest.raises(FileNotFoundError, match="nothing_here"):
         find_videos(tmp_path / "nothing_here")
