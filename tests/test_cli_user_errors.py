@@ -95,7 +95,7 @@ def context(tmp_path_factory) -> Context:
 @case("recipe-nan-lr")
 def _(tmp_path, ctx):
     return ["train", "core/quick", "--set", "optim.lr=.nan", "--out", str(tmp_path / "o")], [
-        "optim.lr must be a finite number"]
+        "optim.lr: must be a finite number; got nan"]
 
 
 @case("recipe-not-utf8")

@@ -50,6 +50,7 @@ __all__ = [
     "UnitFloat",
     "add_options",
     "check_options",
+    "convert",
     "docstring_args",
     "docstring_summary",
     "entry_point",
@@ -333,6 +334,20 @@ def _convert(value: Any, tp: Any, rng: Range | None, parser: Parser | None, from
     if isinstance(tp, type) and isinstance(value, tp):
         return value
     raise ValueError(f"must be {_type_text(tp)}; got {value!r}")
+
+
+def convert(value: Any, annotation: Any, *, from_text: bool = False) -> Any:
+    """Check ``value`` against a type annotation and convert it (``"5e-4"`` to a float, a list to a tuple, ...).
+
+    Args:
+        value: YAML data, a Python value, or (``from_text``) a command-line string.
+        annotation: the type, with any ``Annotated`` :class:`Range` / :class:`Parser`.
+        from_text: read integers and ``KEY=VALUE,...`` mappings from strings too.
+
+    Raises:
+        ValueError: saying the rule the value breaks (``must be an integer >= 1; got 0``).
+    """
+    return _convert(value, annotation, None, None, from_text)
 
 
 def _check_range(value: Any, rng: Range | None, what: str = "a number") -> Any:

@@ -16,7 +16,6 @@ import glob
 import math
 import os
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ import yaml
 
 from domainclip.core.errors import DomainClipError, RecipeError
 from domainclip.core.mappings import deep_merge
-from domainclip.core.options import Range
+from domainclip.core.options import Range, convert
 
 __all__ = [
     "DataConfig",
@@ -219,65 +218,26 @@ class Recipe:
 # validation
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
 def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp``, building nested dataclasses."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, where)
-            except RecipeError as e:
-                errors.append(str(e))
-        raise RecipeError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    """Check ``value`` against the annotation ``tp``, building nested dataclasses.
+
+    Other values follow the rules of :func:`domainclip.core.options.convert`.
+    """
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
             raise RecipeError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
         return _build(tp, value, where)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp) or (Any,)
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is list and args and dataclasses.is_dataclass(args[0]):
         if not isinstance(value, list | tuple):
-            raise RecipeError(f"{where}: expected a list, got {value!r}")
-        return [_convert(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise RecipeError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise RecipeError(f"{where}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise RecipeError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "5e-4" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise RecipeError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise RecipeError(f"{where}: expected a string, got {value!r}")
-    raise RecipeError(f"{where}: unsupported type {tp}")
+            raise RecipeError(f"{where}: must be a list; got {value!r}")
+        return [_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    try:
+        return convert(value, tp)
+    except ValueError as e:
+        raise RecipeError(f"{where}: {e}") from None
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:

@@ -45,7 +45,7 @@ def test_wrong_type_names_the_key_and_file(tmp_path):
     with pytest.raises(RecipeError) as err:
         load_recipe(path)
     assert "train.steps" in str(err.value) and "integer" in str(err.value)
-    with pytest.raises(RecipeError, match="train.tensorboard: expected true/false"):
+    with pytest.raises(RecipeError, match="train.tensorboard: must be true or false; got 3"):
         load_recipe(path, ["train.steps=3", "train.tensorboard=3"])
 
 
