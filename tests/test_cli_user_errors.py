@@ -112,28 +112,29 @@ def _(tmp_path, ctx):
 
 @case("recipe-betas-out-of-range")
 def _(tmp_path, ctx):
-    return ["train", "core/quick", "--set", "optim.betas=[0.9, 1.5]"], ["optim.betas[1] must be in [0, 1)"]
+    return ["train", "core/quick", "--set", "optim.betas=[0.9, 1.5]"], [
+        "optim.betas: item 1: must be a number in [0, 1); got 1.5"]
 
 
 @case("recipe-eps-zero")
 def _(tmp_path, ctx):
-    return ["train", "core/quick", "--set", "optim.eps=0"], ["optim.eps must be > 0"]
+    return ["train", "core/quick", "--set", "optim.eps=0"], ["optim.eps: must be a number > 0; got 0"]
 
 
 @case("recipe-negative-threads")
 def _(tmp_path, ctx):
-    return ["train", "core/quick", "--set", "train.threads=-2"], ["train.threads must be >= 0"]
+    return ["train", "core/quick", "--set", "train.threads=-2"], ["train.threads: must be an integer >= 0; got -2"]
 
 
 @case("recipe-negative-source-weight")
 def _(tmp_path, ctx):
     return ["train", "core/quick", "--set", "data.train=[{urls: x.tar, weight: -1}]"], [
-        "data.train[0].weight must be > 0"]
+        "data.train[0].weight: must be a number > 0; got -1"]
 
 
 @case("recipe-negative-grad-clip")
 def _(tmp_path, ctx):
-    return ["train", "core/quick", "--set", "optim.grad_clip=-1"], ["optim.grad_clip must be >= 0"]
+    return ["train", "core/quick", "--set", "optim.grad_clip=-1"], ["optim.grad_clip: must be a number >= 0; got -1"]
 
 
 @case("recipe-unknown-device")

@@ -286,7 +286,12 @@ def _convert(value: Any, tp: Any, rng: Range | None, parser: Parser | None, from
                 raise ValueError(f"must be {len(args)} values; got {value!r}")
             return tuple(_convert(v, a, rng, None, from_text) for v, a in zip(items, args))
         item_tp = args[0] if args else Any
-        converted = [_convert(v, item_tp, rng, None, from_text) for v in items]
+        converted = []
+        for i, item in enumerate(items):
+            try:
+                converted.append(_convert(item, item_tp, rng, None, from_text))
+            except ValueError as e:
+                raise ValueError(f"item {i}: {e}" if len(items) > 1 else str(e)) from None
         return tuple(converted) if origin is tuple else converted
     if origin in (dict, collections.abc.Mapping):
         key_tp, value_tp = args or (str, Any)

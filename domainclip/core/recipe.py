@@ -13,20 +13,27 @@ import copy
 import dataclasses
 import difflib
 import glob
-import math
 import os
 import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import braceexpand
 import yaml
 
 from domainclip.core.errors import DomainClipError, RecipeError
 from domainclip.core.mappings import deep_merge
-from domainclip.core.options import Range, convert
+from domainclip.core.options import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    UnitFloat,
+    convert,
+)
 
 __all__ = [
     "DataConfig",
@@ -56,9 +63,9 @@ class ModelConfig:
     pretrained: str | None = None
     cache_dir: str | None = None
     lock_image: bool = False
-    lock_image_unlocked_groups: int = 0
+    lock_image_unlocked_groups: NonNegativeInt = 0
     lock_text: bool = False
-    lock_text_unlocked_layers: int = 0
+    lock_text_unlocked_layers: NonNegativeInt = 0
     grad_checkpointing: bool = False
     #: extra keyword arguments for create_model (e.g. force_image_size)
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -69,7 +76,7 @@ class SourceConfig:
     """One stream of shards; several are mixed by weight."""
 
     urls: str | list[str] = ""
-    weight: float = 1.0
+    weight: PositiveFloat = 1.0
     resampled: bool = False
     name: str | None = None
 
@@ -92,21 +99,21 @@ class DataConfig:
     root: str = "data"
     train: list[SourceConfig] = field(default_factory=list)
     #: global batch size, split evenly over ranks
-    batch_size: int = 32
-    num_workers: int = 2
-    shuffle_buffer: int = 1000
+    batch_size: PositiveInt = 32
+    num_workers: NonNegativeInt = 2
+    shuffle_buffer: NonNegativeInt = 1000
     #: ``shard``: each rank reads its own shards (scalable); ``sample``: every rank reads the whole
     #: stream and keeps every world_size-th sample after shuffling (global batches identical to a
     #: one-process run, at the cost of reading everything on every rank)
-    split: str = "shard"
+    split: Literal["shard", "sample"] = "shard"
     #: caption choice when a sample holds several: ``random`` | ``first`` | ``all``
-    text_choice: str = "random"
+    text_choice: Literal["random", "first", "all"] = "random"
     #: apply the model's training augmentation (else the evaluation transform)
     augment: bool = True
-    max_corrupt_fraction: float = 0.01
+    max_corrupt_fraction: UnitFloat = 0.01
     #: largest image (width x height pixels) a training sample may hold; a larger one is skipped and
     #: counted as ``bad_image`` before it is decoded (a 400 KB PNG can decode to gigabytes)
-    max_image_pixels: int = 50_000_000
+    max_image_pixels: PositiveInt = 50_000_000
     #: let shard URLs be ``pipe:`` shell commands. Off by default; refused in a recipe read from a hub
     #: folder or a checkpoint, which is data from elsewhere, never code to run
     allow_pipe: bool = False
@@ -130,50 +137,50 @@ class LossConfig:
 class OptimConfig:
     """AdamW with linear warmup and cosine decay."""
 
-    lr: float = 5e-4
-    weight_decay: float = 0.2
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    eps: float = 1e-6
-    warmup_steps: int = 100
+    lr: PositiveFloat = 5e-4
+    weight_decay: NonNegativeFloat = 0.2
+    betas: list[Annotated[float, Range(0, 1, high_open=True)]] = field(default_factory=lambda: [0.9, 0.98])
+    eps: PositiveFloat = 1e-6
+    warmup_steps: NonNegativeInt = 100
     #: final learning rate as a fraction of ``lr``
-    min_lr_ratio: float = 0.0
+    min_lr_ratio: UnitFloat = 0.0
     #: ``cosine`` | ``constant`` | ``linear``
-    schedule: str = "cosine"
+    schedule: Literal["cosine", "constant", "linear"] = "cosine"
     #: parameters never decayed: biases, norms, embeddings, logit scale (open_clip's rule)
     no_decay: list[str] = field(
         default_factory=lambda: ["bias", "norm", "ln_", "bn", "logit_scale", "logit_bias", "embedding", "token"]
     )
     #: clip the gradient norm to this value; ``null`` or 0 turns clipping off
-    grad_clip: float | None = 1.0
-    accum_steps: int = 1
+    grad_clip: NonNegativeFloat | None = 1.0
+    accum_steps: PositiveInt = 1
 
 
 @dataclass
 class TrainConfig:
     """Loop length, precision, distribution, logging and checkpoints."""
 
-    steps: int = 1000
-    seed: int = 0
+    steps: PositiveInt = 1000
+    seed: NonNegativeInt = 0
     #: ``image_text`` | ``multi_caption`` | ``video_text`` | ``views_text`` (engine task registry), or a
     #: domain's task as ``<domain>/<task>`` (e.g. ``surgery/video_clip``)
     task: str = "image_text"
     #: ``fp32`` | ``bf16`` | ``fp16`` (autocast; mixed precision only on GPU)
-    precision: str = "bf16"
+    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
     #: torch threads of each training process; 0 = on CPU the cores left after the data workers
-    threads: int = 0
+    threads: NonNegativeInt = 0
     #: keep conv weights (and so activations) in channels-last layout, as timm's ``--channels-last``:
     #: faster convolutions on CPU (oneDNN) and on tensor-core GPUs; no effect on transformer towers
     channels_last: bool = False
     #: ``auto`` (a GPU when there is one) | ``cpu`` | ``cuda`` | ``cuda:N`` | ``mps``
     device: str = "auto"
     #: ``ddp`` | ``fsdp`` (FSDP2, GPU)
-    strategy: str = "ddp"
-    log_every: int = 10
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    eval_every: int = 0
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    log_every: PositiveInt = 10
+    checkpoint_every: PositiveInt = 500
+    keep_checkpoints: NonNegativeInt = 3
+    eval_every: NonNegativeInt = 0
     #: stop when the loss is NaN/Inf this many steps in a row (a single bad step is skipped)
-    max_bad_steps: int = 5
+    max_bad_steps: PositiveInt = 5
     tensorboard: bool = True
     progress: bool = True
     deterministic: bool = False
@@ -188,7 +195,7 @@ class EvalConfig:
     data: str | None = None
     #: per-suite data folders, overriding ``data`` (``{"surgery/retrieval": "{root}/heldout"}``)
     suite_data: dict[str, str] = field(default_factory=dict)
-    batch_size: int = 64
+    batch_size: PositiveInt = 64
     #: per-suite keyword options (``{"pathology/slides": {"top_k": 10}}``)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -241,7 +248,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
@@ -253,80 +260,11 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "data.split": ("shard", "sample"),
-    "data.text_choice": ("random", "first", "all"),
-    "optim.schedule": ("cosine", "constant", "linear"),
-    "train.precision": ("fp32", "bf16", "fp16"),
-    "train.strategy": ("ddp", "fsdp"),
-}
-
-
-_POSITIVE = Range(0, None, low_open=True)
-_NON_NEGATIVE = Range(0)
-_FRACTION = Range(0, 1)
-
-#: The range of every numeric recipe field (``*`` stands for each list item); floats must also be finite.
-_RANGES: dict[str, Range] = {
-    "model.lock_image_unlocked_groups": _NON_NEGATIVE,
-    "model.lock_text_unlocked_layers": _NON_NEGATIVE,
-    "data.train.*.weight": _POSITIVE,
-    "data.batch_size": _POSITIVE,
-    "data.num_workers": _NON_NEGATIVE,
-    "data.shuffle_buffer": _NON_NEGATIVE,
-    "data.max_corrupt_fraction": _FRACTION,
-    "data.max_image_pixels": _POSITIVE,
-    "optim.lr": _POSITIVE,
-    "optim.weight_decay": _NON_NEGATIVE,
-    "optim.betas.*": Range(0, 1, high_open=True),
-    "optim.eps": _POSITIVE,
-    "optim.warmup_steps": _NON_NEGATIVE,
-    "optim.min_lr_ratio": _FRACTION,
-    "optim.grad_clip": _NON_NEGATIVE,
-    "optim.accum_steps": _POSITIVE,
-    "train.steps": _POSITIVE,
-    "train.seed": _NON_NEGATIVE,
-    "train.threads": _NON_NEGATIVE,
-    "train.log_every": _POSITIVE,
-    "train.checkpoint_every": _POSITIVE,
-    "train.keep_checkpoints": _NON_NEGATIVE,
-    "train.eval_every": _NON_NEGATIVE,
-    "train.max_bad_steps": _POSITIVE,
-    "eval.batch_size": _POSITIVE,
-}
-
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def _numeric_fields(obj: Any, pattern: str = "", path: str = "") -> list[tuple[str, str, float]]:
-    """``(pattern, dotted path, value)`` of every int/float in a recipe (nested dataclasses and lists)."""
-    found: list[tuple[str, str, float]] = []
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, list):
-            items = [(f"{pattern}{f.name}.*", f"{path}{f.name}[{i}]", v) for i, v in enumerate(value)]
-        else:
-            items = [(f"{pattern}{f.name}", f"{path}{f.name}", value)]
-        for item_pattern, item_path, item in items:
-            if dataclasses.is_dataclass(item):
-                found += _numeric_fields(item, f"{item_pattern}.", f"{item_path}.")
-            elif isinstance(item, int | float) and not isinstance(item, bool):
-                found.append((item_pattern, item_path, item))
-    return found
-
-
 def _check_values(recipe: Recipe, where: str) -> None:
-    for dotted, allowed in _CHOICES.items():
-        section, key = dotted.split(".")
-        value = getattr(getattr(recipe, section), key)
-        if value not in allowed:
-            raise RecipeError(f"{where}: {dotted} must be one of {', '.join(allowed)}, got {value!r}")
-    for pattern, dotted, value in _numeric_fields(recipe, ""):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise RecipeError(f"{where}: {dotted} must be a finite number, got {value}")
-        allowed_range = _RANGES.get(pattern)
-        if allowed_range is not None and not allowed_range.holds(value):
-            raise RecipeError(f"{where}: {dotted} must be {allowed_range}, got {value:g}")
+    """The checks a field's type cannot make (types, choices and ranges are checked while building)."""
     if len(recipe.optim.betas) != 2:
         raise RecipeError(f"{where}: optim.betas must hold two numbers (beta1, beta2), got {recipe.optim.betas}")
     if not _DEVICE.match(recipe.train.device):

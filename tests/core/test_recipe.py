@@ -51,9 +51,9 @@ def test_wrong_type_names_the_key_and_file(tmp_path):
 
 def test_choice_and_range_checks(tmp_path):
     path = write(tmp_path, "train: {precision: fp8}\n")
-    with pytest.raises(RecipeError, match="train.precision must be one of fp32, bf16, fp16"):
+    with pytest.raises(RecipeError, match="train.precision: must be one of fp32, bf16, fp16; got .fp8."):
         load_recipe(path)
-    with pytest.raises(RecipeError, match="data.batch_size must be > 0, got 0"):
+    with pytest.raises(RecipeError, match=r"data.batch_size: must be an integer >= 1; got 0"):
         load_recipe(write(tmp_path, "data: {batch_size: 0}\n", "c.yaml"))
 
 
