@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,transformers,math,pathology,surgery
+EXTRAS ?= dev,transformers,math,pathology,surgery,remote-sensing
 STAMP := $(VENV)/.domainclip-installed
 
 .PHONY: venv demo test lint bench clean
