@@ -108,6 +108,11 @@ class DataConfig:
     split: Literal["shard", "sample"] = "shard"
     #: caption choice when a sample holds several: ``random`` | ``first`` | ``all``
     text_choice: Literal["random", "first", "all"] = "random"
+    #: when a sample's text holds several languages (``{en: [...], pt: [...]}``): language -> weight
+    #: of the one language drawn per sample (``{en: 2, pt: 1}``; a language the sample lacks is
+    #: skipped, the others renormalised); empty: every language of the sample equally. With
+    #: ``text_choice: all`` every caption of every listed language is kept
+    languages: dict[str, PositiveFloat] = field(default_factory=dict)
     #: apply the model's training augmentation (else the evaluation transform)
     augment: bool = True
     max_corrupt_fraction: UnitFloat = 0.01

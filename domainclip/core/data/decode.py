@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -130,6 +131,20 @@ def _check_caption_dict(value: dict, what: str) -> dict[str, Any]:
     return value
 
 
+def _check_language_weights(languages: Mapping[str, float]) -> dict[str, float]:
+    if not isinstance(languages, Mapping):
+        raise ValueError(f"languages must map language codes to weights; got {languages!r}")
+    weights = {}
+    for lang, weight in languages.items():
+        if not isinstance(lang, str) or not lang:
+            raise ValueError(f"languages: a language code must be a non-empty string; got {lang!r}")
+        ok = isinstance(weight, int | float) and not isinstance(weight, bool) and math.isfinite(weight) and weight > 0
+        if not ok:
+            raise ValueError(f"languages[{lang!r}] must be a positive number; got {weight!r}")
+        weights[lang] = float(weight)
+    return weights
+
+
 def _choose_random(captions: list[str], rng: random.Random) -> str | list[str]:
     return captions[rng.randrange(len(captions))]
 
@@ -159,8 +174,10 @@ class SampleDecoder:
       ``.npy`` images are loaded with numpy and given to the transform as arrays (or turned into
       a tensor as they are).
     * text: ``.txt`` (one caption) or ``.text.json`` (a list: one caption chosen per
-      ``text_choice``; a dict of languages: kept as a dict); then ``tokenizer`` when given (a
-      ``(1, L)`` result for one caption is squeezed to ``(L,)``).
+      ``text_choice``; a dict of languages ``{"en": [...], "pt": [...]}``: kept as a dict when
+      ``languages`` is ``None``, else one language is drawn per sample and ``text_choice`` applied
+      to its captions, see :meth:`choose_language`); then ``tokenizer`` when given (a ``(1, L)``
+      result for one caption is squeezed to ``(L,)``).
     * label: ``.cls`` -> ``int``, ``.label.json`` -> ``list``; level: ``.level.txt`` / ``.level.json``;
       meta: ``.json`` -> ``dict``; views/video: ``.views.npy`` / ``.frames.npy`` -> tensors.
     * ``__key__``, ``__url__`` and ``__source__`` are kept; suffixes named in ``passthrough`` are
@@ -172,15 +189,22 @@ class SampleDecoder:
         required: canonical keys that must be present; a missing one raises
             ``CorruptSampleError("missing_key:<key>")``.
         text_choice: ``"random"`` | ``"first"`` | ``"all"`` (see :data:`TEXT_CHOICES`).
-        seed: seed of the caption choice (combined with the sample's URL, key and epoch).
+        seed: seed of the caption and language choice (combined with the sample's URL, key and epoch).
         passthrough: member suffixes to keep as raw bytes.
         max_image_pixels: largest image (width x height) to decode; a larger one is counted as
             ``bad_image`` from its header, before decoding (recipe ``data.max_image_pixels``).
             ``None`` leaves only PIL's own decompression-bomb limit.
+        languages: how a caption dict of several languages becomes text (recipe ``data.languages``):
+            ``None`` keeps the dict (evaluation reads every language by name); a mapping of
+            language code -> weight draws one language per sample among those the sample has
+            (weights renormalised; a language the sample lacks is skipped), and an empty mapping
+            draws among all of a sample's languages equally. With ``text_choice="all"`` nothing is
+            drawn: every caption of every (listed) language is kept.
 
     Raises:
         UnknownNameError: ``text_choice`` or a ``required`` key is not known.
-        ValueError: ``max_image_pixels`` is not a positive integer.
+        ValueError: ``max_image_pixels`` is not a positive integer, or a language weight is not a
+            positive number.
 
     """
 
@@ -193,6 +217,7 @@ class SampleDecoder:
         seed: int = 0,
         passthrough: Sequence[str] = (),
         max_image_pixels: int | None = MAX_IMAGE_PIXELS,
+        languages: Mapping[str, float] | None = None,
     ):
         if max_image_pixels is not None and (
             isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int) or max_image_pixels < 1
@@ -210,6 +235,7 @@ class SampleDecoder:
         self.seed = seed
         self.passthrough = tuple(passthrough)
         self.max_image_pixels = max_image_pixels
+        self.languages = None if languages is None else _check_language_weights(languages)
 
     def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Decode one raw sample; raises :class:`CorruptSampleError` for unusable ones."""
@@ -283,6 +309,8 @@ class SampleDecoder:
                 text = TEXT_CHOICES[self.text_choice](captions, rng)
             elif isinstance(value, dict):
                 text = _check_caption_dict(value, ".text.json")
+                if self.languages is not None:
+                    text = self.choose_language(text, raw)
             else:
                 raise CorruptSampleError(
                     BAD_TEXT, f".text.json must be a string, list or dict, not {type(value).__name__}"
@@ -292,6 +320,37 @@ class SampleDecoder:
         if isinstance(text, dict):
             return {lang: self._tokenize(t) for lang, t in text.items()}
         return self._tokenize(text)
+
+    def choose_language(self, captions: Mapping[str, str | list[str]], raw: Mapping[str, Any]) -> str | list[str]:
+        """One sample's text from its captions by language, as ``languages`` and ``text_choice`` say.
+
+        The language is drawn with the sample's own generator (seeded from ``seed`` and the sample's
+        URL, key and epoch, like the caption choice, which follows from the same generator), among
+        the sample's languages in sorted order, so a resumed stream draws exactly what the
+        uninterrupted one drew.
+
+        Args:
+            captions: language code -> one caption or a list of captions.
+            raw: the raw sample (its ``__url__``, ``__key__`` and ``__epoch__`` seed the draw).
+
+        Raises:
+            CorruptSampleError: ``bad_text`` when the sample has none of the listed languages.
+        """
+        wanted = self.languages or {}
+        per_language = {lang: [value] if isinstance(value, str) else list(value) for lang, value in captions.items()
+                        if not wanted or lang in wanted}
+        if not per_language:
+            raise CorruptSampleError(
+                BAD_TEXT, f".text.json has captions in {', '.join(sorted(captions))} but none in the languages asked "
+                f"for ({', '.join(sorted(wanted))})"
+            )
+        if self.text_choice == "all":
+            order = [lang for lang in wanted if lang in per_language] if wanted else list(per_language)
+            return [caption for lang in order for caption in per_language[lang]]
+        rng = derive_rng(self.seed, raw.get(K.URL), raw.get(K.KEY), raw.get(EPOCH))
+        names = sorted(per_language)
+        language = rng.choices(names, weights=[wanted.get(lang, 1.0) for lang in names])[0]
+        return TEXT_CHOICES[self.text_choice](per_language[language], rng)
 
     def _tokenize(self, text: str | list[str]) -> Any:
         tokens = self.tokenizer(text)  # type: ignore[misc]

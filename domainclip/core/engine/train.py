@@ -151,6 +151,8 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
         engine_args: dict[str, Any] = {"seed": recipe.train.seed, "text_choice": text_choice}
         if "max_image_pixels" in option_names(task.make_decoder):
             engine_args["max_image_pixels"] = recipe.data.max_image_pixels
+        if "languages" in option_names(task.make_decoder):
+            engine_args["languages"] = recipe.data.languages
         decoder = task.make_decoder(preprocess, tokenizer, **engine_args, **recipe.data.decoder_args)
     else:  # a task without its own decoder takes no data.decoder_args (load_recipe checks it)
         decoder = SampleDecoder(
@@ -160,6 +162,7 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
             seed=recipe.train.seed,
             required=(task.visual_key, "text"),
             max_image_pixels=recipe.data.max_image_pixels,  # checked from the header, before decoding
+            languages=recipe.data.languages,  # one language drawn per sample from multilingual captions
         )
     return build_loader(
         sources,
