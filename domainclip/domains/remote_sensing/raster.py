@@ -84,6 +84,8 @@ RASTER_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".vrt", ".img", ".jp2")
 
 #: :func:`scene_stretch` samples blocks when at least this many fit in its pixel budget.
 _MIN_BLOCKS = 16
+#: Strips are sampled a few at a time, at least this many pixels per read.
+_MIN_READ_PIXELS = 1 << 14
 
 
 class RasterError(InputError):
@@ -115,7 +117,7 @@ def _one_line(text: object, limit: int = 200) -> str:
 
 # --------------------------------------------------------------------------- opening and bands
 @contextlib.contextmanager
-def open_raster(path: str | os.PathLike) -> Iterator[DatasetReader]:
+def open_raster(path: str | os.PathLike, *, threads: int = 1) -> Iterator[DatasetReader]:
     """Open a raster with rasterio; a file GDAL cannot read is one :class:`RasterError` line.
 
     Files without georeferencing (a plain PNG) open too, without rasterio's warning: their CRS is
@@ -123,6 +125,8 @@ def open_raster(path: str | os.PathLike) -> Iterator[DatasetReader]:
 
     Args:
         path: the raster file.
+        threads: threads GDAL may decode compressed blocks with (the ``NUM_THREADS`` open option:
+            GeoTIFF and a few other drivers use them when one read spans several blocks).
 
     Raises:
         InputNotFoundError: the file does not exist.
@@ -137,9 +141,10 @@ def open_raster(path: str | os.PathLike) -> Iterator[DatasetReader]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:
-            dataset = rasterio.open(path)
+            dataset = rasterio.open(path, **({"num_threads": str(threads)} if threads > 1 else {}))
         except RasterioIOError as e:
-            raise RasterError(f"{path} is not a raster GDAL can read ({_one_line(e)})") from None
+            detail = _one_line(str(e).replace(f"'{path}' ", "").replace(f"{path}: ", ""))
+            raise RasterError(f"{path} is not a raster GDAL can read ({detail})") from None
         with dataset:
             yield dataset
 
@@ -242,8 +247,24 @@ def _stretch_values(values: np.ndarray, low: float, high: float) -> np.ndarray:
     if values.dtype.kind == "f":
         x = np.nan_to_num(x, nan=low, posinf=high, neginf=low)
     if high > low:
-        return np.rint(np.clip((x - low) * (255.0 / (high - low)), 0.0, 255.0)).astype(np.uint8)
+        return np.rint(np.clip((x - low) * 255.0 / (high - low), 0.0, 255.0)).astype(np.uint8)  # ties to even
     return np.where(x > low, 255, 0).astype(np.uint8)  # a constant band: black, brighter values white
+
+
+def _percentiles(values: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
+    """``np.percentile(values, percentiles)`` (linear interpolation); from a histogram for 8- and 16-bit values."""
+    if values.dtype not in (np.uint8, np.uint16):
+        low, high = np.percentile(values.astype(np.float64, copy=False), percentiles)
+        return float(low), float(high)
+    cumulative = np.cumsum(np.bincount(values.ravel(), minlength=1 << (8 * values.dtype.itemsize)))
+    last = int(cumulative[-1]) - 1
+    out = []
+    for q in percentiles:
+        position = q / 100 * last
+        below = math.floor(position)
+        a, b = np.searchsorted(cumulative, [below, min(below + 1, last)], side="right")  # sorted values below, below+1
+        out.append(float(a) + (position - below) * float(b - a))
+    return out[0], out[1]
 
 
 @functools.lru_cache(maxsize=64)
@@ -292,9 +313,9 @@ class Stretch:
             values = data[i] if valid is None else data[i][valid[i]]
             if values.size == 0:
                 raise ValueError(f"band {i} has no pixel with data")
-            lo, hi = np.percentile(values.astype(np.float64, copy=False), percentiles)
-            low.append(float(lo))
-            high.append(float(hi))
+            lo, hi = _percentiles(values, percentiles)
+            low.append(lo)
+            high.append(hi)
         return cls(tuple(low), tuple(high), (float(percentiles[0]), float(percentiles[1])), statistics)
 
     def apply(self, data: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -326,12 +347,12 @@ def scene_stretch(
     bands: Sequence[int],
     percentiles: tuple[float, float] = (2.0, 98.0),
     *,
-    max_pixels: int = 1 << 22,
+    max_pixels: int = 1 << 20,
 ) -> Stretch:
     """The stretch of a whole scene, from at most about ``max_pixels`` of it, computed once per scene.
 
     A scene of at most ``max_pixels`` pixels is read whole. A larger one is sampled by whole
-    internal blocks (tiles or strips) spread evenly over the file, each an aligned read of pixels
+    internal blocks (tiles, or a few consecutive strips) spread evenly over the file, each an aligned read of pixels
     at full resolution, so the percentiles are those of the scene's own values; a file whose
     blocks are too large for that (fewer than 16 would fit in ``max_pixels``: a JPEG, a PNG) is
     read decimated instead (GDAL reads an overview when the file has one, whose averaged values
@@ -347,9 +368,15 @@ def scene_stretch(
     Raises:
         EmptySceneError: no pixel of the sample holds data.
     """
+    from rasterio.windows import Window
+
     height, width = dataset.height, dataset.width
-    blocks = [window for _, window in dataset.block_windows(bands[0])]
-    per_block = max(1, blocks[0].width * blocks[0].height)
+    block_height, block_width = dataset.block_shapes[bands[0] - 1]
+    if block_width >= width:  # strips: a few consecutive ones per read
+        block_height *= math.ceil(_MIN_READ_PIXELS / (block_height * width))
+    blocks = [Window(col, row, min(block_width, width - col), min(block_height, height - row))
+              for row in range(0, height, block_height) for col in range(0, width, block_width)]
+    per_block = block_height * min(block_width, width)
     reads: list[dict[str, Any]]
     if height * width <= max_pixels:
         reads, statistics = [{}], "all pixels"
