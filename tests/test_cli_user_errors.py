@@ -603,6 +603,30 @@ def _(tmp_path, ctx):
         f"surgery/retrieval: dataset not found at {tmp_path / 'nonexistent'}", "prepare surgery clips"]
 
 
+# ==== remote_sensing: captions
+@case("rs-captions-json-in-the-wrong-layout")
+def _(tmp_path, ctx):
+    root = tmp_path / "RSICD"
+    (root / "RSICD_images").mkdir(parents=True)
+    caption_file = root / "dataset_rsicd.json"  # COCO captions where a Karpathy file belongs
+    caption_file.write_text('{"images": [{"id": 1, "file_name": "airport_1.jpg"}], "annotations": []}')
+    return ["prepare", "remote_sensing", "captions", "--out", str(tmp_path / "o"), "--data", str(root),
+            "--no-progress"], [f"{caption_file}: images[0].filename is missing", "Karpathy format"]
+
+
+@case("rs-captions-missing-dataset-folder")
+def _(tmp_path, ctx):
+    return ["prepare", "remote_sensing", "captions", "--out", str(tmp_path / "o"), "--data",
+            str(tmp_path / "nowhere"), "--no-progress"], [
+        f"{tmp_path / 'nowhere'} is not a folder", "RSICD: dataset_rsicd.json", "RSITMD: dataset_RSITMD.json"]
+
+
+@case("rs-translate-unknown-language")
+def _(tmp_path, ctx):
+    return ["prepare", "remote_sensing", "translate", "--out", str(tmp_path / "o"), "--shards", str(tmp_path),
+            "--languages", "pt", "xx"], ["--languages", "must be one of pt, es, fr, de, nl, it, zh, ko, ru; got 'xx'"]
+
+
 # =============================================================================== the test
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_user_mistake_is_one_line_and_exit_2(name, tmp_path, context, capsys, monkeypatch):

@@ -506,13 +506,13 @@ def detect_caption_dataset(root: str | Path) -> type[KarpathyCaptions]:
             layout whose dataset cannot be told.
     """
     root = Path(root)
+    layouts = "; ".join(f"{c.title}: {c.layout().removeprefix('expected ')}" for c in CAPTION_DATASETS.values())
     if not root.is_dir():
-        raise DatasetNotFoundError(f"caption dataset not found: {root} is not a folder")
+        raise DatasetNotFoundError(f"caption dataset not found: {root} is not a folder; expected one of {layouts}")
     found = [cls for cls in CAPTION_DATASETS.values() if cls.holds(root)]
     if len(found) == 1:
         return found[0]
     if not found:
-        layouts = "; ".join(f"{c.title}: {c.layout().removeprefix('expected ')}" for c in CAPTION_DATASETS.values())
         raise DatasetNotFoundError(f"no caption dataset found at {root}: expected one of {layouts}")
     names = " or ".join(cls.name for cls in found)
     if len({(cls.caption_files, cls.image_folder) for cls in found}) == 1:  # UCM-Captions and Sydney-Captions
