@@ -17,8 +17,10 @@ translation of the i-th English one.
   file ``{language: {english sentence: translation}}``.
 * **Cache.** Every translation is stored at once in an SQLite file (write-ahead log, one
   transaction per batch) keyed by model, language and English sentence, so a rerun translates
-  nothing twice and a run that was stopped, even by ``kill -9``, goes on from its last batch. It
-  lives in the output folder unless ``--cache`` puts it elsewhere (shared by several runs).
+  nothing twice and a run that was killed (``kill -9`` included) goes on from its last batch. It
+  lives in the output folder unless ``--cache`` puts it elsewhere (shared by several runs). Note
+  that the command line removes the output folder of a *first* run that fails or is interrupted
+  (Ctrl-C), cache included, as it does for every command; ``--cache`` outside it keeps the work.
 * **Batches.** The sentences still to translate are sorted by length (less padding) and sent in
   batches of ``batch_size``; the generation settings (beams, length) are the checkpoint's own.
 """
@@ -355,13 +357,20 @@ def make_translator(spec: str, *, device: str = "auto", languages: int = 1) -> T
 
 # =========================================================================== shards
 def _english(raw: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """A raw sample's English captions and its caption dict (empty when it has no text)."""
-    if "text.json" in raw:
-        value = json.loads(raw["text.json"].decode("utf-8"))
-    elif "txt" in raw:
-        value = raw["txt"].decode("utf-8").strip()
-    else:
-        return [], {}
+    """A raw sample's English captions and its caption dict (empty when it has no text).
+
+    Raises:
+        InputError: the sample's text is not UTF-8 JSON (named by shard and key).
+    """
+    try:
+        if "text.json" in raw:
+            value = json.loads(raw["text.json"].decode("utf-8"))
+        elif "txt" in raw:
+            value = raw["txt"].decode("utf-8").strip()
+        else:
+            return [], {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{raw.get(K.URL)}: sample {raw.get(K.KEY)}: its text is not UTF-8 JSON ({e})") from None
     if isinstance(value, dict):
         english = value.get(SOURCE_LANGUAGE, [])
         texts = dict(value)

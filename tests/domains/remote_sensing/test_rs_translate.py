@@ -361,3 +361,9 @@ def test_unusable_inputs_and_translators_are_one_line(captions, tmp_path):
                            cache=tmp_path / "cache.sqlite", progress=False)
     with pytest.raises(InputError, match="languages item 1: must be one of pt, es, fr, de, nl, it, zh, ko, ru"):
         translate_captions(tmp_path / "o4", [folder], languages=("pt", "xx"), progress=False)
+    from domainclip.core.data.writer import ShardWriter
+
+    with ShardWriter(tmp_path / "bad", prefix="bad") as writer:
+        writer.write({"__key__": "k1", "text.json": b'{"en": ["a plane"'})
+    with pytest.raises(InputError, match=r"bad-000000\.tar: sample k1: its text is not UTF-8 JSON"):
+        translate_captions(tmp_path / "o5", [tmp_path / "bad"], languages=("pt",), translator="marian", progress=False)

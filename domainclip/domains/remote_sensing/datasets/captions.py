@@ -221,6 +221,13 @@ class KarpathyCaptions(Dataset):
     #: the images' licence, as far as the release states it
     licence: ClassVar[str] = "unspecified"
 
+    def __init_subclass__(cls, *, name: str, title: str, caption_files: tuple[str, ...], image_folder: str,
+                          licence: str, **kwargs: Any) -> None:
+        """Declare a public caption set by its name, caption file(s), image folder and licence."""
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.title, cls.caption_files, cls.image_folder, cls.licence = (
+            name, title, caption_files, image_folder, licence)
+
     def __init__(
         self,
         root: str | Path,
@@ -306,33 +313,31 @@ class KarpathyCaptions(Dataset):
         return self.transforms(sample) if self.transforms is not None else sample
 
     def plot(self, sample: Mapping[str, Any], show_titles: bool = True, suptitle: str | None = None) -> Any:
-        """Show a sample's image with its captions (each different one once).
+        """A matplotlib ``Figure`` of a sample's image, titled with its captions (each different one once).
 
         Args:
-            sample: a sample from :meth:`__getitem__` (before tensor transforms).
-            show_titles: write the captions under the image.
-            suptitle: figure title.
-
-        Returns:
-            The matplotlib ``Figure``.
+            sample: from :meth:`__getitem__`, before any tensor transform.
+            show_titles: whether the captions are written above the image.
+            suptitle: a title for the whole figure.
         """
         import textwrap
 
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(4.5, 5.5))
-        ax = fig.add_subplot()
+        ax = fig.add_subplot(xticks=[], yticks=[])
         ax.imshow(sample["image"])
-        ax.set_axis_off()
-        if show_titles:
-            shown = list(dict.fromkeys(sample.get("text", [])))
-            ax.set_title("\n".join(textwrap.fill(c, 60) for c in shown), fontsize=7)
-        if suptitle is not None:
-            fig.suptitle(suptitle)
+        captions = dict.fromkeys(sample.get("text", [])) if show_titles else {}
+        ax.set_title("\n".join(textwrap.fill(c, 60) for c in captions), fontsize=7)
+        fig.suptitle(suptitle or "")
         return fig
 
 
-class RSICD(KarpathyCaptions):
+class RSICD(
+    KarpathyCaptions, name="rsicd", title="RSICD", image_folder="RSICD_images",
+    caption_files=("dataset_rsicd.json", "annotations_rsicd/dataset_rsicd.json"),
+    licence="unspecified (research use; imagery from Google Earth, Baidu Map, MapABC, Tianditu)",
+):
     """RSICD: 10,921 aerial and satellite images with five English sentences each (Lu et al., 2017).
 
     Images of 224 x 224 pixels from Google Earth, Baidu Map, MapABC and Tianditu, in 30 scene
@@ -364,14 +369,11 @@ class RSICD(KarpathyCaptions):
         transforms: applied to each sample dict.
     """
 
-    name = "rsicd"
-    title = "RSICD"
-    caption_files = ("dataset_rsicd.json", "annotations_rsicd/dataset_rsicd.json")
-    image_folder = "RSICD_images"
-    licence = "unspecified (research use; imagery from Google Earth, Baidu Map, MapABC, Tianditu)"
 
-
-class UCMCaptions(KarpathyCaptions):
+class UCMCaptions(
+    KarpathyCaptions, name="ucm_captions", title="UCM-Captions", caption_files=("dataset.json",), image_folder="imgs",
+    licence="images: USGS public domain; captions: unspecified",
+):
     """UCM-Captions: the 2,100 UC Merced land-use images with five English sentences each (Qu et al., 2016).
 
     256 x 256 pixel RGB aerial orthophotos (about 0.3 m per pixel) of 21 land-use classes, 100
@@ -401,14 +403,11 @@ class UCMCaptions(KarpathyCaptions):
         transforms: applied to each sample dict.
     """
 
-    name = "ucm_captions"
-    title = "UCM-Captions"
-    caption_files = ("dataset.json",)
-    image_folder = "imgs"
-    licence = "images: USGS public domain; captions: unspecified"
 
-
-class SydneyCaptions(KarpathyCaptions):
+class SydneyCaptions(
+    KarpathyCaptions, name="sydney_captions", title="Sydney-Captions", caption_files=("dataset.json",),
+    image_folder="imgs", licence="unspecified (imagery: Google Earth terms)",
+):
     """Sydney-Captions: 613 Google Earth images of Sydney with five English sentences each (Qu et al., 2016).
 
     500 x 500 pixel RGB images (about 0.5 m per pixel) cut from one 18,000 x 14,000 Google Earth
@@ -423,29 +422,19 @@ class SydneyCaptions(KarpathyCaptions):
 
     Licence: none stated by the release; the imagery is Google Earth's (its terms apply).
 
-    Citation::
-
-        @inproceedings{qu2016deep,
-          title = {Deep semantic understanding of high resolution remote sensing image},
-          author = {Qu, Bo and Li, Xuelong and Tao, Dacheng and Lu, Xiaoqiang},
-          booktitle = {International Conference on Computer, Information and Telecommunication Systems (CITS)},
-          pages = {1--5}, year = {2016}
-        }
+    Citation: the paper of :class:`UCMCaptions` (Qu et al., CITS 2016), which made both sets.
 
     Args:
-        root: the folder holding ``imgs/`` and ``dataset.json``.
+        root: the ``Sydney_captions`` folder.
         split: one of :data:`SPLITS`, several, or ``None`` for all.
         transforms: applied to each sample dict.
     """
 
-    name = "sydney_captions"
-    title = "Sydney-Captions"
-    caption_files = ("dataset.json",)
-    image_folder = "imgs"
-    licence = "unspecified (imagery: Google Earth terms)"
 
-
-class RSITMD(KarpathyCaptions):
+class RSITMD(
+    KarpathyCaptions, name="rsitmd", title="RSITMD", caption_files=("dataset_RSITMD.json",), image_folder="images",
+    licence="unspecified (research use)",
+):
     """RSITMD: 4,743 remote sensing images with five fine-grained English sentences each (Yuan et al., 2022).
 
     256 x 256 pixel images in 32 scene classes, written for image-text retrieval: its sentences
@@ -476,12 +465,6 @@ class RSITMD(KarpathyCaptions):
         split: one of :data:`SPLITS`, several, or ``None`` for all.
         transforms: applied to each sample dict.
     """
-
-    name = "rsitmd"
-    title = "RSITMD"
-    caption_files = ("dataset_RSITMD.json",)
-    image_folder = "images"
-    licence = "unspecified (research use)"
 
 
 #: Dataset name -> adapter class (the names ``domainclip prepare remote_sensing captions --dataset`` takes).
