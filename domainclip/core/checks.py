@@ -29,8 +29,8 @@ __all__ = ["DECODER_ENGINE_ARGS", "LOSS_ENGINE_ARGS", "SUITE_ENGINE_ARGS", "chec
 #: Suite parameters the caller fills (:class:`~domainclip.core.eval.suites.EvalSuite`); the rest are options.
 SUITE_ENGINE_ARGS = ("model", "tokenizer", "preprocess", "data", "out_dir", "device", "batch_size")
 #: Decoder parameters the engine fills (``make_decoder(preprocess, tokenizer, seed=..., text_choice=...)``,
-#: and ``max_image_pixels=data.max_image_pixels`` when the decoder takes it).
-DECODER_ENGINE_ARGS = ("preprocess", "tokenizer", "seed", "text_choice", "max_image_pixels")
+#: and ``max_image_pixels`` / ``languages`` from ``data.*`` when the decoder takes them).
+DECODER_ENGINE_ARGS = ("preprocess", "tokenizer", "seed", "text_choice", "max_image_pixels", "languages")
 #: Loss parameters the engine fills from ``loss.local_loss``, ``loss.gather_with_grad`` and the ranks.
 LOSS_ENGINE_ARGS = ("local_loss", "gather_with_grad", "rank", "world_size")
 
@@ -70,13 +70,12 @@ def check_plugins(recipe: Recipe, where: str) -> None:
     if task.make_decoder is not None:
         from domainclip.core.options import option_names
 
-        limit = recipe.data.max_image_pixels
-        default = type(recipe.data)().max_image_pixels
-        if limit != default and "max_image_pixels" not in option_names(task.make_decoder):
-            raise RecipeError(
-                f"{where}: data.max_image_pixels is set but task {task.name!r} has its own decoder, which takes no "
-                "image pixel limit"
-            )
+        defaults, takes = type(recipe.data)(), option_names(task.make_decoder)
+        for key in ("max_image_pixels", "languages"):
+            if getattr(recipe.data, key) != getattr(defaults, key) and key not in takes:
+                raise RecipeError(
+                    f"{where}: data.{key} is set but task {task.name!r} has its own decoder, which does not take it"
+                )
         _at(where, "data.decoder_args", lambda: check_options(
             task.make_decoder, recipe.data.decoder_args, where=f"task {task.name}'s decoder", skip=DECODER_ENGINE_ARGS,
         ))

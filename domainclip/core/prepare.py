@@ -146,13 +146,15 @@ def run_prepare(
     The folder must be new or empty, or hold an earlier output of a domainclip command, which
     ``overwrite`` replaces (a :func:`resumable` command continues its own earlier output instead);
     files domainclip did not write are never touched. While the command runs, a second command on
-    the same folder is refused. When it fails, what it wrote is removed; when it finishes, the
-    folder's manifest records the command, its arguments and ``complete``.
+    the same folder is refused. When it fails, what it wrote is removed (a resumable command's is
+    kept, to continue from); when it finishes, the folder's manifest records the command, its
+    arguments and ``complete``.
     """
     full = prepare_options(command, options)
+    resumable = getattr(command, "domainclip_resumable", False)  # what it wrote is its progress: kept on failure
     with OutputFolder(
         full["out"], kind="dataset", command=f"{domain}/{name}", args=_content(full), overwrite=overwrite,
-        resume=getattr(command, "domainclip_resumable", False) and not overwrite,
+        resume=resumable and not overwrite, keep_on_error=resumable,
     ):
         return command(**options)
 

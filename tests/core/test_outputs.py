@@ -337,3 +337,38 @@ def test_demo_overwrite_replaces_its_own_files_and_keeps_the_users(tmp_path):
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_00000003"]
     manifest = read_manifest(out)
     assert manifest["kind"] == "demo" and manifest["foreign"] == ["my-notes.md"] and "hub" in manifest["own"]
+
+
+def test_a_failed_resumable_command_keeps_its_progress(tmp_path):
+    from domainclip.core.prepare import resumable, run_prepare
+
+    calls: list = []
+    runs: list = []
+
+    @resumable
+    def command(out: Path, items: int = 3, progress: bool = True) -> dict:
+        """Write one file per item; fail at the second item on the first run.
+
+        Args:
+            out: output folder.
+            items: how many.
+            progress: unused.
+        """
+        runs.append(1)
+        for i in range(items):
+            done = out / f"{i}.txt"
+            if done.exists():
+                continue
+            if i == 1 and len(runs) == 1:
+                calls.append("failed")
+                raise KeyboardInterrupt
+            done.write_text(str(i))
+            calls.append(i)
+        return {"written": items}
+
+    with pytest.raises(KeyboardInterrupt):
+        run_prepare("test", "resumable", command, {"out": tmp_path / "o"})
+    assert (tmp_path / "o" / "0.txt").exists() and read_manifest(tmp_path / "o")["complete"] is False
+    assert run_prepare("test", "resumable", command, {"out": tmp_path / "o"}) == {"written": 3}
+    assert calls == [0, "failed", 1, 2]  # item 0 was not redone
+    assert read_manifest(tmp_path / "o")["complete"] is True
