@@ -627,6 +627,60 @@ def _(tmp_path, ctx):
             "--languages", "pt", "xx"], ["--languages", "must be one of pt, es, fr, de, nl, it, zh, ko, ru; got 'xx'"]
 
 
+# ==== remote_sensing: evals
+@case("rs-eval-scenes-missing-data")
+def _(tmp_path, ctx):
+    return _eval_on_a_missing_folder(tmp_path, "remote_sensing/scenes"), [
+        f"scene dataset not found: {tmp_path / 'nonexistent'} is not a folder", "NWPU-RESISC45/", "WHU-RS19/"]
+
+
+@case("rs-eval-scenes-without-data")
+def _(tmp_path, ctx):
+    return ["eval", "--model", "dc-test-vit", "--suite", "remote_sensing/scenes", "--out", str(tmp_path / "r.json")], [
+        "remote_sensing/scenes needs --data", "EuroSAT_RGB/"]
+
+
+@case("rs-eval-scenes-misnamed-class-folder")
+def _(tmp_path, ctx):
+    from domainclip.domains.remote_sensing.labels import DATASET_CLASSES
+
+    for folder in DATASET_CLASSES["aid"]:
+        (tmp_path / "AID" / folder.replace("StorageTanks", "Storagetanks")).mkdir(parents=True)
+    return ["eval", "--model", "dc-test-vit", "--suite", "remote_sensing/scenes", "--data", str(tmp_path),
+            "--out", str(tmp_path / "r.json")], [
+        f"AID at {tmp_path / 'AID'} lacks class folder(s) StorageTanks", "did you mean 'StorageTanks'?"]
+
+
+@case("rs-eval-scenes-class-folder-without-images")
+def _(tmp_path, ctx):
+    for folder in ("forest", "lake"):
+        (tmp_path / "scenes" / folder).mkdir(parents=True)
+    (tmp_path / "scenes" / "forest" / "forest_1.jpg").write_bytes(b"never read")
+    (tmp_path / "scenes" / "lake" / "notes.txt").write_text("not an image")
+    return ["eval", "--model", "dc-test-vit", "--suite", "remote_sensing/scenes", "--data", str(tmp_path / "scenes"),
+            "--out", str(tmp_path / "r.json")], ["Found no valid file for the classes lake", ".jpg/.jpeg"]
+
+
+@case("rs-eval-retrieval-missing-data")
+def _(tmp_path, ctx):
+    return _eval_on_a_missing_folder(tmp_path, "remote_sensing/retrieval"), [
+        f"remote_sensing/retrieval: dataset not found at {tmp_path / 'nonexistent'}", "captions by language"]
+
+
+@case("rs-eval-retrieval-shards-without-captions")
+def _(tmp_path, ctx):
+    import numpy as np
+
+    from domainclip.core.data.writer import ShardWriter
+
+    with ShardWriter(tmp_path / "heldout", image_format="png") as writer:
+        writer.write({"__key__": "scene-0", "image": np.zeros((8, 8, 3), np.uint8)})
+    return ["eval", "--model", "dc-test-vit", "--suite", "remote_sensing/retrieval", "--data",
+            str(tmp_path / "heldout"), "--out", str(tmp_path / "r.json")], [
+        f"remote_sensing/retrieval: unusable samples in the held-out shards under {tmp_path / 'heldout'}",
+        "missing_key:text: 1"]
+
+
 # =============================================================================== the test
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_user_mistake_is_one_line_and_exit_2(name, tmp_path, context, capsys, monkeypatch):
