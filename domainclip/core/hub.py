@@ -65,6 +65,7 @@ __all__ = [
     "HubNotFoundError",
     "ModelFileError",
     "ResolvedFolder",
+    "cached_hf_config",
     "check_eval_results",
     "download_hub_folder",
     "export_hf_clip",
@@ -221,6 +222,39 @@ def download_hub_folder(hub_id: str, *, cache_dir: str | Path | None = None) -> 
     return ResolvedFolder(folder, f"{HF_HUB_PREFIX}{repo_id}@{folder.name}")
 
 
+def cached_hf_config(name: str, *, cache_dir: str | Path | None = None) -> Path | None:
+    """The folder holding the ``config.json`` of the transformers model ``name`` in the Hugging Face cache.
+
+    A Hugging Face text tower names its model by hub id (``"xlm-roberta-base"`` in open_clip's
+    ``xlm-roberta-base-ViT-B-32`` and in RS-M-CLIP's folder); transformers would look it up in its own
+    default cache only. This finds it in the cache domainclip reads (``cache_dir``, ``HF_HUB_CACHE``,
+    ``HF_HOME``), fetching that one file when online, so a model and its text tower's config come
+    from one cache, offline included.
+
+    Args:
+        name: ``text_cfg.hf_model_name``: a hub id (``org/name[@revision]``) or a local folder.
+        cache_dir: Hugging Face cache folder.
+
+    Returns:
+        The snapshot folder, or None when ``name`` is a local path or not a hub id, or the cache
+        does not hold it (transformers then resolves ``name`` itself and names it when it fails).
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    if Path(name).expanduser().exists() or not _REPO_ID.match(name.partition("@")[0]):
+        return None
+    repo_id, revision = parse_hf_hub_id(name)
+    try:
+        path = hf_hub_download(
+            repo_id, "config.json", revision=revision, cache_dir=str(hf_cache_dir(cache_dir)),
+            local_files_only=hf_offline(),
+        )
+    except (LocalEntryNotFoundError, HfHubHTTPError, HFValidationError, OfflineModeIsEnabled):
+        return None
+    return Path(path).parent
+
+
 def resolve_folder(
     spec: str | Path, *, cache_dir: str | Path | None = None, bare_paths: bool = False
 ) -> ResolvedFolder | None:
@@ -293,7 +327,7 @@ def hf_tokenizer(
     return HFTokenizer(
         name,
         context_length=context_length or text_cfg.get("context_length") or DEFAULT_CONTEXT_LENGTH,
-        cache_dir=str(cache_dir) if cache_dir is not None else None,
+        cache_dir=str(hf_cache_dir(cache_dir)),
         tokenizer_mode=text_cfg.get("tokenizer_mode"),
         **dict(text_cfg.get("tokenizer_kwargs") or {}),
     )

@@ -70,6 +70,9 @@ class DomainSpec:
         demo: the recipe ``domainclip demo --domain <name>`` runs (``"<name>/quick"``).
         tasks: training task name -> ``"module:attr"`` of a :class:`~domainclip.core.engine.tasks.Task`
             (recipes name it ``train.task: <domain>/<name>``).
+        towers: domain tower name -> ``"module:Class"`` of a
+            :class:`~domainclip.core.models.registry.DomainCLIP` subclass registered under that name
+            (``domainclip_cfg.tower``), imported when a model config or a saved model names it.
         requires: import names the domain needs beyond the core (``domainclip domains`` says which are missing).
     """
 
@@ -83,6 +86,7 @@ class DomainSpec:
     synthetic: str | None = None
     demo: str | None = None
     tasks: dict[str, str] = field(default_factory=dict)
+    towers: dict[str, str] = field(default_factory=dict)
     requires: tuple[str, ...] = ()
 
 

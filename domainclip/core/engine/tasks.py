@@ -1,8 +1,9 @@
 """Training tasks: how a batch becomes model inputs and loss inputs.
 
 A task names the batch key that holds the visual input (``image``, ``video`` or ``views``), which
-keyword the model takes it by, and how the outputs of several micro-batches are merged for exact
-gradient accumulation. Domains register their own tasks with :func:`register_task`.
+keyword the model takes it by, any further batch keys the model takes (``extra_inputs``, e.g. the
+extra crops of a self-distillation tower), and how the outputs of several micro-batches are merged
+for exact gradient accumulation. Domains register their own tasks with :func:`register_task`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class Task:
             ``make_decoder(preprocess, tokenizer, seed=..., text_choice=..., **recipe.data.decoder_args)``
             (e.g. a video task that samples frames from clip bytes); ``None`` uses the core
             :class:`~domainclip.core.data.decode.SampleDecoder`.
+        extra_inputs: further batch keys passed to the model's forward as keywords of the same name
+            (tensors are moved to the device). They feed a model's auxiliary objectives, which it
+            returns as ``aux_losses`` (see :mod:`domainclip.core.engine.train`); the features the
+            contrastive loss uses must not depend on them, because the no-gradient pass of gradient
+            accumulation, which only gathers the other micro-batches' features, leaves them out.
     """
 
     name: str
@@ -45,15 +51,27 @@ class Task:
     text_choice: str | None = None
     prepare_text: Callable[[dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None
     make_decoder: Callable[..., Callable[[Any], dict[str, Any]]] | None = None
+    extra_inputs: tuple[str, ...] = ()
 
-    def forward(self, model: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-        """Run the model on one batch; returns the loss inputs (features, logit scale, extras)."""
+    def forward(
+        self, model: nn.Module, batch: dict[str, Any], device: torch.device, *, extra_inputs: bool = True
+    ) -> dict[str, Any]:
+        """Run the model on one batch; returns the loss inputs (features, logit scale, extras).
+
+        Args:
+            model: the (wrapped) model.
+            batch: a collated batch.
+            device: where the model runs.
+            extra_inputs: pass :attr:`extra_inputs` too (the accumulation's feature-only pass does not).
+        """
         visual = batch[self.visual_key].to(device, non_blocking=True)
         if self.prepare_text is not None:
             tokens, extra = self.prepare_text(batch)
         else:
             tokens, extra = batch["text"], {}
-        out = model(**{self.model_kwarg: visual}, text=tokens.to(device, non_blocking=True))
+        inputs = {key: batch[key] for key in (self.extra_inputs if extra_inputs else ())}
+        inputs = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        out = model(**{self.model_kwarg: visual}, text=tokens.to(device, non_blocking=True), **inputs)
         if not isinstance(out, dict):
             raise TypeError(f"model forward must return a dict (open_clip output_dict=True), got {type(out)}")
         out = dict(out)

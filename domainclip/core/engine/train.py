@@ -437,6 +437,8 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
             optimizer.zero_grad(set_to_none=True)
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
+            if hasattr(model, "after_optimizer_step"):  # e.g. an EMA teacher follows the student
+                model.after_optimizer_step(step, cfg_t.steps)
             step += 1
             last_loss = loss_value
 
@@ -487,23 +489,31 @@ def _forward_backward(
     autocast: Callable,
     scaler: torch.amp.GradScaler,
 ) -> tuple[float, dict[str, float]]:
-    """Backward of the full-batch contrastive loss over one or several micro-batches.
+    """Backward of the full-batch objective over one or several micro-batches.
+
+    The objective is the contrastive loss plus the model's own auxiliary losses: a model output may
+    hold ``aux_losses``, ``{name: scalar tensor}`` (e.g. a self-distillation loss), each added to the
+    objective and logged as ``loss/<name>``. An auxiliary loss must be a mean over its micro-batch's
+    samples.
 
     With one micro-batch this is a plain forward/backward. With several, features of every
-    micro-batch are first computed without gradients; then each micro-batch is re-run with
-    gradients and the loss is computed against the cached features of the others (GradCache), so
-    the gradient equals that of the full batch, negatives included.
+    micro-batch are first computed without gradients (and without the task's ``extra_inputs``);
+    then each micro-batch is re-run with gradients and the contrastive loss is computed against the
+    cached features of the others (GradCache), so its gradient equals that of the full batch,
+    negatives included. Each re-run's auxiliary losses enter divided by the number of micro-batches:
+    the step's gradient and the logged value are those of the full batch's mean.
     """
     if len(batches) == 1:
         with autocast():
             out = task.forward(wrapped, batches[0], info.device)
-            parts = loss_fn(**out, output_dict=True)
+            aux = out.pop("aux_losses", None) or {}
+            parts = _with_aux(loss_fn(**out, output_dict=True), aux)
             loss = sum(parts.values())
         scaler.scale(loss).backward()
         return float(loss.detach()), {k: float(v.detach()) for k, v in parts.items()}
 
     with torch.no_grad(), autocast():
-        cached = [task.forward(wrapped, b, info.device) for b in batches]
+        cached = [task.forward(wrapped, b, info.device, extra_inputs=False) for b in batches]
     parts_total: dict[str, float] = {}
     loss_value = 0.0
     for j, batch in enumerate(batches):
@@ -513,19 +523,31 @@ def _forward_backward(
         with ctx:
             with autocast():
                 live = task.forward(wrapped, batch, info.device)
+                aux = {k: v / len(batches) for k, v in (live.pop("aux_losses", None) or {}).items()}
                 outputs = [live if i == j else cached[i] for i in range(len(batches))]
                 merged = task.merge(outputs, j)
                 if j > 0:  # the temperature's gradient is counted once per optimizer step
                     merged["logit_scale"] = merged["logit_scale"].detach()
                     if merged.get("logit_bias") is not None:
                         merged["logit_bias"] = merged["logit_bias"].detach()
-                parts = loss_fn(**merged, output_dict=True)
+                parts = _with_aux(loss_fn(**merged, output_dict=True), aux)
                 loss = sum(parts.values())
             scaler.scale(loss).backward()
-        if j == 0:
-            loss_value = float(loss.detach())
-            parts_total = {k: float(v.detach()) for k, v in parts.items()}
+        if j == 0:  # the contrastive parts are the full batch's in every re-run: keep the first
+            loss_value = float(sum(v for k, v in parts.items() if k not in aux).detach())
+            parts_total = {k: float(v.detach()) for k, v in parts.items() if k not in aux}
+        for k, v in aux.items():
+            parts_total[k] = parts_total.get(k, 0.0) + float(v.detach())
+            loss_value += float(v.detach())
     return loss_value, parts_total
+
+
+def _with_aux(parts: dict[str, torch.Tensor], aux: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The loss's named parts and the model's auxiliary losses in one dict (a shared name is a bug)."""
+    clash = sorted(set(parts) & set(aux))
+    if clash:
+        raise ValueError(f"the model's aux_losses reuse the loss's part names {clash}; rename them")
+    return {**parts, **aux}
 
 
 def _run_source(run_dir: Path, step: int) -> dict[str, Any]:

@@ -40,6 +40,7 @@ import inspect
 import json
 import logging
 import os
+import pickle
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ from domainclip.core.hub import (
     HF_TEXT_CONFIG_DIR,
     TOWER_WEIGHTS_NAME,
     ModelFileError,
+    cached_hf_config,
     find_weights_file,
     hf_tokenizer,
     read_safetensors,
@@ -84,6 +86,7 @@ __all__ = [
     "get_tower",
     "list_models",
     "list_towers",
+    "load_clip_weights",
     "load_folder_weights",
     "read_folder_config",
     "register_model_config",
@@ -400,13 +403,30 @@ def register_tower(name: str) -> Callable[[T], T]:
     return decorator
 
 
+def _domain_towers() -> dict[str, str]:
+    """Tower name -> ``"module:Class"`` declared by the domains (their specs only; nothing heavy is imported)."""
+    from domainclip.core.plugins import get_domain, list_domains
+
+    return {name: target for domain in list_domains() for name, target in get_domain(domain).towers.items()}
+
+
 def list_towers() -> list[str]:
-    """Names of the registered domain towers."""
-    return sorted(_TOWERS)
+    """Names of the registered domain towers and of those the domains declare."""
+    return sorted(set(_TOWERS) | set(_domain_towers()))
 
 
 def get_tower(name: str) -> type[DomainCLIP]:
-    """Return the tower class registered under ``name`` (raises listing close names)."""
+    """Return the tower class registered under ``name``, importing a domain's tower on first use.
+
+    Raises:
+        UnknownNameError: no tower of that name (the message lists close names).
+    """
+    if name not in _TOWERS:
+        target = _domain_towers().get(name)
+        if target is not None:
+            from domainclip.core.plugins import resolve
+
+            resolve(target)  # importing the module registers the tower
     if name not in _TOWERS:
         raise UnknownNameError("domain tower", name, list_towers())
     return _TOWERS[name]
@@ -457,6 +477,7 @@ def build_model(
     pretrained_text: bool = False,
     output_dict: bool = True,
     source_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> nn.Module:
     """Instantiate an architecture from its configs, with random weights, on the CPU.
 
@@ -474,6 +495,8 @@ def build_model(
         output_dict: make the CLIP's ``forward`` return a dict (domain towers always do).
         source_dir: folder the config came from; its ``text_config/`` (if any) replaces the hub id
             of a Hugging Face text tower so loading works offline.
+        cache_dir: Hugging Face cache where a text tower's hub id is looked up when the folder has no
+            ``text_config/`` (:func:`~domainclip.core.hub.cached_hf_config`).
 
     """
     cfg = copy.deepcopy(dict(model_cfg))
@@ -487,6 +510,8 @@ def build_model(
     if is_hf_text:
         text_cfg["hf_model_pretrained"] = bool(pretrained_text)
         local_text_config = _local_hf_text_config(source_dir)
+        if local_text_config is None and not pretrained_text:
+            local_text_config = cached_hf_config(text_cfg["hf_model_name"], cache_dir=cache_dir)
         if local_text_config is not None:
             text_cfg["hf_model_name"] = str(local_text_config)
     cfg["vision_cfg"], cfg["text_cfg"] = vision_cfg, text_cfg
@@ -593,6 +618,49 @@ def build_model_from_info_file(
         raise ModelFileError(f"{path} does not describe a model: {e}") from e
 
 
+def load_clip_weights(model: nn.Module, path: str | Path) -> None:
+    """Load one weights file into the CLIP of ``model`` (strict, via open_clip), refusing pickled objects.
+
+    A ``.safetensors`` file is read as it is; any other file (``.pt``/``.bin`` state dicts such as
+    RemoteCLIP's, or an open_clip training checkpoint with a ``state_dict`` key) with
+    ``torch.load(weights_only=True)``, so tensors, numbers and containers load but no Python object
+    in the file is ever unpickled. The file is read once to check it, then by open_clip, which
+    adapts the keys (``module.`` prefixes, resized position embeddings) and loads them.
+
+    Args:
+        model: a model from :func:`create_model` (a domain tower's CLIP is ``model.clip``).
+        path: the weights file.
+
+    Raises:
+        ModelFileError: one line: the file cannot be read, holds pickled objects, or its weights do
+            not fit the architecture (missing, unexpected or differently shaped keys).
+    """
+    try:
+        _open_clip_factory.load_state_dict(str(path), weights_only=True)
+    except SafetensorError as e:
+        raise ModelFileError(f"{path} is not a readable safetensors file: {e}") from e
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
+        what = f"a pickled Python object ({found.group(1)})" if found else "data that is not a tensor state dict"
+        raise ModelFileError(
+            f"{path} holds {what}: refused, weights are read with torch.load(weights_only=True) and nothing else "
+            "is unpickled; save the model's state_dict() (tensors only) or a .safetensors file"
+        ) from None
+    except Exception as e:  # torch.load's parser fails on a damaged file in many ways (EOF, index, zip errors)
+        raise ModelFileError(f"{path} cannot be read as a weights file: {type(e).__name__}: {_one_line(e)}") from e
+    try:
+        open_clip.load_checkpoint(unwrap_clip(model), str(path), strict=True, weights_only=True)
+    except (RuntimeError, AssertionError) as e:  # load_state_dict's mismatch report; open_clip's resize checks
+        if isinstance(e, RuntimeError) and not str(e).startswith("Error(s) in loading state_dict"):
+            raise
+        raise ModelFileError(f"weights in {path} do not fit the architecture: {_one_line(e)}") from e
+
+
+def _one_line(error: BaseException, limit: int = 400) -> str:
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
 def load_folder_weights(model: nn.Module, folder: str | Path, *, require_tower: bool = False) -> None:
     """Load a folder's CLIP weights (strict, via open_clip) and its domain tower weights if present.
 
@@ -604,13 +672,7 @@ def load_folder_weights(model: nn.Module, folder: str | Path, *, require_tower: 
 
     """
     folder = Path(folder)
-    weights = find_weights_file(folder)
-    try:
-        open_clip.load_checkpoint(unwrap_clip(model), str(weights), strict=True, weights_only=True)
-    except SafetensorError as e:
-        raise ModelFileError(f"{weights} is not a readable safetensors file: {e}") from e
-    except RuntimeError as e:
-        raise ModelFileError(f"weights in {weights} do not fit the architecture: {e}") from e
+    load_clip_weights(model, find_weights_file(folder))
     tower_file = folder / TOWER_WEIGHTS_NAME
     if isinstance(model, DomainCLIP):
         if tower_file.is_file():
@@ -759,11 +821,12 @@ def create_model(
         pretrained_text=pretrained_text and not has_weights,
         output_dict=output_dict,
         source_dir=source.source_dir,
+        cache_dir=cache_dir,
     )
     if source.weights_dir is not None:
         load_folder_weights(model, source.weights_dir, require_tower=source.source_dir is not None)
     elif source.checkpoint is not None:
-        open_clip.load_checkpoint(unwrap_clip(model), source.checkpoint, strict=True, weights_only=True)
+        load_clip_weights(model, source.checkpoint)
     _to_device_and_precision(model, device, precision)
     model.domainclip_info = _make_info(
         name, source.pretrained, model_cfg, model.visual.preprocess_cfg, domainclip_cfg, source.source_dir

@@ -44,5 +44,6 @@ DOMAIN = DomainSpec(
     synthetic="synthetic",
     demo="remote_sensing/quick",
     tasks={"multicrop": f"{_R}.tasks:MULTICROP"},
+    towers={"self_distill": f"{_R}.models:SelfDistillCLIP"},
     requires=("rasterio", "transformers"),
 )
