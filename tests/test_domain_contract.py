@@ -123,3 +123,12 @@ def test_demo_recipes_load_with_every_plugin_checked(domain):
 def test_losses_list_their_arguments(loss):
     args = loss_arguments(loss)
     assert args is None or {"local_loss", "gather_with_grad", "rank", "world_size"} <= set(args)
+
+
+@pytest.mark.parametrize(("domain", "name", "target"), _entries("towers"), ids=lambda x: str(x))
+def test_domain_towers_are_registered_domainclip_subclasses(domain, name, target):
+    from domainclip.core.models.registry import DomainCLIP, get_tower
+
+    cls = resolve(target)
+    assert inspect.isclass(cls) and issubclass(cls, DomainCLIP) and get_tower(name) is cls
+    assert (cls.__doc__ or "").strip()

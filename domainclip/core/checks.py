@@ -4,6 +4,7 @@ Before any data, model or GPU time is spent, every name and option a recipe give
 resolved and checked against that plugin's typed signature (:mod:`domainclip.core.options`):
 
 - each ``data.prepare`` step: the command exists and its ``args`` fit its signature;
+- a domain tower named in ``model.overrides.domainclip_cfg`` exists and takes the settings given;
 - ``train.task`` exists, and ``data.decoder_args`` fit the task's decoder (a task without its own
   decoder takes none);
 - ``loss.name`` exists, and ``loss.kwargs`` fit the loss constructor (the engine sets
@@ -24,7 +25,7 @@ from domainclip.core.errors import DomainClipError, RecipeError
 if TYPE_CHECKING:
     from domainclip.core.recipe import Recipe
 
-__all__ = ["DECODER_ENGINE_ARGS", "LOSS_ENGINE_ARGS", "SUITE_ENGINE_ARGS", "check_plugins"]
+__all__ = ["DECODER_ENGINE_ARGS", "LOSS_ENGINE_ARGS", "SUITE_ENGINE_ARGS", "check_plugins", "check_tower"]
 
 #: Suite parameters the caller fills (:class:`~domainclip.core.eval.suites.EvalSuite`); the rest are options.
 SUITE_ENGINE_ARGS = ("model", "tokenizer", "preprocess", "data", "out_dir", "device", "batch_size")
@@ -47,6 +48,22 @@ def _at(where: str, key: str, check: Callable[[], T]) -> T:
         raise RecipeError(f"{where}: {key}: {e}") from None
 
 
+def check_tower(tower_cfg: dict) -> None:
+    """The domain tower a model config names exists, and takes every setting given.
+
+    Raises:
+        UnknownNameError: an unknown tower or setting (with close matches).
+    """
+    from domainclip.core.models.registry import get_tower, tower_settings
+    from domainclip.core.plugins import UnknownNameError
+
+    name = tower_cfg["tower"]
+    known = tower_settings(get_tower(name))
+    for key in tower_cfg:
+        if key != "tower" and key not in known:
+            raise UnknownNameError(f"{name} tower setting", key, known)
+
+
 def check_plugins(recipe: Recipe, where: str) -> None:
     """Resolve and check every plugin name and option ``recipe`` gives (see the module docstring).
 
@@ -61,6 +78,10 @@ def check_plugins(recipe: Recipe, where: str) -> None:
 
     for i, step in enumerate(recipe.data.prepare):
         _at(where, f"data.prepare[{i}]", lambda step=step: step_options(step, recipe.data.root))
+
+    tower_cfg = recipe.model.overrides.get("domainclip_cfg")
+    if isinstance(tower_cfg, dict) and "tower" in tower_cfg:
+        _at(where, "model.overrides.domainclip_cfg", lambda: check_tower(tower_cfg))
 
     task = _at(where, "train.task", lambda: get_task(recipe.train.task))
     if task.make_decoder is None and recipe.data.decoder_args:

@@ -73,3 +73,12 @@ def test_the_close_match_is_named(tmp_path):
         load_recipe("core/quick", ["loss.kwargs={local_los: true}"])
     with pytest.raises(RecipeError, match=r"loss.kwargs.rank is set by the engine"):
         load_recipe("core/quick", ["loss.kwargs={rank: 1}"])
+
+
+def test_a_domain_tower_and_its_settings_are_checked_at_load():
+    base = ["model.overrides={domainclip_cfg: {tower: video, num_frames: 4}}"]
+    load_recipe("core/quick", base)
+    with pytest.raises(RecipeError, match=r"unknown domain tower 'vidoe'.*Did you mean: video"):
+        load_recipe("core/quick", ["model.overrides={domainclip_cfg: {tower: vidoe}}"])
+    with pytest.raises(RecipeError, match=r"model.overrides.domainclip_cfg: unknown video tower setting 'num_frame'"):
+        load_recipe("core/quick", ["model.overrides={domainclip_cfg: {tower: video, num_frame: 4}}"])

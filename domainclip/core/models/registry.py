@@ -442,13 +442,18 @@ def _constructor_params(cls: type, skip: tuple[str, ...]) -> list[str]:
     return [p for p in params if p not in ("self", *skip)]
 
 
+def tower_settings(cls: type[DomainCLIP]) -> list[str]:
+    """The ``domainclip_cfg`` settings a tower class takes (its constructor's, beyond the CLIP it wraps)."""
+    return _constructor_params(cls, ("clip", "embed_dim"))
+
+
 def _wrap_tower(clip: nn.Module, embed_dim: int, domainclip_cfg: Mapping[str, Any]) -> DomainCLIP:
     tower_cfg = dict(domainclip_cfg)
     tower = tower_cfg.pop("tower", None)
     if tower is None:
         raise ValueError(f"domainclip_cfg needs a 'tower' key, one of: {', '.join(list_towers())}")
     cls = get_tower(tower)
-    known = _constructor_params(cls, ("clip", "embed_dim"))
+    known = tower_settings(cls)
     for key in tower_cfg:
         if key not in known:
             raise UnknownNameError(f"{tower} tower setting", key, known)
