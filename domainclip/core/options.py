@@ -469,6 +469,7 @@ def add_options(parser: argparse.ArgumentParser, fn: Callable[..., Any], *, skip
             if option.default is not None and not isinstance(option.default, bool) and option.default != ():
                 shown = option.parser.show(option.default) if option.parser and option.parser.show else None
                 help_text += f" (default: {shown or _show(option.default)})"
+        help_text = help_text.replace("%", "%%")  # argparse formats help strings with %
         if tp is bool and option.parser is None:
             if option.default is True:
                 parser.add_argument("--no-" + option.name.replace("_", "-"), action="store_false",

@@ -133,3 +133,17 @@ def test_an_undocumented_or_unannotated_parameter_breaks_the_contract():
         options_of(undocumented)
     with pytest.raises(TypeError, match="'out' has no type annotation"):
         options_of(unannotated)
+
+
+def test_a_percent_sign_in_the_help_does_not_break_argparse(capsys):
+    def stretch(out: Path, low: float = 2.0) -> dict:
+        """Stretch.
+
+        Args:
+            out: where.
+            low: the lower percentile, in % (2% by default).
+        """
+
+    parser = argparse.ArgumentParser(prog="x")
+    add_options(parser, stretch)
+    assert "the lower percentile, in % (2% by default)" in " ".join(parser.format_help().split())

@@ -33,7 +33,7 @@ from domainclip.domains.remote_sensing.datasets.captions import (
 __all__ = ["CaptionDataset", "CaptionSplit", "prepare_captions", "resize_shorter_side"]
 
 #: ``--dataset`` values: a caption set's layout, or ``auto`` to tell it from the folder.
-CaptionDataset = Literal["auto", "rsicd", "ucm_captions", "sydney_captions", "rsitmd"]
+CaptionDataset = Literal["auto", "rsicd", "ucm_captions", "sydney_captions", "rsitmd", "synthetic"]
 #: The splits of a Karpathy caption file.
 CaptionSplit = Literal["train", "val", "test"]
 #: Duplicate image names in one split (after making them shard keys).

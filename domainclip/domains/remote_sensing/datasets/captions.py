@@ -42,6 +42,7 @@ from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
     "CAPTION_DATASETS",
+    "SyntheticCaptions",
     "MISSING_IMAGE",
     "RSICD",
     "RSITMD",
@@ -467,9 +468,35 @@ class RSITMD(
     """
 
 
+class SyntheticCaptions(
+    KarpathyCaptions, name="synthetic", title="synthetic scenes", caption_files=("dataset_synthetic.json",),
+    image_folder="images", licence="CC0-1.0",
+):
+    """The domain's generated scenes and their captions (``domainclip prepare remote_sensing synthetic``).
+
+    4-band (R, G, B, NIR) 16-bit GeoTIFFs of ten land-cover classes with five English sentences each
+    (see :func:`~domainclip.domains.remote_sensing.synthetic.generate_scenes` and the data card
+    ``synthetic_scenes.md``); the translations of the sentences are in ``translations.json`` for the
+    ``translate`` command's ``table:`` translator.
+
+    Dataset format::
+
+        root/
+          images/<class>_<n>.tif        the scenes the caption file names
+          dataset_synthetic.json        Karpathy-format captions, RSICD's layout
+
+    Licence: CC0-1.0 (generated).
+
+    Args:
+        root: the generator's output folder.
+        split: one of :data:`SPLITS`, several, or ``None`` for all.
+        transforms: applied to each sample dict.
+    """
+
+
 #: Dataset name -> adapter class (the names ``domainclip prepare remote_sensing captions --dataset`` takes).
 CAPTION_DATASETS: dict[str, type[KarpathyCaptions]] = {
-    cls.name: cls for cls in (RSICD, UCMCaptions, SydneyCaptions, RSITMD)
+    cls.name: cls for cls in (RSICD, UCMCaptions, SydneyCaptions, RSITMD, SyntheticCaptions)
 }
 _FOLDER_HINTS = {"ucm": UCMCaptions, "sydney": SydneyCaptions}
 
