@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, str] = {
     "bench_math_engine": "math_engine.json",
     "bench_pathology_patching": "pathology_patching.json",
     "bench_video": "video.json",
+    "bench_rs_chips": "rs_chips.json",
 }
 _COLUMNS = ["benchmark", "measurement", "domainclip", "reference", "ratio", "goal", "met"]
 
