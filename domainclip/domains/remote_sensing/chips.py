@@ -80,7 +80,6 @@ __all__ = [
     "ScenePreview",
     "SceneTooSmallError",
     "chip_grid",
-    "chip_scenes",
     "iter_chips",
     "prepare_chips",
     "scene_key",
@@ -369,94 +368,6 @@ def _cut(job: _Job, path: Path, key: str, dataset: DatasetReader, written: list[
             "shards": [] if writer is None else [p.name for p in writer.written], "preview": target}
 
 
-# --------------------------------------------------------------------------- batch
-def chip_scenes(
-    paths: Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    *,
-    size: int = 224,
-    stride: int | None = None,
-    bands: Sequence[int] | None = None,
-    preset: str | None = None,
-    stretch: tuple[float, float] = (2.0, 98.0),
-    max_nodata: float = 0.0,
-    image_format: str = "png",
-    max_count: int = 1000,
-    workers: int = 1,
-    previews: bool = True,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Cut scenes into chips, one scene at a time per worker process; see the module docstring for the output.
-
-    Args:
-        paths: the scene files.
-        out: the output folder.
-        size: chip side in pixels.
-        stride: pixels between neighbouring chips (default ``size``: no overlap).
-        bands: the (red, green, blue) band numbers, or one band for grey.
-        preset: a key of :data:`~domainclip.domains.remote_sensing.raster.BAND_PRESETS`, instead of ``bands``.
-        stretch: the lower and upper percentile of each band mapped to 0 and 255.
-        max_nodata: largest nodata fraction of a kept chip.
-        image_format: chip encoding.
-        max_count: most chips per shard.
-        workers: worker processes, each cutting one scene at a time; the CPUs are shared out among them
-            as GDAL decoding threads.
-        previews: write ``previews/<scene>.png``.
-        progress: show a progress bar.
-
-    Returns:
-        The summary (also written to ``chips-summary.json``).
-
-    Raises:
-        InputError: bands and a preset, percentiles out of order.
-        NothingWrittenError: no scene gave a chip; the message counts the reasons, with an example each.
-    """
-    from tqdm.auto import tqdm
-
-    from domainclip.core.data.writer import write_json_atomic
-    from domainclip.core.parallel import map_unordered
-
-    if not stretch[0] < stretch[1]:
-        raise InputError(f"stretch: the lower percentile must be below the upper one; got {list(stretch)}")
-    if bands is not None and preset is not None:
-        raise InputError("give band numbers (--bands) or a band preset (--preset), not both")
-    job = _Job(out=os.fspath(out), size=size, stride=stride or size, bands=None if bands is None else tuple(bands),
-               preset=preset, stretch=(float(stretch[0]), float(stretch[1])), max_nodata=max_nodata,
-               image_format=image_format, max_count=max_count, previews=previews,
-               threads=max(1, (os.cpu_count() or 1) // workers))
-    scenes = [Path(p) for p in paths]
-    Path(out).mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
-    results: list[dict[str, Any]] = [{}] * len(scenes)
-    with tqdm(total=len(scenes), disable=not progress, unit="scene", desc="chips") as bar:
-        for index, result in map_unordered(functools.partial(_chip_scene, job), scenes, workers):
-            results[index] = result
-            bar.update(1)
-            bar.set_postfix(chips=sum(r.get("chips_kept", 0) for r in results), refresh=False)
-    seconds = time.perf_counter() - began
-    done = [r for r in results if "reason" not in r]
-    skipped = [r for r in results if "reason" in r]
-    num_chips = sum(r["chips_kept"] for r in done)
-    by_reason = Counter(r["reason"] for r in skipped)
-    summary = {
-        "out": str(out), **{k: v for k, v in asdict(job).items() if k != "out"}, "num_scenes": len(scenes),
-        "num_scenes_ok": len(done), "num_skipped": len(skipped), "skipped_by_reason": dict(sorted(by_reason.items())),
-        "num_chips": num_chips, "chips_skipped_nodata": sum(r["chips_nodata"] for r in done),
-        "scenes": done, "skipped": skipped, "shards": [name for r in done for name in r["shards"]],
-        "seconds": round(seconds, 3), "chips_per_second": round(num_chips / seconds, 2) if seconds > 0 else None,
-    }
-    write_json_atomic(Path(out) / "chips-summary.json", summary)
-    if num_chips == 0:
-        examples = {r["reason"]: r["error"] for r in reversed(skipped)}
-        for r in done:
-            by_reason[NO_CHIP] += 1
-            examples.setdefault(NO_CHIP, f"{r['path']}: all {r['chips_nodata']} chips have more than "
-                                         f"{max_nodata:.0%} nodata")
-        inputs = f"{len(scenes)} scene{'s' if len(scenes) != 1 else ''}"
-        raise NothingWrittenError.from_counts("remote_sensing/chips", "chips", inputs, by_reason, examples)
-    return summary
-
-
 # --------------------------------------------------------------------------- command
 @entry_point
 def prepare_chips(
@@ -489,14 +400,60 @@ def prepare_chips(
         max_nodata: largest fraction of nodata pixels in a kept chip.
         image_format: chip encoding.
         max_count: most chips per shard.
-        workers: worker processes, each cutting one scene at a time.
+        workers: worker processes, each cutting one scene at a time (the CPUs are shared out among them as
+            threads that decode compressed blocks).
         previews: write previews/<scene>.png with the kept and skipped chips drawn on the scene.
         progress: show a progress bar.
 
     Returns:
-        The summary of :func:`chip_scenes`.
+        The summary (also written to chips-summary.json): per scene its size, bands, stretch, chips kept
+        and skipped for nodata, shards and preview; the scenes skipped, with reason and error.
+
+    Raises:
+        InputError: bands and a preset, percentiles out of order, no scene files.
+        NothingWrittenError: no scene gave a chip; the message counts the reasons, with an example each.
     """
+    from tqdm.auto import tqdm
+
+    from domainclip.core.data.writer import write_json_atomic
+    from domainclip.core.parallel import map_unordered
+
+    if not stretch[0] < stretch[1]:
+        raise InputError(f"stretch: the lower percentile must be below the upper one; got {list(stretch)}")
+    if bands is not None and preset is not None:
+        raise InputError("give band numbers (--bands) or a band preset (--preset), not both")
+    job = _Job(out=os.fspath(out), size=size, stride=stride or size, bands=None if bands is None else tuple(bands),
+               preset=preset, stretch=(float(stretch[0]), float(stretch[1])), max_nodata=max_nodata,
+               image_format=image_format, max_count=max_count, previews=previews,
+               threads=max(1, (os.cpu_count() or 1) // workers))
     paths = find_inputs(scenes, RASTER_SUFFIXES, what="scene", key=scene_key)
-    return chip_scenes(paths, out, size=size, stride=stride, bands=bands, preset=preset, stretch=stretch,
-                       max_nodata=max_nodata, image_format=image_format, max_count=max_count, workers=workers,
-                       previews=previews, progress=progress)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    results: list[dict[str, Any]] = [{}] * len(paths)
+    with tqdm(total=len(paths), disable=not progress, unit="scene", desc="chips") as bar:
+        for index, result in map_unordered(functools.partial(_chip_scene, job), paths, workers):
+            results[index] = result
+            bar.update(1)
+            bar.set_postfix(chips=sum(r.get("chips_kept", 0) for r in results), refresh=False)
+    seconds = time.perf_counter() - began
+    done = [r for r in results if "reason" not in r]
+    skipped = [r for r in results if "reason" in r]
+    num_chips = sum(r["chips_kept"] for r in done)
+    by_reason = Counter(r["reason"] for r in skipped)
+    summary = {
+        "out": str(out), **{k: v for k, v in asdict(job).items() if k != "out"}, "num_scenes": len(paths),
+        "num_scenes_ok": len(done), "num_skipped": len(skipped), "skipped_by_reason": dict(sorted(by_reason.items())),
+        "num_chips": num_chips, "chips_skipped_nodata": sum(r["chips_nodata"] for r in done),
+        "scenes": done, "skipped": skipped, "shards": [name for r in done for name in r["shards"]],
+        "seconds": round(seconds, 3), "chips_per_second": round(num_chips / seconds, 2) if seconds > 0 else None,
+    }
+    write_json_atomic(Path(out) / "chips-summary.json", summary)
+    if num_chips == 0:
+        examples = {r["reason"]: r["error"] for r in reversed(skipped)}
+        for r in done:
+            by_reason[NO_CHIP] += 1
+            examples.setdefault(NO_CHIP, f"{r['path']}: all {r['chips_nodata']} chips have more than "
+                                         f"{max_nodata:.0%} nodata")
+        inputs = f"{len(paths)} scene{'s' if len(paths) != 1 else ''}"
+        raise NothingWrittenError.from_counts("remote_sensing/chips", "chips", inputs, by_reason, examples)
+    return summary

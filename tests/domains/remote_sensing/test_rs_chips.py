@@ -18,7 +18,6 @@ from domainclip.domains.remote_sensing.chips import (
     SKIPPED_COLOUR,
     _row_reads,
     chip_grid,
-    chip_scenes,
     iter_chips,
     prepare_chips,
 )
@@ -231,7 +230,7 @@ def test_preview_shows_the_scene_with_kept_and_skipped_chips(tmp_path):
     # a large scene is decimated by a whole step to at most 1024 pixels: every third row and column here
     big = tmp_path / "big.tif"
     pixels = fx.write_scene(big, 1100, 2100, 3, tile=256, with_collar=False)
-    chip_scenes([big], tmp_path / "big_chips", size=512, progress=False)
+    prepare_chips(tmp_path / "big_chips", [str(big)], size=512, progress=False)
     small = np.asarray(Image.open(tmp_path / "big_chips" / "previews" / "big.png"))
     assert small.shape == (367, 700, 3)
     with open_raster(big) as ds:
@@ -319,8 +318,8 @@ def test_output_is_the_same_for_any_worker_count(tmp_path):
     for i in range(3):
         scenes.append(tmp_path / f"s{i}.tif")
         fx.write_scene(scenes[-1], 160, 200, 3, seed=i)
-    one = chip_scenes(scenes, tmp_path / "one", size=64, max_nodata=0.5, progress=False)
-    two = chip_scenes(scenes, tmp_path / "two", size=64, max_nodata=0.5, workers=2, progress=False)
+    one = prepare_chips(tmp_path / "one", list(map(str, scenes)), size=64, max_nodata=0.5, progress=False)
+    two = prepare_chips(tmp_path / "two", list(map(str, scenes)), size=64, max_nodata=0.5, workers=2, progress=False)
     assert one["shards"] == two["shards"] and one["num_chips"] == two["num_chips"] > 0
     for name in one["shards"]:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
