@@ -681,6 +681,52 @@ def _(tmp_path, ctx):
         "missing_key:text: 1"]
 
 
+# ==== remote_sensing: imagery
+def _chips(tmp_path: Path, *scenes: Path | str, options: tuple[str, ...] = ()) -> list[str]:
+    """``prepare remote_sensing chips`` of ``scenes`` into ``tmp_path/o``."""
+    return ["prepare", "remote_sensing", "chips", "--scenes", *map(str, scenes), "--out", str(tmp_path / "o"),
+            "--no-progress", *options]
+
+
+@case("rs-chips-not-a-raster")
+def _(tmp_path, ctx):
+    scene = tmp_path / "scene.tif"
+    scene.write_text("not a GeoTIFF")
+    return _chips(tmp_path, scene), ["remote_sensing/chips wrote no chips from 1 scene: unreadable: 1",
+                                     f"{scene} is not a raster GDAL can read"]
+
+
+@case("rs-chips-wrong-band-index")
+def _(tmp_path, ctx):
+    scene = ctx.shared / "remote_sensing" / "RGB.byte.tif"
+    return _chips(tmp_path, scene, options=("--bands", "4", "3", "2")), [
+        "bad_band: 1", f"{scene} has no band 4: it has 3 bands (numbered 1 to 3)"]
+
+
+@case("rs-chips-all-nodata-scene")
+def _(tmp_path, ctx):
+    import numpy as np
+
+    from domainclip.domains.remote_sensing.raster import write_geotiff
+
+    scene = write_geotiff(tmp_path / "empty.tif", np.zeros((3, 64, 64), np.uint16), crs="EPSG:32633",
+                          transform=(10, 0, 500000, 0, -10, 6000000), nodata=0)
+    return _chips(tmp_path, scene, options=("--size", "32")), [
+        "all_nodata: 1", f"{scene}: every pixel of bands [1, 2, 3] is nodata"]
+
+
+@case("rs-chips-missing-scene")
+def _(tmp_path, ctx):
+    return _chips(tmp_path, tmp_path / "absent.tif"), [f"scene {tmp_path / 'absent.tif'} does not exist"]
+
+
+@case("rs-chips-stretch-out-of-order")
+def _(tmp_path, ctx):
+    scene = ctx.shared / "remote_sensing" / "RGB.byte.tif"
+    return _chips(tmp_path, scene, options=("--stretch", "98", "2")), [
+        "stretch: the lower percentile must be below the upper one; got [98.0, 2.0]"]
+
+
 # =============================================================================== the test
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_user_mistake_is_one_line_and_exit_2(name, tmp_path, context, capsys, monkeypatch):
