@@ -26,7 +26,7 @@ Output, in ``out``:
   longest side, with the kept chips drawn as boxes (:data:`KEPT_COLOUR`) and the skipped ones as
   crossed boxes (:data:`SKIPPED_COLOUR`).
 * ``chips-summary.json``: per scene its size, bands, stretch and counts; the scenes skipped, by
-  reason: :data:`~domainclip.domains.remote_sensing.raster.RasterError` reasons (``unreadable``,
+  reason: :class:`~domainclip.domains.remote_sensing.raster.RasterError` reasons (``unreadable``,
   ``bad_band``, ``all_nodata``), :data:`TOO_SMALL` and :data:`READ_ERROR` (the chips written
   before the error stay). When no scene gives a chip the command raises
   :class:`~domainclip.core.errors.NothingWrittenError`, counting those reasons and :data:`NO_CHIP`.

@@ -11,9 +11,9 @@ and :func:`read_image` share:
    pixel is nodata when every selected band is; such pixels are black in the output.
 3. **Stretch.** :class:`Stretch` maps each band linearly from its ``low`` and ``high`` percentiles
    (2 and 98 by default) to 0..255, clipping outside. The percentiles are computed once per scene
-   over the pixels that hold data (:func:`scene_stretch` reads a decimated view or a sample of
-   whole blocks, never the whole scene), so every chip of a scene is stretched alike and one
-   chip's brightness can be compared with its neighbour's. 8- and 16-bit integer bands go
+   over the pixels that hold data (:func:`scene_stretch` reads a small scene whole and a large one
+   by a sample of whole blocks), so every chip of a scene is stretched alike and one chip's
+   brightness can be compared with its neighbour's. 8- and 16-bit integer bands go
    through a lookup table; float bands through the same formula.
 
 :func:`write_geotiff` writes arrays as tiled GeoTIFFs, for generators and tests.
@@ -80,8 +80,6 @@ BAND_PRESETS: dict[str, tuple[int, int, int]] = {
 }
 #: Suffixes taken as rasters when a folder is searched (a file named directly may be any raster GDAL reads).
 RASTER_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".vrt", ".img", ".jp2")
-
-
 #: :func:`scene_stretch` samples blocks when at least this many fit in its pixel budget.
 _MIN_BLOCKS = 16
 #: Strips are sampled a few at a time, at least this many pixels per read.
@@ -89,7 +87,7 @@ _MIN_READ_PIXELS = 1 << 14
 
 
 class RasterError(InputError):
-    """A file GDAL cannot read as a raster (or that breaks while being read); the message names it.
+    """A file that cannot be used as a scene (GDAL cannot read it, ...); the message names it.
 
     Attributes:
         reason: the skip reason a batch command counts it under.
@@ -138,15 +136,15 @@ def open_raster(path: str | os.PathLike, *, threads: int = 1) -> Iterator[Datase
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"raster {path} does not exist")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        try:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dataset = rasterio.open(path, **({"num_threads": str(threads)} if threads > 1 else {}))
-        except RasterioIOError as e:
-            detail = _one_line(str(e).replace(f"'{path}' ", "").replace(f"{path}: ", ""))
-            raise RasterError(f"{path} is not a raster GDAL can read ({detail})") from None
-        with dataset:
-            yield dataset
+    except RasterioIOError as e:
+        detail = _one_line(str(e).replace(f"'{path}' ", "").replace(f"{path}: ", ""))
+        raise RasterError(f"{path} is not a raster GDAL can read ({detail})") from None
+    with dataset:
+        yield dataset
 
 
 def select_bands(
