@@ -75,7 +75,8 @@ def clam_style(slide_path: Path, out_dir: Path, spec: Any, image_format: str, qu
     import openslide
 
     from domainclip.core.data.writer import ShardWriter
-    from domainclip.domains.pathology.patching import plan_patches, safe_key
+    from domainclip.core.io import safe_key
+    from domainclip.domains.pathology.patching import plan_patches
     from domainclip.domains.pathology.slides import open_slide
     from domainclip.domains.pathology.tissue import detect_tissue
 

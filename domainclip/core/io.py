@@ -7,6 +7,7 @@ import functools
 import glob
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ __all__ = [
     "new_file_mode",
     "new_folder_mode",
     "read_jsonl",
+    "safe_key",
 ]
 
 
@@ -108,6 +110,11 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(record, dict):
             raise ValueError(f"{path}:{lineno}: expected a JSON object per line, got {type(record).__name__}")
         yield lineno, record
+
+
+def safe_key(text: str) -> str:
+    """``text`` with every character but letters, digits, ``-`` and ``_`` as ``_`` (shard keys, output names)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
 def check_distinct_ids(paths: Iterable[Path], what: str, key: Callable[[Path], str] = lambda p: p.stem) -> None:

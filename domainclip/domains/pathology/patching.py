@@ -30,7 +30,6 @@ import io
 import math
 import os
 import pickle
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from domainclip.core.errors import InputError, NothingWrittenError
-from domainclip.core.io import check_distinct_ids, find_inputs
+from domainclip.core.io import check_distinct_ids, find_inputs, safe_key
 from domainclip.core.options import NonNegativeInt, PositiveFloat, PositiveInt, Range, UnitFloat, entry_point
 from domainclip.core.parallel import run_workers, shared_add, shared_take
 from domainclip.core.plugins import UnknownNameError
@@ -265,11 +264,6 @@ def iter_patch_arrays(
 
 
 # --------------------------------------------------------------------------- helpers
-def safe_key(text: str) -> str:
-    """``text`` with every character but letters, digits, ``-`` and ``_`` replaced by ``_`` (for shard keys)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
-
-
 def find_slides(specs: Sequence[str | os.PathLike]) -> list[Path]:
     """Slide files named by paths, folders (files with a suffix in :data:`SLIDE_EXTENSIONS`) and globs.
 

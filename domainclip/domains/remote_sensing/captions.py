@@ -12,7 +12,6 @@ line naming the file and the layout expected.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +21,7 @@ from PIL import Image
 from domainclip.core.data.corrupt import CorruptSampleError
 from domainclip.core.data.writer import FIXED_MTIME, ShardWriter
 from domainclip.core.errors import InputError, NothingWrittenError
+from domainclip.core.io import safe_key
 from domainclip.core.options import PositiveInt, Range, entry_point
 from domainclip.domains.remote_sensing.datasets.captions import (
     CAPTION_DATASETS,
@@ -55,8 +55,8 @@ def resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
 
 
 def _key(filename: str) -> str:
-    """A shard key from an image file name: its stem, characters other than letters, digits, - and _ replaced."""
-    return re.sub(r"[^0-9A-Za-z_-]", "_", Path(filename).stem) or "image"
+    """A shard key from an image file name: its stem made safe (:func:`~domainclip.core.io.safe_key`)."""
+    return safe_key(Path(filename).stem) or "image"
 
 
 @entry_point

@@ -39,7 +39,6 @@ import functools
 import io
 import math
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -50,7 +49,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 
 from domainclip.core.errors import InputError, NothingWrittenError
-from domainclip.core.io import atomic_write_bytes, find_inputs
+from domainclip.core.io import atomic_write_bytes, find_inputs, safe_key
 from domainclip.core.options import PositiveInt, Range, UnitFloat, entry_point
 from domainclip.domains.remote_sensing.raster import (
     RASTER_SUFFIXES,
@@ -107,8 +106,8 @@ class SceneTooSmallError(RasterError):
 
 
 def scene_key(path: Path) -> str:
-    """The name of a scene's outputs: its file name without the suffix, other than ``[A-Za-z0-9_-]`` as ``_``."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)
+    """The name of a scene's outputs: its file stem made safe (:func:`~domainclip.core.io.safe_key`)."""
+    return safe_key(path.stem)
 
 
 # --------------------------------------------------------------------------- the grid and the reads
