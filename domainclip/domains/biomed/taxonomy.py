@@ -1,0 +1,85 @@
+"""The figure-type taxonomy: what kind of picture a figure of a biomedical article is.
+
+BIOMEDICA annotates its 24M figures with a hierarchy of concepts whose top level separates clinical
+imaging, microscopy, immuno-assays (gels and blots), plots and charts, illustrative diagrams,
+chemical structures, tables and photographs. :data:`FIGURE_TYPES` is that top level, each type
+with words a caption would use and zero-shot prompt templates. It is what
+``domainclip prepare biomed concepts`` labels clusters with (unless given another taxonomy), what
+the generated articles draw, and the classes of the ``figure_types`` evaluation task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FIGURE_TYPES", "TEMPLATES", "FigureType", "figure_type", "figure_type_names", "prompts"]
+
+
+@dataclass(frozen=True)
+class FigureType:
+    """One class of the taxonomy.
+
+    Args:
+        name: identifier used in shard ``json``, folder names and recipes (``chemical_structure``).
+        words: the class in words, as it fills a prompt template ("a chemical structure").
+        description: one line on what belongs here, for data cards and reports.
+    """
+
+    name: str
+    words: str
+    description: str
+
+
+#: The taxonomy's classes, in label order.
+FIGURE_TYPES: tuple[FigureType, ...] = (
+    FigureType("clinical_imaging", "a radiology image", "X-ray, CT, MRI, ultrasound and other clinical scans"),
+    FigureType("microscopy", "a microscopy image", "light, fluorescence and electron micrographs, histology"),
+    FigureType("gel_blot", "a gel or western blot", "electrophoresis gels, western, northern and southern blots"),
+    FigureType("chart", "a chart or plot", "bar charts, line and scatter plots, survival curves, heat maps"),
+    FigureType("diagram", "a schematic diagram", "flowcharts, pathways, study designs, illustrations"),
+    FigureType("chemical_structure", "a chemical structure", "skeletal formulae of molecules and reactions"),
+    FigureType("table", "a table", "tables rendered as images"),
+    FigureType("photograph", "a photograph", "photographs of patients, specimens, equipment or fieldwork"),
+)
+
+#: Zero-shot prompt templates; ``{}`` takes a type's :attr:`FigureType.words`.
+TEMPLATES: tuple[str, ...] = (
+    "{}.",
+    "a figure showing {}.",
+    "a scientific figure of {}.",
+    "{} from a biomedical research article.",
+    "this figure is {}.",
+)
+
+_BY_NAME = {t.name: t for t in FIGURE_TYPES}
+
+
+def figure_type_names() -> list[str]:
+    """The taxonomy's class names in label order."""
+    return [t.name for t in FIGURE_TYPES]
+
+
+def figure_type(name: str) -> FigureType:
+    """The class called ``name``.
+
+    Args:
+        name: a class name of :data:`FIGURE_TYPES`.
+
+    Raises:
+        KeyError: naming the known classes, when ``name`` is not one of them.
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown figure type {name!r}; known: {', '.join(_BY_NAME)}") from None
+
+
+def prompts(name: str, templates: tuple[str, ...] = TEMPLATES) -> list[str]:
+    """Every template filled with the words of the class ``name``.
+
+    Args:
+        name: a class name of :data:`FIGURE_TYPES`.
+        templates: templates with one ``{}``.
+    """
+    words = figure_type(name).words
+    return [template.format(words) for template in templates]
