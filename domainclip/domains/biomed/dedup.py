@@ -1,0 +1,479 @@
+"""``domainclip prepare biomed dedup``: exact and near-duplicate figures removed across a whole run.
+
+Papers reuse figures: the same image in a preprint and its journal version, a panel reprinted in a
+review, a chart re-exported at another size or quality. :func:`deduplicate_figures` reads figure
+shards (as ``prepare biomed figures`` writes them) in the order given and keeps the first
+occurrence of every figure:
+
+* **Exact duplicates**: the same stored bytes (SHA-256), or the same decoded pixels (SHA-256 of
+  the RGB array and its shape), so a PNG saved again with the same pixels is exact.
+* **Near duplicates**: a perceptual hash (``imagehash``: ``phash`` by default, 64 bits) within
+  ``near_threshold`` bits of a kept figure's, *and* a second hash of another kind (``dhash`` by
+  default) within ``verify_threshold`` bits. Charts drawn in one style with other data have close
+  perceptual hashes; the second hash, which looks at gradients rather than low frequencies, tells
+  most of them apart. Low-information images (near-uniform: a blank panel with a faint mark) take
+  part in exact matching only: their perceptual hashes are noise.
+
+**Scale.** Per kept figure the index holds two 64-bit hashes, one 64-bit exact digest per kind,
+its number in a few sorted runs, and the offset of its key in a file on disk: a few tens of bytes,
+whatever the image size. A near-duplicate query is sub-linear by multi-index hashing (Norouzi et
+al., 2012): the hash is cut into ``m`` chunks of about 16 bits; two hashes within ``t`` bits agree
+within ``t // m`` bits on at least one chunk (pigeonhole), so a query looks up the few chunk values
+that close in sorted arrays (``numpy.searchsorted``) instead of comparing against every figure.
+The sorted arrays are kept as log-structured runs (a new run per thousand figures, runs of equal
+size merged), so inserting costs O(log n) amortised.
+
+Writes into ``out``: shards of the kept samples (the same keys and members, bytes as read),
+``articles.jsonl`` copied from the input folders, ``duplicates.jsonl`` (one line per duplicate:
+``{"key", "duplicate_of", "kind": "exact"|"near", "distance"}``), ``dedup-report.json``,
+``dedup-report.md`` (the counts as a table) and ``dedup-examples.png`` (example duplicates beside
+the figure they repeat, with the distance).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import io
+import itertools
+import json
+import math
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from domainclip.core.data.corrupt import CorruptTally
+from domainclip.core.data.reader import iter_shard
+from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, write_json_atomic
+from domainclip.core.errors import InputError, NothingWrittenError
+from domainclip.core.io import atomic_write_text, find_inputs
+from domainclip.core.options import NonNegativeInt, PositiveInt, Range, entry_point
+
+__all__ = [
+    "HASHES",
+    "IMAGE_MEMBERS",
+    "LOW_INFORMATION_STD",
+    "ExactIndex",
+    "NearIndex",
+    "deduplicate_figures",
+    "image_hash",
+]
+
+#: Perceptual hash name -> ``imagehash`` function name.
+HASHES: dict[str, str] = {"phash": "phash", "dhash": "dhash", "ahash": "average_hash", "whash": "whash"}
+HashName = Literal["phash", "dhash", "ahash", "whash"]
+#: The members a figure's image may be stored under, in the order looked for.
+IMAGE_MEMBERS = ("png", "jpg", "jpeg", "webp", "tif", "tiff")
+#: An image whose 32x32 grey thumbnail has a standard deviation below this (grey levels) is
+#: low-information (near-uniform): only exact matching applies to it.
+LOW_INFORMATION_STD = 3.0
+_CHUNK_BITS = 16
+_RUN_SIZE = 1024
+_EXAMPLES = {"exact": 2, "near": 6}
+
+
+def image_hash(image: Image.Image, name: str, hash_size: int) -> int:
+    """The perceptual hash ``name`` (a key of :data:`HASHES`) of ``image`` as an int of ``hash_size**2`` bits."""
+    import imagehash
+
+    bits = getattr(imagehash, HASHES[name])(image, hash_size=hash_size).hash.ravel()
+    return int.from_bytes(np.packbits(bits).tobytes(), "big") >> (-len(bits) % 8)
+
+
+class _Column:
+    """A growable one-dimensional numpy array (amortised doubling)."""
+
+    def __init__(self, dtype: Any):
+        self.data = np.zeros(1024, dtype)
+        self.size = 0
+
+    def append(self, value: Any) -> int:
+        if self.size == len(self.data):
+            self.data = np.concatenate([self.data, np.zeros_like(self.data)])
+        self.data[self.size] = value
+        self.size += 1
+        return self.size - 1
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.size]
+
+
+class _SortedRuns:
+    """Sorted runs of ``(value, id)``: exact lookups of many values at once in O(runs * log n).
+
+    New pairs gather in a buffer; a full buffer becomes a run, and runs of equal size are merged
+    (a log-structured merge), so there are at most ``log2(n / 1024)`` runs.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.buffer: dict[int, list[int]] = {}
+        self.buffered = 0
+
+    def add(self, value: int, ident: int) -> None:
+        self.buffer.setdefault(value, []).append(ident)
+        self.buffered += 1
+        if self.buffered >= _RUN_SIZE:
+            pairs = [(v, i) for v, ids in self.buffer.items() for i in ids]
+            values = np.fromiter((v for v, _ in pairs), np.uint64, len(pairs))
+            idents = np.fromiter((i for _, i in pairs), np.int64, len(pairs))
+            order = np.argsort(values, kind="stable")
+            self.runs.append((values[order], idents[order]))
+            self.buffer.clear()
+            self.buffered = 0
+            while len(self.runs) > 1 and len(self.runs[-1][0]) >= len(self.runs[-2][0]):
+                (v2, i2), (v1, i1) = self.runs.pop(), self.runs.pop()
+                values, idents = np.concatenate([v1, v2]), np.concatenate([i1, i2])
+                order = np.argsort(values, kind="stable")
+                self.runs.append((values[order], idents[order]))
+
+    def find(self, values: np.ndarray) -> np.ndarray:
+        """The ids stored under any of ``values`` (uint64), in no particular order."""
+        found = [np.asarray(ids, np.int64) for v in values.tolist() if (ids := self.buffer.get(v))]
+        for sorted_values, idents in self.runs:
+            lo = np.searchsorted(sorted_values, values, "left")
+            hi = np.searchsorted(sorted_values, values, "right")
+            for a, b in zip(lo[hi > lo].tolist(), hi[hi > lo].tolist()):
+                found.append(idents[a:b])
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
+class ExactIndex:
+    """Exact lookup of 64-bit digests (a digest may be stored for several ids; the first is returned)."""
+
+    def __init__(self) -> None:
+        self._runs = _SortedRuns()
+
+    def add(self, digest: int, ident: int) -> None:
+        """Store ``digest`` for the figure ``ident``."""
+        self._runs.add(digest, ident)
+
+    def find(self, digest: int) -> int | None:
+        """The first id stored under ``digest``, or None."""
+        ids = self._runs.find(np.array([digest], np.uint64))
+        return int(ids.min()) if len(ids) else None
+
+
+class NearIndex:
+    """Hashes of ``bits`` bits searched within a Hamming distance by multi-index hashing.
+
+    Args:
+        bits: hash length (at most 64).
+        threshold: the largest Hamming distance a query must find.
+    """
+
+    def __init__(self, bits: int, threshold: int):
+        if not 1 <= bits <= 64:
+            raise ValueError(f"hashes of {bits} bits are not supported (1 to 64)")
+        chunks = max(1, math.ceil(bits / _CHUNK_BITS))
+        widths = [bits // chunks + (k < bits % chunks) for k in range(chunks)]
+        shifts = [sum(widths[k + 1 :]) for k in range(chunks)]
+        self.bits, self.threshold = bits, threshold
+        self.radius = threshold // chunks
+        self.chunks = list(zip(shifts, widths))
+        self.masks = [self._masks(width, self.radius) for width in widths]
+        self.tables = [_SortedRuns() for _ in self.chunks]
+        self.hashes = _Column(np.uint64)
+
+    @staticmethod
+    def _masks(width: int, radius: int) -> np.ndarray:
+        masks = [sum(1 << b for b in combo) for r in range(min(radius, width) + 1)
+                 for combo in itertools.combinations(range(width), r)]
+        return np.array(masks, np.uint64)
+
+    def __len__(self) -> int:
+        return self.hashes.size
+
+    def add(self, value: int) -> int:
+        """Store a hash; its id (0, 1, ... in the order added)."""
+        ident = self.hashes.append(value)
+        for (shift, width), table in zip(self.chunks, self.tables):
+            table.add((value >> shift) & ((1 << width) - 1), ident)
+        return ident
+
+    def query(self, value: int, threshold: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of the stored hashes within ``threshold`` (default: the index's) bits of ``value``, and their distances.
+
+        Raises:
+            ValueError: ``threshold`` is larger than the one the index was built for.
+        """
+        threshold = self.threshold if threshold is None else threshold
+        if threshold > self.threshold:
+            raise ValueError(f"threshold {threshold} exceeds the index's {self.threshold}")
+        found = [table.find(np.uint64((value >> shift) & ((1 << width) - 1)) ^ masks)
+                 for (shift, width), masks, table in zip(self.chunks, self.masks, self.tables)]
+        candidates = np.unique(np.concatenate(found))
+        distances = np.bitwise_count(self.hashes.view()[candidates] ^ np.uint64(value)).astype(np.int64)
+        keep = distances <= threshold
+        return candidates[keep], distances[keep]
+
+
+# =========================================================================== reading figures
+@dataclass
+class _Figure:
+    key: str
+    raw: dict[str, Any]
+    member: str
+
+
+def _digest(kind: bytes, *parts: bytes) -> int:
+    h = hashlib.sha256(kind)
+    for part in parts:
+        h.update(part)
+    return int.from_bytes(h.digest()[:8], "big")
+
+
+def _inputs(shards: Sequence[Path], out: Path) -> list[Path]:
+    found = find_inputs(shards, (".tar",), what="shard", key=lambda p: str(p.resolve()))
+    target = out.resolve()
+    inside = [p for p in found if p.resolve().is_relative_to(target)]
+    if inside:
+        raise InputError(f"input shard {inside[0]} is inside the output folder {out}: write elsewhere")
+    return found
+
+
+def _read(paths: Sequence[Path], tally: CorruptTally) -> Iterator[dict[str, Any]]:
+    for path in paths:
+        yield from iter_shard(str(path), tally)
+
+
+def _image_member(raw: dict[str, Any]) -> str | None:
+    return next((m for m in IMAGE_MEMBERS if m in raw), None)
+
+
+def _decode(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+def _copy_articles(paths: Sequence[Path], shards: Sequence[Path], out: Path) -> int:
+    """Concatenate the ``articles.jsonl`` of the input folders (each once) into ``out``; lines written."""
+    folders = dict.fromkeys([Path(s) for s in shards if Path(s).is_dir()] + [p.parent for p in paths])
+    sources = [f / "articles.jsonl" for f in folders if (f / "articles.jsonl").is_file()]
+    seen: set[Path] = set()
+    lines = 0
+    if not sources:
+        return 0
+    with open(out / "articles.jsonl", "w", encoding="utf-8") as target:
+        for source in sources:
+            if source.resolve() in seen:
+                continue
+            seen.add(source.resolve())
+            with open(source, encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        target.write(line if line.endswith("\n") else line + "\n")
+                        lines += 1
+    return lines
+
+
+# =========================================================================== the command
+@entry_point
+def deduplicate_figures(
+    out: Path,
+    shards: list[Path],
+    *,
+    near_threshold: Annotated[int, Range(0, 32)] = 10,
+    hash: HashName = "phash",  # noqa: A002 - the option's name on the command line
+    hash_size: Annotated[int, Range(4, 8)] = 8,
+    verify_hash: HashName = "dhash",
+    verify_threshold: NonNegativeInt = 9,
+    keep: Literal["first"] = "first",
+    max_count: PositiveInt = 1000,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Remove exact and near-duplicate figures across all the shards given, keeping the first occurrence.
+
+    Args:
+        out: output folder: kept shards, articles.jsonl, duplicates.jsonl and the dedup report.
+        shards: figure shards (files, folders searched for .tar, or glob patterns), read in the order given.
+        near_threshold: the largest Hamming distance between perceptual hashes of near duplicates (0: exact only).
+        hash: the perceptual hash that finds near duplicates: phash, dhash, ahash or whash.
+        hash_size: side of the hash grid (8: 64-bit hashes).
+        verify_hash: the second hash a near duplicate must also be close in (another kind than hash).
+        verify_threshold: the largest Hamming distance between the second hashes of near duplicates.
+        keep: which figure of a group is kept: the first one read.
+        max_count: figures per output shard.
+        progress: show a progress bar.
+
+    Returns:
+        ``{"out", "input_shards", "figures", "kept", "exact", "exact_bytes", "exact_pixels", "near",
+        "low_information", "skipped": {reason: n}, "near_distances": {d: n}, "shards", "articles", settings}``.
+
+    Raises:
+        InputError: no shard found, an input inside ``out``, or ``verify_hash`` equal to ``hash``.
+        NothingWrittenError: no figure could be read.
+    """
+    from tqdm.auto import tqdm
+
+    if verify_hash == hash:
+        raise InputError(f"verify_hash must be another kind of hash than hash (both are {hash!r})")
+    paths = _inputs(shards, out)
+    out.mkdir(parents=True, exist_ok=True)
+    bits = hash_size * hash_size
+    near = NearIndex(bits, near_threshold)
+    verify = _Column(np.uint64)  # the second hash of each figure in the near index
+    owner = _Column(np.int64)  # near index id -> kept figure number
+    exact = ExactIndex()
+    key_offsets = _Column(np.int64)
+    tally = CorruptTally()
+    skipped: Counter[str] = Counter()
+    skipped_examples: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    distances: Counter[int] = Counter()
+    examples: dict[str, list[tuple[int, int, str, bytes, int]]] = {"exact": [], "near": []}
+    with (tempfile.TemporaryDirectory(dir=out, prefix=".dedup-") as scratch,
+          open(Path(scratch) / "keys.txt", "w+b") as keys_file,
+          open(out / "duplicates.jsonl", "w", encoding="utf-8") as duplicates,
+          ShardWriter(out, prefix="figures", max_count=max_count, mtime=FIXED_MTIME) as writer):
+
+        def key_of(ident: int) -> str:
+            keys_file.seek(int(key_offsets.data[ident]))
+            line = keys_file.readline()
+            keys_file.seek(0, io.SEEK_END)
+            return line.decode("utf-8").rstrip("\n")
+
+        def record(key: str, ident: int, kind: str, distance: int, how: str, data: bytes) -> None:
+            counts[how] += 1
+            duplicates.write(json.dumps({"key": key, "duplicate_of": key_of(ident), "kind": kind,
+                                         "distance": distance}) + "\n")
+            entry = (distance, -counts[how], key, data, ident)
+            pool = examples[kind]
+            if len(pool) < _EXAMPLES[kind]:
+                heapq.heappush(pool, entry)
+            elif kind == "near":  # the near examples with the largest distances: the borderline ones
+                heapq.heappushpop(pool, entry)
+
+        def skip(reason: str, raw: dict[str, Any], detail: str) -> None:
+            skipped[reason] += 1
+            skipped_examples.setdefault(reason, f"{raw.get('__url__')}: {raw.get('__key__')}: {detail}")
+
+        for raw in tqdm(_read(paths, tally), disable=not progress, unit="figure", desc="dedup"):
+            key = raw["__key__"]
+            counts["figures"] += 1
+            member = _image_member(raw)
+            if member is None:
+                skip("no_image", raw, f"no image member ({', '.join(IMAGE_MEMBERS)})")
+                continue
+            data = raw[member]
+            bytes_digest = _digest(b"bytes", data)
+            if (ident := exact.find(bytes_digest)) is not None:
+                record(key, ident, "exact", 0, "exact_bytes", data)
+                continue
+            try:
+                image = _decode(data)
+            except Exception as e:  # any decoder failure: PIL raises many kinds for damaged files
+                skip("unreadable_image", raw, f"{type(e).__name__}: {e}")
+                continue
+            pixels = np.asarray(image)
+            pixels_digest = _digest(b"pixels", str(pixels.shape).encode(), pixels.tobytes())
+            if (ident := exact.find(pixels_digest)) is not None:
+                record(key, ident, "exact", 0, "exact_pixels", data)
+                continue
+            grey = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.BOX), np.float32)
+            low_information = float(grey.std()) < LOW_INFORMATION_STD
+            value = image_hash(image, hash, hash_size)
+            second = image_hash(image, verify_hash, hash_size)
+            if not low_information and near_threshold > 0:
+                ids, dists = near.query(value)
+                if len(ids):
+                    close = np.bitwise_count(verify.view()[ids] ^ np.uint64(second)) <= verify_threshold
+                    ids, dists = ids[close], dists[close]
+                if len(ids):
+                    best = int(np.lexsort((ids, dists))[0])
+                    distance = int(dists[best])
+                    distances[distance] += 1
+                    record(key, int(owner.data[ids[best]]), "near", distance, "near", data)
+                    continue
+            counts["low_information"] += low_information
+            # a kept figure: indexed (a low-information one for exact matching only) and written
+            ident = key_offsets.append(keys_file.seek(0, io.SEEK_END))
+            keys_file.write(key.encode("utf-8") + b"\n")
+            exact.add(bytes_digest, ident)
+            exact.add(pixels_digest, ident)
+            if not low_information:
+                near.add(value)
+                verify.append(second)
+                owner.append(ident)
+            writer.write({"__key__": key, **{k: v for k, v in raw.items() if not k.startswith("__")}})
+            counts["kept"] += 1
+        chosen = {kind: sorted(pool, key=lambda e: (-e[0], e[1])) for kind, pool in examples.items()}
+        originals = {e[4]: key_of(e[4]) for pool in chosen.values() for e in pool}
+    for reason, n in tally.counts.items():
+        skipped[reason] += n
+        skipped_examples.setdefault(reason, str(next(iter(tally.examples.values()), "")))
+    if not counts["kept"]:
+        inputs = f"{len(paths)} shard{'s' if len(paths) != 1 else ''}"
+        raise NothingWrittenError.from_counts("biomed/dedup", "figures", inputs, skipped, skipped_examples)
+    articles = _copy_articles(paths, shards, out)
+    summary: dict[str, Any] = {
+        "out": str(out), "input_shards": len(paths), "figures": counts["figures"], "kept": counts["kept"],
+        "exact": counts["exact_bytes"] + counts["exact_pixels"], "exact_bytes": counts["exact_bytes"],
+        "exact_pixels": counts["exact_pixels"], "near": counts["near"],
+        "low_information": counts["low_information"], "skipped": dict(skipped),
+        "near_distances": {str(d): n for d, n in sorted(distances.items())},
+        "shards": [p.name for p in writer.written], "articles": articles,
+        "settings": {"hash": hash, "hash_size": hash_size, "near_threshold": near_threshold,
+                     "verify_hash": verify_hash, "verify_threshold": verify_threshold, "keep": keep,
+                     "low_information_std": LOW_INFORMATION_STD},
+    }
+    pairs = [(kind, e[2], e[3], originals[e[4]], e[0]) for kind, pool in chosen.items() for e in pool]
+    if pairs:
+        summary["examples"] = str(_draw_examples(pairs, paths, out / "dedup-examples.png"))
+    write_json_atomic(out / "dedup-report.json", summary)
+    atomic_write_text(out / "dedup-report.md", _markdown(summary))
+    return summary
+
+
+def _markdown(summary: dict[str, Any]) -> str:
+    rows = [("figures read", summary["figures"]), ("kept", summary["kept"]),
+            ("exact duplicates (same bytes)", summary["exact_bytes"]),
+            ("exact duplicates (same pixels, other bytes)", summary["exact_pixels"]),
+            ("near duplicates", summary["near"]),
+            ("kept low-information figures (exact matching only)", summary["low_information"])]
+    rows += [(f"skipped: {reason}", n) for reason, n in sorted(summary["skipped"].items())]
+    s = summary["settings"]
+    lines = ["# Figure deduplication", "",
+             f"Near duplicates: {s['hash']} (hash size {s['hash_size']}) within {s['near_threshold']} bits and "
+             f"{s['verify_hash']} within {s['verify_threshold']} bits; the first occurrence is kept.", "",
+             "| | figures |", "|---|---:|", *[f"| {name} | {n} |" for name, n in rows]]
+    if summary["near_distances"]:
+        lines += ["", "Near duplicates by Hamming distance:", "", "| distance | pairs |", "|---:|---:|",
+                  *[f"| {d} | {n} |" for d, n in summary["near_distances"].items()]]
+    return "\n".join(lines) + "\n"
+
+
+def _draw_examples(pairs: list[tuple[str, str, bytes, str, int]], paths: Sequence[Path], target: Path) -> Path:
+    """A grid of example pairs (original | duplicate), titled with kind and distance; reads the originals again."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    wanted = {original for _, _, _, original, _ in pairs}
+    found: dict[str, Image.Image] = {}
+    for raw in _read(paths, CorruptTally()):  # originals come before their duplicates: stop once all are seen
+        if raw["__key__"] in wanted and (member := _image_member(raw)):
+            found[raw["__key__"]] = _decode(raw[member])
+            if len(found) == len(wanted):
+                break
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(6, 2.6 * len(pairs)), squeeze=False)
+    for row, (kind, key, data, original, distance) in enumerate(pairs):
+        for ax, image, title in ((axes[row][0], found.get(original), f"kept: {original}"),
+                                 (axes[row][1], _decode(data), f"{kind} duplicate, distance {distance}: {key}")):
+            if image is not None:
+                ax.imshow(image)
+                title += f" ({image.width}x{image.height})"
+            ax.set_title(title, fontsize=7)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(target, dpi=80)
+    plt.close(fig)
+    return target
+
