@@ -102,6 +102,10 @@ class DataConfig:
     batch_size: PositiveInt = 32
     num_workers: NonNegativeInt = 2
     shuffle_buffer: NonNegativeInt = 1000
+    #: shards each data worker reads at once per source, one sample from each in turn, before the
+    #: shuffle buffer: shards written in topic order (cluster by cluster) then still give batches of
+    #: many topics (``bench/bench_shard_mixing.py``); costs that many open streams per worker
+    shard_interleave: PositiveInt = 8
     #: ``shard``: each rank reads its own shards (scalable); ``sample``: every rank reads the whole
     #: stream and keeps every world_size-th sample after shuffling (global batches identical to a
     #: one-process run, at the cost of reading everything on every rank)

@@ -2,10 +2,18 @@
 
 The stream of one *logical worker* (one of ``W = max(1, num_workers)`` per rank) is::
 
-    sources --(shard split by slot, epoch-seeded shard order)--> raw samples (suffix -> bytes)
+    sources --(shard split by slot, epoch-seeded shard order)--> shards of every epoch, in turn
+            --(k = shard_interleave shards open at once, one sample from each in turn)--> raw samples
             --(weighted choice of a source per raw sample)--> mixed raw stream
             --(seeded shuffle buffer, raw samples)--> post-shuffle stream   <- position counts here
             --(decode; CorruptSampleError counted by reason)--> batches (collate)
+
+Reading ``k`` shards at once is what makes shards written in topic order (BIOMEDICA writes its
+shards cluster by cluster) give batches of many topics: with one shard at a time, a shard larger
+than the shuffle buffer fills the buffer with one topic, and each batch comes from one worker
+(``bench/bench_shard_mixing.py`` measures it). Several shards in flight per worker, under the sample
+buffer, is how webdataset pipelines mix at scale; it costs ``k`` open streams, never
+memory in proportion to a shard.
 
 Everything is seeded from ``seed`` and the slot (``rank * W + logical_worker``), so a logical
 worker's stream depends only on the arguments. The position of the whole loader is, per logical
@@ -482,6 +490,37 @@ def _starved(name: str, where: str, seen: CorruptTally, tried: str) -> DomainCli
     return InputError(f"source {name!r} gave {where}no samples in {tried}: its shards hold no samples")
 
 
+def _interleaved(shards: Iterator[Iterator[dict[str, Any]]], k: int) -> Iterator[dict[str, Any]]:
+    """Read up to ``k`` shard streams at once, one sample from each in turn (round robin).
+
+    ``shards`` yields lazy per-shard sample iterators (nothing is opened before their first
+    ``next``); a shard that ends is replaced by the next one at its place in the rotation, read
+    from on its next turn (so shards that end at once, e.g. damaged ones, end in sequence order),
+    so at most ``k`` shards are open at any time and memory stays that of ``k`` open streams. With
+    ``k == 1`` this is the shards read one after the other.
+    """
+    if k <= 1:
+        for shard in shards:
+            yield from shard
+        return
+    open_: list[Iterator[dict[str, Any]]] = list(itertools.islice(shards, k))
+    i = 0
+    while open_:
+        i %= len(open_)
+        try:
+            sample = next(open_[i])
+        except StopIteration:
+            replacement = next(shards, None)
+            if replacement is None:
+                del open_[i]
+            else:  # takes the ended shard's place and is first read on its next turn
+                open_[i] = replacement
+                i += 1
+            continue
+        i += 1
+        yield sample
+
+
 def _source_stream(
     index: int,
     name: str,
@@ -495,9 +534,14 @@ def _source_stream(
     slots: int,
     epochs: int | None,
     shuffle_shards: bool,
+    interleave: int,
     tally: CorruptTally,
 ) -> Iterator[dict[str, Any]]:
     """Raw samples of one source for one slot (endless unless ``epochs`` is set).
+
+    The slot's shards of every epoch (or the resampled draws) form one sequence, read
+    ``interleave`` at a time by :func:`_interleaved`, across epoch boundaries, so the last shards of
+    an epoch are mixed with the first of the next rather than read alone.
 
     Raises:
         TooManyCorruptSamplesError: an endless stream found only damaged shards in a full pass
@@ -515,46 +559,85 @@ def _source_stream(
 
     if source.resampled:
         rng = derive_rng(seed, "resample", index, rank, logical)
-        empty_draws = 0
-        draw = 0
-        while True:
-            url = shards[rng.randrange(len(shards))]
+        limit = max(100, 2 * len(shards))
+        empty_draws = 0  # shards drawn since any shard last gave a sample
+
+        def drawn(url: str, draw: int) -> Iterator[dict[str, Any]]:
+            nonlocal empty_draws
             produced = 0
             for sample in _read_shard(url, tally, seen):
                 produced += 1
+                empty_draws = 0
                 yield tag(sample, draw)
-            draw += 1
-            empty_draws = 0 if produced else empty_draws + 1
-            if empty_draws >= max(100, 2 * len(shards)):
-                raise _starved(name, where, seen, f"{empty_draws} shard draws in a row from its {len(shards)} shard(s)")
-    epoch = 0
-    while epochs is None or epoch < epochs:
+            if not produced:
+                empty_draws += 1
+                if empty_draws >= limit:
+                    tried = f"{empty_draws} shard draws in a row from its {len(shards)} shard(s)"
+                    raise _starved(name, where, seen, tried)
+
+        def draws() -> Iterator[Iterator[dict[str, Any]]]:
+            for draw in itertools.count():
+                yield drawn(shards[rng.randrange(len(shards))], draw)
+
+        yield from _interleaved(draws(), interleave)
+        return
+
+    def epoch_order(epoch: int) -> list[str]:
         order = list(shards)
         if shuffle_shards:
             derive_rng(seed, "epoch", index, epoch).shuffle(order)
-        produced = 0
-        if len(order) >= slots:
-            for url in order[slot::slots]:
-                for sample in _read_shard(url, tally, seen):
-                    produced += 1
-                    yield tag(sample, epoch)
+        return order
+
+    # per epoch: [shards not finished yet, samples this slot kept]; an endless stream whose epoch
+    # ends with nothing kept is starved (each epoch's entry is dropped when its last shard ends)
+    passes: dict[int, list[int]] = {}
+    shared_read = len(shards) < slots  # every slot reads every shard and keeps every slots-th sample
+    position = 0  # shared_read: samples of the one sequence every slot reads
+
+    def finished(epoch: int) -> None:
+        left_kept = passes[epoch]
+        left_kept[0] -= 1
+        if left_kept[0] == 0:
+            del passes[epoch]
+            if left_kept[1] == 0 and epochs is None:
+                raise _starved(name, where, seen, f"a full pass over its {len(shards)} shard(s)")
+
+    def own_shard(url: str, epoch: int) -> Iterator[dict[str, Any]]:
+        for sample in _read_shard(url, tally, seen):
+            passes[epoch][1] += 1
+            yield tag(sample, epoch)
+        finished(epoch)
+
+    def shared_shard(url: str, epoch: int) -> Iterator[dict[str, Any]]:
+        # a damaged shard is counted once, by the slot that would have received the next sample
+        shard_tally = CorruptTally()
+        for sample in iter_shard(url, shard_tally):
+            yield tag(sample, epoch)
+        seen.absorb(shard_tally)
+        if position % slots == slot:
+            tally.absorb(shard_tally)
+        finished(epoch)
+
+    def sequence() -> Iterator[Iterator[dict[str, Any]]]:
+        epoch = 0
+        while epochs is None or epoch < epochs:
+            mine = epoch_order(epoch) if shared_read else epoch_order(epoch)[slot::slots]
+            passes[epoch] = [len(mine), 0]
+            for url in mine:
+                yield (shared_shard if shared_read else own_shard)(url, epoch)
+            epoch += 1
+
+    stream = _interleaved(sequence(), interleave)
+    if not shared_read:
+        yield from stream
+        return
+    for sample in stream:
+        if position % slots == slot:
+            passes[sample[EPOCH]][1] += 1
+            position += 1
+            yield sample
         else:
-            # every slot reads every shard and keeps every slots-th sample; a damaged shard is
-            # counted once, by the slot that would have received the next sample
-            position = 0
-            for url in order:
-                shard_tally = CorruptTally()
-                for sample in iter_shard(url, shard_tally):
-                    if position % slots == slot:
-                        produced += 1
-                        yield tag(sample, epoch)
-                    position += 1
-                seen.absorb(shard_tally)
-                if position % slots == slot:
-                    tally.absorb(shard_tally)
-        if produced == 0 and epochs is None:
-            raise _starved(name, where, seen, f"a full pass over its {len(shards)} shard(s)")
-        epoch += 1
+            position += 1
 
 
 def _mixed(
@@ -660,6 +743,7 @@ class StreamingDataset(IterableDataset):
         corrupt_check_after: int = 100,
         split: str = "shard",
         allow_pipe: bool = False,
+        shard_interleave: int = 1,
     ):
         super().__init__()
         if split not in SPLITS:
@@ -678,6 +762,8 @@ class StreamingDataset(IterableDataset):
             raise ValueError(f"epochs must be None (endless) or >= 1; got {epochs}")
         if epochs is not None and any(s.resampled for s in sources):
             raise ValueError("resampled sources are endless; use epochs=None with them")
+        if not isinstance(shard_interleave, int) or shard_interleave < 1:
+            raise ValueError(f"shard_interleave must be an int >= 1; got {shard_interleave!r}")
         if not 0.0 <= max_corrupt_fraction:
             raise ValueError(f"max_corrupt_fraction must be >= 0; got {max_corrupt_fraction}")
         self.sources = sources
@@ -691,6 +777,7 @@ class StreamingDataset(IterableDataset):
         self.rank = rank
         self.world_size = world_size
         self.shuffle_buffer = shuffle_buffer
+        self.shard_interleave = shard_interleave
         self.collate = collate or collate_samples
         self.epochs = epochs
         self.drop_last = (epochs is None) if drop_last is None else drop_last
@@ -704,6 +791,11 @@ class StreamingDataset(IterableDataset):
     def logical_workers(self) -> int:
         """``W = max(1, num_workers)``."""
         return max(1, self.num_workers)
+
+    @property
+    def interleave(self) -> int:
+        """Shards each logical worker reads at once per source (1 when shuffling is off)."""
+        return self.shard_interleave if self.shuffle_buffer > 1 else 1
 
     @property
     def finite(self) -> bool:
@@ -725,6 +817,8 @@ class StreamingDataset(IterableDataset):
             self.split,
             [(n, s.weight, s.resampled, tuple(u)) for n, s, u in zip(self.names, self.sources, self.shards)],
         )
+        if self.interleave > 1:  # streams read one shard at a time keep the checksum they had before the option
+            parts += (("shard_interleave", self.interleave),)
         self._fingerprint = zlib.crc32(repr(parts).encode("utf-8"))
         return self._fingerprint
 
@@ -758,6 +852,7 @@ class StreamingDataset(IterableDataset):
                 slots=slots,
                 epochs=self.epochs,
                 shuffle_shards=self.shuffle_buffer > 1,
+                interleave=self.interleave,
                 tally=tally,
             )
             for i, source in enumerate(self.sources)
@@ -1043,6 +1138,7 @@ def build_loader(
     multiprocessing_context: str | None = None,
     split: str = "shard",
     allow_pipe: bool = False,
+    shard_interleave: int = 1,
 ) -> StreamingLoader:
     """Build a deterministic, exactly resumable streaming loader over WebDataset shards.
 
@@ -1060,7 +1156,13 @@ def build_loader(
         rank: this process's rank; each rank sees a disjoint part of every non-resampled epoch.
         world_size: number of ranks.
         shuffle_buffer: raw samples held by the shuffle buffer; 0 or 1 disables shuffling of
-            samples and of the shard order.
+            samples, of the shard order and shard interleaving.
+        shard_interleave: shards each logical worker reads at once per source, one sample from
+            each in turn, before the shuffle buffer (recipe ``data.shard_interleave``). Shards
+            written in topic order (one cluster after another) then give batches of several
+            topics even when a shard holds more samples than the buffer; memory grows by ``k``
+            open shard streams (for URLs, ``k`` downloads in flight), never by shard size.
+            ``1`` reads one shard after the other.
         collate: list of decoded samples -> batch dict (default
             :func:`~domainclip.core.data.decode.collate_samples`).
         max_corrupt_fraction: raise :class:`~domainclip.core.data.corrupt.TooManyCorruptSamplesError`
@@ -1102,6 +1204,7 @@ def build_loader(
         corrupt_check_after=corrupt_check_after,
         split=split,
         allow_pipe=allow_pipe,
+        shard_interleave=shard_interleave,
     )
     return StreamingLoader(
         dataset,

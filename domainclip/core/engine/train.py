@@ -173,6 +173,7 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
         rank=info.rank,
         world_size=info.world_size,
         shuffle_buffer=recipe.data.shuffle_buffer,
+        shard_interleave=recipe.data.shard_interleave,
         max_corrupt_fraction=recipe.data.max_corrupt_fraction,
         split=recipe.data.split,
         allow_pipe=recipe.data.allow_pipe,  # pipe: URLs run shell commands: only when the recipe says so
