@@ -30,7 +30,7 @@ DOMAIN = DomainSpec(
         "tasks": f"{_B}.evals:task_suite",
         "retrieval": f"{_B}.evals:retrieval_suite",
     },
-    datasets={},
+    datasets={"folder": f"{_B}.datasets.folder:ClassFolder", "csv": f"{_B}.datasets.table:LabelTable"},
     synthetic="synthetic",
     demo="biomed/quick",
     requires=("lxml", "imagehash", "monai"),
