@@ -54,7 +54,6 @@ import io
 import json
 import random
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -168,7 +167,7 @@ def _member(article: str, url: Any) -> tuple[str, str | None]:
 
 def _check_md5(data: bytes, md5: str | None, what: str) -> None:
     if md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5.lower():
-        raise _FetchError("checksum", f"{what}: the bytes do not match the MD5 in the metadata record")
+        raise _FetchError("checksum", f"{what}: the bytes do not match the expected MD5")
 
 
 class _LocalBucket:
@@ -198,13 +197,23 @@ class _LocalBucket:
         except IsADirectoryError:
             raise _FetchError("missing_file", f"{self.origin(key)}: a folder, not a file") from None
         except OSError as error:
-            raise _FetchError("network", f"{self.origin(key)}: {error.strerror or error}") from None
+            raise _FetchError("unreadable", f"{self.origin(key)}: {error.strerror or error}") from None
         _check_md5(data, md5, self.origin(key))
         return data
 
-    def download(self, key: str, sink: IO[bytes]) -> None:
-        with open(self._path(key), "rb") as file:
-            shutil.copyfileobj(file, sink)
+    def download(self, key: str, sink: IO[bytes], md5: str | None = None) -> None:
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            with open(self._path(key), "rb") as file:
+                while chunk := file.read(_CHUNK):
+                    digest.update(chunk)
+                    sink.write(chunk)
+        except FileNotFoundError:
+            raise _FetchError("missing_file", f"{self.origin(key)}: no such file") from None
+        except OSError as error:
+            raise _FetchError("unreadable", f"{self.origin(key)}: {error.strerror or error}") from None
+        if md5 and digest.hexdigest() != md5.lower():
+            raise _FetchError("checksum", f"{self.origin(key)}: the bytes do not match the expected MD5")
 
     def versions(self, pmcid: str) -> list[str]:
         return [p.name for p in self.root.glob(f"{pmcid}.*") if _ARTICLE.fullmatch(p.name) and p.is_dir()]
@@ -213,14 +222,11 @@ class _LocalBucket:
         names = (p.name for p in self.root.iterdir() if _ARTICLE.fullmatch(p.name) and p.is_dir())
         yield from sorted(names, key=_version_order)
 
-    def close(self) -> None:
-        pass
-
 
 class _HttpBucket:
     """A bucket served over HTTP(S): GETs with retries, backoff with jitter and integrity checks."""
 
-    def __init__(self, base: str, *, workers: int, retries: int, backoff: float, timeout: float) -> None:
+    def __init__(self, base: str, *, retries: int, backoff: float, timeout: float) -> None:
         self.base = base
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self._local = threading.local()
@@ -294,14 +300,14 @@ class _HttpBucket:
         if expected is not None and not encoded and expected.isdigit() and size != int(expected):
             raise _FetchError("network", f"{url}: truncated body, {size} of {expected} bytes")
         if md5 and digest.hexdigest() != md5.lower():
-            raise _FetchError("checksum", f"{url}: the bytes do not match the MD5 in the metadata record")
+            raise _FetchError("checksum", f"{url}: the bytes do not match the expected MD5")
         return b"".join(chunks)
 
     def get(self, key: str, md5: str | None = None) -> bytes:
         return self._request(self.origin(key), None, md5)
 
-    def download(self, key: str, sink: IO[bytes]) -> None:
-        self._request(self.origin(key), sink, None)
+    def download(self, key: str, sink: IO[bytes], md5: str | None = None) -> None:
+        self._request(self.origin(key), sink, md5)
 
     def download_url(self, url: str, sink: IO[bytes]) -> None:
         self._request(url, sink, None)
@@ -390,18 +396,19 @@ def _inventory_rows(path: Path, name: str) -> Iterator[_Entry]:
             yield entry
 
 
-def _manifest_keys(path: Path, name: str) -> list[str]:
+def _manifest_keys(path: Path, name: str) -> list[tuple[str, str | None]]:
+    """The inventory data files a manifest names, with the MD5 it gives for each."""
     try:
         manifest = json.loads(path.read_bytes())
-        keys = [str(file["key"]) for file in manifest["files"]]
+        files = [(str(file["key"]), file.get("MD5checksum")) for file in manifest["files"]]
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(
             f"listing {name}: a .json listing must be an S3 inventory manifest with files[].key ({error})"
         ) from None
-    for key in keys:
+    for key, _ in files:
         if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", key) or key.startswith("/") or ".." in key.split("/"):
             raise InputError(f"listing {name}: the inventory file key {key!r} is not a key of the bucket")
-    return keys
+    return files
 
 
 def _listing_kind(path: Path, name: str) -> str:
@@ -425,16 +432,15 @@ def _listing_kind(path: Path, name: str) -> str:
     return "text"
 
 
-def _fetch_listing(source: _LocalBucket | _HttpBucket, listing: str, stack: ExitStack) -> tuple[Path, str]:
+def _fetch_listing(http: _HttpBucket, listing: str, stack: ExitStack) -> tuple[Path, str]:
     """A local path holding the listing the user named: the file itself, or a temporary copy of a URL."""
     parts = urlsplit(listing)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https", "s3"):
         url = resolve_location(listing).rstrip("/") if scheme == "s3" else listing
         file = stack.enter_context(tempfile.NamedTemporaryFile(prefix="pmc-listing-", suffix=".tmp"))
-        fetcher = source if isinstance(source, _HttpBucket) else stack.enter_context(_closing(_plain_http()))
         try:
-            fetcher.download_url(url, file)
+            http.download_url(url, file)
         except _FetchError as error:
             if error.reason == "missing_file":
                 raise InputNotFoundError(f"listing {listing} does not exist ({error.detail})") from None
@@ -449,29 +455,12 @@ def _fetch_listing(source: _LocalBucket | _HttpBucket, listing: str, stack: Exit
     return path, listing
 
 
-def _plain_http() -> _HttpBucket:
-    return _HttpBucket("", workers=1, retries=4, backoff=1.0, timeout=60.0)
-
-
-class _closing:
-    """Close a bucket at the end of a ``with`` block."""
-
-    def __init__(self, bucket: _HttpBucket) -> None:
-        self.bucket = bucket
-
-    def __enter__(self) -> _HttpBucket:
-        return self.bucket
-
-    def __exit__(self, *exc: object) -> None:
-        self.bucket.close()
-
-
-def _listing_entries(source: _LocalBucket | _HttpBucket, listing: str | None) -> Iterator[_Entry]:
+def _listing_entries(source: _LocalBucket | _HttpBucket, listing: str | None, http: _HttpBucket) -> Iterator[_Entry]:
     """The articles a listing names, in its order, read lazily (an inventory of millions stays on disk).
 
     What the user can get wrong without a request (a missing listing file, one in an unknown format,
     a URL location without a listing) is raised here, before the first article; a listing URL is
-    fetched when the iteration starts.
+    fetched (by ``http``) when the iteration starts.
     """
     if listing is None:
         if isinstance(source, _HttpBucket):
@@ -482,8 +471,8 @@ def _listing_entries(source: _LocalBucket | _HttpBucket, listing: str | None) ->
         return (_Entry(key, source.origin(key)) for key in source.articles())
     scheme = urlsplit(listing).scheme.lower()
     if scheme in ("http", "https", "s3"):
-        return _remote_listing_entries(source, listing)
-    path, name = _fetch_listing(source, listing, ExitStack())
+        return _remote_listing_entries(source, listing, http)
+    path, name = _fetch_listing(http, listing, ExitStack())
     kind = _listing_kind(path, name)
     if kind == "manifest":
         _manifest_keys(path, name)
@@ -492,9 +481,9 @@ def _listing_entries(source: _LocalBucket | _HttpBucket, listing: str | None) ->
     return _file_entries(source, path, name, kind)
 
 
-def _remote_listing_entries(source: _LocalBucket | _HttpBucket, listing: str) -> Iterator[_Entry]:
+def _remote_listing_entries(source: _LocalBucket | _HttpBucket, listing: str, http: _HttpBucket) -> Iterator[_Entry]:
     with ExitStack() as stack:
-        path, name = _fetch_listing(source, listing, stack)
+        path, name = _fetch_listing(http, listing, stack)
         yield from _file_entries(source, path, name, _listing_kind(path, name))
 
 
@@ -508,10 +497,10 @@ def _file_entries(source: _LocalBucket | _HttpBucket, path: Path, name: str, kin
     else:
         with ExitStack() as stack:
             files = []  # every inventory file first, so no listing request fails half-way through a run
-            for key in _manifest_keys(path, name):
+            for key, md5 in _manifest_keys(path, name):
                 data = stack.enter_context(tempfile.NamedTemporaryFile(prefix="pmc-inventory-", suffix=".csv.gz"))
                 try:
-                    source.download(key, data)
+                    source.download(key, data, md5 if isinstance(md5, str) else None)
                 except _FetchError as error:
                     raise InputError(
                         f"listing {name}: inventory file {key} could not be read: {error.detail}"
@@ -636,20 +625,24 @@ def iter_pmc_cloud(
             f"(got {workers}, {retries}, {backoff}, {timeout})"
         )
     root = resolve_location(location)
-    if isinstance(root, Path):
-        source: _LocalBucket | _HttpBucket = _LocalBucket(root)
-    else:
-        source = _HttpBucket(root, workers=workers, retries=retries, backoff=backoff, timeout=timeout)
+    http = _HttpBucket("" if isinstance(root, Path) else root, retries=retries, backoff=backoff, timeout=timeout)
+    source = _LocalBucket(root) if isinstance(root, Path) else http
     try:
-        entries = _listing_entries(source, listing)
+        entries = _listing_entries(source, listing, http)
     except BaseException:
-        source.close()
+        http.close()
         raise
-    return _fetch_in_order(source, entries, workers=workers, skip=skip, progress=progress)
+    return _fetch_in_order(source, entries, workers=workers, skip=skip, progress=progress, http=http)
 
 
 def _fetch_in_order(
-    source: _LocalBucket | _HttpBucket, entries: Iterator[_Entry], *, workers: int, skip: Container[str], progress: bool
+    source: _LocalBucket | _HttpBucket,
+    entries: Iterator[_Entry],
+    *,
+    workers: int,
+    skip: Container[str],
+    progress: bool,
+    http: _HttpBucket,
 ) -> Iterator[ArticleRecord | SkippedArticle]:
     """Fetch entries with ``workers`` threads, at most ``workers`` articles held, yielding in listing order."""
     from tqdm.auto import tqdm
@@ -685,7 +678,7 @@ def _fetch_in_order(
         for future in window:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
-        source.close()
         close = getattr(entries, "close", None)
         if close is not None:
             close()
+        http.close()

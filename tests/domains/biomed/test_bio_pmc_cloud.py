@@ -279,3 +279,27 @@ def test_a_missing_listing_url_is_one_line(served):
     root, _, server = served
     with pytest.raises(InputNotFoundError, match="does not exist"):
         list(iter_pmc_cloud(server.url, listing=server.url + "lists/nope.txt", **FAST))
+
+
+def test_a_damaged_inventory_file_is_refused_by_the_manifest_md5(served):
+    root, _, server = served
+    damaged = sorted((root / data.INVENTORY / "data").glob("*.csv.gz"))[1]
+    damaged.write_bytes(gzip.compress(b'"pmc-oa-opendata","metadata/PMC1.1.json","x","y"\n'))
+    for location in (server.url, str(root)):
+        with pytest.raises(InputError, match="do not match the expected MD5") as error:
+            list(iter_pmc_cloud(location, listing=manifest(root), retries=1, **FAST))
+        assert "\n" not in str(error.value)
+    assert not [p for p in server.paths() if p.startswith("/PMC")]  # no article before the whole listing is read
+
+
+def test_progress_bar_and_early_stop(served, capsys):
+    import threading
+
+    root, truth, server = served
+    items = list(iter_pmc_cloud(server.url, listing=manifest(root), backoff=0.001, progress=True))
+    assert len(items) == len(truth)
+    assert f"PMCCloud:{len(truth)}article" in capsys.readouterr().err.replace(" ", "")
+    it = iter_pmc_cloud(server.url, listing=manifest(root), workers=3, **FAST)
+    assert next(it).key == "PMC9000001.1"
+    it.close()  # a consumer that stops early: the threads end, nothing is left running
+    assert not [t for t in threading.enumerate() if t.name.startswith("pmc-cloud")]
