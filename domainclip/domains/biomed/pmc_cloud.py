@@ -31,9 +31,12 @@ What :func:`iter_pmc_cloud` does with it, and where the documentation leaves a c
 - The record is read from the article folder (``PMCx.v/PMCx.v.json``) and, where that object is
   missing, from ``metadata/PMCx.v.json``: NCBI documents both as the same object.
 - The XML comes from ``xml_url`` (or ``PMCx.v/PMCx.v.xml`` when the record lacks it); the media
-  files from ``media_urls``. Only image files (:data:`IMAGE_SUFFIXES`) are fetched: the figures
-  are what the ETL needs, and supplementary files (videos, spreadsheets, PDFs) can be gigabytes,
-  which would break the bound on memory. The ``.txt`` and ``.pdf`` are never fetched.
+  files from ``media_urls``. Only the image files (:data:`IMAGE_SUFFIXES`) that the XML names
+  (an ``href``, with or without the extension, as :mod:`.sources` reads local packages) are
+  fetched: the figures are what the ETL needs, and supplementary files (videos, spreadsheets,
+  PDFs) can be gigabytes, which would break the bound on memory. The ``.txt`` and ``.pdf`` are
+  never fetched, and an object over :data:`~.sources.MAX_MEMBER_BYTES` skips its article
+  (``too_large``).
 - Every object URL in a record must name a file directly in the article's own folder; it is
   fetched from the location the user gave (never from the host or bucket the record names), and
   its bytes are checked against the record's MD5 where one is given. A record pointing elsewhere
@@ -70,7 +73,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from domainclip.core.errors import InputError, InputNotFoundError
-from domainclip.domains.biomed.sources import ArticleRecord, SkippedArticle
+from domainclip.domains.biomed.sources import MAX_MEMBER_BYTES, ArticleRecord, SkippedArticle, referenced_names
 
 __all__ = ["IMAGE_SUFFIXES", "PMC_BUCKET", "PMC_BUCKET_URL", "iter_pmc_cloud", "resolve_location"]
 
@@ -189,6 +192,8 @@ class _LocalBucket:
     def get(self, key: str, md5: str | None = None) -> bytes:
         path = self._path(key)
         try:
+            if path.stat().st_size > MAX_MEMBER_BYTES:
+                raise _FetchError("too_large", f"{self.origin(key)}: larger than {MAX_MEMBER_BYTES >> 20} MiB")
             data = path.read_bytes()
         except FileNotFoundError:
             raise _FetchError("missing_file", f"{self.origin(key)}: no such file") from None
@@ -283,6 +288,10 @@ class _HttpBucket:
                     raise _FetchError("http_error", f"{url}: HTTP {status}")
                 expected = response.headers.get("Content-Length")
                 encoded = response.headers.get("Content-Encoding", "identity") != "identity"
+                limit = MAX_MEMBER_BYTES if sink is None else None
+                too_large = _FetchError("too_large", f"{url}: larger than {MAX_MEMBER_BYTES >> 20} MiB")
+                if limit and expected is not None and expected.isdigit() and int(expected) > limit:
+                    raise too_large
                 digest = hashlib.md5(usedforsecurity=False)
                 size, chunks = 0, []
                 if sink is not None:
@@ -290,6 +299,8 @@ class _HttpBucket:
                     sink.truncate()
                 for chunk in response.iter_content(_CHUNK):
                     size += len(chunk)
+                    if limit and size > limit:
+                        raise too_large
                     digest.update(chunk)
                     if sink is None:
                         chunks.append(chunk)
@@ -531,10 +542,13 @@ def _fetch_article(
         metadata = _fetch_metadata(source, key)
         xml_name, xml_md5 = _member(key, metadata.get("xml_url") or f"{key}.xml")
         xml = source.get(f"{key}/{xml_name}", xml_md5)
+        references = referenced_names(xml)
         media: dict[str, bytes] = {}
         for url in metadata.get("media_urls") or ():
             name, md5 = _member(key, url)
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES and name not in media:
+            stem, suffix = name.rpartition(".")[::2]
+            wanted = name in references or stem in references
+            if wanted and "." + suffix.lower() in IMAGE_SUFFIXES and name not in media:
                 media[name] = source.get(f"{key}/{name}", md5)
         return ArticleRecord(key=key, origin=origin, xml=xml, media=media, metadata=metadata)
     except _FetchError as error:
@@ -593,7 +607,8 @@ def iter_pmc_cloud(
     Content-Length, bytes that do not match the record's MD5) are retried with exponential backoff
     and jitter; a missing object (404) or a refused one (403) is not. An article that cannot be
     had becomes a :class:`SkippedArticle` (reasons ``missing_file``, ``forbidden``, ``network``,
-    ``checksum``, ``http_error``, ``bad_metadata``, ``bad_listing``) and the run goes on.
+    ``checksum``, ``http_error``, ``too_large``, ``unreadable``, ``bad_metadata``, ``bad_listing``)
+    and the run goes on.
 
     Args:
         location: the bucket: an ``http(s)://`` base URL, ``s3://pmc-oa-opendata`` (read through its

@@ -58,8 +58,8 @@ def _jpeg(seed: int, size: int = 24) -> bytes:
     return buffer.getvalue()
 
 
-def jats(pmcid: str, title: str, figures: list[tuple[str, str, str]], licence: str | None) -> bytes:
-    """A small JATS article with one ``<fig>`` per (id, href without extension, caption)."""
+def jats(pmcid: str, title: str, figures: list[tuple[str, str, str]], licence: str | None, supplement: str) -> bytes:
+    """A small JATS article with one ``<fig>`` per (id, href without extension, caption) and a supplement."""
     licence_xml = (
         f'<permissions><license license-type="open-access"><license-p>{licence}</license-p></license></permissions>'
         if licence
@@ -84,7 +84,8 @@ def jats(pmcid: str, title: str, figures: list[tuple[str, str, str]], licence: s
         f"<title-group><article-title>{title}</article-title></title-group>"
         "<pub-date><year>2025</year></pub-date>"
         f"{licence_xml}</article-meta></front>"
-        f"<body><sec><title>Results</title><p>As shown in {cites}, the results hold.</p>{figs}</sec></body>"
+        f"<body><sec><title>Results</title><p>As shown in {cites}, the results hold.</p>{figs}</sec>"
+        f'<supplementary-material id="S1"><media xlink:href="{supplement}"/></supplementary-material></body>'
         "</article>"
     ).encode()
 
@@ -110,10 +111,14 @@ def write_bucket(root: Path, n: int = 6) -> dict[str, dict]:
         media = {}
         for j, (_, href, _) in enumerate(figures):
             media[f"{href}.png" if j % 2 == 0 else f"{href}.jpg"] = (
-                _png(index * 10 + j) if j % 2 == 0 else _jpeg(index * 10 + j)
+                _png(index * 10 + j, 16 + 4 * index) if j % 2 == 0 else _jpeg(index * 10 + j)
             )
-        supplementary = {f"{stem}.s001.xlsx": b"PK\x03\x04 not fetched " + key.encode()}
-        xml = jats(pmcid, f"Article {key}", figures, licence)
+        # a supplement the XML names and an image it does not: neither is fetched
+        supplementary = {
+            f"{stem}.s001.xlsx": b"PK\x03\x04 not fetched " + key.encode(),
+            f"{stem}.thumbnail.png": _png(1000 + index, 8),
+        }
+        xml = jats(pmcid, f"Article {key}", figures, licence, f"{stem}.s001.xlsx")
         text = f"Article {key}\n".encode()
         (folder / f"{key}.xml").write_bytes(xml)
         (folder / f"{key}.txt").write_bytes(text)

@@ -55,9 +55,9 @@ def test_http_records_equal_the_bucket_in_listing_order(served):
     assert [as_tuple(i) for i in items] == [truth_tuple(truth, k) for k in truth]
     assert all(isinstance(i, ArticleRecord) for i in items)
     assert items[0].origin == server.url + "PMC9000001.1/"
-    # images only: the .txt, the .pdf and the supplementary spreadsheet are never requested
+    # the images the XML names only: the .txt, the .pdf, the supplement and an unnamed image are never requested
     paths = server.paths()
-    assert not [p for p in paths if p.endswith((".txt", ".pdf", ".xlsx"))]
+    assert not [p for p in paths if p.endswith((".txt", ".pdf", ".xlsx", ".thumbnail.png"))]
     # one request per object: record, XML, each image (and the inventory files of the manifest)
     objects = [p for p in paths if not p.startswith("/inventory-reports/")]
     assert len(objects) == sum(2 + len(t["media"]) for t in truth.values())
@@ -303,3 +303,17 @@ def test_progress_bar_and_early_stop(served, capsys):
     assert next(it).key == "PMC9000001.1"
     it.close()  # a consumer that stops early: the threads end, nothing is left running
     assert not [t for t in threading.enumerate() if t.name.startswith("pmc-cloud")]
+
+
+def test_an_object_over_the_size_limit_skips_its_article(served, monkeypatch):
+    from domainclip.domains.biomed import pmc_cloud
+
+    root, truth, server = served
+    sizes = {k: max(len(v) for v in t["media"].values()) for k, t in truth.items()}
+    limit = sorted(sizes.values())[len(sizes) // 2]
+    monkeypatch.setattr(pmc_cloud, "MAX_MEMBER_BYTES", limit)
+    for location in (server.url, str(root)):
+        items = list(iter_pmc_cloud(location, listing=manifest(root), **FAST))
+        expected = [("skipped", k, "too_large") if sizes[k] > limit else truth_tuple(truth, k) for k in truth]
+        assert [as_tuple(i) for i in items] == expected
+        assert 0 < sum(isinstance(i, SkippedArticle) for i in items) < len(truth)
