@@ -129,6 +129,8 @@ def test_near_index_finds_exactly_what_brute_force_finds_and_looks_at_few():
              for c, (s, _) in enumerate(index.chunks)]
     assert index.radius == 2 and sum(len(f) for f in found) < len(base) / 50
     assert len(index.tables[0].runs) <= 4  # runs of 1024 merged log-structured
+    # memory: the hash (8 bytes) and a uint16 chunk value with an int32 id per chunk table (4 x 6)
+    assert index.nbytes / len(index) <= 8 + 4 * 6
 
 
 def test_exact_index_returns_the_first_id_across_runs():
@@ -136,6 +138,7 @@ def test_exact_index_returns_the_first_id_across_runs():
     for i in range(5000):
         index.add(i % 3000, i)
     assert index.find(2999) == 2999 and index.find(10) == 10 and index.find(4000) is None
+    assert index.nbytes <= 12 * 5000  # a uint64 digest and an int32 id each
 
 
 def test_threshold_zero_keeps_every_near_duplicate(figures, tmp_path):
