@@ -207,6 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(parts.path)
         with server.lock:
             server.requests.append(self.path)
+            if server.die_after is not None and len(server.requests) > server.die_after:
+                server.dead = True
             server.active += 1
             server.max_active = max(server.max_active, server.active)
             fault = server.take_fault(path)
@@ -262,7 +264,8 @@ class BucketServer(ThreadingHTTPServer):
 
     ``fail(path, *kinds)`` queues faults for the next requests of ``path`` (``"500"``, ``"503"``,
     ``"404"``, ``"403"``, ``"reset"``, ``"truncate"``, ``"slow"``); ``fail_always(path, kind)`` makes
-    every request of it fail; ``dead = True`` resets every connection (a server gone mid-run).
+    every request of it fail; ``dead = True`` resets every connection (a server gone mid-run), and
+    ``die_after = n`` sets it after the n-th request.
     """
 
     daemon_threads = True
@@ -278,6 +281,7 @@ class BucketServer(ThreadingHTTPServer):
         self.active = 0
         self.max_active = 0
         self.dead = False
+        self.die_after: int | None = None
         self._faults: dict[str, deque[str]] = defaultdict(deque)
         self._always: dict[str, str] = {}
 

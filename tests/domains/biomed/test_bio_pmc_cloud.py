@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import json
+import tarfile
 import time
 from pathlib import Path
 
@@ -317,3 +319,45 @@ def test_an_object_over_the_size_limit_skips_its_article(served, monkeypatch):
         expected = [("skipped", k, "too_large") if sizes[k] > limit else truth_tuple(truth, k) for k in truth]
         assert [as_tuple(i) for i in items] == expected
         assert 0 < sum(isinstance(i, SkippedArticle) for i in items) < len(truth)
+
+
+# =============================================================================== end to end through prepare_figures
+def _figure_keys(out: Path) -> list[str]:
+    keys = []
+    for shard in sorted(out.glob("figures*.tar")):
+        with tarfile.open(shard) as tar:
+            keys += sorted({m.name.partition(".")[0] for m in tar})
+    return keys
+
+
+def test_prepare_figures_from_the_served_bucket_resumes_after_the_server_dies(served, tmp_path, monkeypatch):
+    from domainclip.domains.biomed import pmc_cloud
+    from domainclip.domains.biomed.figures import prepare_figures
+
+    root, truth, server = served
+    fast = functools.partial(pmc_cloud.iter_pmc_cloud, backoff=0.001, retries=1, timeout=5.0, workers=2)
+    monkeypatch.setattr(pmc_cloud, "iter_pmc_cloud", fast)
+    reference = prepare_figures(tmp_path / "ref", pmc=str(root), progress=False, shard_size=2)  # mounted bucket
+    expected = _figure_keys(tmp_path / "ref")
+    firsts = [t for k, t in truth.items() if k != f"PMC{data.FIRST_ID}.2"]  # the first version of each article
+    figures = {f"{t['metadata']['pmcid']}_F{j + 1}" for t in firsts for j in range(len(t["media"]))}
+    assert set(expected) == figures and len(expected) == len(figures)
+    assert reference["skipped_articles_by_reason"] == {"duplicate_article": 1}  # PMC9000001 in two versions
+    assert server.requests == []
+
+    out = tmp_path / "out"
+    server.die_after = 12  # part-way through the bucket: every later connection is reset
+    first = prepare_figures(out, pmc=server.url, listing=manifest(root), progress=False, shard_size=2)
+    written_first = _figure_keys(out)
+    assert 0 < len(written_first) < len(expected) and len(set(written_first)) == len(written_first)
+    assert first["skipped_articles_by_reason"]["network"] > 0
+    done = {json.loads(line)["key"] for line in (out / "articles.jsonl").read_text().splitlines()}
+
+    server.dead, server.die_after = False, None
+    server.requests.clear()
+    second = prepare_figures(out, pmc=server.url, listing=manifest(root), progress=False, shard_size=2)
+    keys = _figure_keys(out)
+    assert sorted(keys) == sorted(expected) and len(keys) == len(set(keys))  # each sample exactly once
+    assert second["resumed"] and second["figures_written_this_run"] == len(expected) - len(written_first)
+    again_fetched = {p.split("/")[1] for p in server.paths() if p.startswith("/PMC")}
+    assert again_fetched and not again_fetched & done  # finished articles are not fetched again
