@@ -26,6 +26,7 @@ Undecodable images are skipped and counted (``num_skipped_images``), with a warn
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -44,7 +45,7 @@ from domainclip.core.data.decode import SampleDecoder
 from domainclip.core.errors import DatasetNotFoundError, DomainClipError, InputError
 from domainclip.core.eval.features import Tokenizer, collate_samples, embed_loader
 from domainclip.core.eval.heldout import HeldOutShards, warn_skipped
-from domainclip.core.eval.report import atomic_write_text, scalar_metrics, to_jsonable
+from domainclip.core.eval.report import atomic_write_bytes, atomic_write_text, scalar_metrics, to_jsonable
 from domainclip.core.eval.retrieval import caption_retrieval
 from domainclip.core.eval.suites import get_suite
 from domainclip.core.eval.zero_shot import build_prompt_classifier, classification_metrics, classification_report
@@ -287,10 +288,8 @@ def _summaries(rows: Mapping[str, tuple[TaskSpec, dict[str, float]]], skipped: i
 
 
 def _plot_tasks(rows: Mapping[str, tuple[TaskSpec, dict[str, float]]], path: Path) -> None:
-    """Bar per task (ensemble acc1), whiskers from the worst to the best single template, coloured by family."""
+    """Bar per task (ensemble acc1, coloured by family), single templates' mean and range, chance level."""
     from matplotlib.figure import Figure
-
-    from domainclip.core.eval.report import atomic_write_bytes
 
     names = list(rows)
     fig = Figure(figsize=(max(6.0, 0.45 * len(names) + 2), 4.5))
@@ -298,23 +297,22 @@ def _plot_tasks(rows: Mapping[str, tuple[TaskSpec, dict[str, float]]], path: Pat
     colours = {family: f"C{i}" for i, family in enumerate(FAMILIES)}
     for i, name in enumerate(names):
         spec, metrics = rows[name]
-        ax.bar(i, metrics["acc1"], color=colours[spec.family], label=spec.family)
+        ax.bar(i, metrics["acc1"], width=0.6, color=colours[spec.family], alpha=0.75, label=spec.family)
         if "template_acc1_min" in metrics:
-            ax.plot([i, i], [metrics["template_acc1_min"], metrics["template_acc1_max"]], color="black", lw=1.2)
-            ax.plot([i - 0.15, i + 0.15], [metrics["template_acc1_min"]] * 2, color="black", lw=1.2)
-            ax.plot([i - 0.15, i + 0.15], [metrics["template_acc1_max"]] * 2, color="black", lw=1.2)
-            chance = 1.0 / metrics["num_classes"]
-            ax.plot([i - 0.4, i + 0.4], [chance, chance], color="grey", ls=":", lw=1)
+            low, high = metrics["template_acc1_min"], metrics["template_acc1_max"]
+            ax.errorbar(i, metrics["template_acc1_mean"], yerr=[[metrics["template_acc1_mean"] - low],
+                                                                 [high - metrics["template_acc1_mean"]]],
+                        fmt="o", color="black", markersize=4, capsize=4, lw=1.2, zorder=3,
+                        label="single templates: mean, min-max")
+        chance = 1.0 / metrics["num_classes"]
+        ax.plot([i - 0.35, i + 0.35], [chance, chance], color="black", ls="--", lw=1, zorder=3, label="chance")
     handles, texts = ax.get_legend_handles_labels()
     unique = dict(zip(texts, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper right")
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("acc1 (ensemble)")
-    ax.set_title("biomed zero-shot tasks: template ensemble (bars), single templates (min-max), chance (dotted)",
-                 fontsize=9)
-    import io
-
+    ax.set_ylabel("acc1")
+    ax.set_title("biomed zero-shot tasks: acc1 of the template ensemble (bars) and of single templates", fontsize=9)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
