@@ -88,7 +88,7 @@ def _loader(spec: TaskSpec, view: VolumeView | None, plane: Plane | None) -> Med
 def _open_folder(path: Path, spec: TaskSpec, transform: Callable[[Any], Any], loader: MedicalImageLoader) -> Dataset:
     from domainclip.domains.biomed.datasets.folder import ClassFolder
 
-    return ClassFolder(path, spec.labels, transform, loader)
+    return ClassFolder(path, spec.labels, transform, loader, exclude=spec.adapter_args.get("exclude", ()))
 
 
 def _open_csv(path: Path, spec: TaskSpec, transform: Callable[[Any], Any], loader: MedicalImageLoader) -> Dataset:

@@ -81,7 +81,8 @@ class TaskSpec:
         folder: the task's sub-folder of the suite's data root.
         layout: how the data is read (:data:`LAYOUTS`).
         adapter_args: the adapter's options: for ``csv`` ``csv`` (file name in ``folder``),
-            ``path_column``, ``label_column``, ``image_dir``, ``suffix``; for ``pcam`` ``split``;
+            ``path_column``, ``label_column``, ``image_dir``, ``suffix``; for ``folder`` ``exclude``
+            (file endings left out); for ``pcam`` ``split``;
             for radiology files ``view``, ``plane``, ``window`` (see
             :class:`~domainclip.domains.biomed.datasets.medical_image.MedicalImageLoader`).
         metric: the metric the benchmark is usually reported with (``acc1`` or ``balanced_accuracy``).
@@ -220,6 +221,10 @@ OCT_TEMPLATES = ("{}.", "a retinal OCT scan showing {}.", "an optical coherence 
                  "an OCT image of a retina with {}.", "this OCT scan shows {}.")
 FUNDUS_TEMPLATES = ("{}.", "a fundus photograph showing {}.", "a retinal fundus image of {}.",
                     "a colour fundus photo of an eye with {}.", "this fundus image shows {}.")
+ULTRASOUND_TEMPLATES = ("{}.", "a breast ultrasound image showing {}.", "an ultrasound scan of {}.",
+                        "a sonogram of the breast with {}.", "this ultrasound image shows {}.")
+ENDOSCOPY_TEMPLATES = ("{}.", "an endoscopic image of {}.", "a colonoscopy image showing {}.",
+                       "a gastrointestinal endoscopy frame of {}.", "this endoscopy image shows {}.")
 DERM_TEMPLATES = ("{}.", "a dermoscopic image of {}.", "a dermoscopy photo showing {}.", "a skin lesion: {}.",
                   "a close-up photo of {} on the skin.")
 SKIN_PHOTO_TEMPLATES = ("{}.", "a clinical photo of {}.", "a smartphone photo of a skin lesion showing {}.",
@@ -321,6 +326,18 @@ _task("ct_kidney", "radiology", "CT kidney: normal, cyst, tumour, stone",
          ("Stone", ("a kidney stone", "nephrolithiasis")), ("Tumor", ("a kidney tumour", "a renal mass"))),
       CT_TEMPLATES, folder="ct_kidney/CT-KIDNEY-DATASET-Normal-Cyst-Tumor-Stone",
       source="Islam et al., Sci Rep 2022 (class folders as distributed)")
+_task("sars_cov_2_ct", "radiology", "SARS-CoV-2 CT scans",
+      _c(("COVID", ("COVID-19 pneumonia", "SARS-CoV-2 infection")),
+         ("non-COVID", ("no COVID-19", "lungs without SARS-CoV-2 infection"))),
+      CT_TEMPLATES, folder="sars_cov_2_ct", metric="balanced_accuracy",
+      source="Soares et al., medRxiv 2020 (SARS-CoV-2 CT-scan dataset, COVID/ and non-COVID/ as distributed)")
+_task("busi", "radiology", "BUSI breast ultrasound",
+      _c(("benign", ("a benign breast lesion", "a benign breast tumour")),
+         ("malignant", ("a malignant breast lesion", "breast cancer")), ("normal", ("normal breast tissue",))),
+      ULTRASOUND_TEMPLATES, folder="Dataset_BUSI_with_GT", metric="balanced_accuracy",
+      adapter_args={"exclude": ("_mask.png", "_mask_1.png", "_mask_2.png")},
+      source="Al-Dhabyani et al., Data in Brief 2020 (benign/, malignant/, normal/ as distributed; the "
+             "segmentation masks *_mask.png beside the images are left out)")
 _task("mosmed_covid_ct", "radiology", "MosMedData COVID-19 chest CT (NIfTI volumes)",
       _c(("CT-0", ("normal lungs", "no signs of viral pneumonia")),
          ("CT-1", ("mild COVID-19 pneumonia", "ground-glass opacities in under a quarter of the lungs")),
@@ -390,6 +407,14 @@ _task("autolaparo_phase", "surgery", "AutoLaparo phase recognition",
       folder="autolaparo", layout="suite", delegate="surgery/autolaparo_phase",
       expected="autolaparo/ holding videos/ and labels/ (the surgery/autolaparo_phase layout)",
       source="Wang et al., MICCAI 2022; scored by surgery/autolaparo_phase")
+
+_task("kvasir", "surgery", "Kvasir gastrointestinal endoscopy",
+      _c(("dyed-lifted-polyps", ("a dyed lifted polyp",)), ("dyed-resection-margins", ("dyed resection margins",)),
+         ("esophagitis", ("esophagitis",)), ("normal-cecum", ("a normal cecum",)),
+         ("normal-pylorus", ("a normal pylorus",)), ("normal-z-line", ("a normal Z-line",)),
+         ("polyps", ("a polyp", "a colonic polyp")), ("ulcerative-colitis", ("ulcerative colitis",))),
+      ENDOSCOPY_TEMPLATES, folder="kvasir-dataset-v2",
+      source="Pogorelov et al., MMSys 2017 (Kvasir v2, class folders as distributed)")
 
 # ---------------------------------------------------------------------------------------------- cell biology
 _task("blood_cells", "cell_biology", "PBC peripheral blood cells (Acevedo et al.)",

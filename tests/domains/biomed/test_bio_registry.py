@@ -53,7 +53,7 @@ def test_tasks_of_other_domains_and_the_taxonomy_are_referred_to_not_copied():
     figures = registry.get_task("figure_types")
     assert figures.labels == taxonomy.figure_type_names() and figures.templates == taxonomy.TEMPLATES
     assert figures.prompts()["chart"] == taxonomy.prompts("chart")
-    assert registry.list_tasks("surgery") == ["cholec80_phase", "autolaparo_phase"]
+    assert registry.list_tasks("surgery") == ["cholec80_phase", "autolaparo_phase", "kvasir"]
 
 
 def test_a_task_name_typo_fails_when_options_are_checked_with_close_matches():
@@ -102,6 +102,8 @@ def test_class_folder_labels_in_the_tasks_order_and_walks_nested_folders(tmp_pat
     (tmp_path / "empty" / "a").mkdir(parents=True)
     with pytest.raises(DatasetNotFoundError, match="hold no image"):
         ClassFolder(tmp_path / "empty", ["a", "b"])
+    masks = ClassFolder(root, ["benign", "malignant"], exclude=("001.png",))  # BUSI's *_mask.png files
+    assert [Path(p).name for p, _ in masks.samples] == ["000.png", "000.png"]
     (root / "benign" / "000.png").write_bytes(b"truncated")
     with pytest.raises(CorruptSampleError, match="bad_image"):
         ClassFolder(root, ["benign", "malignant"])[0]

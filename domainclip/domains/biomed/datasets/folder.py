@@ -38,6 +38,7 @@ class ClassFolder(ImageFolder):
             of them. ``None``: every folder, sorted by name.
         transform: applied to each RGB PIL image (e.g. a CLIP ``preprocess``).
         loader: path -> RGB image (default: :class:`MedicalImageLoader` with its defaults).
+        exclude: file name endings left out (BUSI's segmentation masks, ``"_mask.png"``).
 
     Items are ``{"image", "label", "meta": {"path", "class"}}``; an undecodable file raises
     :class:`~domainclip.core.data.corrupt.CorruptSampleError` (``bad_image``) from ``__getitem__``.
@@ -53,17 +54,22 @@ class ClassFolder(ImageFolder):
         classes: Sequence[str] | None = None,
         transform: Callable[[Any], Any] | None = None,
         loader: Callable[[str], Any] | None = None,
+        exclude: Sequence[str] = (),
     ):
+        self.exclude = tuple(exclude)
         self.expected = tuple(classes) if classes is not None else None
         root = Path(root)
         if not root.is_dir():
             raise DatasetNotFoundError(f"dataset not found: {root} is not a folder; expected one folder per class "
                                        f"({self._expected_text()})")
         super().__init__(str(root), transform=transform, loader=loader or MedicalImageLoader(),
-                         is_valid_file=is_image_file, allow_empty=True)
+                         is_valid_file=self._is_sample, allow_empty=True)
         if not self.samples:
             raise DatasetNotFoundError(f"dataset not found: the class folders of {root} hold no image "
                                        f"({'/'.join(IMAGE_SUFFIXES)} files)")
+
+    def _is_sample(self, path: str) -> bool:
+        return is_image_file(path) and not path.endswith(self.exclude)
 
     def _expected_text(self) -> str:
         if self.expected is None:
