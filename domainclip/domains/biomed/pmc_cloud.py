@@ -366,7 +366,7 @@ def _entry(text: str, origin: str) -> _Entry | None:
         return _Entry(shown, origin, refused=f"{origin}: {shown!r} is a URL; a listing names articles of the bucket")
     if line.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", line):
         return _Entry(shown, origin, refused=f"{origin}: {shown!r} leads outside the bucket folder")
-    for pattern in (r"(PMC\d+\.\d+)/?", r"metadata/(PMC\d+\.\d+)\.json", r"(PMC\d+\.\d+)/\1\.json"):
+    for pattern in (r"(PMC\d+\.\d+)/?", r"metadata/(PMC\d+\.\d+)\.json", r"(PMC\d+\.\d+)/\1\.(?:json|xml|txt|pdf)"):
         if match := re.fullmatch(pattern, line):
             return _Entry(match.group(1), origin)
     if match := _BARE_ID.fullmatch(line):
@@ -374,8 +374,12 @@ def _entry(text: str, origin: str) -> _Entry | None:
     return _Entry(shown, origin, refused=f"{origin}: {shown!r} is not a PMC article (PMCID.version)")
 
 
-def _text_lines(path: Path) -> Iterator[str]:
-    """The lines of a listing file, read lazily; gzip-compressed files are read through gzip."""
+def _text_lines(path: Path, name: str) -> Iterator[str]:
+    """The lines of a listing file, read lazily; gzip-compressed files are read through gzip.
+
+    A byte sequence that is not UTF-8 is replaced, so its line is refused as not an article rather
+    than stopping the run; a damaged gzip stream stops it with an :class:`InputError`.
+    """
     with ExitStack() as stack:
         raw = stack.enter_context(open(path, "rb"))
         if raw.read(2) == b"\x1f\x8b":
@@ -383,16 +387,16 @@ def _text_lines(path: Path) -> Iterator[str]:
             raw = stack.enter_context(gzip.open(raw))
         else:
             raw.seek(0)
-        text = stack.enter_context(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+        text = stack.enter_context(io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline=""))
         try:
             yield from text
-        except (UnicodeDecodeError, OSError, EOFError) as error:
-            raise InputError(f"listing {path}: not a text, CSV or gzip file in a known format ({error})") from None
+        except (OSError, EOFError) as error:
+            raise InputError(f"listing {name}: a damaged gzip file ({error})") from None
 
 
 def _inventory_rows(path: Path, name: str) -> Iterator[_Entry]:
     """Articles of an S3 inventory CSV: rows of bucket, metadata key, modified date and ETag."""
-    rows = csv.reader(_text_lines(path))
+    rows = csv.reader(_text_lines(path, name))
     for number, row in enumerate(rows, 1):
         if not row or not any(cell.strip() for cell in row):
             continue
@@ -432,7 +436,8 @@ def _listing_kind(path: Path, name: str) -> str:
                 head = file.read(4096)
         except (OSError, EOFError) as error:
             raise InputError(f"listing {name}: a damaged gzip file ({error})") from None
-    if b"\x00" in head:
+    binary = head.decode("utf-8", errors="replace").count("\ufffd") > len(head) // 20  # mostly not text
+    if binary or b"\x00" in head:
         raise InputError(f"listing {name}: a binary file, not a listing in a known format")
     stripped = head.lstrip()
     lower = name.lower().split("?")[0]
@@ -500,7 +505,7 @@ def _remote_listing_entries(source: _LocalBucket | _HttpBucket, listing: str, ht
 
 def _file_entries(source: _LocalBucket | _HttpBucket, path: Path, name: str, kind: str) -> Iterator[_Entry]:
     if kind == "text":
-        for number, line in enumerate(_text_lines(path), 1):
+        for number, line in enumerate(_text_lines(path, name), 1):
             if (entry := _entry(line, f"{name}:{number}")) is not None:
                 yield entry
     elif kind == "inventory":

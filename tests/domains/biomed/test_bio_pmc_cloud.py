@@ -361,3 +361,39 @@ def test_prepare_figures_from_the_served_bucket_resumes_after_the_server_dies(se
     assert second["resumed"] and second["figures_written_this_run"] == len(expected) - len(written_first)
     again_fetched = {p.split("/")[1] for p in server.paths() if p.startswith("/PMC")}
     assert again_fetched and not again_fetched & done  # finished articles are not fetched again
+
+
+def test_listing_lines_that_are_not_utf8_or_carry_a_bom(served, tmp_path):
+    root, truth, server = served
+    keys = list(truth)
+    listing = tmp_path / "articles.txt"
+    listing.write_bytes(b"\xef\xbb\xbf" + f"{keys[0]}\r\n{keys[1]}/{keys[1]}.xml\r\n".encode() + b"PMC\xff1.1\r\n")
+    items = list(iter_pmc_cloud(server.url, listing=str(listing), **FAST))
+    assert [as_tuple(i) for i in items[:2]] == [truth_tuple(truth, k) for k in keys[:2]]
+    assert as_tuple(items[2])[::2] == ("skipped", "bad_listing")
+
+
+@pytest.mark.parametrize("case", ["ftp-location", "missing-listing", "url-without-listing"])
+def test_cli_user_errors(served, case, tmp_path, capsys):
+    from domainclip.cli import main
+
+    root, _, server = served
+    base = ["prepare", "biomed", "figures", "--out", str(tmp_path / "o"), "--no-progress"]
+    argv, expected = {
+        "ftp-location": (base + ["--pmc", "ftp://ftp.ncbi.nlm.nih.gov/pub/pmc"], "only http(s):// and s3:// URLs"),
+        "missing-listing": (
+            base + ["--pmc", server.url, "--listing", str(tmp_path / "absent.txt")],
+            f"listing {tmp_path / 'absent.txt'} does not exist",
+        ),
+        "url-without-listing": (base + ["--pmc", server.url], "a URL needs a listing"),
+    }[case]
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if line.startswith("domainclip") and ": error: " in line]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert expected in lines[0]
+    assert server.requests == []
