@@ -19,7 +19,7 @@
     Figure <-> caption retrieval on held-out figure shards (``domainclip prepare biomed figures``:
     ``jpg``/``png`` image, ``txt`` caption): R@1/5/10 both ways with the core's retrieval block and
     CLIP_benchmark's names, beside the chance level of each (``k / N`` for ``N`` figures with one
-    caption each).
+    caption each); a few caption queries and the figures they retrieve are drawn.
 
 Undecodable images are skipped and counted (``num_skipped_images``), with a warning naming the first.
 """
@@ -42,10 +42,17 @@ from domainclip.core.checks import SUITE_ENGINE_ARGS
 from domainclip.core.data import keys
 from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, BAD_TEXT, CorruptSampleError, CorruptTally
 from domainclip.core.data.decode import SampleDecoder
+from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.errors import DatasetNotFoundError, DomainClipError, InputError
 from domainclip.core.eval.features import Tokenizer, collate_samples, embed_loader
 from domainclip.core.eval.heldout import HeldOutShards, warn_skipped
-from domainclip.core.eval.report import atomic_write_bytes, atomic_write_text, scalar_metrics, to_jsonable
+from domainclip.core.eval.report import (
+    atomic_write_bytes,
+    atomic_write_text,
+    plot_retrieval_examples,
+    scalar_metrics,
+    to_jsonable,
+)
 from domainclip.core.eval.retrieval import caption_retrieval
 from domainclip.core.eval.suites import get_suite
 from domainclip.core.eval.zero_shot import build_prompt_classifier, classification_metrics, classification_report
@@ -72,6 +79,8 @@ SUMMARY_METRICS: tuple[str, ...] = (
 )
 #: Why a retrieval sample may be left out (counted) rather than fail the suite.
 SKIPPED_REASONS = (BAD_IMAGE, BAD_JSON, BAD_TEXT)
+#: Caption queries shown in the retrieval examples figure, and figures per query.
+NUM_EXAMPLES, EXAMPLE_K = 4, 5
 _TASKS = "biomed/tasks"
 _RETRIEVAL = "biomed/retrieval"
 _SKIPPED = "__skipped__"
@@ -431,14 +440,26 @@ def task_suite(
 
 # ---------------------------------------------------------------------------------------------- retrieval
 class _FigureDecoder:
-    """Held-out figure sample -> ``{"image", "text"}`` (one caption, the ``txt``)."""
+    """Held-out figure sample -> ``{"image", "text", "__url__", "__key__"}`` (one caption, the ``txt``)."""
 
     def __init__(self, preprocess: Callable[[Any], Tensor]):
         self.decode = SampleDecoder(preprocess, required=(keys.IMAGE, keys.TEXT), text_choice="first")
 
     def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         sample = self.decode(raw)
-        return {keys.IMAGE: sample[keys.IMAGE], keys.TEXT: sample[keys.TEXT]}
+        return {keys.IMAGE: sample[keys.IMAGE], keys.TEXT: sample[keys.TEXT], keys.URL: sample.get(keys.URL, ""),
+                keys.KEY: sample.get(keys.KEY, "")}
+
+
+def _shard_images(data: str | Path, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The images of the samples ``(url, key)`` in ``wanted``, decoded (untransformed) in a second pass."""
+    decode, found = SampleDecoder(required=(keys.IMAGE,)), {}
+    for url in expand_urls(str(data)):
+        for raw in iter_shard(url, CorruptTally()):
+            if (url, raw.get(keys.KEY)) in wanted:
+                image_only = {k: v for k, v in raw.items() if k not in ("txt", "json")}
+                found[(url, raw[keys.KEY])] = decode(image_only)[keys.IMAGE]
+    return found
 
 
 def retrieval_suite(
@@ -461,7 +482,7 @@ def retrieval_suite(
         preprocess: its evaluation transform.
         data: held-out figure shards (``domainclip prepare biomed figures`` on held-out articles:
             ``jpg`` or ``png`` image, ``txt`` caption, ``json``); a folder, glob or brace pattern.
-        out_dir: unused (the suite draws no plot); kept for the suite protocol.
+        out_dir: where ``figures_retrieval_examples.png`` (caption -> figure examples) is drawn.
         device: where the model runs.
         batch_size: figures (and captions) per forward.
         ks: recall cut-offs.
@@ -485,7 +506,7 @@ def retrieval_suite(
     loader = DataLoader(shards, batch_size=batch_size, num_workers=options["num_workers"],
                         collate_fn=collate_samples)
     try:
-        embedded = embed_loader(model, loader, device, keep=(keys.TEXT,))
+        embedded = embed_loader(model, loader, device, keep=(keys.TEXT, keys.URL, keys.KEY))
     except DomainClipError:
         raise
     except ValueError:  # no batch
@@ -493,7 +514,14 @@ def retrieval_suite(
                          f"{shards.tally.report()}") from None
     skipped = warn_skipped(_RETRIEVAL, shards.tally)
     report = caption_retrieval(model, tokenizer, embedded["features"], embedded[keys.TEXT], device,
-                               text_batch_size=batch_size, ks=ks)
+                               text_batch_size=batch_size, ks=ks, num_examples=NUM_EXAMPLES, example_k=EXAMPLE_K)
+    examples = report["examples"]
+    where = list(zip(embedded[keys.URL], embedded[keys.KEY]))
+    shown = _shard_images(data, {where[i] for row in examples["retrieved"] for i in row}
+                          | {where[i] for i in examples["target_images"]})
+    plot_retrieval_examples(lambda i: shown[where[i]], examples["query_texts"], examples["retrieved"],
+                            examples["target_images"], Path(out_dir) / "figures_retrieval_examples.png",
+                            title="caption -> figure retrieval (green: the caption's figure)")
     metrics = scalar_metrics(report)
     n_images, n_texts = metrics["num_images"], metrics["num_texts"]
     for k in ks:  # a random ranking finds the one figure of a caption (the one caption of a figure) with chance k/N

@@ -284,6 +284,7 @@ def test_retrieval_recalls_equal_the_core_block_with_chance_levels(tmp_path):
     for k in (1, 5, 10):
         assert got[f"chance_image_retrieval_recall@{k}"] == got[f"chance_text_retrieval_recall@{k}"] == k / n
     assert got["num_images"] == got["num_texts"] == n and got["num_skipped_images"] == 1
+    assert (tmp_path / "out" / "figures_retrieval_examples.png").stat().st_size > 1000
     with pytest.raises(DatasetNotFoundError, match="biomed/retrieval: dataset not found at"):
         run_suite(model, model.tokenizer, raw_pixels, "biomed/retrieval", data=tmp_path / "none",
                   out_dir=tmp_path / "o")
