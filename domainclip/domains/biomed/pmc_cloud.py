@@ -59,7 +59,6 @@ import random
 import re
 import tempfile
 import threading
-import time
 from collections import deque
 from collections.abc import Container, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -237,6 +236,7 @@ class _HttpBucket:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
 
     def origin(self, key: str) -> str:
         return self.base + quote(key)
@@ -262,9 +262,11 @@ class _HttpBucket:
     def _request(self, url: str, sink: IO[bytes] | None, md5: str | None) -> bytes:
         """One GET with every transient failure retried; the body, or written to ``sink``."""
         last: _FetchError | None = None
+        tried = 0
         for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self._delay(attempt))
+            if attempt and self._stopped.wait(self._delay(attempt)):
+                break
+            tried += 1
             try:
                 return self._attempt(url, sink, md5)
             except _FetchError as error:
@@ -272,7 +274,7 @@ class _HttpBucket:
                     raise
                 last = error
         assert last is not None
-        raise _FetchError(last.reason, f"{last.detail} (after {self.retries + 1} attempts)")
+        raise _FetchError(last.reason, f"{last.detail} (after {tried} attempts)")
 
     def _attempt(self, url: str, sink: IO[bytes] | None, md5: str | None) -> bytes:
         try:
@@ -298,6 +300,8 @@ class _HttpBucket:
                     sink.seek(0)
                     sink.truncate()
                 for chunk in response.iter_content(_CHUNK):
+                    if self._stopped.is_set():
+                        raise _FetchError("network", f"{url}: stopped before the end of the body")
                     size += len(chunk)
                     if limit and size > limit:
                         raise too_large
@@ -336,6 +340,10 @@ class _HttpBucket:
             raise _FetchError("missing_file", f"{self.base}: no S3 listing of {pmcid}'s versions ({error})") from None
         prefixes = (el.text or "" for el in root.iter("{*}Prefix") if el.getparent().tag.endswith("CommonPrefixes"))
         return [p.rstrip("/") for p in prefixes if _ARTICLE.fullmatch(p.rstrip("/"))]
+
+    def stop(self) -> None:
+        """Make requests in other threads give up at their next chunk or retry (the consumer has gone)."""
+        self._stopped.set()
 
     def close(self) -> None:
         with self._lock:
@@ -697,6 +705,7 @@ def _fetch_in_order(
     finally:
         for future in window:
             future.cancel()
+        http.stop()
         pool.shutdown(wait=True, cancel_futures=True)
         close = getattr(entries, "close", None)
         if close is not None:
