@@ -190,6 +190,32 @@ def test_the_volume_view_option_changes_which_pixels_are_scored(tmp_path, oracle
     assert scores == {"middle": 1.0, "max": 0.5, "mean": 0.0}
 
 
+def test_rsna_dicom_files_listed_in_their_published_table(tmp_path):
+    """The registry's rsna_pneumonia task: stage_2_train_labels.csv (a patient once per box) and DICOM files."""
+    root = tmp_path / "rsna"
+    rows, ids = [], []
+    for target in (0, 1):
+        for i in range(3):
+            pixels = np.full((8, 8), 100 if target == 0 else 3000, np.uint16)
+            pixels[0, 0] = 3000 if target == 0 else 100  # min-max scaling: mostly black, or mostly white
+            patient = f"{target}{i}-patient"
+            fixture.write_dicom(root / "stage_2_train_images" / f"{patient}.dcm", pixels, slope=1.0, intercept=-1024)
+            rows += [(patient, str(target), None)] * (2 if target else 1)  # one row per box
+            ids.append(patient)
+    csv_path = fixture.write_label_csv(root, rows, csv_name="stage_2_train_labels.csv", path_column="patientId",
+                                       label_column="Target", extra_columns={"x": "", "y": ""})
+    spec = registry.get_task("rsna_pneumonia")
+    palette = [(4, 4, 4), (251, 251, 251)]  # what min-max scaling makes of each class's images
+    vectors = {p: one_hot(k, 2) for k, ps in enumerate(spec.prompts().values()) for p in ps}
+    model = Oracle(palette, vectors)
+    results = run_suite(model, model.tokenizer, raw_pixels, "biomed/tasks", data=None, out_dir=tmp_path / "out",
+                        batch_size=4, options={"tasks": ["rsna_pneumonia"], "paths": {"rsna_pneumonia": str(csv_path)}})
+    metrics = results["rsna_pneumonia/zeroshot_classification"]
+    assert metrics["num_samples"] == 6 and metrics["acc1"] == 1.0 and metrics["template_acc1_min"] == 1.0
+    assert model.images_seen == 6  # each patient once, however many boxes
+    assert results["family/radiology"]["num_tasks"] == 1
+
+
 def test_pathology_tasks_reuse_the_pathology_adapter_and_suite(tmp_path):
     from domainclip.domains.pathology import labels as plabels
 
