@@ -88,14 +88,15 @@ _BARE_ID = re.compile(r"(?:PMC)?(\d+)")
 _NAME = re.compile(r"[^/\\\x00-\x1f]+")
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CHUNK = 1 << 16
+_MAX_RETRY_AFTER = 120.0  # seconds: the longest wait a server's Retry-After (S3's 503 SlowDown) gets
 
 
 class _FetchError(Exception):
     """An object could not be had: ``reason`` is the skip code, ``detail`` the one-line report."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, retry_after: float = 0.0) -> None:
         super().__init__(detail)
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.retry_after = reason, detail, retry_after
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,10 @@ class _HttpBucket:
         return session
 
     def _delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter: half the step fixed, half drawn at random."""
+        """Exponential backoff with jitter: half the step fixed, half drawn at random.
+
+        A server's ``Retry-After`` (429, 503) lengthens the wait, up to two minutes.
+        """
         step = self.backoff * 2 ** (attempt - 1)
         return step / 2 + random.uniform(0, step / 2)
 
@@ -264,7 +268,8 @@ class _HttpBucket:
         last: _FetchError | None = None
         tried = 0
         for attempt in range(self.retries + 1):
-            if attempt and self._stopped.wait(self._delay(attempt)):
+            wait = max(self._delay(attempt), min(last.retry_after, _MAX_RETRY_AFTER)) if last else 0.0
+            if attempt and self._stopped.wait(wait):
                 break
             tried += 1
             try:
@@ -285,7 +290,8 @@ class _HttpBucket:
                 if status in (401, 403):
                     raise _FetchError("forbidden", f"{url}: HTTP {status}, access denied")
                 if status in _TRANSIENT_STATUS or status >= 500:
-                    raise _FetchError("network", f"{url}: HTTP {status}")
+                    after = response.headers.get("Retry-After", "")
+                    raise _FetchError("network", f"{url}: HTTP {status}", float(after) if after.isdigit() else 0.0)
                 if status != 200:
                     raise _FetchError("http_error", f"{url}: HTTP {status}")
                 expected = response.headers.get("Content-Length")

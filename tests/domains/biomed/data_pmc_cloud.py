@@ -220,6 +220,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if fault == "slow":
                 time.sleep(server.slow_seconds)
+            if fault == "slowdown":  # S3's 503 SlowDown with a Retry-After
+                self._send(503, b"<Error><Code>SlowDown</Code></Error>", retry_after=2)
+                return
             if fault in ("500", "502", "503", "404", "403"):
                 self._send(int(fault), b"<Error>injected</Error>")
                 return
@@ -245,8 +248,12 @@ class _Handler(BaseHTTPRequestHandler):
             with server.lock:
                 server.active -= 1
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/octet-stream") -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str = "application/octet-stream", retry_after: int | None = None
+    ) -> None:
         self.send_response(status)
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -263,9 +270,10 @@ class BucketServer(ThreadingHTTPServer):
     """Serves a bucket folder like S3's HTTPS endpoint; records requests and concurrency; injects faults.
 
     ``fail(path, *kinds)`` queues faults for the next requests of ``path`` (``"500"``, ``"503"``,
-    ``"404"``, ``"403"``, ``"reset"``, ``"truncate"``, ``"slow"``); ``fail_always(path, kind)`` makes
-    every request of it fail; ``dead = True`` resets every connection (a server gone mid-run), and
-    ``die_after = n`` sets it after the n-th request.
+    ``"404"``, ``"403"``, ``"reset"``, ``"truncate"``, ``"slow"``, ``"slowdown"``: a 503 with
+    Retry-After 2); ``fail_always(path, kind)`` makes every request of it fail; ``dead = True``
+    resets every connection (a server gone mid-run), and ``die_after = n`` sets it after the n-th
+    request.
     """
 
     daemon_threads = True

@@ -413,3 +413,26 @@ def test_stopping_early_abandons_pending_retries(served):
     it.close()  # the retries (30 s away) are abandoned: the threads end now
     assert not [t for t in threading.enumerate() if t.name.startswith("pmc-cloud")]
     assert [server.paths().count(f"/{k}/{k}.json") for k in keys[1:4]] == [1, 1, 1]
+
+
+def test_retry_after_lengthens_the_backoff(served, monkeypatch):
+    import threading
+
+    from domainclip.domains.biomed import pmc_cloud
+
+    waits = []
+
+    class RecordingEvent(threading.Event):
+        def wait(self, timeout=None):
+            if timeout is None:  # a thread waiting for another (the pool's own events)
+                return super().wait()
+            waits.append(timeout)
+            return False  # a backoff: recorded, not slept
+
+    monkeypatch.setattr(pmc_cloud.threading, "Event", RecordingEvent)
+    root, truth, server = served
+    keys = list(truth)
+    server.fail(f"{keys[2]}/{keys[2]}.xml", "slowdown", "503")
+    items = list(iter_pmc_cloud(server.url, listing=manifest(root), workers=1, retries=3, **FAST))
+    assert [as_tuple(i) for i in items] == [truth_tuple(truth, k) for k in keys]
+    assert len(waits) == 2 and waits[0] == 2.0 and 0 < waits[1] <= 0.002  # Retry-After, then the backoff again
