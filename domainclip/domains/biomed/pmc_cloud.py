@@ -42,10 +42,15 @@ What :func:`iter_pmc_cloud` does with it, and where the documentation leaves a c
   its bytes are checked against the record's MD5 where one is given. A record pointing elsewhere
   (``..``, another folder, a ``file:`` URL) makes the article a ``bad_listing`` skip.
 - Listings: a text file of articles, one a line (``PMCx.v``, ``PMCx.v/``, ``metadata/PMCx.v.json``
-  as in the inventory, or a bare ``PMCx``/number as eSearch gives, resolved to the article's latest
-  version by listing ``PMCx.`` prefixes, as the documentation's eSearch-S3 pipeline does); an S3
+  as in the inventory, ``PMCx.v/PMCx.v.xml`` and the like, or a bare ``PMCx``/number as eSearch
+  gives, resolved to the article's latest version by S3's ListObjectsV2 on the ``PMCx.`` prefix
+  (a folder glob for a mounted bucket), as the documentation's eSearch-S3 pipeline does); an S3
   inventory CSV (plain or ``.csv.gz``); or an inventory ``manifest.json``, whose data files are
-  read from the bucket. Without a listing, a mounted bucket is listed by its article folders.
+  read from the bucket (checked against the manifest's MD5) before the first article. Without a
+  listing, a mounted bucket is listed by its article folders. The inventory lags the bucket by up
+  to a day, so an article removed since is a ``missing_file`` skip.
+- Every record is yielded whatever its ``is_pmc_openaccess``, ``is_retracted`` or ``license_code``:
+  the licence filter belongs to the command that reads the records (``prepare biomed figures``).
 """
 
 from __future__ import annotations
