@@ -77,7 +77,13 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from domainclip.core.errors import InputError, InputNotFoundError
-from domainclip.domains.biomed.sources import MAX_MEMBER_BYTES, ArticleRecord, SkippedArticle, referenced_names
+from domainclip.domains.biomed.sources import (
+    MAX_MEMBER_BYTES,
+    MEDIA_PREFERENCE,
+    ArticleRecord,
+    SkippedArticle,
+    referenced_names,
+)
 
 __all__ = ["IMAGE_SUFFIXES", "PMC_BUCKET", "PMC_BUCKET_URL", "iter_pmc_cloud", "resolve_location"]
 
@@ -85,8 +91,8 @@ __all__ = ["IMAGE_SUFFIXES", "PMC_BUCKET", "PMC_BUCKET_URL", "iter_pmc_cloud", "
 PMC_BUCKET = "pmc-oa-opendata"
 PMC_BUCKET_URL = f"https://{PMC_BUCKET}.s3.amazonaws.com/"
 
-#: media files fetched for an article (the figures); other supplementary files are left in the bucket
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".bmp", ".webp"})
+#: media files fetched for an article (the figure formats the figures step reads); other files stay in the bucket
+IMAGE_SUFFIXES = frozenset(MEDIA_PREFERENCE)
 
 _ARTICLE = re.compile(r"PMC\d+\.\d+")
 _BARE_ID = re.compile(r"(?:PMC)?(\d+)")
