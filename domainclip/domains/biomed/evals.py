@@ -4,8 +4,8 @@
     Zero-shot classification on the tasks of :mod:`~domainclip.domains.biomed.registry` (pathology,
     radiology, ophthalmology, dermatology, surgery, cell and general biology, figure types), one
     results table for all of them. ``--data`` is a root holding each task's sub-folder (the
-    registry's ``folder``: ``ham10000/``, ``chest_xray/test/``, ``figure_types/``, ...; ``domainclip``
-    lists them in :func:`expected_layout`), and ``paths`` maps a task to another folder or CSV.
+    registry's ``folder``: ``ham10000/``, ``chest_xray/test/``, ``figure_types/``, ...; one line per
+    task in :func:`expected_layout`), and ``paths`` maps a task to another folder or CSV.
     Each task's images are embedded once; every prompt template is then scored alone (its
     classifier averages the class's synonyms through that template) and all templates together
     (the ensemble), so a task reports the ensemble's CLIP_benchmark metrics (``acc1``, ``acc5``,
