@@ -47,7 +47,8 @@ def test_every_task_is_complete_and_its_family_known():
 def test_the_expected_layout_names_each_tasks_sub_folder():
     lines = evals.expected_layout().splitlines()
     assert len(lines) == len(registry.list_tasks())
-    assert "ham10000: ham10000/ holding HAM10000_metadata.csv (image_id, dx) and images/<image_id>.jpg" in lines
+    assert ("ham10000: ham10000/ holding HAM10000_metadata.csv (image_id, dx) and images/<image_id>.jpg "
+            "(both parts)") in lines
     assert evals.expected_layout(["figure_types"]).startswith("figure_types: figure_types/ holding one folder per")
     assert evals.expected_layout(["oct_kermany"]) == ("oct_kermany: OCT2017/test/ holding one folder per class "
                                                        "(CNV/, DME/, DRUSEN/, NORMAL/)")
