@@ -209,3 +209,18 @@ def test_nothing_usable_is_nothing_written(tmp_path):
         writer.write({"__key__": "PMC1_F2", "txt": "no image", "json": b"{}"})
     with pytest.raises(NothingWrittenError, match=r"biomed/concepts wrote no figures .*bad_image: 1.*no_image: 1"):
         annotate_concepts(tmp_path / "out", [tmp_path / "in"], model=MODEL, clusters=2, pca_dim=4, progress=False)
+
+
+def test_a_saved_model_folder_is_used(figures, tmp_path):
+    from domainclip.core.hub import save_model_folder
+    from domainclip.core.models import create_model
+
+    shards, prototypes, truth = figures
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        folder = save_model_folder(create_model(MODEL), tmp_path / "model")
+    report = annotate_concepts(tmp_path / "out", [shards], model=str(folder), prototypes=prototypes, clusters=4,
+                               pca_dim=8, progress=False)
+    assert report["model"] == str(folder)
+    labels = {k: json.loads(raw["json"])["concept"]["label"] for k, raw in _samples(tmp_path / "out").items()}
+    assert labels == truth
