@@ -79,6 +79,8 @@ SUMMARY_METRICS: tuple[str, ...] = (
 )
 #: Why a retrieval sample may be left out (counted) rather than fail the suite.
 SKIPPED_REASONS = (BAD_IMAGE, BAD_JSON, BAD_TEXT)
+#: Tasks whose expected layout the "no data for any task" message spells out (the rest are counted).
+MAX_LISTED = 3
 #: Caption queries shown in the retrieval examples figure, and figures per query.
 NUM_EXAMPLES, EXAMPLE_K = 4, 5
 _TASKS = "biomed/tasks"
@@ -410,8 +412,12 @@ def task_suite(
         else:
             skipped[name] = f"no data at {path}; expected {spec.expected}"
     if not located:
-        where = "; ".join(f"{name}: {why}" for name, why in skipped.items())
-        raise DatasetNotFoundError(f"{_TASKS}: no data for any task named ({where})")
+        shown = list(skipped.items())[:MAX_LISTED]
+        where = "; ".join(f"{name}: {why}" for name, why in shown)
+        more = len(skipped) - len(shown)
+        rest = f"; and {more} more task(s): see domainclip.domains.biomed.evals.expected_layout()" if more else ""
+        which = "named" if options["tasks"] else "of the registry"
+        raise DatasetNotFoundError(f"{_TASKS}: no data for any task {which} ({where}{rest})")
     for name, why in skipped.items():
         warnings.warn(f"{_TASKS}: skipped {name}: {why}", stacklevel=2)
 

@@ -248,6 +248,10 @@ def test_missing_data_and_bad_options_are_one_line_errors(tmp_path, oracle_tasks
                                                    r".*; pcam: no data at"):
         run_suite(model, model.tokenizer, raw_pixels, "biomed/tasks", data=tmp_path, out_dir=tmp_path / "o",
                   options={"tasks": ["ham10000", "pcam"]})
+    with pytest.raises(DatasetNotFoundError, match=r"no data for any task of the registry \(nct_crc: no data at .*; "
+                                                   r"pcam: .*; lc25000_lung: .*; and \d+ more task\(s\): see "
+                                                   r"domainclip.domains.biomed.evals.expected_layout\(\)\)$"):
+        run_suite(model, model.tokenizer, raw_pixels, "biomed/tasks", data=tmp_path, out_dir=tmp_path / "o")
     with pytest.raises(DatasetNotFoundError, match="biomed/tasks needs --data"):
         run_suite(model, model.tokenizer, raw_pixels, "biomed/tasks", data=None, out_dir=tmp_path / "o")
     with pytest.raises(InputError, match=r"paths: unknown biomed task 'ham1000'.*Did you mean: ham10000"):
