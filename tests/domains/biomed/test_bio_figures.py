@@ -319,3 +319,34 @@ def test_cli_user_errors(case, tmp_path, capsys, monkeypatch):
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
     for text in expected:
         assert text in lines[0], (text, lines[0])
+
+
+# =============================================================================== PMC Cloud source
+_cloud_path = Path(__file__).with_name("data_pmc_cloud.py")
+_cloud_spec = importlib.util.spec_from_file_location("bio_data_pmc_cloud", _cloud_path)
+cloud = importlib.util.module_from_spec(_cloud_spec)
+sys.modules["bio_data_pmc_cloud"] = cloud
+_cloud_spec.loader.exec_module(cloud)
+
+
+def test_pmc_cloud_over_http_and_mounted(tmp_path):
+    bucket = tmp_path / "bucket"
+    truth = cloud.write_bucket(bucket, n=4)
+    listing = tmp_path / "articles.txt"
+    listing.write_text("".join(f"{key}\n" for key in truth))
+    with cloud.serve_bucket(bucket) as server:
+        summary = prepare_figures(tmp_path / "http", pmc=server.url, listing=str(listing), licenses=["CC BY", "CC0"],
+                                  progress=False)
+    mounted = prepare_figures(tmp_path / "mounted", pmc=str(bucket), licenses=["CC BY", "CC0"], progress=False)
+    # PMC9000001.1 (CC BY, 1 figure), its version 2 (CC0, the same article: skipped), 9000002 (CC BY-NC, 3
+    # figures: dropped), 9000003 (no licence in XML or record, 1 figure: dropped), 9000004 (CC BY, 2 figures)
+    keys = [s["__key__"] for s in read_samples(tmp_path / "http")]
+    assert keys == ["PMC9000001_F1", "PMC9000004_F1", "PMC9000004_F2"]
+    assert [s["__key__"] for s in read_samples(tmp_path / "mounted")] == keys
+    assert summary["skipped_articles_by_reason"] == {"duplicate_article": 1}
+    assert summary["dropped_by_license"] == {"CC BY-NC": {"articles": 1, "figures": 3},
+                                             "none": {"articles": 1, "figures": 1}}
+    assert mounted["figures_written"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "http" / "articles.jsonl").read_text().splitlines()]
+    assert [(r["pmcid"], r["key"], r["license"], r["figures"]) for r in rows] == [
+        ("PMC9000001", "PMC9000001.1", "CC BY", 1), ("PMC9000004", "PMC9000004.1", "CC BY", 2)]
