@@ -1162,7 +1162,8 @@ def build_loader(
             written in topic order (one cluster after another) then give batches of several
             topics even when a shard holds more samples than the buffer; memory grows by ``k``
             open shard streams (for URLs, ``k`` downloads in flight), never by shard size.
-            ``1`` reads one shard after the other.
+            ``1`` (the default here, which keeps the streams and saved positions of earlier
+            versions) reads one shard after the other; recipes default to 8.
         collate: list of decoded samples -> batch dict (default
             :func:`~domainclip.core.data.decode.collate_samples`).
         max_corrupt_fraction: raise :class:`~domainclip.core.data.corrupt.TooManyCorruptSamplesError`
