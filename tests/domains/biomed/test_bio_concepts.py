@@ -224,3 +224,20 @@ def test_a_saved_model_folder_is_used(figures, tmp_path):
     assert report["model"] == str(folder)
     labels = {k: json.loads(raw["json"])["concept"]["label"] for k, raw in _samples(tmp_path / "out").items()}
     assert labels == truth
+
+
+def test_a_damaged_shard_is_counted_and_the_rest_written(figures, tmp_path):
+    import shutil
+
+    shards, prototypes, truth = figures
+    copy = Path(shutil.copytree(shards, tmp_path / "in"))
+    damaged = copy / "figures-000001.tar"
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    report = annotate_concepts(tmp_path / "out", [copy], model=MODEL, prototypes=prototypes, clusters=4, pca_dim=8,
+                               progress=False)
+    written = _samples(tmp_path / "out")
+    assert report["skipped"]["bad_shard"] == 1 and "figures-000001.tar" in report["skipped_examples"]["bad_shard"]
+    assert 38 <= len(written) < 48 and report["figures"] == len(written)
+    assert {k: json.loads(raw["json"])["concept"]["label"] for k, raw in written.items()} == {
+        k: truth[k] for k in written
+    }
