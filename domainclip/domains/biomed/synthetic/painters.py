@@ -326,7 +326,8 @@ def _electron(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.I
             draw.line([cx, y - ry * 0.7, cx + rng.uniform(-2, 2), y + ry * 0.7], fill=60, width=1)
     for _ in range(int(rng.integers(1, 3))):  # membranes
         y0 = rng.uniform(0, h)
-        points = [(x, y0 + 10 * math.sin(x / rng.uniform(15, 40))) for x in range(0, w + 8, 8)]
+        period = rng.uniform(25, 60)
+        points = [(x, y0 + 8 * math.sin(x / period)) for x in range(0, w + 4, 4)]
         draw.line(points, fill=40, width=2)
     pixels = np.asarray(image.filter(ImageFilter.GaussianBlur(0.7)), np.float32)
     pixels = pixels + rng.normal(0, 9, pixels.shape)
