@@ -303,6 +303,7 @@ def deduplicate_figures(
     hash_size: Annotated[int, Range(4, 8)] = 8,
     verify_hash: HashName = "dhash",
     verify_threshold: NonNegativeInt = 9,
+    max_aspect_change: Annotated[float, Range(0, 1)] = 0.1,
     keep: Literal["first"] = "first",
     max_count: PositiveInt = 1000,
     progress: bool = True,
@@ -317,6 +318,8 @@ def deduplicate_figures(
         hash_size: side of the hash grid (8: 64-bit hashes).
         verify_hash: the second hash a near duplicate must also be close in (another kind than hash).
         verify_threshold: the largest Hamming distance between the second hashes of near duplicates.
+        max_aspect_change: the largest change of aspect ratio (|log(w/h) - log(w'/h')|) between near duplicates
+            (a resized copy keeps it, a slight crop changes it a little).
         keep: which figure of a group is kept: the first one read.
         max_count: figures per output shard.
         progress: show a progress bar.
@@ -339,6 +342,7 @@ def deduplicate_figures(
     near = NearIndex(bits, near_threshold)
     verify = _Column(np.uint64)  # the second hash of each figure in the near index
     owner = _Column(np.int32)  # near index id -> kept figure number
+    aspect = _Column(np.float32)  # near index id -> log(width / height)
     exact = ExactIndex()
     key_offsets = _Column(np.int64)
     tally = CorruptTally()
@@ -397,12 +401,14 @@ def deduplicate_figures(
                 continue
             grey = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.BOX), np.float32)
             low_information = float(grey.std()) < LOW_INFORMATION_STD
+            log_aspect = math.log(image.width / image.height)
             value = image_hash(image, hash, hash_size)
             second = image_hash(image, verify_hash, hash_size)
             if not low_information and near_threshold > 0:
                 ids, dists = near.query(value)
                 if len(ids):
                     close = np.bitwise_count(verify.view()[ids] ^ np.uint64(second)) <= verify_threshold
+                    close &= np.abs(aspect.view()[ids] - log_aspect) <= max_aspect_change + 1e-6
                     ids, dists = ids[close], dists[close]
                 if len(ids):
                     best = int(np.lexsort((ids, dists))[0])
@@ -420,6 +426,7 @@ def deduplicate_figures(
                 near.add(value)
                 verify.append(second)
                 owner.append(ident)
+                aspect.append(log_aspect)
             writer.write({"__key__": key, **{k: v for k, v in raw.items() if not k.startswith("__")}})
             counts["kept"] += 1
         chosen = {kind: sorted(pool, key=lambda e: (-e[0], e[1])) for kind, pool in examples.items()}
@@ -439,7 +446,8 @@ def deduplicate_figures(
         "near_distances": {str(d): n for d, n in sorted(distances.items())},
         "shards": [p.name for p in writer.written], "articles": articles,
         "settings": {"hash": hash, "hash_size": hash_size, "near_threshold": near_threshold,
-                     "verify_hash": verify_hash, "verify_threshold": verify_threshold, "keep": keep,
+                     "verify_hash": verify_hash, "verify_threshold": verify_threshold,
+                     "max_aspect_change": max_aspect_change, "keep": keep,
                      "low_information_std": LOW_INFORMATION_STD},
     }
     pairs = [(kind, e[2], e[3], originals[e[4]], e[0]) for kind, pool in chosen.items() for e in pool]
