@@ -66,13 +66,13 @@ def topic_ordered_shards(out_dir: str | Path, topics: int, shards_per_topic: int
 
 
 def topic_of(raw: dict[str, Any]) -> dict[str, Any]:
-    """Decode a raw sample of :func:`topic_ordered_shards` into ``{"__key__", "topic"}`` (a loader ``decode``).
+    """A loader ``decode``: ``{"__key__", "topic", "source"}`` of a raw sample of :func:`topic_ordered_shards`.
 
     Args:
         raw: a raw sample (suffix -> bytes).
 
     """
-    return {"__key__": raw["__key__"], "topic": int(raw["txt"].split()[1])}
+    return {"__key__": raw["__key__"], "topic": int(raw["txt"].split()[1]), "source": raw["__source__"]}
 
 
 def iid_expectation(topics: int, batch_size: int, *, draws: int = 2000, seed: int = 0) -> dict[str, float]:
@@ -140,6 +140,46 @@ def measure_mixing(
     }
 
 
+def measure_weights(
+    folders: Sequence[str | Path],
+    weights: Sequence[float],
+    *,
+    batch_size: int,
+    batches: int,
+    num_workers: int,
+    shard_interleave: int,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Share of the samples each source gave in the first ``batches`` batches of a weighted mixture.
+
+    Args:
+        folders: one shard folder per source (named ``s0``, ``s1``, ... in the result).
+        weights: the sources' weights.
+        batch_size: samples per batch.
+        batches: batches to count.
+        num_workers: DataLoader workers.
+        shard_interleave: shards each worker reads at once per source.
+        seed: loader seed.
+
+    """
+    sources = [Source(str(f), weight=w, name=f"s{i}") for i, (f, w) in enumerate(zip(folders, weights))]
+    loader = build_loader(
+        sources,
+        topic_of,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        shard_interleave=shard_interleave,
+        seed=seed,
+    )
+    counts: Counter[str] = Counter()
+    for i, batch in enumerate(loader):
+        counts.update(batch["source"])
+        if i + 1 == batches:
+            break
+    total = sum(counts.values())
+    return {source.name: counts[source.name] / total for source in sources}
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Measure batch topic mixing for each ``--interleave`` value and print a table.
 
@@ -154,7 +194,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--shuffle-buffer", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--interleave", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--interleave", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--weights", type=float, nargs="+", default=[5, 3, 2])
+    parser.add_argument("--weight-batches", type=int, default=400)
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--out", default=str(RESULTS_DIR / "shard_mixing.json"))
     args = parser.parse_args(argv)
@@ -176,13 +218,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             rows.append(
                 [k, f"{got['distinct_topics']:.2f}", f"{got['top_share']:.3f}", f"{got['worst_top_share']:.3f}"]
             )
+        # realised mix of weighted sources (each a copy of the topic-ordered set), recipe interleave
+        folders = []
+        for i in range(len(args.weights)):
+            topic_ordered_shards(Path(tmp) / f"s{i}", 2, 2, args.per_shard // 2)
+            folders.append(Path(tmp) / f"s{i}")
+        realised = measure_weights(
+            folders,
+            args.weights,
+            batch_size=args.batch_size,
+            batches=args.weight_batches,
+            num_workers=args.workers,
+            shard_interleave=8,
+        )
     rows.append(["i.i.d.", f"{iid['distinct_topics']:.2f}", f"{iid['top_share']:.3f}", ""])
     table = markdown_table(["shard_interleave", "distinct topics / batch", "top-topic share", "worst batch"], rows)
+    total = sum(args.weights)
+    samples = args.batch_size * args.weight_batches
+    weight_rows = [
+        [name, f"{w / total:.3f}", f"{realised[name]:.4f}", f"{(w / total * (1 - w / total) / samples) ** 0.5:.4f}"]
+        for name, w in zip(realised, args.weights)
+    ]
+    weight_table = markdown_table(
+        ["source", "weight share", f"realised share ({samples} samples)", "binomial sd"], weight_rows
+    )
     print(table)
+    print()
+    print(weight_table)
     payload = {
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "iid": iid,
         "results": results,
+        "realised_weights": realised,
+        "weight_table": weight_table,
         "machine": machine_info(),
         "table": table,
     }
