@@ -24,7 +24,7 @@ downloads.
     out/articles/PMC<id>.zip                            the same members (1 in 5)
     out/truth.jsonl                                     one line per figure: type, panels, duplicates
     out/figure_types/<type>/<key>.png                   every original single-panel figure
-    out/summary.json                                    counts, thumbnails, broken items, options
+    out/summary.json                                    counts, broken items, options
 """
 
 from domainclip.domains.biomed.synthetic.articles import (

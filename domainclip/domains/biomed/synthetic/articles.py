@@ -541,6 +541,7 @@ def _truth(plan: ArticlePlan, figure: _Figure, path: str, options: dict[str, Any
         "hard_case": f.hard_case,
         "fig_group": None if f.group is None else _figure_ids(plan)[f.group][:-1],
         "file": f"{figure.graphic}.{figure.fmt}",
+        "thumbnail": f"{figure.graphic}-thumb" if figure.thumbnail is not None else None,
         "path": path,
         "licence": plan.licence,
     }
@@ -587,8 +588,7 @@ def _write_chunk(job: dict[str, Any]) -> dict[str, Any]:
     out, seed, options = Path(job["out"]), job["seed"], job["options"]
     records: list[dict[str, Any]] = []
     counts: dict[str, Counter[str]] = {k: Counter() for k in ("package", "licence_articles", "licence_figures",
-                                                              "thumbnails", "fig_groups", "figure_types_written")}
-    thumbnails = []
+                                                              "fig_groups", "figure_types_written")}
     for index in range(job["start"], job["stop"]):
         plan = plan_article(seed, index, options)
         _resolve_sources(plan, options)
@@ -604,9 +604,6 @@ def _write_chunk(job: dict[str, Any]) -> dict[str, Any]:
         counts["fig_groups"]["articles"] += any(f.group is not None for f in plan.figures)
         for figure in figures:
             records.append(_truth(plan, figure, path, options))
-            if figure.thumbnail is not None:
-                thumbnails.append({"article": plan.pmcid, "figure_id": figure.figure_id,
-                                   "graphic": figure.graphic, "thumbnail": f"{figure.graphic}-thumb"})
             if figure.plan.duplicate_kind is None and len(figure.plan.panel_types) == 1 \
                     and figure.plan.hard_case is None:
                 key = safe_key(f"{plan.pmcid}_{figure.figure_id}")
@@ -614,7 +611,7 @@ def _write_chunk(job: dict[str, Any]) -> dict[str, Any]:
                 _write(out / TYPES_FOLDER / figure.plan.figure_type / f"{key}.png", png)
                 counts["figure_types_written"][figure.plan.figure_type] += 1
     return {"start": job["start"], "records": records, "counts": {k: dict(v) for k, v in counts.items()},
-            "thumbnails": thumbnails}
+            }
 
 
 def _malformed_chunk(job: dict[str, Any]) -> dict[str, Any]:
@@ -657,7 +654,7 @@ def generate_articles(
     ``out/truth.jsonl`` has one line per figure (type, panels, caption panel labels, duplicate
     source and kind, hard case); ``out/figure_types/<type>/<key>.png`` holds every original
     single-panel figure (``key`` as the figure shards name it); ``out/summary.json`` the counts,
-    the thumbnails published in ``<alternatives>`` and the broken items. Article ``i`` depends only
+    and the broken items. Article ``i`` depends only
     on ``(seed, i)`` and the options (a duplicate on the earlier article it copies), so any number
     of workers writes the same bytes.
 
@@ -720,8 +717,8 @@ def generate_articles(
     panels: Counter[str] = Counter()
     hard: Counter[str] = Counter()
     formats: Counter[str] = Counter()
+    thumbs: Counter[str] = Counter()
     totals: dict[str, Counter[str]] = {}
-    thumbnails: list[dict[str, Any]] = []
     pending: dict[int, dict[str, Any]] = {}
     next_start = 0
     with atomic_output(out / TRUTH_FILE) as truth_path, open(truth_path, "w", encoding="utf-8") as truth, \
@@ -739,9 +736,9 @@ def generate_articles(
                     panels[str(record["panels"])] += 1
                     hard[record["hard_case"] or "none"] += 1
                     formats[record["file"].rsplit(".", 1)[1]] += 1
+                    thumbs["total"] += record["thumbnail"] is not None
                 for key, values in done["counts"].items():
                     totals.setdefault(key, Counter()).update(values)
-                thumbnails.extend(done["thumbnails"])
                 next_start += CHUNK
     broken: list[dict[str, Any]] = []
     if malformed:
@@ -764,7 +761,7 @@ def generate_articles(
         "figures_by_licence": dict(sorted(totals.get("licence_figures", Counter()).items())),
         "articles_with_fig_group": totals.get("fig_groups", Counter())["articles"],
         "figure_types_written": {t: totals.get("figure_types_written", Counter())[t] for t in options["figure_types"]},
-        "thumbnails": thumbnails,
+        "figures_with_thumbnail": thumbs["total"],
         "malformed": broken,
         "malformed_by_kind": dict(Counter(r["kind"] for r in broken)),
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
