@@ -256,7 +256,7 @@ def _embed_images(model: torch.nn.Module, images: torch.Tensor, device: str) -> 
     from domainclip.core.eval.features import encode_inputs
 
     with torch.no_grad():
-        return encode_inputs(model, images.to(device)).float().numpy()
+        return encode_inputs(model, images.to(device)).float().cpu().numpy()
 
 
 # =========================================================================== type vectors
@@ -442,7 +442,8 @@ def annotate_concepts(
         pca_dim: dimensions the embeddings are reduced to before clustering.
         override_margin: a figure takes its own best type instead of its cluster's when its score
             for it is higher by more than this (2, the widest gap of cosine similarities: never).
-        kmeans_sample: figures, drawn uniformly, that k-means is first fitted on (bounds memory).
+        kmeans_sample: figures, drawn uniformly, that k-means is first fitted on (bounds memory; at
+            least ``clusters``).
         chunk_rows: figures per PCA and k-means chunk (bounds memory).
         seed: seed of the sample and of k-means.
         batch_size: figures per forward.
@@ -485,6 +486,7 @@ def annotate_concepts(
         pca_chunks = 0
         pending: list[np.ndarray] = []
         reservoir: list[int] = []
+        capacity = max(kmeans_sample, clusters)  # k-means needs at least as many rows as clusters
         flush = max(chunk_rows, pca_dim)  # IncrementalPCA needs at least n_components rows a chunk
         bar = tqdm(desc="concepts: embedding figures", unit="figure", disable=not progress)
 
@@ -504,11 +506,11 @@ def annotate_concepts(
                 dim = features.shape[1]
                 spill.write(features.astype(np.float16).tobytes())
                 for row in range(n, n + len(keys)):  # Algorithm R over row numbers
-                    if len(reservoir) < kmeans_sample:
+                    if len(reservoir) < capacity:
                         reservoir.append(row)
                     else:
                         j = int(rng.integers(row + 1))
-                        if j < kmeans_sample:
+                        if j < capacity:
                             reservoir[j] = row
                 key_spill.write(np.array([_key_check(k) for k in keys], dtype=np.uint32).tobytes())
                 n += len(keys)
