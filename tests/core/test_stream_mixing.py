@@ -349,3 +349,25 @@ def test_interleaved_source_of_damaged_shards_still_fails_after_one_pass(tmp_pat
     with pytest.raises(TooManyCorruptSamplesError, match="a full pass over its 3 shard") as info:
         next(iter(loader))
     assert info.value.counts == {"bad_shard": 3}
+
+
+def test_sample_split_with_interleaving_deals_out_the_one_process_stream(tmp_path):
+    topic_shards(tmp_path, 5, 1, 6)
+
+    def raw(rank: int, world: int) -> list[str]:
+        ds = StreamingDataset(
+            Source(str(tmp_path)),
+            topic_of,
+            batch_size=2,
+            rank=rank,
+            world_size=world,
+            split="sample",
+            epochs=1,
+            shuffle_buffer=4,
+            shard_interleave=3,
+        )
+        return [s["__key__"] for s in ds.raw_stream(0, CorruptTally())]
+
+    whole = raw(0, 1)
+    assert raw(0, 2) == whole[0::2] and raw(1, 2) == whole[1::2]
+    assert len(whole) == 30
