@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, str] = {
     "bench_pathology_patching": "pathology_patching.json",
     "bench_video": "video.json",
     "bench_rs_chips": "rs_chips.json",
+    "bench_bio_etl": "bio_etl.json",
 }
 _COLUMNS = ["benchmark", "measurement", "domainclip", "reference", "ratio", "goal", "met"]
 
