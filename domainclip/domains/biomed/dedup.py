@@ -7,17 +7,29 @@ occurrence of every figure:
 
 * **Exact duplicates**: the same stored bytes (SHA-256), or the same decoded pixels (SHA-256 of
   the RGB array and its shape), so a PNG saved again with the same pixels is exact.
-* **Near duplicates**: a perceptual hash (``imagehash``: ``phash`` by default, 64 bits) within
-  ``near_threshold`` bits of a kept figure's, *and* a second hash of another kind (``dhash`` by
-  default) within ``verify_threshold`` bits. Charts drawn in one style with other data have close
-  perceptual hashes; the second hash, which looks at gradients rather than low frequencies, tells
-  most of them apart. Low-information images (near-uniform: a blank panel with a faint mark) take
-  part in exact matching only: their perceptual hashes are noise.
+* **Near duplicates**: candidates are the kept figures whose perceptual hash (``imagehash``:
+  ``phash`` by default, 64 bits) lies within ``near_threshold`` bits, whose second hash of another
+  kind (``dhash``) lies within ``verify_threshold`` bits and whose aspect ratio is the same within
+  ``max_aspect_change``. Hashes alone cannot tell a copy from another figure of the same layout
+  (two radiographs of one template, two timelines with other labels: 64-bit hashes equal, measured
+  on the generated articles), so each candidate (the 16 nearest) is read back from its shard and
+  compared pixel by pixel (:func:`pixel_distance`: up to 6 % of each edge cropped to align them,
+  both at 96 x 96 grey, lightly blurred); a figure is a near duplicate of the closest candidate
+  within ``max_pixel_distance``. Low-information images (near-uniform: a blank panel with a faint
+  mark) take part in exact matching only: their perceptual hashes are noise.
+
+**Measured** (``prepare biomed synthetic`` 300 articles, seed 0, 1038 figures, through ``prepare
+biomed figures``): exact duplicates precision 1.00 (31/31), recall 0.97 (31/32); near duplicates
+(resized, recompressed at JPEG quality 30-65, cropped 0-4 % per edge) precision 0.81 (47/58),
+recall 0.87 (47/54). The misses are crops the hash puts more than 12 bits away; the false matches
+are figures drawn from one template that differ in a label or a few strokes. Hashes and the
+second hash alone gave precision 0.19, recall 0.70; the aspect check 0.32 / 0.78.
 
 **Scale.** Per kept figure the index holds its two 64-bit hashes, a 16-bit chunk value and a
-32-bit number per chunk table (4), two 64-bit exact digests with their numbers, and the offset of
-its key in a file on disk (keys are read back only for duplicates): about 80 bytes, whatever the
-image size, in numpy arrays (24 million figures, BIOMEDICA's scale, take about 2 GB).
+32-bit number per chunk table (4), two 64-bit exact digests with their numbers, its aspect ratio,
+where its image lies in its shard, and the offset of its key in a file on disk (keys are read back
+only for duplicates): about 100 bytes, whatever the
+image size, in numpy arrays (24 million figures, BIOMEDICA's scale, take about 2.4 GB).
 A near-duplicate query is sub-linear by multi-index hashing (Norouzi et
 al., 2012): the hash is cut into ``m`` chunks of about 16 bits; two hashes within ``t`` bits agree
 within ``t // m`` bits on at least one chunk (pigeonhole), so a query looks up the few chunk values
@@ -40,8 +52,10 @@ import io
 import itertools
 import json
 import math
+import re
+import tarfile
 import tempfile
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +69,7 @@ from domainclip.core.data.reader import iter_shard
 from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, write_json_atomic
 from domainclip.core.errors import InputError, NothingWrittenError
 from domainclip.core.io import atomic_write_text, find_inputs
-from domainclip.core.options import NonNegativeInt, PositiveInt, Range, entry_point
+from domainclip.core.options import NonNegativeFloat, NonNegativeInt, PositiveInt, Range, entry_point
 
 __all__ = [
     "HASHES",
@@ -63,8 +77,10 @@ __all__ = [
     "LOW_INFORMATION_STD",
     "ExactIndex",
     "NearIndex",
+    "PixelSignature",
     "deduplicate_figures",
     "image_hash",
+    "pixel_distance",
 ]
 
 #: Perceptual hash name -> ``imagehash`` function name.
@@ -78,6 +94,8 @@ LOW_INFORMATION_STD = 3.0
 _CHUNK_BITS = 16
 _RUN_SIZE = 1024
 _EXAMPLES = {"exact": 2, "near": 6}
+#: Near candidates given the pixel check per figure, nearest in hash first.
+_MAX_CHECKED = 16
 
 
 def image_hash(image: Image.Image, name: str, hash_size: int) -> int:
@@ -262,6 +280,23 @@ def _read(paths: Sequence[Path], tally: CorruptTally) -> Iterator[dict[str, Any]
         yield from iter_shard(str(path), tally)
 
 
+def _read_located(paths: Sequence[Path], tally: CorruptTally
+                  ) -> Iterator[tuple[int, dict[str, Any], dict[str, tuple[int, int]]]]:
+    """Samples of each shard with its number and where its image members lie."""
+    for shard_no, path in enumerate(paths):
+        offsets = _member_offsets(path)
+        for raw in iter_shard(str(path), tally):
+            yield shard_no, raw, offsets
+
+
+def _checked(originals: _Originals, ident: int, mine: PixelSignature,
+             location: tuple[_Column, _Column, _Column]) -> float:
+    """Pixel distance to the kept figure of near index id ``ident`` (infinite when it cannot be read back)."""
+    theirs = originals.signature(ident, int(location[0].data[ident]), int(location[1].data[ident]),
+                                 int(location[2].data[ident]))
+    return math.inf if theirs is None else pixel_distance(theirs, mine)
+
+
 def _image_member(raw: dict[str, Any]) -> str | None:
     return next((m for m in IMAGE_MEMBERS if m in raw), None)
 
@@ -269,6 +304,114 @@ def _image_member(raw: dict[str, Any]) -> str | None:
 def _decode(data: bytes) -> Image.Image:
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGB")
+
+
+_MEMBER_NAME = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # webdataset's key / suffix split
+
+
+def _member_offsets(path: Path) -> dict[str, tuple[int, int]]:
+    """Map each sample key to the (offset, size)'s image member in a tar shard (reads headers only)."""
+    found: dict[str, tuple[int, int]] = {}
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                match = _MEMBER_NAME.match(member.name)
+                if member.isfile() and match and match.group(2).lower() in IMAGE_MEMBERS:
+                    found.setdefault(match.group(1), (member.offset_data, member.size))
+    except (tarfile.TarError, OSError, EOFError):
+        pass  # a damaged shard: the reader counts it; its figures are kept without a location
+    return found
+
+
+class _Originals:
+    """Kept figures' images read back from the input shards, for the pixel check (a few files open, a few cached)."""
+
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = paths
+        self.files: OrderedDict[int, Any] = OrderedDict()
+        self.cache: OrderedDict[int, PixelSignature] = OrderedDict()
+
+    def signature(self, ident: int, shard: int, offset: int, size: int) -> PixelSignature | None:
+        if ident in self.cache:
+            self.cache.move_to_end(ident)
+            return self.cache[ident]
+        if shard < 0:
+            return None
+        if shard not in self.files:
+            self.files[shard] = open(self.paths[shard], "rb")  # noqa: SIM115 - closed in close()
+            if len(self.files) > 8:
+                self.files.popitem(last=False)[1].close()
+        f = self.files[shard]
+        f.seek(offset)
+        try:
+            found = PixelSignature(_decode(f.read(size)))
+        except Exception:  # the shard changed under us: no pixel check is possible against this figure
+            return None
+        self.cache[ident] = found
+        if len(self.cache) > 256:
+            self.cache.popitem(last=False)
+        return found
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+_PROFILE = 256
+_THUMB = 96
+_CROPS = np.arange(0.0, 0.0625, 0.005)  # crop fractions tried at each edge
+_CROP_LO, _CROP_HI = (a.ravel() for a in np.meshgrid(_CROPS, _CROPS, indexing="ij"))
+
+
+class PixelSignature:
+    """What the pixel check needs of a figure: its grey image, row and column profiles and a blurred thumbnail.
+
+    Args:
+        image: the figure.
+    """
+
+    def __init__(self, image: Image.Image):
+        from PIL import ImageFilter
+
+        self.grey = image.convert("L")
+        small = np.asarray(self.grey.resize((_PROFILE, _PROFILE), Image.Resampling.BOX), np.float32)
+        self.columns, self.rows = small.mean(0), small.mean(1)
+        thumb = self.grey.resize((_THUMB, _THUMB), Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(1))
+        self.thumb = np.asarray(thumb, np.float32)
+
+
+def _edge_crops(large: np.ndarray, small: np.ndarray) -> tuple[float, float]:
+    """The crop (low, high edge fractions) of profile ``large`` that best matches profile ``small``."""
+    x = (np.arange(_PROFILE) + 0.5) / _PROFILE
+    positions = _CROP_LO[:, None] + x[None, :] * (1 - _CROP_LO - _CROP_HI)[:, None]
+    resampled = np.interp(positions * _PROFILE - 0.5, np.arange(_PROFILE), large)
+    best = int(np.abs(resampled - small[None]).mean(1).argmin())
+    return float(_CROP_LO[best]), float(_CROP_HI[best])
+
+
+def _one_way(large: PixelSignature, small: PixelSignature) -> float:
+    from PIL import ImageFilter
+
+    left, right = _edge_crops(large.columns, small.columns)
+    top, bottom = _edge_crops(large.rows, small.rows)
+    w, h = large.grey.size
+    box = (left * w, top * h, w - right * w, h - bottom * h)
+    aligned = large.grey.resize((_THUMB, _THUMB), Image.Resampling.BILINEAR, box=box)
+    return float(np.abs(np.asarray(aligned.filter(ImageFilter.GaussianBlur(1)), np.float32) - small.thumb).mean())
+
+
+def pixel_distance(a: PixelSignature, b: PixelSignature) -> float:
+    """Mean absolute grey difference (0-255) of two figures after cropping either to match the other.
+
+    Each edge of the larger view is cropped by up to 6 % (found from row and column profiles),
+    both are resampled to 96 x 96 and blurred a little (JPEG noise), so a resized, recompressed or
+    slightly cropped copy scores about 1-2 and a different figure of the same layout more.
+
+    Args:
+        a: one figure's signature.
+        b: the other's.
+    """
+    return min(_one_way(a, b), _one_way(b, a))
 
 
 def _copy_articles(paths: Sequence[Path], shards: Sequence[Path], out: Path) -> int:
@@ -298,12 +441,13 @@ def deduplicate_figures(
     out: Path,
     shards: list[Path],
     *,
-    near_threshold: Annotated[int, Range(0, 32)] = 10,
+    near_threshold: Annotated[int, Range(0, 32)] = 12,
     hash: HashName = "phash",  # noqa: A002 - the option's name on the command line
     hash_size: Annotated[int, Range(4, 8)] = 8,
     verify_hash: HashName = "dhash",
-    verify_threshold: NonNegativeInt = 9,
+    verify_threshold: NonNegativeInt = 12,
     max_aspect_change: Annotated[float, Range(0, 1)] = 0.1,
+    max_pixel_distance: NonNegativeFloat = 2.0,
     keep: Literal["first"] = "first",
     max_count: PositiveInt = 1000,
     progress: bool = True,
@@ -320,6 +464,8 @@ def deduplicate_figures(
         verify_threshold: the largest Hamming distance between the second hashes of near duplicates.
         max_aspect_change: the largest change of aspect ratio (|log(w/h) - log(w'/h')|) between near duplicates
             (a resized copy keeps it, a slight crop changes it a little).
+        max_pixel_distance: the largest mean grey difference (0-255) between near duplicates after aligning a crop
+            of up to 6 % per edge (the kept figure is read back from its shard).
         keep: which figure of a group is kept: the first one read.
         max_count: figures per output shard.
         progress: show a progress bar.
@@ -343,6 +489,7 @@ def deduplicate_figures(
     verify = _Column(np.uint64)  # the second hash of each figure in the near index
     owner = _Column(np.int32)  # near index id -> kept figure number
     aspect = _Column(np.float32)  # near index id -> log(width / height)
+    location = (_Column(np.int32), _Column(np.int64), _Column(np.int64))  # near id -> shard, offset, size
     exact = ExactIndex()
     key_offsets = _Column(np.int64)
     tally = CorruptTally()
@@ -377,7 +524,9 @@ def deduplicate_figures(
             skipped[reason] += 1
             skipped_examples.setdefault(reason, f"{raw.get('__url__')}: {raw.get('__key__')}: {detail}")
 
-        for raw in tqdm(_read(paths, tally), disable=not progress, unit="figure", desc="dedup"):
+        originals_reader = _Originals(paths)
+        for shard_no, raw, offsets in tqdm(_read_located(paths, tally), disable=not progress, unit="figure",
+                                           desc="dedup"):
             key = raw["__key__"]
             counts["figures"] += 1
             member = _image_member(raw)
@@ -411,7 +560,14 @@ def deduplicate_figures(
                     close &= np.abs(aspect.view()[ids] - log_aspect) <= max_aspect_change + 1e-6
                     ids, dists = ids[close], dists[close]
                 if len(ids):
-                    best = int(np.lexsort((ids, dists))[0])
+                    order = np.lexsort((ids, dists))[:_MAX_CHECKED]
+                    ids, dists = ids[order], dists[order]
+                    mine = PixelSignature(image)
+                    pixel = np.array([_checked(originals_reader, int(i), mine, location) for i in ids])
+                    close = pixel <= max_pixel_distance
+                    ids, dists, pixel = ids[close], dists[close], pixel[close]
+                if len(ids):
+                    best = int(np.lexsort((ids, pixel, dists))[0])
                     distance = int(dists[best])
                     distances[distance] += 1
                     record(key, int(owner.data[ids[best]]), "near", distance, "near", data)
@@ -427,8 +583,13 @@ def deduplicate_figures(
                 verify.append(second)
                 owner.append(ident)
                 aspect.append(log_aspect)
+                shard_at, offset_at, size_at = (shard_no, *offsets[key]) if key in offsets else (-1, 0, 0)
+                location[0].append(shard_at)
+                location[1].append(offset_at)
+                location[2].append(size_at)
             writer.write({"__key__": key, **{k: v for k, v in raw.items() if not k.startswith("__")}})
             counts["kept"] += 1
+        originals_reader.close()
         chosen = {kind: sorted(pool, key=lambda e: (-e[0], e[1])) for kind, pool in examples.items()}
         originals = {e[4]: key_of(e[4]) for pool in chosen.values() for e in pool}
     for reason, n in tally.counts.items():
@@ -447,7 +608,8 @@ def deduplicate_figures(
         "shards": [p.name for p in writer.written], "articles": articles,
         "settings": {"hash": hash, "hash_size": hash_size, "near_threshold": near_threshold,
                      "verify_hash": verify_hash, "verify_threshold": verify_threshold,
-                     "max_aspect_change": max_aspect_change, "keep": keep,
+                     "max_aspect_change": max_aspect_change, "max_pixel_distance": max_pixel_distance,
+                     "keep": keep,
                      "low_information_std": LOW_INFORMATION_STD},
     }
     pairs = [(kind, e[2], e[3], originals[e[4]], e[0]) for kind, pool in chosen.items() for e in pool]
@@ -468,7 +630,9 @@ def _markdown(summary: dict[str, Any]) -> str:
     s = summary["settings"]
     lines = ["# Figure deduplication", "",
              f"Near duplicates: {s['hash']} (hash size {s['hash_size']}) within {s['near_threshold']} bits and "
-             f"{s['verify_hash']} within {s['verify_threshold']} bits; the first occurrence is kept.", "",
+             f"{s['verify_hash']} within {s['verify_threshold']} bits, aspect ratio within {s['max_aspect_change']} "
+             f"and mean grey difference after alignment within {s['max_pixel_distance']}; the first occurrence is "
+             "kept.", "",
              "| | figures |", "|---|---:|", *[f"| {name} | {n} |" for name, n in rows]]
     if summary["near_distances"]:
         lines += ["", "Near duplicates by Hamming distance:", "", "| distance | pairs |", "|---:|---:|",
