@@ -15,11 +15,13 @@ Output, in ``out``:
   sample per figure: ``__key__`` ``PMC<id>_<figure id>`` made safe (:func:`~domainclip.core.io.safe_key`);
   the image under ``png`` or ``jpg`` (``image_format`` ``auto``: a PNG stays PNG, a JPEG stays JPEG,
   other formats become PNG when they have at most 256 colours or a palette, else JPEG quality 95; an
-  image within ``max_side`` in its own format is stored byte for byte, a larger one is scaled down
-  to ``max_side`` on its longest side); ``txt`` the full caption (label, title, paragraphs, inline
-  formatting flattened); ``json`` the figure's fields: ``article``, ``figure_id``, ``label``,
-  ``title``, ``caption`` (the ``txt``), ``paragraphs``, ``graphic`` (the href), ``cited_by`` (the
-  body paragraphs citing it), ``license`` (normalised) and ``fig_group``.
+  8-bit PNG without transparency or an RGB/grey JPEG within ``max_side`` is stored byte for byte
+  after a full check; a larger one is scaled down to ``max_side`` on its longest side; transparency
+  is flattened onto white, CMYK becomes RGB, 16-bit and float images are stretched to 8-bit grey);
+  ``txt`` the full caption (label, title, paragraphs, inline formatting flattened); ``json`` the
+  figure's fields: ``article``, ``figure_id``, ``label``, ``title``, ``caption`` (the ``txt``),
+  ``paragraphs``, ``graphic`` (the href), ``cited_by`` (the body paragraphs citing it), ``license``
+  (normalised) and ``fig_group``.
 * ``articles.jsonl``: one line per article with figures written: ``pmcid, pmid, doi, title, journal,
   year, license, license_url, keywords, mesh, figures`` (figures written), plus ``key`` and
   ``origin`` (its source record).
@@ -85,6 +87,8 @@ JPEG_QUALITY = 95
 #: and gave smaller files.
 PNG_COMPRESS_LEVEL = 3
 _PMC_KEY = re.compile(r"(PMC\d+)(?:\.\d+)?")
+#: Image modes stored as they are in a PNG (others become RGB; transparency is flattened onto white).
+_PLAIN_MODES = ("1", "L", "P", "RGB")
 
 
 class _ImageError(Exception):
@@ -127,7 +131,8 @@ def encode_figure_image(data: bytes, max_side: int, image_format: str = "auto") 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             source, size = image.format, image.size
-            if image_format in ("auto", "png") and source == "PNG" and max(size) <= max_side:
+            if (image_format in ("auto", "png") and source == "PNG" and max(size) <= max_side
+                    and image.mode in _PLAIN_MODES and "transparency" not in image.info):
                 image.verify()  # kept byte for byte: every chunk's CRC checked, a cut or damaged file refused
                 return "png", data, size
             if image_format in ("auto", "jpg") and source == "JPEG" and max(size) <= max_side and image.mode in (
@@ -140,6 +145,13 @@ def encode_figure_image(data: bytes, max_side: int, image_format: str = "auto") 
             image.load()
     except errors as e:
         raise _ImageError(" ".join(str(e).split()) or type(e).__name__) from None
+    if image.mode.startswith(("I", "F")):  # 16-bit or float (microscopy TIFFs): stretched to 8-bit grey
+        import numpy as np
+
+        array = np.asarray(image, dtype=np.float64)
+        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+        image = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
     if image_format == "auto":
         if source == "PNG":
             image_format = "png"
@@ -149,23 +161,15 @@ def encode_figure_image(data: bytes, max_side: int, image_format: str = "auto") 
             few = image.mode in ("1", "P", "PA") or image.getcolors(256) is not None
             image_format = "png" if few else "jpg"
     resized = max(image.size) > max_side
-    keep = (image_format == "png" and source == "PNG") or (
-        image_format == "jpg" and source == "JPEG" and image.mode in ("L", "RGB"))
-    if keep and not resized:
-        return image_format, data, image.size
-    if image_format == "jpg":
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            flat = Image.new("RGB", rgba.size, (255, 255, 255))
-            flat.paste(rgba, mask=rgba.getchannel("A"))
-            image = flat
-        elif image.mode not in ("L", "RGB"):
-            image = image.convert("RGB")
-    elif image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")  # transparent parts become white (a reader's RGB conversion makes them black)
+        image = Image.new("RGB", rgba.size, (255, 255, 255))
+        image.paste(rgba, mask=rgba.getchannel("A"))
+    elif image.mode not in (("L", "RGB") if image_format == "jpg" else _PLAIN_MODES):
+        image = image.convert("RGB")
     if resized:
-        if image.mode in ("1", "P", "PA"):
-            image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+        if image.mode in ("1", "P"):
+            image = image.convert("RGB")
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     buffer = io.BytesIO()
     if image_format == "jpg":

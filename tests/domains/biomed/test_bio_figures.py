@@ -120,6 +120,36 @@ def test_encode_figure_image_keeps_small_files_and_scales_large_ones():
         encode_figure_image(data.image_bytes("broken"), 64)
 
 
+def _encoded(image: Image.Image, fmt: str, max_side: int = 64) -> tuple[str, Image.Image]:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    suffix, out, _ = encode_figure_image(buffer.getvalue(), max_side)
+    decoded = Image.open(io.BytesIO(out))
+    decoded.load()
+    return suffix, decoded
+
+
+def test_encode_figure_image_modes_pmc_files_have():
+    import numpy as np
+
+    # a transparent chart background becomes white, not the black a reader's RGB conversion would give
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[5:10, 5:10] = (0, 0, 255, 255)
+    suffix, image = _encoded(Image.fromarray(rgba), "PNG")
+    pixels = np.asarray(image)
+    assert (suffix, image.mode) == ("png", "RGB")
+    assert pixels[0, 0].tolist() == [255, 255, 255] and pixels[7, 7].tolist() == [0, 0, 255]
+    # a 16-bit microscopy TIFF is stretched to 8-bit grey over its own range
+    grey16 = (np.arange(20 * 30).reshape(20, 30) * 7 + 1000).astype(np.uint16)
+    suffix, image = _encoded(Image.fromarray(grey16), "TIFF")
+    pixels = np.asarray(image)
+    assert image.mode == "L" and (pixels.min(), pixels.max()) == (0, 255)
+    # a CMYK JPEG (print-ready figures) is stored as RGB
+    suffix, image = _encoded(Image.new("CMYK", (30, 20), (0, 255, 255, 0)), "JPEG")
+    assert (suffix, image.mode) == ("jpg", "RGB") and np.asarray(image)[10, 10, 0] > 200
+
+
 # =============================================================================== prepare_figures
 @pytest.fixture
 def mixed(tmp_path):
