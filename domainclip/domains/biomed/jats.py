@@ -157,9 +157,12 @@ _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff
          (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"))
 
 
+_PROLOG_ITEM = re.compile(r"\s*(<\?.*?\?>|<!--.*?-->)", re.S)
+
+
 def _prolog_text(xml: bytes) -> str:
-    """The start of the document as text (UTF-16/32 told by a byte-order mark or zero bytes) for the DOCTYPE check."""
-    head = xml[:65536]
+    """The document as text (UTF-16/32 told by a byte-order mark or zero bytes) for the DOCTYPE check."""
+    head = xml  # the whole document: a long comment before the DOCTYPE must not hide it
     for bom, encoding in _BOMS:
         if head.startswith(bom):
             return head[len(bom):].decode(encoding, errors="replace")
@@ -171,18 +174,16 @@ def _prolog_text(xml: bytes) -> str:
 
 
 def _check_doctype(xml: bytes, name: str) -> None:
-    """Refuse a DOCTYPE with an internal subset (or any ``<!ENTITY``) before the document is parsed."""
+    """Refuse a DOCTYPE with an internal subset (where entities are declared) before the document is parsed."""
     text = _prolog_text(xml)
     position = 0
     while True:  # skip the XML declaration, comments, processing instructions and whitespace
-        match = re.compile(r"\s*(<\?.*?\?>|<!--.*?-->)", re.S).match(text, position)
+        match = _PROLOG_ITEM.match(text, position)
         if not match:
             break
         position = match.end()
     rest = text[position:].lstrip()
-    if not rest.startswith("<!DOCTYPE"):
-        if "<!ENTITY" in text:
-            raise HostileXmlError(f"{name}: the XML declares an entity (<!ENTITY) outside a DOCTYPE; refused")
+    if not rest.startswith("<!DOCTYPE"):  # without a DOCTYPE nothing can declare an entity
         return
     quote = None
     for char in rest[len("<!DOCTYPE"):]:

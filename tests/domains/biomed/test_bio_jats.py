@@ -186,6 +186,9 @@ def test_entity_bomb_is_refused_before_parsing():
     # nor does an internal subset without entities, or a comment before the DOCTYPE
     with pytest.raises(HostileXmlError):
         parse_article(b'<!-- x --><!DOCTYPE article [<!ELEMENT article ANY>]><article/>', name="subset")
+    # nor does a long comment before it
+    with pytest.raises(HostileXmlError):
+        parse_article(b"<!--" + b"x" * 200_000 + b"-->" + bomb.split("?>", 1)[1].encode(), name="long")
     # a '[' inside the quoted ids is not a subset
     ok = b"<!DOCTYPE article SYSTEM 'dtd/a[1].dtd'><article/>"
     assert parse_article(ok, name="ok").figures == ()
