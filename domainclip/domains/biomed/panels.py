@@ -15,7 +15,8 @@ twice:
   side (an axis label cut off a chart by the white gap above it) is merged back into its neighbour.
   Panels are numbered in reading order: row by row, left to right.
 
-Only where both agree (two or more panels, as many in the image as labels in the caption) is the
+Only where both agree (two or more panels, as many in the image as labels in the caption; a panel
+with white space of its own is tried again at coarser gutter and panel sizes) is the
 figure split: each panel becomes a sample keyed ``<parent key>_<label>`` with the panel's pixels,
 its sub-caption (the caption's lead text, before the first label, followed by the text of each
 label that names the panel) as ``txt``, and ``json`` the parent's fields plus ``parent``,
@@ -26,6 +27,14 @@ summary counts figures flagged (either side sees several panels), split, caption
 one panel in the image: insets, panels without gutters), image-only (gutters but no labels) and
 disagreeing counts. ``panels-report.json``, ``panels-report.md`` and ``panels-examples.png`` (split
 figures with their panel boxes) go beside the shards.
+
+**Measured** (``prepare biomed synthetic`` 300 articles, seed 0, through ``prepare biomed
+figures``; 1038 figures, 130 with 2 to 4 labelled panels): caption labels read right on all 1038;
+125 of the 130 split into the right number of panels (0.96; 114 at the finest scale alone), 5
+kept whole (a table or structure whose own white space still cuts it into more pieces); 2 of 16
+insets (labels in the caption, one picture with a zoomed corner) split wrongly; 906 of 908
+single-panel figures kept whole. 154 single-panel figures (tables, blots in strips, diagrams) cut
+into pieces at the finest scale count as image-only flags.
 """
 
 from __future__ import annotations
@@ -224,6 +233,29 @@ def image_panels(image: Image.Image | np.ndarray, *, min_gutter: int = 5, min_pa
     return split((0, 0, grey.shape[0], grey.shape[1]), 0)
 
 
+def _panels_agreeing(image: Image.Image, labels: int, min_gutter: int, min_panel: float) -> list[Box]:
+    """The image's panels at the given scale; where the caption names panels and they differ, at coarser scales.
+
+    A figure whose panels hold white space of their own (a table's rows, blot strips) cuts into
+    more pieces at the finest scale than it has panels; wider gutters and larger panels
+    (:data:`_COARSER`) are tried in turn, and the first scale that gives as many panels as the
+    caption has labels is taken. None agreeing, the finest scale's panels are returned.
+    """
+    boxes = image_panels(image, min_gutter=min_gutter, min_panel=min_panel)
+    if labels < 2 or len(boxes) == labels:
+        return boxes
+    for gutter_factor, panel_factor in _COARSER:
+        coarser = image_panels(image, min_gutter=min_gutter * gutter_factor,
+                               min_panel=min(0.5, min_panel * panel_factor))
+        if len(coarser) == labels:
+            return coarser
+    return boxes
+
+
+#: (min_gutter factor, min_panel factor) of the coarser scales tried when the finest disagrees with the caption.
+_COARSER = ((1, 1.25), (2, 1.0), (2, 1.25), (3, 1.25))
+
+
 # =========================================================================== the command
 def _inputs(shards: Sequence[Path], out: Path) -> list[Path]:
     found = find_inputs(shards, (".tar",), what="shard", key=lambda p: str(p.resolve()))
@@ -328,7 +360,7 @@ def split_panels(
                 examples_of.setdefault("unreadable_image", f"{raw.get('__url__')}: {key}: {type(e).__name__}: {e}")
                 continue
             found = caption_panels(caption)
-            boxes = image_panels(image, min_gutter=min_gutter, min_panel=min_panel)
+            boxes = _panels_agreeing(image, len(found.labels), min_gutter, min_panel)
             labels, n_image = list(found.labels), len(boxes)
             split = len(labels) >= 2 and n_image == len(labels)
             counts["flagged"] += len(labels) >= 2 or n_image >= 2
