@@ -241,6 +241,21 @@ def test_duplicates_are_copies_of_earlier_figures(generated):
     assert all(seen[k] for k in DUPLICATE_KINDS)
 
 
+def test_distinct_figures_are_not_perceptual_duplicates(generated):
+    """Figures drawn from one template (two chest X-rays, two flowcharts) differ by more than their copies do."""
+    imagehash = pytest.importorskip("imagehash")
+    out, _, records = generated
+    originals = [r for r in records if r["duplicate_of"] is None and r["panels"] == 1 and not r["panel_labels"]]
+    hashes = {(r["article"], r["figure_id"]): imagehash.phash(_image(out, r)) for r in originals}
+    keys = list(hashes)
+    close = [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:] if hashes[a] - hashes[b] <= 4]
+    assert len(originals) > 30 and close == []
+    for record in records:
+        if record["duplicate_kind"] in ("exact", "resized", "recompressed"):
+            source = hashes[record["duplicate_of"]["article"], record["duplicate_of"]["figure_id"]]
+            assert imagehash.phash(_image(out, record)) - source <= 4, record
+
+
 def test_figure_types_folder_holds_every_original_single_panel_figure(generated):
     out, summary, records = generated
     expected = {t: sorted(f"{safe_key(r['article'] + '_' + r['figure_id'])}.png" for r in records

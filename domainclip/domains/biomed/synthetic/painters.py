@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-__all__ = ["PAINTERS", "Painter", "font", "paint"]
+__all__ = ["PAINTERS", "Painter", "font", "jitter", "paint"]
 
 #: A painter: ``(rng, width, height) -> (RGB image, facts)``.
 Painter = Callable[[np.random.Generator, int, int], tuple[Image.Image, dict[str, Any]]]
@@ -214,8 +214,22 @@ def paint_chart(rng: np.random.Generator, width: int, height: int) -> tuple[Imag
         figure = _chart_figure()
         figure.clear()
         figure.set_size_inches(width / _DPI, height / _DPI)
-        ax = figure.add_axes((0.2, 0.2, 0.76, 0.74))
+        left, bottom = rng.uniform(0.13, 0.24), rng.uniform(0.14, 0.24)
+        ax = figure.add_axes((left, bottom, 1 - left - rng.uniform(0.02, 0.08), 1 - bottom - rng.uniform(0.03, 0.12)))
         ax.locator_params(nbins=4)
+        style = _pick(rng, ("plain", "plain", "grey panel", "boxed", "grid"))
+        if style == "grey panel":  # the ggplot2 look
+            ax.set_facecolor("#EBEBEB")
+            ax.grid(color="white", linewidth=0.8)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        elif style == "boxed":
+            ax.spines["top"].set_visible(True)
+            ax.spines["right"].set_visible(True)
+        elif style == "grid":
+            ax.grid(axis="y", color="#cccccc", linewidth=0.5)
+        ax.set_axisbelow(True)
+        facts["style"] = style
         _CHART_KINDS[kind](ax, rng, facts)
         if kind != "survival curve":
             ax.set_ylabel(f"{variable.capitalize()} ({unit})" if len(variable) < 18 else unit)
@@ -355,36 +369,83 @@ def paint_microscopy(rng: np.random.Generator, width: int, height: int) -> tuple
 # ----------------------------------------------------------------------------------------- clinical imaging
 
 
+def jitter(
+    image: Image.Image,
+    rng: np.random.Generator,
+    fill: int | tuple[int, ...],
+    *,
+    zoom: tuple[float, float] = (0.8, 1.25),
+    shift: float = 0.12,
+    angle: float = 8.0,
+) -> Image.Image:
+    """Zoom, shift and rotate ``image`` about its centre by random amounts (what is uncovered takes ``fill``).
+
+    Templated drawings (a chest, an abdomen, a flowchart) differ between figures this way, as scans
+    of two patients or two published layouts do, so that unrelated figures are not near duplicates.
+
+    Args:
+        image: the picture.
+        rng: the generator the amounts are drawn from.
+        fill: colour of uncovered pixels.
+        zoom: range of the scale factor.
+        shift: largest shift as a share of each side.
+        angle: largest rotation in degrees.
+    """
+    w, h = image.size
+    z = float(rng.uniform(*zoom))
+    theta = math.radians(float(rng.uniform(-angle, angle)))
+    tx, ty = float(rng.uniform(-shift, shift)) * w, float(rng.uniform(-shift, shift)) * h
+    cos, sin = math.cos(theta) / z, math.sin(theta) / z
+    cx, cy = w / 2, h / 2
+    matrix = (cos, sin, cx - cos * (cx + tx) - sin * (cy + ty), -sin, cos, cy + sin * (cx + tx) - cos * (cy + ty))
+    return image.transform((w, h), Image.AFFINE, matrix, resample=Image.BILINEAR, fillcolor=fill)
+
+
 def _grey(pixels: np.ndarray, rng: np.random.Generator, noise: float, blur: float = 1.0) -> Image.Image:
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L")
+    """Finish a drawn scan: pose (zoom, shift, rotation), window and gamma, uneven exposure, blur and noise."""
+    image = jitter(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L"), rng, 0)
     if blur:
         image = image.filter(ImageFilter.GaussianBlur(blur))
-    values = np.asarray(image, np.float32) + rng.normal(0, noise, (image.height, image.width))
+    h, w = image.height, image.width
+    values = np.asarray(image, np.float32) / 255
+    values = values ** float(rng.uniform(0.7, 1.4))  # window and gamma differ between scanners and exports
+    ramp = np.linspace(-1, 1, w, dtype=np.float32)[None, :] * rng.uniform(-0.2, 0.2) \
+        + np.linspace(-1, 1, h, dtype=np.float32)[:, None] * rng.uniform(-0.2, 0.2)
+    values = values * float(rng.uniform(0.75, 1.25)) * (1 + ramp) * 255 + float(rng.uniform(-25, 25))
+    values += rng.normal(0, noise, (h, w))
     return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L").convert("RGB")
 
 
 def _chest_xray(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.Image:
     image = Image.new("L", (w, h), int(rng.integers(5, 25)))
     draw = ImageDraw.Draw(image)
-    draw.ellipse([-0.05 * w, 0.1 * h, 1.05 * w, 1.3 * h], fill=int(rng.integers(105, 135)))  # soft tissue
+    top, bottom = rng.uniform(0.12, 0.24) * h, rng.uniform(0.8, 0.95) * h
+    draw.ellipse([-0.05 * w, top - 0.05 * h, 1.05 * w, 1.3 * h], fill=int(rng.integers(105, 135)))  # soft tissue
+    half = rng.uniform(0.12, 0.19) * w
     for side in (-1, 1):  # lung fields
-        cx = w / 2 + side * w * 0.2
-        draw.ellipse([cx - 0.16 * w, 0.18 * h, cx + 0.16 * w, 0.88 * h], fill=int(rng.integers(35, 60)))
-    draw.rectangle([0.45 * w, 0.1 * h, 0.55 * w, h], fill=int(rng.integers(170, 200)))  # spine, mediastinum
-    draw.ellipse([0.42 * w, 0.5 * h, 0.68 * w, 0.85 * h], fill=int(rng.integers(150, 180)))  # heart
-    for k in range(8):  # ribs
-        y = 0.2 * h + k * 0.08 * h
+        cx = w / 2 + side * w * rng.uniform(0.17, 0.24)
+        draw.ellipse([cx - half * rng.uniform(0.85, 1.15), top + rng.uniform(0, 0.05) * h, cx + half,
+                      bottom - rng.uniform(0, 0.08) * h], fill=int(rng.integers(30, 65)))
+    spine = rng.uniform(0.04, 0.06) * w
+    draw.rectangle([w / 2 - spine, 0.1 * h, w / 2 + spine, h], fill=int(rng.integers(160, 205)))  # spine, mediastinum
+    heart = rng.uniform(0.1, 0.16) * w
+    hx, hy = w / 2 + rng.uniform(0.02, 0.08) * w, rng.uniform(0.62, 0.72) * h
+    draw.ellipse([hx - heart, hy - heart * 0.9, hx + heart, hy + heart * 0.9], fill=int(rng.integers(145, 185)))
+    ribs = int(rng.integers(6, 11))
+    for k in range(ribs):  # ribs
+        y = top + (k + 0.3) * (bottom - top) / ribs
         for side in (-1, 1):
             x0 = w / 2 if side > 0 else 0.1 * w
-            box = [x0 - (0 if side > 0 else 0), y, x0 + 0.4 * w, y + 0.12 * h]
-            draw.arc(box, 180 if side > 0 else 0, 360 if side > 0 else 180, fill=int(rng.integers(75, 105)),
-                     width=max(2, h // 80))
-    draw.line([0.15 * w, 0.16 * h, 0.45 * w, 0.2 * h], fill=190, width=max(2, h // 60))  # clavicles
-    draw.line([0.55 * w, 0.2 * h, 0.85 * w, 0.16 * h], fill=190, width=max(2, h // 60))
-    if rng.random() < 0.5:  # an opacity
+            draw.arc([x0, y, x0 + 0.4 * w, y + rng.uniform(0.08, 0.14) * h], 180 if side > 0 else 0,
+                     360 if side > 0 else 180, fill=int(rng.integers(75, 110)), width=max(2, h // 80))
+    draw.line([0.15 * w, top, 0.45 * w, top + 0.04 * h], fill=190, width=max(2, h // 60))  # clavicles
+    draw.line([0.55 * w, top + 0.04 * h, 0.85 * w, top], fill=190, width=max(2, h // 60))
+    for _ in range(int(rng.integers(0, 3))):  # opacities
         x, y = rng.uniform(0.25, 0.75) * w, rng.uniform(0.35, 0.75) * h
-        draw.ellipse([x - 0.06 * w, y - 0.05 * h, x + 0.06 * w, y + 0.05 * h], fill=int(rng.integers(110, 150)))
-    draw.text((0.04 * w, 0.04 * h), _pick(rng, ("R", "L", "PA")), fill=230, font=font(max(9, h // 16), True))
+        r = rng.uniform(0.03, 0.09) * w
+        draw.ellipse([x - r, y - r * 0.8, x + r, y + r * 0.8], fill=int(rng.integers(110, 160)))
+    draw.text((rng.uniform(0.03, 0.85) * w, 0.04 * h), _pick(rng, ("R", "L", "PA")), fill=230,
+              font=font(max(9, h // 16), True))
     facts.update(modality="X-ray", organ="chest", view=_pick(rng, ("posteroanterior", "anteroposterior")),
                  finding=_pick(rng, ("consolidation in the right lower lobe", "bilateral infiltrates",
                                      "a pleural effusion", "no acute abnormality", "a nodular opacity")))
@@ -394,12 +455,18 @@ def _chest_xray(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image
 def _ct(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.Image:
     image = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(image)
-    draw.ellipse([0.08 * w, 0.2 * h, 0.92 * w, 0.85 * h], fill=int(rng.integers(70, 90)))  # fat
-    draw.ellipse([0.12 * w, 0.24 * h, 0.88 * w, 0.81 * h], fill=int(rng.integers(100, 120)))  # muscle/organs
-    draw.ellipse([0.15 * w, 0.3 * h, 0.52 * w, 0.65 * h], fill=int(rng.integers(125, 145)))  # liver
+    bw, bh = rng.uniform(0.36, 0.46) * w, rng.uniform(0.26, 0.36) * h  # body half-axes
+    cy = rng.uniform(0.48, 0.56) * h
+    draw.ellipse([w / 2 - bw, cy - bh, w / 2 + bw, cy + bh], fill=int(rng.integers(60, 95)))  # fat
+    fat = rng.uniform(0.03, 0.08)
+    draw.ellipse([w / 2 - bw * (1 - fat), cy - bh * (1 - fat), w / 2 + bw * (1 - fat), cy + bh * (1 - fat)],
+                 fill=int(rng.integers(95, 125)))  # muscle and organs
+    lx, ly, lr = rng.uniform(0.25, 0.4) * w, cy - rng.uniform(0.0, 0.12) * h, rng.uniform(0.1, 0.2) * w
+    draw.ellipse([lx - lr, ly - lr * 0.9, lx + lr, ly + lr * 0.9], fill=int(rng.integers(120, 150)))  # liver
     for side in (-1, 1):
-        x = w / 2 + side * 0.2 * w
-        draw.ellipse([x - 0.06 * w, 0.55 * h, x + 0.06 * w, 0.7 * h], fill=int(rng.integers(140, 165)))  # kidneys
+        x = w / 2 + side * rng.uniform(0.15, 0.24) * w
+        y = cy + rng.uniform(0.05, 0.14) * h
+        draw.ellipse([x - 0.05 * w, y - 0.07 * h, x + 0.05 * w, y + 0.07 * h], fill=int(rng.integers(135, 170)))
     draw.ellipse([0.44 * w, 0.62 * h, 0.56 * w, 0.76 * h], fill=235)  # vertebral body
     draw.ellipse([0.475 * w, 0.5 * h, 0.525 * w, 0.56 * h], fill=200)  # aorta, contrast
     for _ in range(int(rng.integers(2, 6))):  # bowel gas
@@ -416,9 +483,10 @@ def _ct(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.Image:
 def _mri(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.Image:
     image = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(image)
-    draw.ellipse([0.15 * w, 0.08 * h, 0.85 * w, 0.94 * h], fill=int(rng.integers(170, 210)))  # scalp
-    draw.ellipse([0.18 * w, 0.11 * h, 0.82 * w, 0.91 * h], fill=20)  # skull
-    draw.ellipse([0.2 * w, 0.13 * h, 0.8 * w, 0.89 * h], fill=int(rng.integers(95, 120)))  # brain
+    hw, hh = rng.uniform(0.28, 0.4) * w, rng.uniform(0.36, 0.46) * h  # head half-axes
+    for k, fill in enumerate((int(rng.integers(170, 210)), 20, int(rng.integers(95, 120)))):  # scalp, skull, brain
+        m = 1 - 0.05 * k
+        draw.ellipse([w / 2 - hw * m, h / 2 - hh * m, w / 2 + hw * m, h / 2 + hh * m], fill=fill)
     pixels = np.asarray(image, np.float32).copy()
     folds = _smooth_noise(rng, w, h, 5)
     brain = pixels > 80
@@ -442,7 +510,8 @@ def _mri(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.Image:
 def _ultrasound(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.Image:
     sector = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(sector)
-    draw.pieslice([-0.4 * w, -0.85 * h, 1.4 * w, 1.0 * h], 55, 125, fill=255)
+    spread = float(rng.uniform(22, 40))
+    draw.pieslice([-0.4 * w, -0.85 * h, 1.4 * w, rng.uniform(0.85, 1.1) * h], 90 - spread, 90 + spread, fill=255)
     speckle = rng.exponential(1.0, (h, w)).astype(np.float32)
     speckle = np.asarray(Image.fromarray(np.clip(speckle * 60, 0, 255).astype(np.uint8)).filter(
         ImageFilter.GaussianBlur(0.8)), np.float32)
@@ -461,7 +530,7 @@ def _ultrasound(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image
     facts.update(modality="ultrasound", organ=_pick(rng, ("liver", "thyroid", "kidney", "gallbladder", "uterus")),
                  view=_pick(rng, ("longitudinal", "transverse")),
                  finding=_pick(rng, ("an anechoic cyst", "a hypoechoic nodule", "a dilated duct")))
-    return image.convert("RGB")
+    return jitter(image, rng, 0, zoom=(0.85, 1.2), shift=0.1, angle=4.0).convert("RGB")
 
 
 _CLINICAL: dict[str, Callable[[np.random.Generator, int, int, Facts], Image.Image]] = {
@@ -578,7 +647,8 @@ def paint_gel_blot(rng: np.random.Generator, width: int, height: int) -> tuple[I
     subject = _pick(rng, ("western blot", "western blot", "agarose gel", "SDS-PAGE"))
     facts: Facts = {"subject": subject}
     painter = {"western blot": _western, "agarose gel": _agarose, "SDS-PAGE": _coomassie}[subject]
-    return painter(rng, width, height, facts), facts
+    fill = {"western blot": (255, 255, 255), "agarose gel": (12, 12, 12), "SDS-PAGE": (228, 232, 240)}[subject]
+    return jitter(painter(rng, width, height, facts), rng, fill, zoom=(0.8, 1.0), shift=0.08, angle=2.0), facts
 
 
 # --------------------------------------------------------------------------------------------------- diagrams
@@ -622,21 +692,22 @@ def _flowchart(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.
     names = [str(s) for s in rng.choice(_FLOW_STEPS, size=steps, replace=False)]
     box_h = h / (steps * 1.6)
     counts = np.sort(rng.integers(20, 600, steps))[::-1]
+    left, width = rng.uniform(0.03, 0.18), rng.uniform(0.4, 0.52)
     centres = []
     for k in range(steps):
         y0 = h * 0.04 + k * box_h * 1.6
-        box = [w * 0.1, y0, w * 0.62, y0 + box_h]
+        box = [w * left, y0, w * (left + width), y0 + box_h]
         _box_text(draw, box, f"{names[k]} (n = {counts[k]})", f, fill, rng.random() < 0.4)
         centres.append(((box[0] + box[2]) / 2, box[1], box[3]))
         if rng.random() < 0.4 and k < steps - 1:  # an exclusion box
-            side = [w * 0.7, y0 + box_h * 0.9, w * 0.98, y0 + box_h * 1.5]
+            side = [w * (left + width + 0.06), y0 + box_h * 0.9, w * 0.99, y0 + box_h * 1.5]
             _box_text(draw, side, f"Excluded (n = {int(rng.integers(2, 40))})", f, (255, 255, 255), False)
-            _arrow(draw, (w * 0.36, y0 + box_h * 1.2), (w * 0.7, y0 + box_h * 1.2), 1, 5)
+            _arrow(draw, (w * (left + width / 2), y0 + box_h * 1.2), (side[0], y0 + box_h * 1.2), 1, 5)
     for (x, _, bottom), (_, top, _) in zip(centres, centres[1:]):
         _arrow(draw, (x, bottom), (x, top), 1, 6)
     facts.update(steps=names, study=_pick(rng, ("randomised controlled trial", "cohort study",
                                                "retrospective case series", "screening programme")))
-    return image
+    return jitter(image, rng, (255, 255, 255), zoom=(0.8, 1.0), shift=0.08, angle=0.0)
 
 
 def _pathway(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.Image:
@@ -645,10 +716,13 @@ def _pathway(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.Im
     nodes = list(_pick(rng, _PATHWAY))
     f = font(max(8, min(12, w // 24)), bold=rng.random() < 0.5)
     if rng.random() < 0.5:  # a membrane band
-        draw.rectangle([0, h * 0.14, w, h * 0.2], fill=(250, 225, 150))
+        band = rng.uniform(0.1, 0.3)
+        draw.rectangle([0, h * band, w, h * (band + 0.06)], fill=(250, 225, 150))
     positions = []
+    centre, swing = rng.uniform(0.35, 0.6), rng.uniform(0.05, 0.22)
+    phase = int(rng.integers(2))
     for k, _ in enumerate(nodes):
-        x = w * (0.3 + 0.4 * (k % 2)) + rng.uniform(-0.05, 0.05) * w
+        x = w * (centre + swing * (1 if (k + phase) % 2 else -1)) + rng.uniform(-0.05, 0.05) * w
         y = h * (0.1 + 0.8 * k / max(1, len(nodes) - 1))
         positions.append((x, y))
     rx, ry = w * 0.14, h * 0.06
@@ -668,14 +742,14 @@ def _pathway(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.Im
     _arrow(draw, (min(w - 4, tx + rx + w * 0.2), ty), (tx + rx + 2, ty), 2, 6, inhibit=True)
     draw.text((min(w - 4, tx + rx + w * 0.2), ty - 14), drug, fill=(180, 0, 0), font=f, anchor="rm")
     facts.update(nodes=nodes, inhibitor=drug)
-    return image
+    return jitter(image, rng, (255, 255, 255), zoom=(0.8, 1.0), shift=0.08, angle=0.0)
 
 
 def _timeline(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.Image:
     image = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(image)
     f = font(max(7, min(11, w // 30)))
-    y = h * 0.5
+    y = h * rng.uniform(0.45, 0.8)
     _arrow(draw, (w * 0.04, y), (w * 0.96, y), 2, 8)
     visits = int(rng.integers(3, 6))
     labels = ["Baseline"] + [f"{_pick(rng, ('Week', 'Day', 'Month'))} {int(v)}"
@@ -685,10 +759,15 @@ def _timeline(rng: np.random.Generator, w: int, h: int, facts: Facts) -> Image.I
         draw.line([x, y - 8, x, y + 8], fill="black", width=2)
         draw.text((x, y - 14 if k % 2 else y + 14), label, fill="black", font=f, anchor="ms" if k % 2 else "mt")
     fill = _pick(rng, _FILLS)
-    _box_text(draw, [w * 0.1, h * 0.08, w * 0.9, h * 0.26], _pick(rng, ("Treatment period", "Intervention",
-                                                                        "Dosing: 10 mg/kg daily")), f, fill, True)
+    x0, x1 = rng.uniform(0.05, 0.4), rng.uniform(0.6, 0.95)
+    top = rng.uniform(0.05, max(0.06, y / h - 0.35))
+    _box_text(draw, [w * x0, h * top, w * x1, h * (top + 0.16)], _pick(rng, ("Treatment period", "Intervention",
+                                                                              "Dosing: 10 mg/kg daily")), f, fill, True)
+    for _ in range(int(rng.integers(0, 3))):  # sampling marks
+        x = w * rng.uniform(0.1, 0.9)
+        draw.polygon([(x, y + 22), (x - 5, y + 32), (x + 5, y + 32)], fill=_pick(rng, ((200, 0, 0), (0, 90, 200))))
     facts.update(visits=labels)
-    return image
+    return jitter(image, rng, (255, 255, 255), zoom=(0.8, 1.0), shift=0.08, angle=0.0)
 
 
 def paint_diagram(rng: np.random.Generator, width: int, height: int) -> tuple[Image.Image, Facts]:
@@ -768,7 +847,8 @@ def paint_chemical_structure(rng: np.random.Generator, width: int, height: int) 
     if count == 2 and rng.random() < 0.5:  # a reaction arrow
         _arrow(draw, (width * scale * 0.45, height * scale * 0.82), (width * scale * 0.55, height * scale * 0.82),
                scale * 2, bond * 0.3)
-    image = image.resize((width, height), Image.LANCZOS)
+    image = jitter(image.resize((width, height), Image.LANCZOS), rng, (255, 255, 255), zoom=(0.85, 1.05),
+                   shift=0.12, angle=0.0)
     subject = _pick(rng, ("compound", "inhibitor", "ligand", "natural product", "derivative"))
     return image, {"subject": "skeletal formula", "compounds": numbers, "rings": rings, "kind": subject}
 
