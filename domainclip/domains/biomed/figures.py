@@ -546,7 +546,7 @@ def prepare_figures(
             samples = result.pop("samples")
             earlier = state.partial.pop(result["key"], set())
             article = result["article"]
-            if samples and article and article in (state.articles_written | seen_now) and not earlier:
+            if samples and article and (article in state.articles_written or article in seen_now) and not earlier:
                 result["skipped"] = {"reason": "duplicate_article",
                                      "detail": f"{result['origin']}: article {article} was already written from "
                                                "another record"}
