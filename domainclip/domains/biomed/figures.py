@@ -519,7 +519,7 @@ def prepare_figures(
     from tqdm.auto import tqdm
 
     from domainclip.core.data.writer import write_json_atomic
-    from domainclip.core.io import atomic_write_text
+    from domainclip.core.io import atomic_output
 
     if not articles and pmc is None:
         raise InputError("give local articles (--articles: folders, .nxml files or packages) or a PMC Cloud "
@@ -574,34 +574,34 @@ def prepare_figures(
     skipped_figures: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
     by_license: dict[str, dict[str, int]] = {}
-    rows = []
-    articles_read = figures_written = 0
-    for entry in _ledger_entries(ledger):
-        articles_read += 1
-        if entry.get("skipped"):
-            skipped_articles.append({"key": entry["key"], "origin": entry["origin"], **entry["skipped"]})
-        for fig in entry.get("skipped_figures", []):
-            skipped_figures.append({"key": entry["key"], "article": entry["article"], **fig})
-        if entry.get("dropped_license"):
-            family = entry["dropped_license"]
-            counts = by_license.setdefault(family, {"articles": 0, "figures": 0})
-            counts["articles"] += 1
-            counts["figures"] += entry["figures_dropped"]
-            dropped.append({"key": entry["key"], "article": entry["article"], "license": entry["meta"]["license"],
-                            "figures": entry["figures_dropped"]})
-        if entry.get("figures"):
-            figures_written += entry["figures"]
-            rows.append(json.dumps({**entry["meta"], "figures": entry["figures"], "key": entry["key"],
-                                    "origin": entry["origin"]}, ensure_ascii=False))
+    articles_read = figures_written = articles_written = 0
+    with atomic_output(out / ARTICLES_NAME) as path, open(path, "w", encoding="utf-8") as rows:  # streamed
+        for entry in _ledger_entries(ledger):
+            articles_read += 1
+            if entry.get("skipped"):
+                skipped_articles.append({"key": entry["key"], "origin": entry["origin"], **entry["skipped"]})
+            for fig in entry.get("skipped_figures", []):
+                skipped_figures.append({"key": entry["key"], "article": entry["article"], **fig})
+            if entry.get("dropped_license"):
+                family = entry["dropped_license"]
+                counts = by_license.setdefault(family, {"articles": 0, "figures": 0})
+                counts["articles"] += 1
+                counts["figures"] += entry["figures_dropped"]
+                dropped.append({"key": entry["key"], "article": entry["article"],
+                                "license": entry["meta"]["license"], "figures": entry["figures_dropped"]})
+            if entry.get("figures"):
+                figures_written += entry["figures"]
+                articles_written += 1
+                rows.write(json.dumps({**entry["meta"], "figures": entry["figures"], "key": entry["key"],
+                                       "origin": entry["origin"]}, ensure_ascii=False) + "\n")
     skipped_articles += transient
-    atomic_write_text(out / ARTICLES_NAME, "".join(row + "\n" for row in rows))
     article_reasons = Counter(s["reason"] for s in skipped_articles)
     figure_reasons = Counter(s["reason"] for s in skipped_figures)
     shards = sorted(n for n in os.listdir(out) if re.fullmatch(rf"{PREFIX}(?:-r\d\d)?-\d{{6}}\.tar", n))
     summary = {
         "out": str(out), "licenses": None if job.licenses is None else list(job.licenses), "max_side": max_side,
         "image_format": image_format, "shard_size": shard_size, "workers": workers, "resumed": resumed,
-        "articles_read": articles_read + len(transient), "articles_written": len(rows),
+        "articles_read": articles_read + len(transient), "articles_written": articles_written,
         "articles_skipped": len(skipped_articles), "skipped_articles_by_reason": dict(sorted(article_reasons.items())),
         "dropped_by_license": dict(sorted(by_license.items())), "figures_written": figures_written,
         "figures_written_this_run": written_now, "figures_skipped": len(skipped_figures),
