@@ -151,10 +151,11 @@ def test_pixel_distance_aligns_crops_and_tells_same_layout_figures_apart():
     sign = lambda a: PixelSignature(Image.fromarray(a))  # noqa: E731
     original = sign(image)
     copies = [pixel_distance(original, sign(copy)) for copy in (cropped, jpeg, small)]
-    assert max(copies) < 2.0, copies
+    # measured: 0.32 (crop), 0.27 (JPEG 35), 0.26 (2/3 size); the default threshold is 0.6
+    assert max(copies) < 0.4, copies
     assert pixel_distance(sign(cropped), original) == pytest.approx(copies[0])  # symmetric: either may be the crop
-    assert pixel_distance(original, sign(sibling)) > 2.5
-    assert pixel_distance(original, sign(data.texture(rng, (h, w)))) > 20
+    assert pixel_distance(original, sign(sibling)) > 2.0  # measured 3.8
+    assert pixel_distance(original, sign(data.texture(rng, (h, w)))) > 10  # measured 21
 
 
 def test_exact_index_returns_the_first_id_across_runs():
@@ -214,9 +215,9 @@ def test_generated_articles_precision_and_recall(tmp_path):
         hits = sum(true.get(k) == v for k, v in predicted.items())
         scores[kind] = (hits / len(predicted), hits / len(true))
     assert summary["figures"] == len(truth)
-    # measured on seed 0: exact 1.00 / 0.97 (31 of 32), near 0.81 (47/58) / 0.87 (47/54)
+    # measured on seed 0: exact 1.00 (32/32) / 1.00, near 0.94 (50/53) / 0.93 (50/54); seed 1: near 1.00 / 0.95
     assert scores["exact"][0] >= 0.95 and scores["exact"][1] >= 0.95, scores
-    assert scores["near"][0] >= 0.75 and scores["near"][1] >= 0.8, scores
+    assert scores["near"][0] >= 0.9 and scores["near"][1] >= 0.9, scores
 
 
 def _exit_code(argv: list[str]) -> int:
