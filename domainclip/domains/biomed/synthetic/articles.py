@@ -366,23 +366,25 @@ def _original_file(seed: int, index: int, number: int, options: dict[str, Any]) 
     return _encode(image, plan.journal.image_format), plan.journal.image_format, facts
 
 
-def _build_figures(plan: ArticlePlan, options: dict[str, Any]) -> list[_Figure]:
+def _names(plan: ArticlePlan) -> list[tuple[str, str, str]]:
+    """``(fig id, label, graphic href)`` of each figure; the two figures of a fig-group share a number, A and B."""
     j = plan.journal
-    figures = []
-    number = 0  # label number: a fig-group takes one
+    names = []
+    number = 0
     for figure in plan.figures:
         if figure.group is None or figure.group == figure.number:
             number += 1
-        if figure.group is None:
-            key = {"k": number, "slug": plan.slug}
-            figure_id, label = j.figure_id.format(**key), j.figure_label.format(**key)
-            graphic = j.graphic.format(**key)
-        else:
-            letter = "ab"[figure.number - figure.group]
-            key = {"k": number, "slug": plan.slug}
-            figure_id = j.figure_id.format(**key) + letter.upper()
-            label = j.figure_label.format(**key) + letter.upper()
-            graphic = j.graphic.format(**key) + letter
+        key = {"k": number, "slug": plan.slug}
+        letter = "" if figure.group is None else "ab"[figure.number - figure.group]
+        names.append((j.figure_id.format(**key) + letter.upper(), j.figure_label.format(**key) + letter.upper(),
+                      j.graphic.format(**key) + letter))
+    return names
+
+
+def _build_figures(plan: ArticlePlan, options: dict[str, Any]) -> list[_Figure]:
+    j = plan.journal
+    figures = []
+    for figure, (figure_id, label, graphic) in zip(plan.figures, _names(plan)):
         if figure.duplicate_kind is None:
             image, facts = _draw_figure(plan.seed, plan.index, figure, options)
             data, fmt = _encode(image, j.image_format), j.image_format
@@ -548,15 +550,8 @@ def _truth(plan: ArticlePlan, figure: _Figure, path: str, options: dict[str, Any
 
 
 def _figure_ids(plan: ArticlePlan) -> list[str]:
-    """The ``fig`` ids of an article's figures, by figure number (as :func:`_build_figures` names them)."""
-    ids = []
-    number = 0
-    for figure in plan.figures:
-        if figure.group is None or figure.group == figure.number:
-            number += 1
-        fid = plan.journal.figure_id.format(k=number, slug=plan.slug)
-        ids.append(fid if figure.group is None else fid + "AB"[figure.number - figure.group])
-    return ids
+    """The ``fig`` ids of an article's figures, by figure number."""
+    return [figure_id for figure_id, _, _ in _names(plan)]
 
 
 def _malformed(out: Path, seed: int, index: int, kind: str, options: dict[str, Any]) -> dict[str, Any]:
