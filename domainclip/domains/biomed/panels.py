@@ -34,7 +34,8 @@ figures``; 1038 figures, 130 with 2 to 4 labelled panels): caption labels read r
 kept whole (a table or structure whose own white space still cuts it into more pieces); 2 of 16
 insets (labels in the caption, one picture with a zoomed corner) split wrongly; 906 of 908
 single-panel figures kept whole. 154 single-panel figures (tables, blots in strips, diagrams) cut
-into pieces at the finest scale count as image-only flags.
+into pieces at the finest scale count as image-only flags. Seed 1: 156 of 167 split right, seed 2:
+137 of 152, with no single-panel figure split.
 """
 
 from __future__ import annotations
