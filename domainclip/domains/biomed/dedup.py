@@ -23,11 +23,12 @@ occurrence of every figure:
 generator's truth knows every duplicate): exact duplicates precision and recall 1.00 (seed 0: 32
 of 32; seed 1: 46 of 46); near duplicates (resized by 0.6-1.4, recompressed at JPEG quality
 30-65, cropped 0-4 % at each edge) precision 0.94 (50/53) and 1.00 (63/63), recall 0.93 (50/54)
-and 0.95 (63/66): pooled 0.97 (113/116) and 0.94 (113/120). On seed 2, not used to choose
-the defaults: exact 1.00 / 1.00 (47 of 47), near precision 1.00 (75/75), recall 0.99 (75/76). The misses are crops the hash puts
-more than 14 bits away and text-heavy tables recompressed hard; the false matches are figures drawn
-from one template that differ in a label. On the way: hashes alone (phash 10, dhash 9) gave
-precision 0.19, recall 0.70; with the aspect check 0.32 / 0.78; with an absolute pixel distance
+and 0.95 (63/66): pooled 0.97 (113/116) and 0.94 (113/120). On seed 2, not used to choose the
+defaults: exact 1.00 / 1.00 (47 of 47), near precision 1.00 (75/75), recall 0.99 (75/76). The
+misses are crops the hash puts more than 14 bits away and text-heavy tables recompressed hard; the
+false matches are figures drawn from one template that differ in a label. On the way: hashes
+alone (phash 10, dhash 9) gave precision 0.19, recall 0.70; with the aspect check 0.32 / 0.78;
+with an absolute pixel distance
 (2.0 grey levels) 0.81 / 0.87; relative to the figures' detail (the default) as above.
 
 **Scale.** Per kept figure the index holds its two 64-bit hashes, a 16-bit chunk value and a
