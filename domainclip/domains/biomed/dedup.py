@@ -28,8 +28,8 @@ defaults: exact 1.00 / 1.00 (47 of 47), near precision 1.00 (75/75), recall 0.99
 misses are crops the hash puts more than 14 bits away and text-heavy tables recompressed hard; the
 false matches are figures drawn from one template that differ in a label. On the way: hashes
 alone (phash 10, dhash 9) gave precision 0.19, recall 0.70; with the aspect check 0.32 / 0.78;
-with an absolute pixel distance
-(2.0 grey levels) 0.81 / 0.87; relative to the figures' detail (the default) as above.
+with an absolute pixel distance (2.0 grey levels) 0.81 / 0.87; relative to the figures' detail
+(the default) as above.
 
 **Scale.** Per kept figure the index holds its two 64-bit hashes, a 16-bit chunk value and a
 32-bit number per chunk table (4), two 64-bit exact digests with their numbers, its aspect ratio,
