@@ -162,6 +162,8 @@ def run_prepare(
 def step_options(step: PrepareStep, root: str | Path) -> tuple[Callable[..., Any], dict]:
     """A recipe prepare step's command and checked options; ``{root}`` in strings becomes the data root.
 
+    Strings inside lists and mappings (``articles: ["{root}/raw"]``) are substituted too.
+
     Raises:
         InputError: an unknown option, or a value of the wrong type or range.
         UnknownNameError: an unknown domain or command.
@@ -170,8 +172,19 @@ def step_options(step: PrepareStep, root: str | Path) -> tuple[Callable[..., Any
     if not name:
         raise InputError(f"prepare command {step.command!r} must look like '<domain>/<command>'")
     command = get_prepare_command(domain, name)
-    args = {k: (v.replace("{root}", str(root)) if isinstance(v, str) else v) for k, v in step.args.items()}
+    args = {k: _with_root(v, str(root)) for k, v in step.args.items()}
     return command, check_options(command, args, where=f"{step.command} args")
+
+
+def _with_root(value: Any, root: str) -> Any:
+    """``value`` with ``{root}`` replaced in every string it holds (lists and mappings included)."""
+    if isinstance(value, str):
+        return value.replace("{root}", root)
+    if isinstance(value, list | tuple):
+        return type(value)(_with_root(v, root) for v in value)
+    if isinstance(value, dict):
+        return {k: _with_root(v, root) for k, v in value.items()}
+    return value
 
 
 def step_state(step: PrepareStep, root: str | Path) -> str:
@@ -194,7 +207,7 @@ def step_state(step: PrepareStep, root: str | Path) -> str:
 
 
 def run_prepare_step(step: PrepareStep, root: str | Path = "data", *, overwrite: bool = False) -> dict[str, Any]:
-    """Run one recipe prepare step; ``{root}`` in string arguments becomes the recipe's data root.
+    """Run one recipe prepare step; ``{root}`` in its arguments' strings becomes the recipe's data root.
 
     Args:
         step: the recipe's step.

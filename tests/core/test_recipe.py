@@ -112,3 +112,15 @@ def test_eval_suite_data_and_options_must_name_listed_suites():
     assert ok.eval.suite_data == {"core/synthetic": "{root}/x"}
     with pytest.raises(RecipeError, match="eval.options names 'core/other'"):
         load_recipe({**base, "eval": {**base["eval"], "options": {"core/other": {"k": 1}}}})
+
+
+def test_root_is_substituted_in_strings_inside_list_arguments(tmp_path):
+    """``{root}`` in a list argument of a prepare step (``articles: ["{root}/raw"]``) is the data root too."""
+    from domainclip.core.prepare import _with_root, step_options
+    from domainclip.core.recipe import PrepareStep
+
+    step = PrepareStep("biomed/figures", {"out": "{root}/figs", "articles": ["{root}/raw", "/elsewhere/{root}x"]})
+    _, options = step_options(step, tmp_path)
+    assert str(options["out"]) == f"{tmp_path}/figs"
+    assert [str(a) for a in options["articles"]] == [f"{tmp_path}/raw", f"/elsewhere/{tmp_path}x"]
+    assert _with_root({"a": ("{root}", 1), "b": None}, "R") == {"a": ("R", 1), "b": None}
