@@ -46,6 +46,7 @@ figures, share and clusters per type) and ``concepts-distribution.png`` (a bar c
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import tempfile
 import zlib
@@ -107,8 +108,9 @@ class Taxonomy:
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
     """The built-in taxonomy, or one read from a JSON file.
 
-    The file holds ``{"types": [{"name", "words", "description"}, ...], "templates": ["{}.", ...]}``;
-    ``templates`` may be left out (the built-in ones are used), ``description`` too.
+    The file holds ``{"types": [{"name", "words", "description", "synonyms"}, ...], "templates": ["{}.", ...]}``;
+    ``templates`` may be left out (the built-in ones are used), ``description`` and ``synonyms`` (a list
+    of other names in words, averaged with ``words``) too.
 
     Args:
         path: the JSON file; ``None`` for :data:`~domainclip.domains.biomed.taxonomy.FIGURE_TYPES`.
@@ -132,7 +134,10 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
     for i, entry in enumerate(data["types"]):
         if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) and entry[k] for k in _FIELDS):
             raise InputError(f"{where}: types[{i}] needs non-empty strings 'name' and 'words'")
-        types.append(FigureType(entry["name"], entry["words"], str(entry.get("description", ""))))
+        synonyms = entry.get("synonyms", [])
+        if not isinstance(synonyms, list) or not all(isinstance(w, str) and w for w in synonyms):
+            raise InputError(f"{where}: types[{i}].synonyms must be a list of non-empty strings")
+        types.append(FigureType(entry["name"], entry["words"], str(entry.get("description", "")), tuple(synonyms)))
     names = [t.name for t in types]
     repeated = sorted(n for n, c in Counter(names).items() if c > 1)
     if repeated:
@@ -296,9 +301,11 @@ def type_vectors(
     from domainclip.core.eval.features import encode_texts
 
     if prototypes is None:
-        texts = [template.format(t.words) for t in taxonomy.types for template in taxonomy.templates]
-        embedded = encode_texts(model, tokenizer, texts, device).numpy().astype(np.float64)
-        vectors = embedded.reshape(len(taxonomy.types), len(taxonomy.templates), -1).mean(1)
+        per_type = [[template.format(words) for template in taxonomy.templates for words in t.all_words]
+                    for t in taxonomy.types]
+        embedded = encode_texts(model, tokenizer, [p for texts in per_type for p in texts], device).numpy()
+        bounds = np.cumsum([0] + [len(texts) for texts in per_type])
+        vectors = np.stack([embedded[a:b].astype(np.float64).mean(0) for a, b in itertools.pairwise(bounds)])
         return vectors, taxonomy.names, {}
     folder = Path(prototypes)
     if not folder.is_dir():

@@ -456,6 +456,6 @@ _task("malaria_cells", "general_biology", "NIH malaria cell images (parasitology
 
 # ---------------------------------------------------------------------------------------------- figure types
 _task("figure_types", "figure_type", "Figure types of the biomed taxonomy",
-      _c(*((t.name, (t.words,)) for t in taxonomy.FIGURE_TYPES)), taxonomy.TEMPLATES, folder="figure_types",
+      _c(*((t.name, t.all_words) for t in taxonomy.FIGURE_TYPES)), taxonomy.TEMPLATES, folder="figure_types",
       expected="figure_types/ holding one folder per taxonomy type (written by 'domainclip prepare biomed synthetic')",
       source="domainclip.domains.biomed.taxonomy (BIOMEDICA's global concepts)")

@@ -23,23 +23,38 @@ class FigureType:
         name: identifier used in shard ``json``, folder names and recipes (``chemical_structure``).
         words: the class in words, as it fills a prompt template ("a chemical structure").
         description: one line on what belongs here, for data cards and reports.
+        synonyms: other names of the class in words ("a skeletal formula"); zero-shot prompts
+            average every name in every template, as CONCH and the registry's tasks do.
     """
 
     name: str
     words: str
     description: str
+    synonyms: tuple[str, ...] = ()
+
+    @property
+    def all_words(self) -> tuple[str, ...]:
+        """:attr:`words` then :attr:`synonyms`."""
+        return (self.words, *self.synonyms)
 
 
 #: The taxonomy's classes, in label order.
 FIGURE_TYPES: tuple[FigureType, ...] = (
-    FigureType("clinical_imaging", "a radiology image", "X-ray, CT, MRI, ultrasound and other clinical scans"),
-    FigureType("microscopy", "a microscopy image", "light, fluorescence and electron micrographs, histology"),
-    FigureType("gel_blot", "a gel or western blot", "electrophoresis gels, western, northern and southern blots"),
-    FigureType("chart", "a chart or plot", "bar charts, line and scatter plots, survival curves, heat maps"),
-    FigureType("diagram", "a schematic diagram", "flowcharts, pathways, study designs, illustrations"),
-    FigureType("chemical_structure", "a chemical structure", "skeletal formulae of molecules and reactions"),
-    FigureType("table", "a table", "tables rendered as images"),
-    FigureType("photograph", "a photograph", "photographs of patients, specimens, equipment or fieldwork"),
+    FigureType("clinical_imaging", "a radiology image", "X-ray, CT, MRI, ultrasound and other clinical scans",
+               ("an X-ray", "a CT scan", "an MRI scan", "an ultrasound image")),
+    FigureType("microscopy", "a microscopy image", "light, fluorescence and electron micrographs, histology",
+               ("a micrograph", "a fluorescence microscopy image", "a histology image", "an electron micrograph")),
+    FigureType("gel_blot", "a gel or western blot", "electrophoresis gels, western, northern and southern blots",
+               ("a western blot", "an electrophoresis gel")),
+    FigureType("chart", "a chart or plot", "bar charts, line and scatter plots, survival curves, heat maps",
+               ("a bar chart", "a line plot", "a scatter plot", "a survival curve")),
+    FigureType("diagram", "a schematic diagram", "flowcharts, pathways, study designs, illustrations",
+               ("a flowchart", "a pathway diagram")),
+    FigureType("chemical_structure", "a chemical structure", "skeletal formulae of molecules and reactions",
+               ("a skeletal formula", "a molecular structure")),
+    FigureType("table", "a table", "tables rendered as images", ("a data table",)),
+    FigureType("photograph", "a photograph", "photographs of patients, specimens, equipment or fieldwork",
+               ("a clinical photograph", "a specimen photograph")),
 )
 
 #: Zero-shot prompt templates; ``{}`` takes a type's :attr:`FigureType.words`.
@@ -75,11 +90,10 @@ def figure_type(name: str) -> FigureType:
 
 
 def prompts(name: str, templates: tuple[str, ...] = TEMPLATES) -> list[str]:
-    """Every template filled with the words of the class ``name``.
+    """Every template filled with every name in words of the class ``name`` (templates outer, names inner).
 
     Args:
         name: a class name of :data:`FIGURE_TYPES`.
         templates: templates with one ``{}``.
     """
-    words = figure_type(name).words
-    return [template.format(words) for template in templates]
+    return [template.format(words) for template in templates for words in figure_type(name).all_words]

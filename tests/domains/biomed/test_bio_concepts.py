@@ -19,7 +19,7 @@ from domainclip.core.errors import InputError, InputNotFoundError, NothingWritte
 from domainclip.core.eval.features import encode_inputs, encode_texts
 from domainclip.core.models.loading import load_model
 from domainclip.domains.biomed.concepts import annotate_concepts, load_taxonomy
-from domainclip.domains.biomed.taxonomy import TEMPLATES, figure_type
+from domainclip.domains.biomed.taxonomy import prompts as type_prompts
 
 _spec = importlib.util.spec_from_file_location("bio_data_concepts", Path(__file__).with_name("data_concepts.py"))
 data = importlib.util.module_from_spec(_spec)
@@ -143,12 +143,12 @@ def test_zero_shot_cluster_score_is_the_mean_prompt_similarity(figures, tmp_path
         rows = [i for i, c in enumerate(concepts) if c["cluster"] == cluster["cluster"]]
         assert len(rows) == cluster["size"] and all(concepts[i]["label"] == cluster["label"] for i in rows)
         for name in (cluster["label"], "diagram"):
-            prompts = encode_texts(model, tokenizer, [t.format(figure_type(name).words) for t in TEMPLATES]).numpy()
+            prompts = encode_texts(model, tokenizer, type_prompts(name)).numpy()
             expected = float((features[rows] @ prompts.T).mean())
             assert cluster["scores"][name] == pytest.approx(expected, abs=2e-3)  # float16 scratch features
         assert cluster["scores"][cluster["label"]] == max(cluster["scores"].values())
         own = (features[rows[0]] @ encode_texts(
-            model, tokenizer, [t.format(figure_type(cluster["label"]).words) for t in TEMPLATES]).numpy().T).mean()
+            model, tokenizer, type_prompts(cluster["label"])).numpy().T).mean()
         assert concepts[rows[0]]["score"] == pytest.approx(float(own), abs=2e-3)
     assert sum(r["figures"] for r in report["distribution"].values()) == 48
     assert np.isclose(sum(r["share"] for r in report["distribution"].values()), 1.0)
