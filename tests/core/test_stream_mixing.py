@@ -110,14 +110,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path = self.path
         if path == self.server.gate:
             head = self.server.gate_bytes
+            self.server.sent[path] += head  # counted before writing: the client may act on the bytes at once
             self.wfile.write(body[:head])
             self.wfile.flush()
-            self.server.sent[path] += head
             self.server.release.wait(60)
             body = body[head:]
         for start in range(0, len(body), 65536):
-            self.wfile.write(body[start : start + 65536])
             self.server.sent[path] += len(body[start : start + 65536])
+            self.wfile.write(body[start : start + 65536])
 
     def do_GET(self) -> None:
         self.server.requests.append(self.path)
