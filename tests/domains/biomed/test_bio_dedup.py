@@ -25,6 +25,7 @@ from domainclip.domains.biomed.dedup import (
     deduplicate_figures,
     image_hash,
     pixel_distance,
+    trim_box,
 )
 
 _spec = importlib.util.spec_from_file_location("bio_data_figshards", Path(__file__).with_name("data_figshards.py"))
@@ -140,6 +141,22 @@ def test_near_index_finds_exactly_what_brute_force_finds_and_looks_at_few():
     assert index.nbytes / len(index) <= 8 + 4 * 6
 
 
+def _timeline(labels: list[str]) -> np.ndarray:
+    """A timeline diagram (a box, an axis, labelled ticks): the template of the generator's hardest false matches."""
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.new("RGB", (380, 380), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=13)
+    draw.rounded_rectangle((38, 30, 335, 100), 6, fill=(198, 218, 238), outline="black")
+    draw.text((150, 58), "Dosing: 10 mg/kg daily", fill="black", font=font)
+    draw.line((15, 192, 355, 192), fill="black", width=2)
+    for i, label in enumerate(labels):
+        draw.line((38 + i * 74, 184, 38 + i * 74, 200), fill="black", width=2)
+        draw.text((20 + i * 74, 166 if i % 2 else 204), label, fill="black", font=font)
+    return np.asarray(image)
+
+
 def test_pixel_distance_aligns_crops_and_tells_same_layout_figures_apart():
     rng = np.random.default_rng(4)
     image = data.chart(np.random.default_rng(7))
@@ -151,11 +168,37 @@ def test_pixel_distance_aligns_crops_and_tells_same_layout_figures_apart():
     sign = lambda a: PixelSignature(Image.fromarray(a))  # noqa: E731
     original = sign(image)
     copies = [pixel_distance(original, sign(copy)) for copy in (cropped, jpeg, small)]
-    # measured: 0.32 (crop), 0.27 (JPEG 35), 0.26 (2/3 size); the default threshold is 0.6
-    assert max(copies) < 0.4, copies
+    # measured (mean, local): (0.32, 0.52) crop, (0.27, 0.50) JPEG 35, (0.26, 0.52) 2/3 size; limits 0.7, 1.15
+    assert max(mean for mean, _ in copies) < 0.45 and max(local for _, local in copies) < 0.8, copies
     assert pixel_distance(sign(cropped), original) == pytest.approx(copies[0])  # symmetric: either may be the crop
-    assert pixel_distance(original, sign(sibling)) > 2.0  # measured 3.8
-    assert pixel_distance(original, sign(data.texture(rng, (h, w)))) > 10  # measured 21
+    assert pixel_distance(original, sign(sibling))[0] > 2.0  # measured 3.8
+    assert pixel_distance(original, sign(data.texture(rng, (h, w))))[0] > 10  # measured 21
+    # the same template with other labels: close on average (0.37), far where a label changed (1.29)
+    first, other = _timeline(["Baseline", "Day 6", "Month 10", "Day 34", "Day 44"]), \
+        _timeline(["Baseline", "Week 10", "Month 11", "Month 15", "Day 46"])
+    mean, local = pixel_distance(sign(first), sign(other))
+    assert mean < 0.5 and local > 1.2, (mean, local)
+    recompressed = np.asarray(Image.open(io.BytesIO(data.encode(first, "jpg", quality=35))))
+    assert pixel_distance(sign(first), sign(recompressed))[1] < 0.8  # measured 0.57
+
+
+def test_a_copy_cropped_inside_its_margins_is_found_by_the_trimmed_hash(tmp_path):
+    chart = data.chart(np.random.default_rng(7))
+    original = np.pad(chart, ((40, 10), (60, 10), (0, 0)), constant_values=255)  # a figure saved with margins
+    h, w = original.shape[:2]
+    cropped = original[h // 10 :, w // 10 :]  # 10 % off the top and left: margin only
+    trimmed = [Image.fromarray(a).crop(trim_box(Image.fromarray(a).convert("L"))) for a in (cropped, chart)]
+    assert np.array_equal(*map(np.asarray, trimmed))  # trimmed, the crop is the chart itself
+    whole = (image_hash(Image.fromarray(original), "phash", 8) ^ image_hash(Image.fromarray(cropped), "phash", 8))
+    assert whole.bit_count() > 18  # measured 20: beyond any useful threshold of the whole image's hash
+    distinct = [data.chart(np.random.default_rng(s)) for s in (8, 9)] + [data.radiograph(np.random.default_rng(3))]
+    with ShardWriter(tmp_path / "in", prefix="figures", mtime=FIXED_MTIME) as writer:
+        for i, image in enumerate([original, *distinct, cropped]):
+            writer.write({"__key__": f"PMC1_F{i}", "png": data.encode(image, "png"), "txt": f"Figure {i}."})
+    summary = deduplicate_figures(tmp_path / "out", [tmp_path / "in"], progress=False)
+    found = [json.loads(line) for line in (tmp_path / "out" / "duplicates.jsonl").read_text().splitlines()]
+    assert found == [{"key": "PMC1_F4", "duplicate_of": "PMC1_F0", "kind": "near", "distance": 0}]
+    assert summary["kept"] == 4
 
 
 def test_exact_index_returns_the_first_id_across_runs():
@@ -215,9 +258,9 @@ def test_generated_articles_precision_and_recall(tmp_path):
         hits = sum(true.get(k) == v for k, v in predicted.items())
         scores[kind] = (hits / len(predicted), hits / len(true))
     assert summary["figures"] == len(truth)
-    # measured on seed 0: exact 1.00 (32/32) / 1.00, near 0.94 (50/53) / 0.93 (50/54); seed 1: near 1.00 / 0.95
+    # measured on seed 0 (300 articles): see the module docstring for held-out seeds
     assert scores["exact"][0] >= 0.95 and scores["exact"][1] >= 0.95, scores
-    assert scores["near"][0] >= 0.9 and scores["near"][1] >= 0.9, scores
+    assert scores["near"][0] >= 0.95 and scores["near"][1] >= 0.95, scores
 
 
 def _exit_code(argv: list[str]) -> int:
