@@ -35,19 +35,21 @@ seed 0 with 450: what the generator writes depends on ``n``) were only measured:
 | set | figures | exact precision / recall | near precision | near recall |
 |---|---:|---|---|---|
 | seed 8 (300) | 1089 | 1.00 / 1.00 (54 of 54) | 1.00 (74/74) | 1.00 (74/74) |
-| seed 9 (300) | 1099 | 1.00 / 1.00 (43 of 43) | 1.00 (63/63) | 0.98 (63/64) |
-| seed 10 (300) | 994 | 1.00 / 1.00 (29 of 29) | 1.00 (58/58) | 0.98 (58/59) |
+| seed 9 (300) | 1099 | 1.00 / 1.00 (43 of 43) | 1.00 (62/62) | 0.97 (62/64) |
+| seed 10 (300) | 994 | 1.00 / 1.00 (29 of 29) | 1.00 (57/57) | 0.97 (57/59) |
 | seed 0 (900) | 3137 | 1.00 / 1.00 (106 of 106) | 1.00 (181/181) | 0.99 (181/182) |
 
-On the sets used to choose: seed 0 (450 articles) exact 1.00 / 1.00 (47), near precision 0.94 (83/88: timelines
-and a CT of one template with other labels), recall 1.00 (83/83);
-seeds 5, 6, 7 exact 1.00 / 1.00, near precision 1.00 (56/56, 61/61, 79/79), recall 0.98, 0.98,
-1.00 (56/57, 61/62, 79/79). Before
+On the sets used to choose: seed 0 (450 articles) exact 1.00 / 1.00 (47 of 47), near precision
+0.96 (82/85: three timelines of one template with other labels, which pass in the whole view)
+and recall 0.99 (82/83); seeds 5, 6, 7 exact 1.00 / 1.00 (41, 39, 43), near precision 1.00
+(56/56, 61/61, 78/78), recall 0.98, 0.98, 0.99 (56/57, 61/62, 78/79). A known weakness: two
+timelines drawn from one template with other tick labels can pass in the trimmed view (whole:
+local 1.29, trimmed: 1.0, measured in the tests). Before
 the trimmed view and the local check (whole-figure hash within 14 bits, mean pixel check only),
 seed 0 (450) gave near precision 0.95 (77/81: timelines and bar charts of one template with other
 labels) and recall 0.93 (77/83: crops the hash put 15-18 bits away). The misses left on the measured
-sets are two crops of photographs (mean pixel distance 0.9-1.1 after aligning) and a chemical
-structure recompressed at low JPEG quality (0.84). Earlier steps: hashes
+sets are two crops of photographs (mean pixel distance 0.94 and 1.11 after aligning) and three
+figures recompressed at low JPEG quality (two chemical structures, 0.84 and 1.22, a CT, 0.68). Earlier steps: hashes
 alone (phash 10, dhash 9) gave precision 0.19, recall 0.70; with the aspect check 0.32 / 0.78;
 with an absolute pixel distance (2.0 grey levels) 0.81 / 0.87.
 
@@ -563,7 +565,7 @@ def deduplicate_figures(
     verify_hash: HashName = "dhash",
     verify_threshold: NonNegativeInt = 16,
     max_aspect_change: Annotated[float, Range(0, 1)] = 0.1,
-    max_pixel_distance: NonNegativeFloat = 0.7,
+    max_pixel_distance: NonNegativeFloat = 0.65,
     max_local_distance: NonNegativeFloat = 1.15,
     keep: Literal["first"] = "first",
     max_count: PositiveInt = 1000,

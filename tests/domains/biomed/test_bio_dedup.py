@@ -168,7 +168,7 @@ def test_pixel_distance_aligns_crops_and_tells_same_layout_figures_apart():
     sign = lambda a: PixelSignature(Image.fromarray(a))  # noqa: E731
     original = sign(image)
     copies = [pixel_distance(original, sign(copy)) for copy in (cropped, jpeg, small)]
-    # measured (mean, local): (0.32, 0.52) crop, (0.27, 0.50) JPEG 35, (0.26, 0.52) 2/3 size; limits 0.7, 1.15
+    # measured (mean, local): (0.32, 0.52) crop, (0.27, 0.50) JPEG 35, (0.26, 0.52) 2/3 size; limits 0.65, 1.15
     assert max(mean for mean, _ in copies) < 0.45 and max(local for _, local in copies) < 0.8, copies
     assert pixel_distance(sign(cropped), original) == pytest.approx(copies[0])  # symmetric: either may be the crop
     assert pixel_distance(original, sign(sibling))[0] > 2.0  # measured 3.8
@@ -177,7 +177,7 @@ def test_pixel_distance_aligns_crops_and_tells_same_layout_figures_apart():
     first, other = _timeline(["Baseline", "Day 6", "Month 10", "Day 34", "Day 44"]), \
         _timeline(["Baseline", "Week 10", "Month 11", "Month 15", "Day 46"])
     mean, local = pixel_distance(sign(first), sign(other))
-    assert mean < 0.5 and local > 1.2, (mean, local)
+    assert mean < 0.5 and local > 1.2, (mean, local)  # trimmed of the margins: 1.0, a known weakness
     recompressed = np.asarray(Image.open(io.BytesIO(data.encode(first, "jpg", quality=35))))
     assert pixel_distance(sign(first), sign(recompressed))[1] < 0.8  # measured 0.57
 
