@@ -33,5 +33,6 @@ DOMAIN = DomainSpec(
     datasets={"folder": f"{_B}.datasets.folder:ClassFolder", "csv": f"{_B}.datasets.table:LabelTable"},
     synthetic="synthetic",
     demo="biomed/quick",
+    tasks={"figure_text": f"{_B}.tasks:FIGURE_TEXT"},
     requires=("lxml", "imagehash", "monai"),
 )
