@@ -64,8 +64,9 @@ from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import iter_shard
 from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, write_json_atomic
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError
-from domainclip.core.io import atomic_write_text, find_inputs
+from domainclip.core.io import atomic_write_text
 from domainclip.core.options import NonNegativeInt, PositiveInt, Range, entry_point
+from domainclip.domains.biomed.shards import copy_articles, input_shards
 from domainclip.domains.biomed.taxonomy import FIGURE_TYPES, TEMPLATES, FigureType
 
 __all__ = [
@@ -153,15 +154,6 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
 
 
 # =========================================================================== reading figures
-def _inputs(shards: Sequence[Path], out: Path) -> list[Path]:
-    found = find_inputs(shards, (".tar",), what="shard", key=lambda p: str(p.resolve()))
-    target = out.resolve()
-    inside = [p for p in found if p.resolve().is_relative_to(target)]
-    if inside:
-        raise InputError(f"input shard {inside[0]} is inside the output folder {out}: write elsewhere")
-    return found
-
-
 def _decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """RGB image of a member; its size is checked from the header before any pixel is decoded."""
     try:
@@ -387,23 +379,6 @@ def _bar_chart(distribution: dict[str, dict[str, Any]], path: Path, title: str) 
     fig.savefig(path)
 
 
-def _copy_articles(paths: Sequence[Path], shards: Sequence[Path], out: Path) -> int:
-    """Concatenate the ``articles.jsonl`` of the input folders (each once) into ``out``; lines written."""
-    folders = dict.fromkeys([Path(s) for s in shards if Path(s).is_dir()] + [p.parent for p in paths])
-    sources = dict.fromkeys((f / "articles.jsonl").resolve() for f in folders if (f / "articles.jsonl").is_file())
-    if not sources:
-        return 0
-    lines = 0
-    with open(out / "articles.jsonl", "w", encoding="utf-8") as target:
-        for source in sources:
-            with open(source, encoding="utf-8") as f:
-                for line in f:
-                    if line.strip():
-                        target.write(line if line.endswith("\n") else line + "\n")
-                        lines += 1
-    return lines
-
-
 # =========================================================================== the command
 def _chunks(rows: np.ndarray, size: int) -> Iterator[tuple[int, np.ndarray]]:
     """``(start, float32 copy of rows[start:start + size])`` over an on-disk array."""
@@ -474,7 +449,7 @@ def annotate_concepts(
 
     from domainclip.core.models.loading import load_model
 
-    paths = _inputs(shards, out)
+    paths = input_shards(shards, out)
     tax = load_taxonomy(taxonomy)
     embedder, preprocess, tokenizer = load_model(model, device=device)
     vectors, type_names, prototype_counts = type_vectors(
@@ -610,7 +585,7 @@ def annotate_concepts(
         if row != n:
             raise InputError(f"the shards changed while they were read: {n} figures embedded, {row} found again")
         del features_all, assignment, checks
-    articles = _copy_articles(paths, shards, out)
+    articles = copy_articles(paths, shards, out)
     clusters_per_type = Counter(type_names[int(cluster_label[c])] for c in np.flatnonzero(used))
     distribution = {
         name: {"figures": per_type[name], "share": per_type[name] / n, "clusters": clusters_per_type[name]}

@@ -97,8 +97,9 @@ from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import iter_shard
 from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, write_json_atomic
 from domainclip.core.errors import InputError, NothingWrittenError
-from domainclip.core.io import atomic_write_text, find_inputs
+from domainclip.core.io import atomic_write_text
 from domainclip.core.options import NonNegativeFloat, NonNegativeInt, PositiveInt, Range, entry_point
+from domainclip.domains.biomed.shards import copy_articles, input_shards, read_shards
 
 __all__ = [
     "HASHES",
@@ -297,20 +298,6 @@ def _digest(kind: bytes, *parts: bytes) -> int:
     for part in parts:
         h.update(part)
     return int.from_bytes(h.digest()[:8], "big")
-
-
-def _inputs(shards: Sequence[Path], out: Path) -> list[Path]:
-    found = find_inputs(shards, (".tar",), what="shard", key=lambda p: str(p.resolve()))
-    target = out.resolve()
-    inside = [p for p in found if p.resolve().is_relative_to(target)]
-    if inside:
-        raise InputError(f"input shard {inside[0]} is inside the output folder {out}: write elsewhere")
-    return found
-
-
-def _read(paths: Sequence[Path], tally: CorruptTally) -> Iterator[dict[str, Any]]:
-    for path in paths:
-        yield from iter_shard(str(path), tally)
 
 
 def _read_located(paths: Sequence[Path], tally: CorruptTally
@@ -532,27 +519,6 @@ def pixel_distance(a: PixelSignature, b: PixelSignature, *, trimmed: bool = Fals
     return min(_one_way(mine, theirs), _one_way(theirs, mine))
 
 
-def _copy_articles(paths: Sequence[Path], shards: Sequence[Path], out: Path) -> int:
-    """Concatenate the ``articles.jsonl`` of the input folders (each once) into ``out``; lines written."""
-    folders = dict.fromkeys([Path(s) for s in shards if Path(s).is_dir()] + [p.parent for p in paths])
-    sources = [f / "articles.jsonl" for f in folders if (f / "articles.jsonl").is_file()]
-    seen: set[Path] = set()
-    lines = 0
-    if not sources:
-        return 0
-    with open(out / "articles.jsonl", "w", encoding="utf-8") as target:
-        for source in sources:
-            if source.resolve() in seen:
-                continue
-            seen.add(source.resolve())
-            with open(source, encoding="utf-8") as f:
-                for line in f:
-                    if line.strip():
-                        target.write(line if line.endswith("\n") else line + "\n")
-                        lines += 1
-    return lines
-
-
 # =========================================================================== the command
 @entry_point
 def deduplicate_figures(
@@ -604,7 +570,7 @@ def deduplicate_figures(
 
     if verify_hash == hash:
         raise InputError(f"verify_hash must be another kind of hash than hash (both are {hash!r})")
-    paths = _inputs(shards, out)
+    paths = input_shards(shards, out)
     out.mkdir(parents=True, exist_ok=True)
     bits = hash_size * hash_size
     near = NearIndex(bits, near_threshold)  # the hash of the whole figure
@@ -742,7 +708,7 @@ def deduplicate_figures(
     if not counts["kept"]:
         inputs = f"{len(paths)} shard{'s' if len(paths) != 1 else ''}"
         raise NothingWrittenError.from_counts("biomed/dedup", "figures", inputs, skipped, skipped_examples)
-    articles = _copy_articles(paths, shards, out)
+    articles = copy_articles(paths, shards, out)
     summary: dict[str, Any] = {
         "out": str(out), "input_shards": len(paths), "figures": counts["figures"], "kept": counts["kept"],
         "exact": counts["exact_bytes"] + counts["exact_pixels"], "exact_bytes": counts["exact_bytes"],
@@ -793,7 +759,7 @@ def _draw_examples(pairs: list[tuple[str, str, bytes, str, int]], paths: Sequenc
 
     wanted = {original for _, _, _, original, _ in pairs}
     found: dict[str, Image.Image] = {}
-    for raw in _read(paths, CorruptTally()):  # originals come before their duplicates: stop once all are seen
+    for raw in read_shards(paths, CorruptTally()):  # originals come before their duplicates: stop once all are seen
         if raw["__key__"] in wanted and (member := _image_member(raw)):
             found[raw["__key__"]] = _decode(raw[member])
             if len(found) == len(wanted):

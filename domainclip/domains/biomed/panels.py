@@ -44,7 +44,6 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,11 +52,11 @@ import numpy as np
 from PIL import Image
 
 from domainclip.core.data.corrupt import CorruptTally
-from domainclip.core.data.reader import iter_shard
 from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, write_json_atomic
-from domainclip.core.errors import InputError, NothingWrittenError
-from domainclip.core.io import atomic_write_text, find_inputs
+from domainclip.core.errors import NothingWrittenError
+from domainclip.core.io import atomic_write_text
 from domainclip.core.options import PositiveInt, Range, entry_point
+from domainclip.domains.biomed.shards import copy_articles, input_shards, read_shards
 
 __all__ = ["LIGHT", "CaptionPanels", "caption_panels", "image_panels", "split_panels", "sub_captions"]
 
@@ -258,19 +257,6 @@ _COARSER = ((1, 1.25), (2, 1.0), (2, 1.25), (3, 1.25))
 
 
 # =========================================================================== the command
-def _inputs(shards: Sequence[Path], out: Path) -> list[Path]:
-    found = find_inputs(shards, (".tar",), what="shard", key=lambda p: str(p.resolve()))
-    inside = [p for p in found if p.resolve().is_relative_to(out.resolve())]
-    if inside:
-        raise InputError(f"input shard {inside[0]} is inside the output folder {out}: write elsewhere")
-    return found
-
-
-def _read(paths: Sequence[Path], tally: CorruptTally) -> Iterator[dict[str, Any]]:
-    for path in paths:
-        yield from iter_shard(str(path), tally)
-
-
 def _encode(image: Image.Image, member: str) -> bytes:
     buf = io.BytesIO()
     if member in ("jpg", "jpeg"):
@@ -278,22 +264,6 @@ def _encode(image: Image.Image, member: str) -> bytes:
     else:
         image.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _copy_articles(paths: Sequence[Path], shards: Sequence[Path], out: Path) -> int:
-    folders = dict.fromkeys([Path(s) for s in shards if Path(s).is_dir()] + [p.parent for p in paths])
-    sources = list(dict.fromkeys(f.resolve() / "articles.jsonl" for f in folders if (f / "articles.jsonl").is_file()))
-    if not sources:
-        return 0
-    lines = 0
-    with open(out / "articles.jsonl", "w", encoding="utf-8") as target:
-        for source in sources:
-            with open(source, encoding="utf-8") as f:
-                for line in f:
-                    if line.strip():
-                        target.write(line if line.endswith("\n") else line + "\n")
-                        lines += 1
-    return lines
 
 
 @entry_point
@@ -328,7 +298,7 @@ def split_panels(
     """
     from tqdm.auto import tqdm
 
-    paths = _inputs(shards, out)
+    paths = input_shards(shards, out)
     out.mkdir(parents=True, exist_ok=True)
     tally = CorruptTally()
     counts: Counter[str] = Counter()
@@ -336,7 +306,7 @@ def split_panels(
     examples_of: dict[str, str] = {}
     examples: list[tuple[str, Image.Image, list[Box], list[str]]] = []
     with ShardWriter(out, prefix="figures", max_count=max_count, mtime=FIXED_MTIME) as writer:
-        for raw in tqdm(_read(paths, tally), disable=not progress, unit="figure", desc="panels"):
+        for raw in tqdm(read_shards(paths, tally), disable=not progress, unit="figure", desc="panels"):
             key = raw["__key__"]
             counts["figures"] += 1
             member = next((m for m in _IMAGE_MEMBERS if m in raw), None)
@@ -396,7 +366,7 @@ def split_panels(
         **{name: counts[name] for name in ("figures", "flagged", "split", "caption_only", "image_only", "disagree",
                                            "single", "panels_written", "samples")},
         "skipped": dict(skipped), "shards": [p.name for p in writer.written],
-        "articles": _copy_articles(paths, shards, out),
+        "articles": copy_articles(paths, shards, out),
         "settings": {"min_gutter": min_gutter, "min_panel": min_panel, "light": LIGHT, "keep_parents": keep_parents},
     }
     if examples:
