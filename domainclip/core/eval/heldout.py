@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
 
 from domainclip.core.data import keys
 from domainclip.core.data.corrupt import CorruptSampleError, CorruptTally
+from domainclip.core.data.decode import SampleDecoder
 from domainclip.core.data.reader import expand_urls, iter_shard
-from domainclip.core.errors import DatasetNotFoundError, InputError
+from domainclip.core.errors import DatasetNotFoundError, DomainClipError, InputError
+from domainclip.core.eval.features import embed_loader
 
-__all__ = ["HeldOutShards", "warn_skipped"]
+__all__ = ["HeldOutShards", "embed_decodable", "shard_images", "warn_skipped"]
 
 
 class HeldOutShards(IterableDataset):
@@ -87,3 +91,56 @@ def warn_skipped(suite: str, tally: CorruptTally) -> int:
         warnings.warn(f"{suite}: skipped {tally.corrupt} sample(s) that cannot be decoded "
                       f"({counts}; e.g. {tally.examples[min(tally.counts)]})", stacklevel=2)
     return tally.corrupt
+
+
+def embed_decodable(
+    model: torch.nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    device: str,
+    keep: tuple[str, ...],
+    tally: Callable[[], CorruptTally],
+    nothing: str,
+) -> dict[str, Any]:
+    """:func:`~domainclip.core.eval.features.embed_loader` of the decodable samples; one line when there is none.
+
+    Args:
+        model: the CLIP model.
+        batches: the batches of the decodable samples (a refused sample counted in ``tally()``).
+        device: where the model runs.
+        keep: batch keys returned beside the features.
+        tally: the counts of the pass just made (a callable: :class:`HeldOutShards` starts a new
+            tally at each pass).
+        nothing: the message when every sample was refused (the counts follow it).
+
+    Raises:
+        InputError: no sample could be decoded (``nothing`` and the counts by reason).
+    """
+    try:
+        return embed_loader(model, batches, device, keep=keep)
+    except DomainClipError:  # the reader's own one-line errors (an InputError is a ValueError)
+        raise
+    except ValueError:  # embed_loader: no batch
+        if tally().good == 0:
+            raise InputError(f"{nothing}\n{tally().report()}") from None
+        raise
+
+
+def shard_images(data: str | Path, wanted: Collection[tuple[str, str]]) -> dict[tuple[str, str], Tensor]:
+    """The images of the samples ``(url, key)`` in ``wanted``, decoded untransformed in a second pass over the shards.
+
+    For drawing retrieval examples after the features were computed from transformed images: only
+    the image member of each sample is decoded (a ``(3, H, W)`` uint8 tensor, or the ``.npy`` array
+    as a tensor).
+
+    Args:
+        data: shard folder, glob or brace pattern, as given to :class:`HeldOutShards`.
+        wanted: ``(__url__, __key__)`` of the samples whose images are needed.
+    """
+    decode, found = SampleDecoder(required=(keys.IMAGE,)), {}
+    image_members = set(keys.SHARD_SUFFIXES[keys.IMAGE])
+    for url in expand_urls(str(data)):
+        for raw in iter_shard(url, CorruptTally()):
+            if (url, raw.get(keys.KEY)) in wanted:
+                image_only = {k: v for k, v in raw.items() if k in image_members or k.startswith("__")}
+                found[(url, raw[keys.KEY])] = decode(image_only)[keys.IMAGE]
+    return found

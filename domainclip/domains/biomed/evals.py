@@ -42,10 +42,9 @@ from domainclip.core.checks import SUITE_ENGINE_ARGS
 from domainclip.core.data import keys
 from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, BAD_TEXT, CorruptSampleError, CorruptTally
 from domainclip.core.data.decode import SampleDecoder
-from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.errors import DatasetNotFoundError, DomainClipError, InputError
-from domainclip.core.eval.features import Tokenizer, collate_samples, embed_loader
-from domainclip.core.eval.heldout import HeldOutShards, warn_skipped
+from domainclip.core.eval.features import Tokenizer, collate_samples
+from domainclip.core.eval.heldout import HeldOutShards, embed_decodable, shard_images, warn_skipped
 from domainclip.core.eval.report import (
     atomic_write_bytes,
     atomic_write_text,
@@ -207,14 +206,8 @@ def _embed(model: torch.nn.Module, dataset: Any, device: str, batch_size: int, n
     tally = CorruptTally()
     loader = DataLoader(_Tolerant(dataset), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=_collate_tolerant)
-    try:
-        embedded = embed_loader(model, _good_batches(loader, tally), device, keep=(keys.LABEL,))
-    except DomainClipError:
-        raise
-    except ValueError:  # embed_loader: no batch
-        if tally.good == 0:
-            raise InputError(f"{where}: no decodable image\n{tally.report()}") from None
-        raise
+    embedded = embed_decodable(model, _good_batches(loader, tally), device, (keys.LABEL,), lambda: tally,
+                               f"{where}: no decodable image")
     return embedded, warn_skipped(where, tally)
 
 
@@ -457,17 +450,6 @@ class _FigureDecoder:
                 keys.KEY: sample.get(keys.KEY, "")}
 
 
-def _shard_images(data: str | Path, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-    """The images of the samples ``(url, key)`` in ``wanted``, decoded (untransformed) in a second pass."""
-    decode, found = SampleDecoder(required=(keys.IMAGE,)), {}
-    for url in expand_urls(str(data)):
-        for raw in iter_shard(url, CorruptTally()):
-            if (url, raw.get(keys.KEY)) in wanted:
-                image_only = {k: v for k, v in raw.items() if k not in ("txt", "json")}
-                found[(url, raw[keys.KEY])] = decode(image_only)[keys.IMAGE]
-    return found
-
-
 def retrieval_suite(
     model: torch.nn.Module,
     tokenizer: Tokenizer,
@@ -511,19 +493,14 @@ def retrieval_suite(
                            expected="figure shards (*.tar with jpg/png, txt, json per figure)")
     loader = DataLoader(shards, batch_size=batch_size, num_workers=options["num_workers"],
                         collate_fn=collate_samples)
-    try:
-        embedded = embed_loader(model, loader, device, keep=(keys.TEXT, keys.URL, keys.KEY))
-    except DomainClipError:
-        raise
-    except ValueError:  # no batch
-        raise InputError(f"{_RETRIEVAL}: no decodable figure-caption sample under {data}\n"
-                         f"{shards.tally.report()}") from None
+    embedded = embed_decodable(model, loader, device, (keys.TEXT, keys.URL, keys.KEY), lambda: shards.tally,
+                               f"{_RETRIEVAL}: no decodable figure-caption sample under {data}")
     skipped = warn_skipped(_RETRIEVAL, shards.tally)
     report = caption_retrieval(model, tokenizer, embedded["features"], embedded[keys.TEXT], device,
                                text_batch_size=batch_size, ks=ks, num_examples=NUM_EXAMPLES, example_k=EXAMPLE_K)
     examples = report["examples"]
     where = list(zip(embedded[keys.URL], embedded[keys.KEY]))
-    shown = _shard_images(data, {where[i] for row in examples["retrieved"] for i in row}
+    shown = shard_images(data, {where[i] for row in examples["retrieved"] for i in row}
                           | {where[i] for i in examples["target_images"]})
     plot_retrieval_examples(lambda i: shown[where[i]], examples["query_texts"], examples["retrieved"],
                             examples["target_images"], Path(out_dir) / "figures_retrieval_examples.png",

@@ -30,7 +30,7 @@ reports ``num_skipped_images`` and a warning names the first one.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,10 +43,9 @@ from domainclip.core.checks import SUITE_ENGINE_ARGS
 from domainclip.core.data import keys
 from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, BAD_TEXT, CorruptSampleError, CorruptTally
 from domainclip.core.data.decode import SampleDecoder
-from domainclip.core.data.reader import expand_urls, iter_shard
-from domainclip.core.errors import DomainClipError, InputError
-from domainclip.core.eval.features import Tokenizer, collate_samples, embed_loader, encode_texts
-from domainclip.core.eval.heldout import HeldOutShards, warn_skipped
+from domainclip.core.errors import InputError
+from domainclip.core.eval.features import Tokenizer, collate_samples, encode_texts
+from domainclip.core.eval.heldout import HeldOutShards, embed_decodable, shard_images, warn_skipped
 from domainclip.core.eval.report import plot_retrieval_examples, scalar_metrics
 from domainclip.core.eval.retrieval import retrieval_metrics, retrieval_topk
 from domainclip.core.eval.suites import require_data
@@ -68,22 +67,6 @@ NUM_EXAMPLES, EXAMPLE_K = 4, 5
 
 _RETRIEVAL = "remote_sensing/retrieval"
 _SCENES = "remote_sensing/scenes"
-
-
-# ---------------------------------------------------------------------------------------------- both
-def _embed_once(
-    model: torch.nn.Module, batches: Iterable[Mapping[str, Any]], device: str, keep: tuple[str, ...],
-    tally: Callable[[], CorruptTally], nothing: str,
-) -> dict[str, Any]:
-    """:func:`embed_loader` of every task's images; when every image was skipped, ``nothing`` and the counts."""
-    try:
-        return embed_loader(model, batches, device, keep=keep)
-    except DomainClipError:  # the reader's own one-line errors (an InputError is a ValueError)
-        raise
-    except ValueError:  # embed_loader: no batch
-        if tally().good == 0:
-            raise InputError(f"{nothing}\n{tally().report()}") from None
-        raise
 
 
 # ---------------------------------------------------------------------------------------------- retrieval
@@ -137,17 +120,6 @@ def _chosen_languages(present: set[str], languages: Sequence[str] | None, root: 
     return list(dict.fromkeys(languages))
 
 
-def _shard_images(data: Path, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Tensor]:
-    """The images of the samples ``(url, key)`` in ``wanted``, decoded from a second pass over the shards."""
-    decode, found = SampleDecoder(required=(keys.IMAGE,)), {}
-    for url in expand_urls(str(data)):
-        for raw in iter_shard(url, CorruptTally()):
-            if (url, raw.get(keys.KEY)) in wanted:
-                image_only = {k: v for k, v in raw.items() if k not in ("txt", "text.json")}
-                found[(url, raw[keys.KEY])] = decode(image_only)[keys.IMAGE]
-    return found
-
-
 def retrieval_suite(
     model: torch.nn.Module,
     tokenizer: Tokenizer,
@@ -188,7 +160,7 @@ def retrieval_suite(
     shards = HeldOutShards(root, _CaptionedImageDecoder(preprocess), suite=_RETRIEVAL, skip=SKIPPED_REASONS,
                            expected="image-caption shards (.jpg/.png with .text.json captions by language)")
     loader = DataLoader(shards, batch_size=batch_size, collate_fn=collate_samples)
-    embedded = _embed_once(model, loader, device, (keys.TEXT, keys.URL, keys.KEY), lambda: shards.tally,
+    embedded = embed_decodable(model, loader, device, (keys.TEXT, keys.URL, keys.KEY), lambda: shards.tally,
                            f"{_RETRIEVAL}: no decodable image-caption sample under {root}")
     skipped = warn_skipped(_RETRIEVAL, shards.tally)
     features, captions = embedded["features"], embedded[keys.TEXT]
@@ -209,7 +181,7 @@ def retrieval_suite(
                           for q, row in zip(queries.tolist(), retrieved)]
 
     where = [(embedded[keys.URL][i], embedded[keys.KEY][i]) for i in range(len(captions))]
-    shown = _shard_images(root, {where[i] for rows in examples.values() for _, top, target in rows
+    shown = shard_images(root, {where[i] for rows in examples.values() for _, top, target in rows
                                  for i in (*top, target)})
     for lang, rows in examples.items():
         plot_retrieval_examples(lambda i: shown[where[i]], [text for text, _, _ in rows], [top for _, top, _ in rows],
@@ -311,7 +283,7 @@ def scene_suite(
     scenes = SCENE_DATASETS[name](root, transform=preprocess, bands=options["bands"])
     names = _prompt_names(scenes, options["languages"])
     tally = CorruptTally()
-    embedded = _embed_once(model, _decodable_batches(scenes, batch_size, tally), device, (keys.LABEL,),
+    embedded = embed_decodable(model, _decodable_batches(scenes, batch_size, tally), device, (keys.LABEL,),
                            lambda: tally, f"{_SCENES}: no decodable image in {scenes.root}")
     skipped = warn_skipped(_SCENES, tally)
     results = {}
