@@ -17,18 +17,14 @@ from typing import Any
 
 from torchvision.datasets import ImageFolder
 
+from domainclip.core.data.labelled import LabelledImages, visible_dirs
 from domainclip.core.errors import DatasetNotFoundError
 from domainclip.domains.biomed.datasets.medical_image import IMAGE_SUFFIXES, MedicalImageLoader, is_image_file
 
 __all__ = ["ClassFolder"]
 
 
-def _visible_dirs(root: Path) -> list[str]:
-    with os.scandir(root) as entries:
-        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith((".", "__")))
-
-
-class ClassFolder(ImageFolder):
+class ClassFolder(LabelledImages, ImageFolder):
     """Images in one folder per class, labelled in the order of ``classes``.
 
     Args:
@@ -86,7 +82,7 @@ class ClassFolder(ImageFolder):
         Raises:
             DatasetNotFoundError: no class folder, or a folder that is not one of the classes.
         """
-        present = _visible_dirs(Path(directory))
+        present = visible_dirs(Path(directory))
         if not present:
             raise DatasetNotFoundError(f"dataset not found: {directory} holds no class folders; expected "
                                        f"{self._expected_text()}")
@@ -101,18 +97,6 @@ class ClassFolder(ImageFolder):
                                        f"expected {self._expected_text()}")
         classes = list(self.expected)
         return classes, {name: i for i, name in enumerate(classes)}
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """Image ``index`` as ``{"image", "label", "meta": {"path", "class"}}``.
-
-        Raises:
-            CorruptSampleError: ``bad_image``, the image cannot be decoded.
-        """
-        path, label = self.samples[index]
-        image: Any = self.loader(path)
-        if self.transform is not None:
-            image = self.transform(image)
-        return {"image": image, "label": label, "meta": {"path": path, "class": self.classes[label]}}
 
     def __repr__(self) -> str:
         return f"ClassFolder({self.root!r}, {len(self.classes)} classes, {len(self)} images)"

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from domainclip.core.data.corrupt import BAD_IMAGE, CorruptSampleError
+from domainclip.core.data.labelled import LabelledImages
 from domainclip.core.errors import DatasetNotFoundError, InputError
 from domainclip.domains.biomed.datasets.medical_image import MedicalImageLoader
 
 __all__ = ["LabelTable"]
 
 
-class LabelTable:
+class LabelTable(LabelledImages):
     """Images and labels from a CSV of path and label.
 
     Args:
@@ -111,19 +112,18 @@ class LabelTable:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """Image ``index`` as ``{"image", "label", "meta": {"path", "class"}}``.
+    def load(self, path: str) -> Any:
+        """The listed image at ``path``, untransformed.
+
+        Args:
+            path: the image file.
 
         Raises:
             CorruptSampleError: ``bad_image``, the image is missing or cannot be decoded.
         """
-        path, label = self.samples[index]
         if not os.path.isfile(path):
             raise CorruptSampleError(BAD_IMAGE, f"{path} (listed in {self.csv_path.name}) does not exist")
-        image: Any = self.loader(path)
-        if self.transform is not None:
-            image = self.transform(image)
-        return {"image": image, "label": label, "meta": {"path": path, "class": self.classes[label]}}
+        return self.loader(path)
 
     def __repr__(self) -> str:
         return f"LabelTable({str(self.csv_path)!r}, {len(self.classes)} classes, {len(self)} images)"

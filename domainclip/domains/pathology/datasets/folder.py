@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image
 from torch.utils.data import Dataset
 
+from domainclip.core.data.labelled import LabelledImages
 from domainclip.core.errors import DatasetNotFoundError, InputError
 from domainclip.domains.pathology.labels import NCT_CRC_CLASSES
 
@@ -95,7 +96,7 @@ def _load_rgb(path: str) -> Image.Image:
     raise InputError(f"patch {path} cannot be read as an image: {pil_error}") from pil_error
 
 
-class PatchFolder(Dataset):
+class PatchFolder(LabelledImages, Dataset):
     """Labelled patches in a class-per-folder layout (NCT-CRC-HE-100K, CRC-VAL-HE-7K, ...).
 
     Args:
@@ -166,12 +167,16 @@ class PatchFolder(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        path, label = self.samples[index]
-        image: Any = _load_rgb(path)
-        if self.transform is not None:
-            image = self.transform(image)
-        return {"image": image, "label": label, "meta": {"path": path, "class": self.classes[label]}}
+    def load(self, path: str) -> Image.Image:
+        """The RGB patch at ``path``, untransformed.
+
+        Args:
+            path: the patch file.
+
+        Raises:
+            InputError: the patch cannot be read as an image.
+        """
+        return _load_rgb(path)
 
     def __repr__(self) -> str:
         return f"PatchFolder({str(self.root)!r}, {len(self.classes)} classes, {len(self)} patches)"

@@ -38,6 +38,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from domainclip.core.data.corrupt import BAD_IMAGE, CorruptSampleError
+from domainclip.core.data.labelled import LabelledImages, visible_dirs
 from domainclip.core.errors import DatasetNotFoundError, InputError
 from domainclip.domains.remote_sensing.labels import DATASET_CLASSES, scene_of
 
@@ -47,11 +48,6 @@ __all__ = ["AID", "RESISC45", "SCENE_DATASETS", "WHURS19", "EuroSAT", "SceneFold
 _PIL_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
 _GEOTIFF = (".tif", ".tiff")
 _UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-
-def _visible_dirs(root: Path) -> list[str]:
-    with os.scandir(root) as entries:
-        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith((".", "__")))
 
 
 def _is_image(path: str) -> bool:
@@ -92,7 +88,7 @@ def load_scene_image(path: str, bands: Sequence[int] | None = None) -> Image.Ima
         raise CorruptSampleError(BAD_IMAGE, str(e)) from None
 
 
-class SceneFolder(ImageFolder):
+class SceneFolder(LabelledImages, ImageFolder):
     """Labelled scenes in any folder-per-class layout: ``root/<class>/<image>``, classes sorted by folder name.
 
     Args:
@@ -152,7 +148,7 @@ class SceneFolder(ImageFolder):
         root = Path(root)
         if not root.is_dir():
             raise DatasetNotFoundError(f"{cls.title} not found: {root} is not a folder; expected {cls.layout}")
-        holds_classes = bool(cls.class_folders) and set(cls.class_folders) <= set(_visible_dirs(root))
+        holds_classes = bool(cls.class_folders) and set(cls.class_folders) <= set(visible_dirs(root))
         for name in cls.top_folders:
             if (root / name).is_dir() and not holds_classes:
                 return root / name
@@ -168,7 +164,7 @@ class SceneFolder(ImageFolder):
             DatasetNotFoundError: no class folder, or (for a named dataset) a published class folder
                 missing or one it does not have.
         """
-        present = _visible_dirs(Path(directory))
+        present = visible_dirs(Path(directory))
         if not present:
             raise DatasetNotFoundError(f"{self.title} not found: {directory} holds no class folders; "
                                        f"expected {self.layout}")
@@ -190,18 +186,6 @@ class SceneFolder(ImageFolder):
 
     def _load(self, path: str) -> Image.Image:
         return load_scene_image(path, self.bands)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """Scene ``index`` as ``{"image", "label", "meta": {"path", "class"}}``.
-
-        Raises:
-            CorruptSampleError: ``bad_image``, the image cannot be decoded.
-        """
-        path, label = self.samples[index]
-        image: Any = self.loader(path)
-        if self.transform is not None:
-            image = self.transform(image)
-        return {"image": image, "label": label, "meta": {"path": path, "class": self.classes[label]}}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root!r}, {len(self.classes)} classes, {len(self)} images)"
@@ -303,7 +287,7 @@ def detect_scene_dataset(root: str | os.PathLike) -> str:
         raise DatasetNotFoundError(f"scene dataset not found: {root} is not a folder; expected EuroSAT_RGB/ "
                                    "(or 2750/), NWPU-RESISC45/, AID/, WHU-RS19/, a folder holding one, or one "
                                    "folder per class")
-    present = set(_visible_dirs(root))
+    present = set(visible_dirs(root))
     found = [name for name, cls in SCENE_DATASETS.items()
              if cls.class_folders and (set(cls.class_folders) == present or present & set(cls.top_folders))]
     if len(found) > 1:
