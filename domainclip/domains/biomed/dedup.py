@@ -96,10 +96,10 @@ from PIL import Image
 from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import iter_shard
 from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, write_json_atomic
-from domainclip.core.errors import InputError, NothingWrittenError
+from domainclip.core.errors import InputError
 from domainclip.core.io import atomic_write_text
 from domainclip.core.options import NonNegativeFloat, NonNegativeInt, PositiveInt, Range, entry_point
-from domainclip.domains.biomed.shards import copy_articles, input_shards, read_shards
+from domainclip.domains.biomed.shards import copy_articles, input_shards, read_shards, require_written
 
 __all__ = [
     "HASHES",
@@ -702,12 +702,7 @@ def deduplicate_figures(
         originals_reader.close()
         chosen = {kind: sorted(pool, key=lambda e: (-e[0], e[1])) for kind, pool in examples.items()}
         originals = {e[4]: key_of(e[4]) for pool in chosen.values() for e in pool}
-    for reason, n in tally.counts.items():
-        skipped[reason] += n
-        skipped_examples.setdefault(reason, str(next(iter(tally.examples.values()), "")))
-    if not counts["kept"]:
-        inputs = f"{len(paths)} shard{'s' if len(paths) != 1 else ''}"
-        raise NothingWrittenError.from_counts("biomed/dedup", "figures", inputs, skipped, skipped_examples)
+    require_written("biomed/dedup", counts["kept"], paths, tally, skipped, skipped_examples)
     articles = copy_articles(paths, shards, out)
     summary: dict[str, Any] = {
         "out": str(out), "input_shards": len(paths), "figures": counts["figures"], "kept": counts["kept"],

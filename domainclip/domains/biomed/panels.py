@@ -53,10 +53,9 @@ from PIL import Image
 
 from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, write_json_atomic
-from domainclip.core.errors import NothingWrittenError
 from domainclip.core.io import atomic_write_text
 from domainclip.core.options import PositiveInt, Range, entry_point
-from domainclip.domains.biomed.shards import copy_articles, input_shards, read_shards
+from domainclip.domains.biomed.shards import copy_articles, input_shards, read_shards, require_written
 
 __all__ = ["LIGHT", "CaptionPanels", "caption_panels", "image_panels", "split_panels", "sub_captions"]
 
@@ -355,12 +354,7 @@ def split_panels(
                 counts["samples"] += 1
             if len(examples) < 4:
                 examples.append((key, image, boxes, labels))
-    for reason, n in tally.counts.items():
-        skipped[reason] += n
-        examples_of.setdefault(reason, str(next(iter(tally.examples.values()), "")))
-    if not counts["samples"]:
-        inputs = f"{len(paths)} shard{'s' if len(paths) != 1 else ''}"
-        raise NothingWrittenError.from_counts("biomed/panels", "figures", inputs, skipped, examples_of)
+    require_written("biomed/panels", counts["samples"], paths, tally, skipped, examples_of)
     summary: dict[str, Any] = {
         "out": str(out), "input_shards": len(paths),
         **{name: counts[name] for name in ("figures", "flagged", "split", "caption_only", "image_only", "disagree",

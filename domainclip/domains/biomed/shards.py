@@ -7,16 +7,17 @@ commands), writes new shards into its own output folder and carries the input fo
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.reader import iter_shard
-from domainclip.core.errors import InputError
+from domainclip.core.errors import InputError, NothingWrittenError
 from domainclip.core.io import find_inputs
 
-__all__ = ["ARTICLES_NAME", "copy_articles", "input_shards", "read_shards"]
+__all__ = ["ARTICLES_NAME", "copy_articles", "input_shards", "read_shards", "require_written"]
 
 #: The article list that travels with the figure shards (written by ``domainclip prepare biomed figures``).
 ARTICLES_NAME = "articles.jsonl"
@@ -76,3 +77,33 @@ def copy_articles(paths: Sequence[Path], shards: Sequence[Path], out: Path) -> i
                         target.write(line if line.endswith("\n") else line + "\n")
                         lines += 1
     return lines
+
+
+def require_written(
+    command: str,
+    written: int,
+    paths: Sequence[Path],
+    tally: CorruptTally,
+    skipped: Counter[str],
+    examples: dict[str, str],
+) -> None:
+    """Add what the shard reader could not read to ``skipped`` and ``examples``; refuse when nothing was written.
+
+    Args:
+        command: the command's name (``"biomed/dedup"``), first in the message.
+        written: the figures the command wrote.
+        paths: the input shards.
+        tally: the shard reader's counts (damaged shards, unreadable members).
+        skipped: the command's skipped figures by reason (updated).
+        examples: one example of each reason (updated).
+
+    Raises:
+        NothingWrittenError: ``written`` is 0 (the skipped counts by reason, with an example each).
+    """
+    for reason, n in tally.counts.items():
+        skipped[reason] += n
+        if reason in tally.examples:
+            examples.setdefault(reason, str(tally.examples[reason]))
+    if not written:
+        inputs = f"{len(paths)} shard{'s' if len(paths) != 1 else ''}"
+        raise NothingWrittenError.from_counts(command, "figures", inputs, skipped, examples)

@@ -1,11 +1,13 @@
 """The shard-to-shard helpers shared by biomed dedup, panels and concepts."""
 
+from collections import Counter
+
 import pytest
 
 from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.writer import ShardWriter
-from domainclip.core.errors import InputError
-from domainclip.domains.biomed.shards import copy_articles, input_shards, read_shards
+from domainclip.core.errors import InputError, NothingWrittenError
+from domainclip.domains.biomed.shards import copy_articles, input_shards, read_shards, require_written
 
 
 def _shards(folder, keys):
@@ -35,3 +37,16 @@ def test_articles_are_copied_once_per_file_and_normalised(tmp_path):
     (tmp_path / "none").mkdir()
     assert copy_articles([], [tmp_path / "none"], tmp_path / "none") == 0
     assert not (tmp_path / "none" / "articles.jsonl").exists()
+
+
+def test_reader_counts_join_the_skipped_and_nothing_written_is_refused(tmp_path):
+    tally = CorruptTally()
+    tally.add("bad_tar", "a.tar", None, "truncated")
+    tally.add("bad_member", "b.tar", "k9", "unreadable")
+    skipped, examples = Counter({"bad_text": 2}), {"bad_text": "a.tar: k1: empty"}
+    require_written("biomed/test", 1, [tmp_path / "a.tar"], tally, skipped, examples)
+    assert skipped == {"bad_text": 2, "bad_tar": 1, "bad_member": 1}
+    assert examples["bad_text"] == "a.tar: k1: empty"
+    assert "truncated" in examples["bad_tar"] and "unreadable" in examples["bad_member"]
+    with pytest.raises(NothingWrittenError, match="biomed/test"):
+        require_written("biomed/test", 0, [tmp_path / "a.tar"], CorruptTally(), skipped, examples)
