@@ -11,7 +11,7 @@ from domainclip.core.data.decode import SampleDecoder
 from domainclip.core.data.writer import ShardWriter
 from domainclip.core.errors import DatasetNotFoundError, InputError
 from domainclip.core.eval.features import collate_samples
-from domainclip.core.eval.heldout import HeldOutShards, warn_skipped
+from domainclip.core.eval.heldout import HeldOutShards, embed_decodable, shard_images, warn_skipped
 
 
 def write_shards(folder, n=6, per_shard=3, broken=()):
@@ -64,3 +64,21 @@ def test_dataloader_workers_share_the_shards(tmp_path):
     loader = DataLoader(shards, batch_size=3, num_workers=2, collate_fn=collate_samples)
     labels = torch.cat([batch["label"] for batch in loader])
     assert sorted(labels.tolist()) == list(range(8))
+
+
+def test_shard_images_decodes_only_the_wanted_images_raw(tmp_path):
+    root = write_shards(tmp_path / "held")
+    urls = HeldOutShards(root, decoder(), suite="x/held", expected="shards").urls
+    wanted = {(urls[0], "s01"), (urls[1], "s04"), (urls[0], "s04")}  # s04 lies in the second shard only
+    found = shard_images(root, wanted)
+    assert sorted(found) == [(urls[0], "s01"), (urls[1], "s04")]
+    image = found[(urls[1], "s04")]
+    assert image.dtype == torch.uint8 and image.shape == (3, 8, 8) and int(image[0, 0, 0]) == 40
+
+
+def test_embed_decodable_names_a_pass_with_nothing_decodable(tmp_path):
+    root = write_shards(tmp_path / "held", n=2, broken=(0, 1))
+    shards = HeldOutShards(root, decoder(), suite="x/held", expected="shards", skip=("bad_image",))
+    loader = DataLoader(shards, batch_size=2, collate_fn=collate_samples)
+    with pytest.raises(InputError, match=r"(?s)x/held: nothing here\n.*bad_image: 2"):
+        embed_decodable(torch.nn.Identity(), loader, "cpu", ("label",), lambda: shards.tally, "x/held: nothing here")
