@@ -1,9 +1,8 @@
-"""Labelled image datasets (class folders, image tables) as the eval suites read them, one item layout for all."""
+"""Labelled image datasets (class folders, image tables): one item layout for all."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 from domainclip.core.data import keys
@@ -22,20 +21,14 @@ def visible_dirs(root: str | os.PathLike) -> list[str]:
 
 
 class LabelledImages:
-    """Mixin: item ``index`` of ``self.samples`` as ``{"image", "label", "meta": {"path", "class"}}``.
+    """Mixin: item ``index`` of ``samples`` (``(path, label)``) as ``{"image", "label", "meta": {"path", "class"}}``.
 
-    The dataset holds ``samples`` (``(path, label)`` pairs), ``classes`` (the name of each label),
-    ``transform`` (or ``None``) and, unless it overrides :meth:`load`, ``loader``. Mixed in before a
-    torchvision ``DatasetFolder``, it replaces that one's ``(image, target)`` items.
+    The dataset sets ``samples``, ``classes``, ``transform`` and ``loader`` (or overrides :meth:`load`);
+    mixed in before a torchvision ``DatasetFolder``, it replaces that one's ``(image, target)`` items.
     """
 
-    samples: list[tuple[str, int]]
-    classes: list[str]
-    transform: Callable[[Any], Any] | None
-    loader: Callable[[str], Any]
-
     def load(self, path: str) -> Any:
-        """The image at ``path``, untransformed (``self.loader``'s).
+        """The untransformed image at ``path`` (``self.loader``'s; ``bad_image`` refusals make a suite skip it).
 
         Args:
             path: the image file.
@@ -43,12 +36,7 @@ class LabelledImages:
         return self.loader(path)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """Image ``index`` as ``{"image", "label", "meta": {"path", "class"}}``.
-
-        Raises:
-            CorruptSampleError: ``bad_image``, where :meth:`load` refuses an image so that an
-                evaluation skips and counts it (a dataset's own loader may raise another error).
-        """
+        """Image ``index`` as ``{"image", "label", "meta": {"path", "class"}}``."""
         path, label = self.samples[index]
         image = self.load(path)
         if self.transform is not None:

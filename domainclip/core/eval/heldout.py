@@ -93,27 +93,17 @@ def warn_skipped(suite: str, tally: CorruptTally) -> int:
     return tally.corrupt
 
 
-def embed_decodable(
-    model: torch.nn.Module,
-    batches: Iterable[Mapping[str, Any]],
-    device: str,
-    keep: tuple[str, ...],
-    tally: Callable[[], CorruptTally],
-    nothing: str,
-) -> dict[str, Any]:
-    """:func:`~domainclip.core.eval.features.embed_loader` of the decodable samples; one line when there is none.
+def embed_decodable(model: torch.nn.Module, batches: Iterable[Mapping[str, Any]], device: str, keep: tuple[str, ...],
+                    tally: Callable[[], CorruptTally], nothing: str) -> dict[str, Any]:
+    """:func:`~domainclip.core.eval.features.embed_loader`; ``InputError`` (``nothing`` and the counts) if none decoded.
 
     Args:
         model: the CLIP model.
-        batches: the batches of the decodable samples (a refused sample counted in ``tally()``).
+        batches: the batches of the decodable samples.
         device: where the model runs.
         keep: batch keys returned beside the features.
-        tally: the counts of the pass just made (a callable: :class:`HeldOutShards` starts a new
-            tally at each pass).
-        nothing: the message when every sample was refused (the counts follow it).
-
-    Raises:
-        InputError: no sample could be decoded (``nothing`` and the counts by reason).
+        tally: the counts of the pass (a callable: :class:`HeldOutShards` starts a tally per pass).
+        nothing: the message when every sample was refused.
     """
     try:
         return embed_loader(model, batches, device, keep=keep)
@@ -126,15 +116,11 @@ def embed_decodable(
 
 
 def shard_images(data: str | Path, wanted: Collection[tuple[str, str]]) -> dict[tuple[str, str], Tensor]:
-    """The images of the samples ``(url, key)`` in ``wanted``, decoded untransformed in a second pass over the shards.
-
-    For drawing retrieval examples after the features were computed from transformed images: only
-    the image member of each sample is decoded (a ``(3, H, W)`` uint8 tensor, or the ``.npy`` array
-    as a tensor).
+    """The untransformed images (``(3, H, W)`` uint8) of the samples ``(url, key)`` in ``wanted``: a second pass.
 
     Args:
         data: shard folder, glob or brace pattern, as given to :class:`HeldOutShards`.
-        wanted: ``(__url__, __key__)`` of the samples whose images are needed.
+        wanted: ``(__url__, __key__)`` of the samples whose images are drawn.
     """
     decode, found = SampleDecoder(required=(keys.IMAGE,)), {}
     image_members = set(keys.SHARD_SUFFIXES[keys.IMAGE])

@@ -1,9 +1,4 @@
-"""Figure shards in, figure shards out: what the shard-to-shard commands (dedup, panels, concepts) share.
-
-Each reads the ``.tar`` shards of ``domainclip prepare biomed figures`` (or of another of these
-commands), writes new shards into its own output folder and carries the input folders'
-``articles.jsonl`` along, so that its output is again a complete figure folder.
-"""
+"""What the shard-to-shard commands (dedup, panels, concepts) share: input shards, articles.jsonl, refusals."""
 
 from __future__ import annotations
 
@@ -17,37 +12,29 @@ from domainclip.core.data.reader import iter_shard
 from domainclip.core.errors import InputError, NothingWrittenError
 from domainclip.core.io import find_inputs
 
-__all__ = ["ARTICLES_NAME", "copy_articles", "input_shards", "read_shards", "require_written"]
-
-#: The article list that travels with the figure shards (written by ``domainclip prepare biomed figures``).
-ARTICLES_NAME = "articles.jsonl"
+__all__ = ["copy_articles", "input_shards", "read_shards", "require_written"]
 
 
 def input_shards(shards: Sequence[Path], out: Path) -> list[Path]:
-    """The ``.tar`` shards that ``shards`` names (files, folders or patterns), none inside ``out``.
+    """The ``.tar`` shards that ``shards`` names; refused (``InputError``) when one lies inside ``out``.
 
     Args:
-        shards: the command's input shards or folders of them.
+        shards: the command's input shards, folders or patterns.
         out: the command's output folder.
-
-    Raises:
-        InputNotFoundError: ``shards`` names no shard.
-        InputError: a shard lies inside ``out`` (the command would read what it writes).
     """
     found = find_inputs(shards, (".tar",), what="shard", key=lambda p: str(p.resolve()))
-    target = out.resolve()
-    inside = [p for p in found if p.resolve().is_relative_to(target)]
+    inside = [p for p in found if p.resolve().is_relative_to(out.resolve())]
     if inside:
         raise InputError(f"input shard {inside[0]} is inside the output folder {out}: write elsewhere")
     return found
 
 
 def read_shards(paths: Sequence[Path], tally: CorruptTally) -> Iterator[dict[str, Any]]:
-    """The raw samples of the shards, in order; a damaged shard's samples are counted in ``tally``.
+    """The raw samples of the shards in order; what cannot be read is counted in ``tally``.
 
     Args:
-        paths: the shards (from :func:`input_shards`).
-        tally: counts what cannot be read.
+        paths: the shards.
+        tally: the reader's counts.
     """
     for path in paths:
         yield from iter_shard(str(path), tally)
@@ -56,20 +43,17 @@ def read_shards(paths: Sequence[Path], tally: CorruptTally) -> Iterator[dict[str
 def copy_articles(paths: Sequence[Path], shards: Sequence[Path], out: Path) -> int:
     """Concatenate the ``articles.jsonl`` of the input folders (each file once) into ``out``; lines written.
 
-    The input folders are the folders named in ``shards`` and those holding a shard of ``paths``.
-    Nothing is written where none of them has an ``articles.jsonl``.
-
     Args:
-        paths: the input shards (from :func:`input_shards`).
-        shards: what the user named (folders among them count even when their shards lie deeper).
+        paths: the input shards (their folders are input folders).
+        shards: what the user named (its folders are input folders).
         out: the output folder.
     """
     folders = dict.fromkeys([Path(s) for s in shards if Path(s).is_dir()] + [p.parent for p in paths])
-    sources = dict.fromkeys((f / ARTICLES_NAME).resolve() for f in folders if (f / ARTICLES_NAME).is_file())
+    sources = dict.fromkeys((f / "articles.jsonl").resolve() for f in folders if (f / "articles.jsonl").is_file())
     if not sources:
         return 0
     lines = 0
-    with open(out / ARTICLES_NAME, "w", encoding="utf-8") as target:
+    with open(out / "articles.jsonl", "w", encoding="utf-8") as target:
         for source in sources:
             with open(source, encoding="utf-8") as f:
                 for line in f:
@@ -79,26 +63,17 @@ def copy_articles(paths: Sequence[Path], shards: Sequence[Path], out: Path) -> i
     return lines
 
 
-def require_written(
-    command: str,
-    written: int,
-    paths: Sequence[Path],
-    tally: CorruptTally,
-    skipped: Counter[str],
-    examples: dict[str, str],
-) -> None:
-    """Add what the shard reader could not read to ``skipped`` and ``examples``; refuse when nothing was written.
+def require_written(command: str, written: int, paths: Sequence[Path], tally: CorruptTally, skipped: Counter[str],
+                    examples: dict[str, str]) -> None:
+    """Add the reader's counts to ``skipped`` and ``examples``; raise ``NothingWrittenError`` if nothing was written.
 
     Args:
-        command: the command's name (``"biomed/dedup"``), first in the message.
-        written: the figures the command wrote.
+        command: the command's name, for the message.
+        written: the figures written.
         paths: the input shards.
-        tally: the shard reader's counts (damaged shards, unreadable members).
-        skipped: the command's skipped figures by reason (updated).
-        examples: one example of each reason (updated).
-
-    Raises:
-        NothingWrittenError: ``written`` is 0 (the skipped counts by reason, with an example each).
+        tally: the reader's counts.
+        skipped: skipped figures by reason (updated).
+        examples: an example of each reason (updated).
     """
     for reason, n in tally.counts.items():
         skipped[reason] += n

@@ -113,13 +113,10 @@ class LabelTable(LabelledImages):
         return len(self.samples)
 
     def load(self, path: str) -> Any:
-        """The listed image at ``path``, untransformed.
+        """The listed image at ``path``, untransformed; ``bad_image`` when it is missing or cannot be decoded.
 
         Args:
             path: the image file.
-
-        Raises:
-            CorruptSampleError: ``bad_image``, the image is missing or cannot be decoded.
         """
         if not os.path.isfile(path):
             raise CorruptSampleError(BAD_IMAGE, f"{path} (listed in {self.csv_path.name}) does not exist")

@@ -124,7 +124,7 @@ class PatchFolder(LabelledImages, Dataset):
         transform: Callable[[Image.Image], Any] | None = None,
     ):
         self.root = Path(root)
-        self.transform = transform
+        self.transform, self.loader = transform, _load_rgb
         if classes is None:
             self.classes: tuple[str, ...] = tuple(find_class_folders(self.root))
         else:
@@ -167,16 +167,6 @@ class PatchFolder(LabelledImages, Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def load(self, path: str) -> Image.Image:
-        """The RGB patch at ``path``, untransformed.
-
-        Args:
-            path: the patch file.
-
-        Raises:
-            InputError: the patch cannot be read as an image.
-        """
-        return _load_rgb(path)
 
     def __repr__(self) -> str:
         return f"PatchFolder({str(self.root)!r}, {len(self.classes)} classes, {len(self)} patches)"
