@@ -340,6 +340,8 @@ class OutputFolder:
 
     def _cleanup(self) -> None:
         keep = self.keep_on_error(self.path) if callable(self.keep_on_error) else self.keep_on_error
+        if keep and not (_entries(self.path) - self._before):
+            keep = False  # nothing new to continue from (e.g. a user mistake found first): leave nothing behind
         if keep:
             with contextlib.suppress(OSError):
                 self._write_manifest(complete=False)

@@ -372,3 +372,28 @@ def test_a_failed_resumable_command_keeps_its_progress(tmp_path):
     assert run_prepare("test", "resumable", command, {"out": tmp_path / "o"}) == {"written": 3}
     assert calls == [0, "failed", 1, 2]  # item 0 was not redone
     assert read_manifest(tmp_path / "o")["complete"] is True
+
+
+def test_a_resumable_command_that_fails_before_writing_leaves_no_folder(tmp_path):
+    """A user mistake a resumable command finds first (a missing input) leaves no half-made output."""
+    from domainclip.core.errors import InputError
+    from domainclip.core.prepare import resumable, run_prepare
+
+    @resumable
+    def command(out: Path, source: str = "x", progress: bool = True) -> dict:
+        """Refuse a missing source before writing anything.
+
+        Args:
+            out: output folder.
+            source: the input.
+            progress: unused.
+        """
+        raise InputError(f"source {source} does not exist")
+
+    with pytest.raises(InputError, match="source x does not exist"):
+        run_prepare("test", "resumable", command, {"out": tmp_path / "o"})
+    assert not (tmp_path / "o").exists()
+    (tmp_path / "mine").mkdir()  # an existing empty folder of the user's stays, and stays empty
+    with pytest.raises(InputError):
+        run_prepare("test", "resumable", command, {"out": tmp_path / "mine"})
+    assert (tmp_path / "mine").is_dir() and not list((tmp_path / "mine").iterdir())
