@@ -30,6 +30,7 @@ same frames.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
@@ -48,6 +49,14 @@ GOAL_BACKEND = 1.5
 #: The shard loader (with its bookkeeping) must reach this fraction of decord's clips/s on the source video.
 GOAL_SHARDS = 0.9
 _COCKATOO = REPO_ROOT.parent / "shared" / "data" / "video" / "cockatoo.mp4"
+
+
+def _shown(path: Path) -> str:
+    """``path`` as results files record it: relative to the repository when it is beside it, never a machine path."""
+    try:
+        return os.path.relpath(path.resolve(), REPO_ROOT)
+    except ValueError:  # another drive
+        return path.name
 
 
 def long_video(seconds: float, fps: int = 25, width: int = 640, height: int = 360, seed: int = 0) -> bytes:
@@ -259,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     loads = [r["load_before"] for r in runs]
     result = {
         "benchmark": "video clip decoding: decord / PyAV backends and shard loading vs decode-all-then-index",
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "out"},
+        "settings": {k: _shown(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "out"},
         "summary": summary,
         "load_average_range": [min(loads), max(loads)],
         "runs": runs,
