@@ -41,6 +41,7 @@ __all__ = [
     "SampleDecoder",
     "collate_samples",
     "derive_rng",
+    "tokenize_text",
 ]
 
 #: Reserved raw-sample field: the pass over the source this sample comes from (or the resample draw).
@@ -103,6 +104,19 @@ def _decode_image_bytes(data: bytes, suffix: str, max_pixels: int | None) -> Ima
             return img.convert("RGB")
         except unreadable as e:
             raise CorruptSampleError(BAD_IMAGE, f".{suffix} cannot be decoded: {e}") from None
+
+
+def tokenize_text(tokenizer: Callable[[Any], Any], text: str | list[str]) -> Any:
+    """``tokenizer(text)``; one caption gives one row ``(L,)``, a list of captions ``(N, L)``.
+
+    Args:
+        tokenizer: the model's tokenizer (text or list of texts -> ``(N, L)`` token ids).
+        text: one caption or a list of captions.
+    """
+    tokens = tokenizer(text)
+    if isinstance(text, str) and isinstance(tokens, torch.Tensor) and tokens.ndim == 2 and tokens.shape[0] == 1:
+        tokens = tokens[0]
+    return tokens
 
 
 def _pil_to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
@@ -353,15 +367,7 @@ class SampleDecoder:
         return TEXT_CHOICES[self.text_choice](per_language[language], rng)
 
     def _tokenize(self, text: str | list[str]) -> Any:
-        tokens = self.tokenizer(text)  # type: ignore[misc]
-        if (
-            isinstance(text, str)
-            and isinstance(tokens, torch.Tensor)
-            and tokens.ndim == 2
-            and tokens.shape[0] == 1
-        ):
-            tokens = tokens[0]
-        return tokens
+        return tokenize_text(self.tokenizer, text)
 
     @staticmethod
     def _label(raw: Mapping[str, Any], suffix: str) -> int | list:

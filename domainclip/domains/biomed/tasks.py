@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from domainclip.core.data import keys as K
-from domainclip.core.data.decode import EPOCH, MAX_IMAGE_PIXELS, SOURCE, SampleDecoder, derive_rng
+from domainclip.core.data.decode import EPOCH, MAX_IMAGE_PIXELS, SOURCE, SampleDecoder, derive_rng, tokenize_text
 from domainclip.core.engine.tasks import Task
 from domainclip.core.errors import InputError
 from domainclip.core.options import PositiveInt, UnitFloat, entry_point
@@ -108,12 +108,8 @@ class FigureTextDecoder:
             if sentences:
                 text = sentences[rng.randrange(len(sentences))]
         out.pop(K.META, None)  # the figure's fields are not batched
-        out[K.TEXT] = self._tokenize(text) if self.tokenizer is not None else text
+        out[K.TEXT] = tokenize_text(self.tokenizer, text) if self.tokenizer is not None else text
         return out
-
-    def _tokenize(self, text: str | list[str]) -> Any:
-        tokens = self.tokenizer(text)  # type: ignore[misc]
-        return tokens[0] if isinstance(text, str) and getattr(tokens, "ndim", 0) == 2 and len(tokens) == 1 else tokens
 
 
 #: CLIP on figures and one of their texts per step: caption, caption sentence or citing paragraph

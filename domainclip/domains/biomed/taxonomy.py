@@ -11,8 +11,9 @@ the generated articles draw, and the classes of the ``figure_types`` evaluation 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["FIGURE_TYPES", "TEMPLATES", "FigureType", "figure_type", "figure_type_names", "prompts"]
+__all__ = ["FIGURE_TYPES", "TEMPLATES", "FigureType", "FigureTypeName", "figure_type", "figure_type_names", "prompts"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ FIGURE_TYPES: tuple[FigureType, ...] = (
     FigureType("photograph", "a photograph", "photographs of patients, specimens, equipment or fieldwork",
                ("a clinical photograph", "a specimen photograph")),
 )
+
+#: A class name of :data:`FIGURE_TYPES` (the type options of commands are checked against).
+FigureTypeName = Literal[tuple(t.name for t in FIGURE_TYPES)]  # Literal of the names
 
 #: Zero-shot prompt templates; ``{}`` takes a type's :attr:`FigureType.words`.
 TEMPLATES: tuple[str, ...] = (

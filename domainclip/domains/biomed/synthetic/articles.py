@@ -21,7 +21,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -34,7 +34,7 @@ from domainclip.core.parallel import map_unordered
 from domainclip.domains.biomed.synthetic.captions import LABEL_STYLES, caption, citing_sentence
 from domainclip.domains.biomed.synthetic.jats import ArticleMeta, FigureXml, Journal, article_xml
 from domainclip.domains.biomed.synthetic.painters import font, paint
-from domainclip.domains.biomed.taxonomy import figure_type_names
+from domainclip.domains.biomed.taxonomy import FigureTypeName, figure_type_names
 
 __all__ = [
     "ARTICLE_FOLDER",
@@ -626,8 +626,7 @@ def generate_articles(
     progress: bool = True,
     min_figures: Annotated[int, Range(1, 30)] = 1,
     max_figures: Annotated[int, Range(1, 30)] = 6,
-    figure_types: tuple[Literal["clinical_imaging", "microscopy", "gel_blot", "chart", "diagram",
-                                "chemical_structure", "table", "photograph"], ...] = tuple(figure_type_names()),
+    figure_types: tuple[FigureTypeName, ...] = tuple(figure_type_names()),
     min_size: Annotated[int, Range(64, 1024)] = 160,
     max_size: Annotated[int, Range(64, 1024)] = 384,
     exact_fraction: UnitFloat = 0.04,
