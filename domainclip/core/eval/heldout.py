@@ -18,7 +18,33 @@ from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.errors import DatasetNotFoundError, DomainClipError, InputError
 from domainclip.core.eval.features import embed_loader
 
-__all__ = ["HeldOutShards", "embed_decodable", "shard_images", "warn_skipped"]
+__all__ = ["HeldOutShards", "ImageTextDecoder", "embed_decodable", "shard_images", "warn_skipped"]
+
+
+class ImageTextDecoder:
+    """Held-out raw sample -> ``{"image", "text", "__url__", "__key__"}`` only (its other members dropped).
+
+    Args:
+        preprocess: the model's evaluation transform.
+        text_choice: the caption of a sample with several (``first``, or ``all`` for the list).
+        text_map: applied to the decoded text (e.g. captions by language); ``None`` keeps it.
+    """
+
+    def __init__(
+        self,
+        preprocess: Callable[[Any], Tensor],
+        text_choice: str = "first",
+        text_map: Callable[[Any], Any] | None = None,
+    ):
+        self.decode = SampleDecoder(preprocess, required=(keys.IMAGE, keys.TEXT), text_choice=text_choice)
+        self.text_map = text_map
+
+    def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Decode one raw sample; raises :class:`CorruptSampleError` for unusable ones."""
+        sample = self.decode(raw)
+        text = sample[keys.TEXT] if self.text_map is None else self.text_map(sample[keys.TEXT])
+        return {keys.IMAGE: sample[keys.IMAGE], keys.TEXT: text, keys.URL: sample.get(keys.URL, ""),
+                keys.KEY: sample.get(keys.KEY, "")}
 
 
 class HeldOutShards(IterableDataset):

@@ -41,10 +41,9 @@ from torch.utils.data import DataLoader, Dataset
 from domainclip.core.checks import SUITE_ENGINE_ARGS
 from domainclip.core.data import keys
 from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, BAD_TEXT, CorruptSampleError, CorruptTally
-from domainclip.core.data.decode import SampleDecoder
 from domainclip.core.errors import DatasetNotFoundError, DomainClipError, InputError
 from domainclip.core.eval.features import Tokenizer, collate_samples
-from domainclip.core.eval.heldout import HeldOutShards, embed_decodable, shard_images, warn_skipped
+from domainclip.core.eval.heldout import HeldOutShards, ImageTextDecoder, embed_decodable, shard_images, warn_skipped
 from domainclip.core.eval.report import (
     atomic_write_bytes,
     atomic_write_text,
@@ -438,18 +437,6 @@ def task_suite(
 
 
 # ---------------------------------------------------------------------------------------------- retrieval
-class _FigureDecoder:
-    """Held-out figure sample -> ``{"image", "text", "__url__", "__key__"}`` (one caption, the ``txt``)."""
-
-    def __init__(self, preprocess: Callable[[Any], Tensor]):
-        self.decode = SampleDecoder(preprocess, required=(keys.IMAGE, keys.TEXT), text_choice="first")
-
-    def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        sample = self.decode(raw)
-        return {keys.IMAGE: sample[keys.IMAGE], keys.TEXT: sample[keys.TEXT], keys.URL: sample.get(keys.URL, ""),
-                keys.KEY: sample.get(keys.KEY, "")}
-
-
 def retrieval_suite(
     model: torch.nn.Module,
     tokenizer: Tokenizer,
@@ -489,7 +476,7 @@ def retrieval_suite(
     if data is None:
         raise DatasetNotFoundError(f"{_RETRIEVAL} needs --data: held-out figure shards from "
                                    "'domainclip prepare biomed figures'")
-    shards = HeldOutShards(data, _FigureDecoder(preprocess), suite=_RETRIEVAL, skip=SKIPPED_REASONS,
+    shards = HeldOutShards(data, ImageTextDecoder(preprocess), suite=_RETRIEVAL, skip=SKIPPED_REASONS,
                            expected="figure shards (*.tar with jpg/png, txt, json per figure)")
     loader = DataLoader(shards, batch_size=batch_size, num_workers=options["num_workers"],
                         collate_fn=collate_samples)

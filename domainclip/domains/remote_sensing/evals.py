@@ -42,10 +42,9 @@ from torch.utils.data import DataLoader
 from domainclip.core.checks import SUITE_ENGINE_ARGS
 from domainclip.core.data import keys
 from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, BAD_TEXT, CorruptSampleError, CorruptTally
-from domainclip.core.data.decode import SampleDecoder
 from domainclip.core.errors import InputError
 from domainclip.core.eval.features import Tokenizer, collate_samples, encode_texts
-from domainclip.core.eval.heldout import HeldOutShards, embed_decodable, shard_images, warn_skipped
+from domainclip.core.eval.heldout import HeldOutShards, ImageTextDecoder, embed_decodable, shard_images, warn_skipped
 from domainclip.core.eval.report import plot_retrieval_examples, scalar_metrics
 from domainclip.core.eval.retrieval import retrieval_metrics, retrieval_topk
 from domainclip.core.eval.suites import require_data
@@ -98,18 +97,6 @@ def _caption_lists(text: Any) -> dict[str, list[str]]:
     return {"en": [text] if isinstance(text, str) else list(text)}
 
 
-class _CaptionedImageDecoder:
-    """Held-out raw sample -> ``{"image", "text": {language: [caption, ...]}, "__url__", "__key__"}``."""
-
-    def __init__(self, preprocess: Callable[[Any], Tensor]):
-        self.decode = SampleDecoder(preprocess, required=(keys.IMAGE, keys.TEXT), text_choice="all")
-
-    def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        sample = self.decode(raw)
-        return {keys.IMAGE: sample[keys.IMAGE], keys.TEXT: _caption_lists(sample[keys.TEXT]),
-                keys.URL: sample.get(keys.URL, ""), keys.KEY: sample.get(keys.KEY, "")}
-
-
 def _chosen_languages(present: set[str], languages: Sequence[str] | None, root: Path) -> list[str]:
     if languages is None:
         return [lang for lang in LANGUAGES if lang in present] + sorted(present - set(LANGUAGES))
@@ -157,7 +144,8 @@ def retrieval_suite(
         raise InputError(f"{_RETRIEVAL}: ks names no recall cut-off")
     root = require_data(data, _RETRIEVAL, "held-out shards with captions by language (from 'domainclip prepare "
                                           "remote_sensing captions' or 'translate')")
-    shards = HeldOutShards(root, _CaptionedImageDecoder(preprocess), suite=_RETRIEVAL, skip=SKIPPED_REASONS,
+    decoder = ImageTextDecoder(preprocess, "all", _caption_lists)
+    shards = HeldOutShards(root, decoder, suite=_RETRIEVAL, skip=SKIPPED_REASONS,
                            expected="image-caption shards (.jpg/.png with .text.json captions by language)")
     loader = DataLoader(shards, batch_size=batch_size, collate_fn=collate_samples)
     embedded = embed_decodable(model, loader, device, (keys.TEXT, keys.URL, keys.KEY), lambda: shards.tally,
