@@ -20,6 +20,7 @@ from domainclip.core.engine.checkpoint import find_latest_checkpoint, list_check
 from domainclip.core.engine.train import NonFiniteLossError, train
 from domainclip.core.prepare import prepare_shapes
 from domainclip.core.recipe import load_recipe
+from tests.sigkill import full_and_resumed_runs
 
 N_SHARDS = 4
 
@@ -128,12 +129,6 @@ def test_channels_last_trains_the_same_model(shapes_root, tmp_path, monkeypatch)
     assert moved > 5e-5 and apart < 0.02 * moved, (float(moved), float(apart))
 
 
-def _cli(args: list[str], **kw) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "domainclip", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
-
-
 @pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(shapes_root, tmp_path):
     recipe = recipe_dict(
@@ -143,26 +138,7 @@ def test_resume_after_sigkill_is_bit_identical(shapes_root, tmp_path):
     )
     path = write_recipe(tmp_path / "r.yaml", recipe)
 
-    full = _cli(["train", str(path), "--out", str(tmp_path / "full")])
-    out, _ = full.communicate(timeout=600)
-    assert full.returncode == 0, out.decode()[-3000:]
-
-    victim = _cli(["train", str(path), "--out", str(tmp_path / "killed")])
-    deadline = time.time() + 300
-    first_ckpt = tmp_path / "killed" / "checkpoints" / "step_00000005"
-    while not first_ckpt.exists():
-        assert victim.poll() is None, victim.stdout.read().decode()[-3000:]
-        assert time.time() < deadline
-        time.sleep(0.005)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL
-    killed_at = find_latest_checkpoint(tmp_path / "killed" / "checkpoints")
-    assert killed_at is not None and killed_at.name != "step_00000040", "the run finished before the kill"
-
-    resumed = _cli(["train", str(path), "--out", str(tmp_path / "killed"), "--resume"])
-    out, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, out.decode()[-3000:]
+    killed_at = full_and_resumed_runs(path, tmp_path, first_checkpoint=5, steps=40)
     a, b = final_weights(tmp_path / "full"), final_weights(tmp_path / "killed")
     assert a.keys() == b.keys()
     for key in a:

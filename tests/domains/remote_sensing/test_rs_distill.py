@@ -9,10 +9,8 @@ import io
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +36,7 @@ from domainclip.core.options import check_options
 from domainclip.core.recipe import load_recipe
 from domainclip.domains.remote_sensing.models import DINOHead, SelfDistillationLoss, SelfDistillCLIP, ema_momentum
 from domainclip.domains.remote_sensing.tasks import MULTICROP, MulticropDecoder, square_crop_box
+from tests.sigkill import full_and_resumed_runs
 
 _spec = importlib.util.spec_from_file_location("rs_data_models_distill", Path(__file__).with_name("data_models.py"))
 data = importlib.util.module_from_spec(_spec)
@@ -336,12 +335,6 @@ def test_a_run_trains_the_tower_logs_the_distillation_and_checkpoints_teacher_an
     assert not torch.equal(student, teacher) and (student - teacher).abs().max() < 0.05  # an EMA that lags
 
 
-def _cli(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "domainclip", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-
-
 def _final(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(find_latest_checkpoint(run / "checkpoints") / "model.safetensors"))
 
@@ -353,26 +346,7 @@ def test_resume_after_sigkill_is_bit_identical(scenes_root, tmp_path):
                                                                        "log_every": 4})
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    full = _cli(["train", str(path), "--out", str(tmp_path / "full")])
-    out, _ = full.communicate(timeout=600)
-    assert full.returncode == 0, out.decode()[-3000:]
-
-    victim = _cli(["train", str(path), "--out", str(tmp_path / "killed")])
-    first = tmp_path / "killed" / "checkpoints" / "step_00000004"
-    deadline = time.time() + 300
-    while not first.exists():
-        assert victim.poll() is None, victim.stdout.read().decode()[-3000:]
-        assert time.time() < deadline
-        time.sleep(0.005)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL
-    killed_at = find_latest_checkpoint(tmp_path / "killed" / "checkpoints")
-    assert killed_at is not None and killed_at.name != "step_00000016", "the run finished before the kill"
-
-    resumed = _cli(["train", str(path), "--out", str(tmp_path / "killed"), "--resume"])
-    out, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, out.decode()[-3000:]
+    killed_at = full_and_resumed_runs(path, tmp_path, first_checkpoint=4, steps=16)
     a, b = _final(tmp_path / "full"), _final(tmp_path / "killed")
     assert a.keys() == b.keys() and "distill.center" in a
     for key in a:
