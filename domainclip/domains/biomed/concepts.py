@@ -293,8 +293,7 @@ def type_vectors(
     from domainclip.core.eval.features import encode_texts
 
     if prototypes is None:
-        per_type = [[template.format(words) for template in taxonomy.templates for words in t.all_words]
-                    for t in taxonomy.types]
+        per_type = [t.prompts(taxonomy.templates) for t in taxonomy.types]
         embedded = encode_texts(model, tokenizer, [p for texts in per_type for p in texts], device).numpy()
         bounds = np.cumsum([0] + [len(texts) for texts in per_type])
         vectors = np.stack([embedded[a:b].astype(np.float64).mean(0) for a, b in itertools.pairwise(bounds)])

@@ -38,6 +38,14 @@ class FigureType:
         """:attr:`words` then :attr:`synonyms`."""
         return (self.words, *self.synonyms)
 
+    def prompts(self, templates: tuple[str, ...]) -> list[str]:
+        """Every template filled with every name in words (templates outer, names inner).
+
+        Args:
+            templates: templates with one ``{}``.
+        """
+        return [template.format(words) for template in templates for words in self.all_words]
+
 
 #: The taxonomy's classes, in label order.
 FIGURE_TYPES: tuple[FigureType, ...] = (
@@ -100,4 +108,4 @@ def prompts(name: str, templates: tuple[str, ...] = TEMPLATES) -> list[str]:
         name: a class name of :data:`FIGURE_TYPES`.
         templates: templates with one ``{}``.
     """
-    return [template.format(words) for template in templates for words in figure_type(name).all_words]
+    return figure_type(name).prompts(templates)
