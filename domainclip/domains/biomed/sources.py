@@ -323,7 +323,9 @@ def read_article(path: Path) -> ArticleRecord | SkippedArticle:
     except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError) as e:
         detail = " ".join(str(e).split()) or type(e).__name__
         return SkippedArticle(key, origin, BAD_ARCHIVE, f"{path}: truncated or corrupt package ({detail})")
-    except (OSError, NotImplementedError, RuntimeError) as e:  # gzip's "Not a gzipped file", zip's encryption
+    # OSError: gzip's "Not a gzipped file"; RuntimeError: an encrypted zip member; zipfile raises
+    # NotImplementedError for a compression method it has no codec for (not an unfinished function)
+    except (OSError, NotImplementedError, RuntimeError) as e:
         detail = " ".join(str(e).split()) or type(e).__name__
         reason = UNREADABLE if _package_stem(path.name) is None else BAD_ARCHIVE
         return SkippedArticle(key, origin, reason, f"{path}: cannot be read ({detail})")
