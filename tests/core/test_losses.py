@@ -405,6 +405,7 @@ def _worker(rank: int, world_size: int, init_file: str, data_path: str, out_dir:
         cases = torch.load(data_path)
         results = {name: _run_case(case, rank, world_size) for name, case in cases.items()}
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # both ranks are past their last collective before either tears gloo down
     finally:
         dist.destroy_process_group()
 
