@@ -1,0 +1,1 @@
+"""The multi-view domain (Omniview-Tuning): rendered and captured views of objects, viewpoint-robust CLIP."""
