@@ -345,15 +345,26 @@ def _model_info(model: nn.Module) -> dict[str, Any]:
     return info
 
 
-def _clip_and_tower(model: nn.Module) -> tuple[nn.Module, dict[str, torch.Tensor]]:
-    """The open_clip model inside ``model`` and its domain tower's own weights (``{}`` for a plain CLIP).
+def _clip_and_tower(model: nn.Module) -> tuple[nn.Module, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The open_clip model inside ``model``, its weights as plain open_clip loads them, and the tower's own weights.
 
     A model whose ``domainclip_info`` has a ``domainclip_cfg`` is a
-    :class:`domainclip.core.models.DomainCLIP`: the CLIP is ``model.clip``.
+    :class:`domainclip.core.models.DomainCLIP`: the CLIP is ``model.clip`` and its weights come from
+    ``model.export_clip_state_dict()`` (LoRA merged, open_clip's key names). A plain CLIP exports its
+    ``state_dict()`` and no tower weights; one whose attention was swapped for LoRA outside a tower is
+    refused, since plain open_clip could not load its keys.
     """
     if _model_info(model)["domainclip_cfg"]:
-        return model.clip, model.tower_state_dict()
-    return model, {}
+        return model.clip, model.export_clip_state_dict(), model.tower_state_dict()
+    state = model.state_dict()
+    adapted = next((k for k in state if ".base_layer." in k or k.endswith(".attn.qkv.weight")), None)
+    if adapted is not None:
+        raise ValueError(
+            f"this CLIP holds LoRA / swapped attention weights ({adapted}) outside a domain tower: plain open_clip "
+            "cannot load them; export the tower (DomainCLIP.export_clip_state_dict merges them) or "
+            "domainclip.core.models.lora.merged_state_dict(model)"
+        )
+    return model, state, {}
 
 
 def safetensors_ready(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -664,8 +675,8 @@ def save_model_folder(
             "domainclip_cfg": info["domainclip_cfg"],
         }
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        clip, tower = _clip_and_tower(model)
-        save_file(safetensors_ready(clip.state_dict()), str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        clip, clip_state, tower = _clip_and_tower(model)
+        save_file(safetensors_ready(clip_state), str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         if tower:
             save_file(safetensors_ready(tower), str(tmp / TOWER_WEIGHTS_NAME), metadata={"format": "pt"})
         if isinstance(getattr(clip, "text", None), HFTextEncoder):
@@ -822,7 +833,7 @@ def export_hf_clip(model: nn.Module, out_dir: str | Path, *, overwrite: bool = F
     info = _model_info(model)
     model_cfg = info["model_cfg"]
     blockers = _hf_export_blockers(model_cfg)
-    clip = _clip_and_tower(model)[0]
+    clip, clip_state, _ = _clip_and_tower(model)
     if not isinstance(clip, open_clip.CLIP):
         blockers.append(f"{type(clip).__name__} is not open_clip.CLIP")
     if blockers:
@@ -864,7 +875,7 @@ def export_hf_clip(model: nn.Module, out_dir: str | Path, *, overwrite: bool = F
         logit_scale_init_value=float(clip.logit_scale.detach().float()),
     )
 
-    src = {k: v.detach().float().cpu() for k, v in clip.state_dict().items()}
+    src = {k: v.detach().float().cpu() for k, v in clip_state.items()}
     weights = {
         "vision_model.embeddings.patch_embedding.weight": src["visual.conv1.weight"],
         "vision_model.embeddings.class_embedding": src["visual.class_embedding"],

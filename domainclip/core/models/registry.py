@@ -70,6 +70,7 @@ from domainclip.core.hub import (
     resolve_folder,
 )
 from domainclip.core.mappings import deep_merge
+from domainclip.core.models.lora import merged_state_dict
 from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
@@ -312,6 +313,17 @@ class DomainCLIP(nn.Module):
     def tower_no_weight_decay(self) -> set[str]:
         """Parameter names to exclude from weight decay: the towers' positional embeddings and pooling queries."""
         return {n for n, _ in self.named_parameters() if n.endswith(("positional_embedding", "query"))}
+
+    def export_clip_state_dict(self) -> dict[str, torch.Tensor]:
+        """The CLIP's weights as plain open_clip loads them, for the hub folder's ``open_clip_model.safetensors``.
+
+        This is ``self.clip.state_dict()``, except that LoRA adapters (:func:`~domainclip.core.models.lora.apply_lora`)
+        are merged into their base weights and open_clip's own key names come back
+        (:func:`~domainclip.core.models.lora.merged_state_dict`), so ``open_clip.create_model`` on the exported
+        file gives this model's CLIP embeddings. A tower whose CLIP weights need another transformation
+        before export overrides this.
+        """
+        return merged_state_dict(self.clip)
 
     def tower_state_dict(self) -> dict[str, torch.Tensor]:
         """Return the domain layers' weights only (keys not under ``clip.``)."""
