@@ -727,6 +727,27 @@ def _(tmp_path, ctx):
         "stretch: the lower percentile must be below the upper one; got [98.0, 2.0]"]
 
 
+# ==== multiview: import
+@case("mv-import-metadata-in-the-wrong-layout")
+def _(tmp_path, ctx):
+    source = tmp_path / "MVCap"
+    source.mkdir()
+    metadata = source / "metadata.json"  # an object of lists where MVCap has one record per image
+    metadata.write_text('{"path": ["./views/a/000.png"], "caption": ["a chair"], "obj_id": [1], "img_id": [100]}')
+    return ["prepare", "multiview", "import", "--out", str(tmp_path / "o"), "--source", str(source),
+            "--no-progress"], [f"{metadata}: found an object with keys caption, img_id, obj_id, path",
+                               "a JSON list of {\"path\""]
+
+
+@case("mv-import-mvimgnet-folder-without-frames")
+def _(tmp_path, ctx):
+    (tmp_path / "mvimgnet" / "17" / "0000251e" / "sparse" / "0").mkdir(parents=True)
+    return ["prepare", "multiview", "import", "--out", str(tmp_path / "o"), "--source", str(tmp_path / "mvimgnet"),
+            "--layout", "mvimgnet", "--no-progress"], [
+        f"MVImgNet not found at {tmp_path / 'mvimgnet'}: no object folder with images/",
+        "<class_label>/<instance_id>/images/*.jpg"]
+
+
 # =============================================================================== the test
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_user_mistake_is_one_line_and_exit_2(name, tmp_path, context, capsys, monkeypatch):

@@ -179,7 +179,7 @@ def test_mvimgnet_class_list_format(tmp_path):
 
 def test_mvimgnet_empty_folder_says_what_it_needs(tmp_path):
     (tmp_path / "0" / "0000251e").mkdir(parents=True)
-    with pytest.raises(DatasetNotFoundError, match=r"no object folder with images/; expected <class_label>/<instance_id"):
+    with pytest.raises(DatasetNotFoundError, match=r"no object folder with images/; expected <class_label>"):
         MVImgNet(tmp_path)
 
 
