@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, str] = {
     "bench_video": "video.json",
     "bench_rs_chips": "rs_chips.json",
     "bench_bio_etl": "bio_etl.json",
+    "bench_multiview_render": "multiview_render.json",
 }
 _COLUMNS = ["benchmark", "measurement", "domainclip", "reference", "ratio", "goal", "met"]
 
