@@ -5,7 +5,8 @@
     ``domainclip prepare multiview render`` and ``import`` write them). Every view of every object is
     embedded on its own with ``model.encode_image`` (never fused) and classified zero-shot among the
     set's categories (``categories.json`` beside the shards, else the sorted categories of the
-    objects' meta), with category prompts.
+    objects' meta), with the domain's category prompts
+    (:data:`~domainclip.domains.multiview.captions.ZERO_SHOT_PROMPTS`).
 ``multiview/imagenet_v`` (:func:`imagenet_v_suite`)
     The same metrics on an ImageNet-V-style folder read by
     :class:`~domainclip.domains.multiview.datasets.imagenet_v.ImageNetV`; images are grouped into
@@ -18,7 +19,7 @@ Metrics of one model (:func:`viewpoint_metrics`):
   ``mean_per_class_recall``, with ``balanced_accuracy``, ``weighted_f1`` and ``num_samples`` (views);
 * ``worst_view_acc1``: the fraction of objects whose worst view is right, which is the fraction of
   objects all of whose views are right (the worst view is the one whose true-class score trails the
-  best other class the most; ``viewpoint_objects.csv`` names it);
+  best other class the most; ``<set>_objects.csv`` names it, with each object's right views);
 * ``consistency``: the fraction of objects (of two views or more) whose views all get the same
   prediction, right or wrong; ``pairwise_agreement``: the mean over those objects of the fraction
   of their view pairs predicted alike (1/C for a classifier guessing at random among C classes);
@@ -28,9 +29,13 @@ Metrics of one model (:func:`viewpoint_metrics`):
 ``baseline`` (a model spec in any ``--model`` spelling) evaluates a second model, with its own
 preprocessing and tokenizer, on the same data: its metrics come back as the task
 ``<task>/baseline`` and ``before_after.md`` sets both side by side (before = the baseline, after =
-the model evaluated). Where views have poses (azimuth, elevation), ``<name>_viewpoint_accuracy.png``
+the model evaluated). Where views have poses (azimuth, elevation), ``<set>_viewpoint_accuracy.png``
 draws accuracy by azimuth (polar) and by azimuth x elevation (a heat map per model), and
-``<name>_viewpoint_bins.csv`` holds the numbers.
+``<set>_viewpoint_bins.csv`` holds the numbers. ``<set>`` is ``heldout`` or ``imagenet_v``; every
+file goes to the suite's ``out_dir``, written atomically.
+
+Memory: one pass keeps the features of every view (``N x D`` floats, as every suite's single
+embedding pass does) and a few numbers per view; the baseline's pass follows the model's.
 """
 
 from __future__ import annotations
@@ -60,12 +65,12 @@ from domainclip.core.eval.suites import require_data
 from domainclip.core.eval.zero_shot import build_zero_shot_classifier, classification_metrics, plot_confusion_matrix
 from domainclip.core.models.loading import load_model
 from domainclip.core.options import PositiveInt, check_options
+from domainclip.domains.multiview.captions import ZERO_SHOT_PROMPTS
 from domainclip.domains.multiview.views import decode_views, read_meta
 
 __all__ = [
     "BEFORE_AFTER_METRICS",
     "CATEGORIES_FILE",
-    "PROMPT_TEMPLATES",
     "ScoredViews",
     "before_after_table",
     "imagenet_v_suite",
@@ -77,14 +82,6 @@ __all__ = [
 
 #: The category list a multi-view shard folder may hold beside its shards (a JSON list of names, in ``cls`` order).
 CATEGORIES_FILE = "categories.json"
-#: Category prompts: ``single`` is the first template alone, ``ensemble`` averages them all.
-PROMPT_TEMPLATES: tuple[str, ...] = (
-    "a 3D render of a {}.",
-    "a photo of a {}.",
-    "a {} seen from the side.",
-    "a {} seen from above.",
-    "a {} seen from an unusual viewpoint.",
-)
 #: The rows of ``before_after.md``, in order (those a model's results lack are left out).
 BEFORE_AFTER_METRICS: tuple[str, ...] = (
     "acc1", "worst_view_acc1", "consistency", "pairwise_agreement", "mean_per_class_recall", "acc5",
@@ -326,17 +323,9 @@ def _model_name(model: torch.nn.Module) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- shared pass
-def display_name(category: str) -> str:
-    """A category as prompts name it (``coffee_mug`` -> ``coffee mug``).
-
-    Args:
-        category: the category as stored.
-    """
-    return category.replace("_", " ").replace("-", " ").strip()
-
-
-def _templates(prompts: str) -> list[str]:
-    return list(PROMPT_TEMPLATES[:1] if prompts == "single" else PROMPT_TEMPLATES)
+def _templates(prompts: str) -> list[Callable[[str], str]]:
+    """The category prompts: the domain's first zero-shot prompt alone (``single``), or all of them."""
+    return list(ZERO_SHOT_PROMPTS[:1] if prompts == "single" else ZERO_SHOT_PROMPTS)
 
 
 def _score(
@@ -356,8 +345,7 @@ def _score(
     if unknown:
         raise InputError(f"{suite}: categories {', '.join(unknown[:5])} are not among the set's {len(names)} "
                          f"categories ({', '.join(names[:10])}{' ...' if len(names) > 10 else ''})")
-    classifier = build_zero_shot_classifier(model, tokenizer, [display_name(n) for n in names], _templates(prompts),
-                                            device, batch_size)
+    classifier = build_zero_shot_classifier(model, tokenizer, names, _templates(prompts), device, batch_size)
     nan = float("nan")
     return ScoredViews(
         logits=embedded["features"] @ classifier.float().cpu(),
@@ -530,11 +518,12 @@ def viewpoint_suite(
         preprocess: its evaluation transform.
         data: held-out multi-view shards (``domainclip prepare multiview render`` or ``import``), with
             ``categories.json`` beside them when the set has a category list.
-        out_dir: where the confusion matrices, ``viewpoint_objects.csv``, the viewpoint plot and bins
+        out_dir: where the confusion matrices, ``heldout_objects.csv``, the viewpoint plot and bins
             and ``before_after.md`` go.
         device: where the model runs.
         batch_size: views (and prompts) per forward.
-        prompts: ``single`` (``"a 3D render of a {}."``) or ``ensemble`` (the mean of all category templates).
+        prompts: ``single`` (``"a 3D render of a {category}."``) or ``ensemble`` (the mean over all of
+            :data:`~domainclip.domains.multiview.captions.ZERO_SHOT_PROMPTS`).
         baseline: a second model (a run or hub folder, ``hf-hub:org/name``, a registry name) evaluated on
             the same objects: the "before" of the before / after table.
         azimuth_bins: azimuth bins of the viewpoint plot (over 360 degrees).
@@ -566,7 +555,7 @@ def viewpoint_suite(
             suite=_VIEWPOINT,
         ))
         classes, labels[role] = scored[role].classes, _model_name(net)
-    return _report(scored, labels, name="viewpoint", task="viewpoint/zeroshot_classification", out_dir=out_dir,
+    return _report(scored, labels, name="heldout", task="viewpoint/zeroshot_classification", out_dir=out_dir,
                    azimuth_bins=options["azimuth_bins"], elevation_bins=options["elevation_bins"],
                    title="held-out objects: zero-shot top-1 by view")
 
@@ -590,15 +579,17 @@ def _image_batches(dataset: Any, batch_size: int, tally: CorruptTally) -> Iterat
         try:
             item = dataset[index]
         except CorruptSampleError as e:
-            tally.add(e.reason, str(getattr(dataset, "root", "")), str(index), e.detail)
+            tally.add(e.reason, dataset.samples[index][0], None, e.detail)
             continue
         tally.add_good()
         meta = item.get(keys.META) or {}
         azimuth, elevation = _pose(meta)
-        object_id = meta.get("object_id")
+        object_id, folder, view = meta.get("object_id"), meta.get("folder"), meta.get("view_index")
+        if object_id is not None and folder is not None and str(folder) != str(object_id):
+            object_id = f"{folder}/{object_id}"  # a sub-folder name is an object only within its class folder
         batch.append({keys.IMAGE: item[keys.IMAGE], keys.META: {
             "object": None if object_id is None else str(object_id), "category": dataset.classes[int(item[keys.LABEL])],
-            "view": int(meta.get("view", -1)), "azimuth": azimuth, "elevation": elevation,
+            "view": -1 if view is None else int(view), "azimuth": azimuth, "elevation": elevation,
         }})
         if len(batch) == batch_size:
             yield collate_samples(batch)
@@ -616,6 +607,8 @@ def imagenet_v_suite(
     out_dir: Path,
     device: str,
     batch_size: int,
+    layout: Literal["classes", "objects"] = "classes",
+    class_names: Path | None = None,
     prompts: Literal["single", "ensemble"] = "ensemble",
     baseline: str | None = None,
     azimuth_bins: PositiveInt = 12,
@@ -632,7 +625,13 @@ def imagenet_v_suite(
             images have poses) and ``before_after.md`` go.
         device: where the model runs.
         batch_size: images (and prompts) per forward.
-        prompts: ``single`` (``"a 3D render of a {}."``) or ``ensemble`` (the mean of all category templates).
+        layout: ``classes`` (a folder per class, OVT's ``imagenet-v/``; an image in a sub-folder of its
+            class folder belongs to the object the sub-folder names) or ``objects`` (ViewFool's
+            ``<object>_<n>/NNN.png``: a folder per object).
+        class_names: the class names, one per line in sorted-folder order (OVT's ``gt_label_imv.txt``);
+            default: the folder names. The prompts name these.
+        prompts: ``single`` (``"a 3D render of a {category}."``) or ``ensemble`` (the mean over all of
+            :data:`~domainclip.domains.multiview.captions.ZERO_SHOT_PROMPTS`).
         baseline: a second model evaluated on the same images (the "before" of the before / after table).
         azimuth_bins: azimuth bins of the viewpoint plot.
         elevation_bins: elevation bins of its heat map.
@@ -645,17 +644,19 @@ def imagenet_v_suite(
     """
     from domainclip.domains.multiview.datasets.imagenet_v import ImageNetV
 
-    options = check_options(imagenet_v_suite, {"prompts": prompts, "baseline": baseline,
-                                               "azimuth_bins": azimuth_bins, "elevation_bins": elevation_bins},
+    options = check_options(imagenet_v_suite, {"layout": layout, "class_names": class_names, "prompts": prompts,
+                                               "baseline": baseline, "azimuth_bins": azimuth_bins,
+                                               "elevation_bins": elevation_bins},
                             where=_IMAGENET_V, skip=SUITE_ENGINE_ARGS, require=False)
-    root = require_data(data, _IMAGENET_V, "an ImageNet-V-style folder (<class>/<image>.png, or <object>/<NNN>.png)")
+    root = require_data(data, _IMAGENET_V, f"an ImageNet-V-style folder: {ImageNetV.expected}")
+    dataset = ImageNetV(root, layout=options["layout"], class_names=options["class_names"])  # fails before loading
     second = _load_baseline(options["baseline"], device)
     runs = {"model": (model, tokenizer, preprocess)}
     if second is not None:
         runs["baseline"] = (second[0], second[2], second[1])
     scored, labels = {}, {}
     for role, (net, tok, transform) in runs.items():
-        dataset = ImageNetV(root, transform=transform)
+        dataset.transform = transform
         tally = CorruptTally()
         scored[role] = _score(
             net, tok, _image_batches(dataset, batch_size, tally), list(dataset.classes), device=device,

@@ -3,6 +3,8 @@
 * :func:`write_view_shards`: held-out objects in the multi-view shard layout
   (:mod:`domainclip.domains.multiview.views`, written through the core's ``ShardWriter``), each view a
   solid colour chosen by the caller, with its pose in the meta, and ``categories.json`` beside the shards;
+* :func:`write_imagenet_v`: the same objects as an ImageNet-V-style folder, in ViewFool's per-object
+  layout (``<category>_<n>/NNN.png``) or OVT's class folders (``<class>/[<object>/]<n>.png``);
 * :data:`VIEWPOINT_SET`: the objects of the hand-computed test (which class each view shows, and where
   the camera stood).
 
@@ -15,9 +17,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
+from PIL import Image
 
 from domainclip.core.data.writer import ShardWriter
 from domainclip.domains.multiview.views import ViewPose, object_sample
@@ -106,4 +109,37 @@ def write_view_shards(
                 member = f"{corrupt[obj.object_id]:03d}.view.png"
                 sample[member] = sample[member][:40]
             writer.write(sample)
+    return root
+
+
+def write_imagenet_v(
+    root: Path,
+    objects: Sequence[FixtureObject] = VIEWPOINT_SET,
+    *,
+    layout: Literal["objects", "classes", "flat"] = "objects",
+    folder_names: Mapping[str, str] | None = None,
+) -> Path:
+    """Write ``objects`` as ImageNet-V-style PNG files under ``root``.
+
+    Args:
+        root: the dataset folder.
+        objects: what to write (poses are not written: the published sets have none).
+        layout: ``objects`` (``<category>_<k>/NNN.png``, ``k`` counting a category's objects from 1),
+            ``classes`` (``<class>/<object_id>/<i>.png``) or ``flat`` (``<class>/<object_id>_<i>.png``:
+            no object folders).
+        folder_names: category -> class-folder name (``classes`` and ``flat``; default the category).
+    """
+    seen: dict[str, int] = {}
+    for n, obj in enumerate(objects):
+        seen[obj.category] = seen.get(obj.category, 0) + 1
+        folder = (folder_names or {}).get(obj.category, obj.category)
+        for i, cls in enumerate(obj.shows):
+            if layout == "objects":
+                path = root / f"{obj.category}_{seen[obj.category]}" / f"{i:03d}.png"
+            elif layout == "classes":
+                path = root / folder / obj.object_id / f"{i}.png"
+            else:
+                path = root / folder / f"{obj.object_id}_{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(solid_view(PALETTE[cls], seed=100 * n + i)).save(path)
     return root

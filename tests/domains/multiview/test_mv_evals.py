@@ -24,13 +24,14 @@ from domainclip.cli import main
 from domainclip.core.errors import DatasetNotFoundError, InputError, InputNotFoundError
 from domainclip.core.eval.suites import run_suite
 from domainclip.domains.multiview import evals
+from domainclip.domains.multiview.captions import category_text
 
 _spec = importlib.util.spec_from_file_location("mv_eval_fixtures", Path(__file__).with_name("data_evals.py"))
 fixture = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fixture)
 
 NAMES = list(fixture.PALETTE)  # the oracle's embedding axes: can, cone, coffee_mug, box
-PATTERNS = {name: re.compile(rf"\b{re.escape(evals.display_name(name))}\b") for name in NAMES}
+PATTERNS = {name: re.compile(rf"\b{re.escape(category_text(name))}\b") for name in NAMES}
 TASK = "viewpoint/zeroshot_classification"
 
 
@@ -133,17 +134,17 @@ def test_viewpoint_suite_numbers_by_hand(tmp_path):
     out = tmp_path / "out"
     saved = json.loads((out / "results.json").read_text())["results"][TASK]
     assert saved["worst_view_acc1"] == pytest.approx(0.5)
-    objects = {row["object_id"]: row for row in read_csv(out / "viewpoint_objects.csv")}
+    objects = {row["object_id"]: row for row in read_csv(out / "heldout_objects.csv")}
     assert {k: (r["num_right"], r["consistent"], r["worst_view"]) for k, r in objects.items()} == {
         "A": ("4", "1", "0"), "B": ("3", "0", "2"), "C": ("3", "1", "0"), "D": ("0", "1", "0"),
         "E": ("2", "0", "1"), "F": ("1", "1", "0"),
     }
     assert objects["B"]["worst_azimuth"] == "190" and objects["B"]["worst_margin"] == "-1.0"
     bins = {(r["azimuth_lo"], r["elevation_lo"]): (int(r["num_views"]), float(r["acc1"]))
-            for r in read_csv(out / "viewpoint_viewpoint_bins.csv")}
+            for r in read_csv(out / "heldout_viewpoint_bins.csv")}
     assert bins == {("0", "10"): (6, pytest.approx(5 / 6)), ("90", "10"): (5, pytest.approx(3 / 5)),
                     ("180", "25"): (5, pytest.approx(2 / 5)), ("270", "25"): (4, pytest.approx(3 / 4))}
-    for plot in ("viewpoint_viewpoint_accuracy.png", "viewpoint_confusion_matrix.png"):
+    for plot in ("heldout_viewpoint_accuracy.png", "heldout_confusion_matrix.png"):
         with Image.open(out / plot) as image:
             assert image.size[0] > 300
     assert not (out / "before_after.md").exists()
@@ -178,9 +179,9 @@ def test_viewpoint_suite_before_and_after_table(tmp_path, monkeypatch):
     assert rows["consistency"] == ["1.0000", "0.6000", "-0.4000"]
     assert rows["pairwise_agreement"] == ["1.0000", "0.7333", "-0.2667"]
     assert rows["num_objects"][:2] == ["6", "6"]
-    bins = [r for r in read_csv(tmp_path / "out" / "viewpoint_viewpoint_bins.csv") if r["role"] == "baseline"]
+    bins = [r for r in read_csv(tmp_path / "out" / "heldout_viewpoint_bins.csv") if r["role"] == "baseline"]
     assert sum(int(r["num_views"]) for r in bins) == 20
-    assert (tmp_path / "out" / "viewpoint_baseline_confusion_matrix.png").is_file()
+    assert (tmp_path / "out" / "heldout_baseline_confusion_matrix.png").is_file()
     results_md = (tmp_path / "out" / "results.md").read_text()
     assert f"{TASK}/baseline" in results_md
 
@@ -192,7 +193,7 @@ def test_viewpoint_suite_categories_from_meta_and_single_prompt(tmp_path):
     assert results[TASK]["acc1"] == pytest.approx(13 / 20)
     # sorted categories of the meta (can, coffee_mug, cone), one prompt each
     assert oracle.texts == ["a 3D render of a can.", "a 3D render of a coffee mug.", "a 3D render of a cone."]
-    assert not (tmp_path / "out" / "viewpoint_viewpoint_accuracy.png").exists()  # no poses, no plot
+    assert not (tmp_path / "out" / "heldout_viewpoint_accuracy.png").exists()  # no poses, no plot
 
 
 def test_viewpoint_suite_skips_and_counts_an_undecodable_object(tmp_path):
@@ -232,7 +233,7 @@ def test_viewpoint_suite_through_the_cli_with_a_tiny_random_model(tmp_path):
     m = json.loads((out / "results.json").read_text())["results"][TASK]
     assert m["num_samples"] == 20 and m["num_objects"] == 6
     assert all(0.0 <= m[k] <= 1.0 for k in ("acc1", "worst_view_acc1", "consistency", "pairwise_agreement"))
-    assert (out / "viewpoint_viewpoint_accuracy.png").is_file()
+    assert (out / "heldout_viewpoint_accuracy.png").is_file()
 
 
 def test_viewpoint_suite_baseline_loads_through_load_model(tmp_path):
@@ -246,3 +247,54 @@ def test_viewpoint_suite_baseline_loads_through_load_model(tmp_path):
     assert results[f"{TASK}/baseline"] == pytest.approx(results[TASK])
     table = (tmp_path / "out" / "before_after.md").read_text()
     assert "before: dc-test-vit" in table and "+0.0000" in table
+
+
+# ---------------------------------------------------------------------------------------------- imagenet_v
+def run_imagenet_v(model, data, out_dir, **options):
+    return run_suite(model, model.tokenizer, raw_pixels, "multiview/imagenet_v", data=data, out_dir=out_dir,
+                     batch_size=4, options=options)
+
+
+def test_imagenet_v_suite_objects_layout_numbers_by_hand(tmp_path):
+    data = fixture.write_imagenet_v(tmp_path / "imagenet-v")  # can_1, can_2, cone_1, cone_2, coffee_mug_1, _2
+    results = run_imagenet_v(Oracle("oracle"), data, tmp_path / "out", layout="objects")
+    m = results["imagenet_v/zeroshot_classification"]
+    assert m["num_samples"] == 20 and m["num_objects"] == 6
+    assert m["acc1"] == pytest.approx(13 / 20) and m["worst_view_acc1"] == pytest.approx(3 / 6)
+    assert m["consistency"] == pytest.approx(3 / 5) and m["pairwise_agreement"] == pytest.approx(11 / 15)
+    assert m["mean_per_class_recall"] == pytest.approx((1 + 7 / 8 + 2 / 8) / 3)
+    objects = {row["object_id"]: row for row in read_csv(tmp_path / "out" / "imagenet_v_objects.csv")}
+    assert objects["can_2"]["worst_view"] == "2" and objects["coffee_mug_2"]["num_right"] == "2"
+    assert (tmp_path / "out" / "imagenet_v_confusion_matrix.png").is_file()
+    assert not (tmp_path / "out" / "imagenet_v_viewpoint_accuracy.png").exists()  # no poses in the layout
+
+
+def test_imagenet_v_suite_class_folders_with_names_file_and_baseline(tmp_path, monkeypatch):
+    folders = {"can": "n001", "coffee_mug": "n002", "cone": "n003"}
+    data = fixture.write_imagenet_v(tmp_path / "imagenet-v", layout="classes", folder_names=folders)
+    names = tmp_path / "gt_label_imv.txt"
+    names.write_text("can\ncoffee mug\ncone\n")
+    before = Oracle("before-oracle", fixed="cone")
+    monkeypatch.setattr(evals, "load_model", lambda spec, *, device: (before, raw_pixels, before.tokenizer))
+    oracle = Oracle("oracle")
+    results = run_imagenet_v(oracle, data, tmp_path / "out", class_names=names, baseline="before", prompts="single")
+    m, b = results["imagenet_v/zeroshot_classification"], results["imagenet_v/zeroshot_classification/baseline"]
+    assert oracle.texts == ["a 3D render of a can.", "a 3D render of a coffee mug.", "a 3D render of a cone."]
+    assert m["acc1"] == pytest.approx(13 / 20) and m["worst_view_acc1"] == pytest.approx(3 / 6)
+    assert b["acc1"] == pytest.approx(4 / 20) and b["worst_view_acc1"] == pytest.approx(2 / 6)  # C and F
+    assert "| acc1 | 0.2000 | 0.6500 | +0.4500 |" in (tmp_path / "out" / "before_after.md").read_text()
+    objects = {row["object_id"] for row in read_csv(tmp_path / "out" / "imagenet_v_objects.csv")}
+    assert "n001/A" in objects  # a sub-folder is an object within its class folder
+
+
+def test_imagenet_v_suite_without_object_folders_reports_per_image_metrics(tmp_path):
+    data = fixture.write_imagenet_v(tmp_path / "imagenet-v", layout="flat")
+    (data / "can" / "broken_0.png").write_bytes(b"\x89PNG not really")
+    with pytest.warns(UserWarning, match=r"multiview/imagenet_v: skipped 1 sample.*bad_image: 1"):
+        results = run_imagenet_v(Oracle("oracle"), data, tmp_path / "out")
+    m = results["imagenet_v/zeroshot_classification"]
+    assert m["acc1"] == pytest.approx(13 / 20) and m["num_skipped_objects"] == 1
+    assert not {"worst_view_acc1", "consistency", "num_objects"} & set(m)
+    assert not (tmp_path / "out" / "imagenet_v_objects.csv").exists()
+    with pytest.raises(DatasetNotFoundError, match="ImageNet-V not found"):
+        run_imagenet_v(Oracle("oracle"), tmp_path / "nothing", tmp_path / "o2")
