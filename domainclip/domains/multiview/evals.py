@@ -101,7 +101,9 @@ class ScoredViews:
     Args:
         logits: ``(N, C)`` cosine scores of the ``N`` views against the ``C`` class prompts.
         targets: ``(N,)`` the true class of each view.
-        objects: the object id of each view (``None`` for a view that belongs to no known object).
+        objects: the object of each view (``None`` for a view that belongs to no known object): a key
+            that tells objects apart, which may differ from the object id the user sees.
+        object_ids: object key -> the object id reported.
         azimuth: ``(N,)`` degrees, NaN where the view has no pose.
         elevation: ``(N,)`` degrees, NaN where the view has no pose.
         views: the position of each view in its object (``-1`` when unknown).
@@ -118,6 +120,7 @@ class ScoredViews:
     views: list[int]
     categories: list[str]
     classes: list[str]
+    object_ids: dict[str, str]
     skipped: int = 0
 
 
@@ -186,7 +189,8 @@ def _object_rows(scored: ScoredViews, metrics: Mapping[str, Any], role: str, mod
         members = positions[inverse == k]
         worst = int(members[np.argmin(margin[members])])
         rows.append({
-            "role": role, "model": model_name, "object_id": object_id, "category": scored.categories[members[0]],
+            "role": role, "model": model_name, "object_id": scored.object_ids.get(object_id, object_id),
+            "category": scored.categories[members[0]],
             "num_views": len(members), "num_right": int((pred[members] == targets[members]).sum()),
             "consistent": int(len(set(pred[members].tolist())) == 1), "worst_view": scored.views[worst],
             "worst_azimuth": _csv_number(scored.azimuth[worst]),
@@ -356,6 +360,7 @@ def _score(
         views=[int(m.get("view", -1)) for m in metas],
         categories=[m["category"] for m in metas],
         classes=names,
+        object_ids={m["object"]: str(m.get("object_id", m["object"])) for m in metas if m.get("object") is not None},
         skipped=skipped,
     )
 
@@ -461,7 +466,7 @@ class _ViewItems(IterableDataset):
             for view, (image, pose) in enumerate(zip(sample[keys.VIEWS], meta["poses"], strict=True)):
                 pose = pose if isinstance(pose, Mapping) else {}
                 yield {keys.IMAGE: image, keys.META: {
-                    "object": identity, "category": meta["category"], "view": view,
+                    "object": identity, "object_id": meta["object_id"], "category": meta["category"], "view": view,
                     "azimuth": pose.get("azimuth"), "elevation": pose.get("elevation"),
                 }}
 
@@ -480,12 +485,6 @@ def _read_categories(root: Path, suite: str) -> list[str] | None:
     if len(set(names)) != len(names):
         raise InputError(f"{suite}: {path} lists a category twice")
     return names
-
-
-def _object_ids(scored: ScoredViews) -> ScoredViews:
-    """Report object ids without the pass position that kept them apart."""
-    scored.objects = [None if o is None else o.split(":", 1)[1] if ":" in o else o for o in scored.objects]
-    return scored
 
 
 def _load_baseline(baseline: str | None, device: str) -> tuple[torch.nn.Module, Any, Any] | None:
@@ -549,11 +548,11 @@ def viewpoint_suite(
         objects = HeldOutShards(root, ObjectDecoder(transform, categories), suite=_VIEWPOINT, skip=SKIPPED_REASONS,
                                 expected="multi-view object shards (NNN.view.jpg members with a json meta)")
         loader = DataLoader(_ViewItems(objects), batch_size=batch_size, collate_fn=collate_samples)
-        scored[role] = _object_ids(_score(
+        scored[role] = _score(
             net, tok, loader, classes, device=device, batch_size=batch_size, prompts=options["prompts"],
             tally=lambda objects=objects: objects.tally, nothing=f"{_VIEWPOINT}: no decodable object under {root}",
             suite=_VIEWPOINT,
-        ))
+        )
         classes, labels[role] = scored[role].classes, _model_name(net)
     return _report(scored, labels, name="heldout", task="viewpoint/zeroshot_classification", out_dir=out_dir,
                    azimuth_bins=options["azimuth_bins"], elevation_bins=options["elevation_bins"],

@@ -298,3 +298,13 @@ def test_imagenet_v_suite_without_object_folders_reports_per_image_metrics(tmp_p
     assert not (tmp_path / "out" / "imagenet_v_objects.csv").exists()
     with pytest.raises(DatasetNotFoundError, match="ImageNet-V not found"):
         run_imagenet_v(Oracle("oracle"), tmp_path / "nothing", tmp_path / "o2")
+
+
+def test_viewpoint_suite_keeps_apart_two_objects_that_share_an_id(tmp_path):
+    twins = (fixture.FixtureObject("A", "can", ("can", "can"), (10.0, 100.0), (10.0, 10.0)),
+             fixture.FixtureObject("A", "cone", ("cone", "can"), (10.0, 100.0), (10.0, 10.0)))
+    data = fixture.write_view_shards(tmp_path / "heldout", twins, max_count=1)  # one shard each, same key
+    m = run_viewpoint(Oracle("oracle"), data, tmp_path / "out")[TASK]
+    assert m["num_objects"] == 2 and m["worst_view_acc1"] == 0.5 and m["consistency"] == 0.5
+    rows = read_csv(tmp_path / "out" / "heldout_objects.csv")
+    assert [(r["object_id"], r["num_right"]) for r in rows] == [("A", "2"), ("A", "1")]
