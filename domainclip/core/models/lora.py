@@ -37,9 +37,13 @@ Hugging Face text towers), open_clip's ``CustomResidualAttentionBlock`` (``qk_no
 cross-attention blocks (CoCa's multimodal decoder).
 
 The pre-hooks run only in ``load_state_dict``, never in ``forward``: ``torch.compile`` sees plain
-``nn.Linear`` / peft ``lora.Linear`` modules and one SDPA call per block, and FSDP2's ``fully_shard``
-can wrap the blocks as before (call :func:`apply_lora` before sharding). peft is imported only by
-:func:`apply_lora` (it is part of the ``multiview`` extra).
+``nn.Linear`` / peft ``lora.Linear`` modules and one SDPA call per block (it compiles as one graph,
+``fullgraph=True``), and FSDP2's ``fully_shard`` wraps the blocks as before. Order matters there:
+call :func:`apply_lora` and load plain weights before sharding (``create_model`` does both), since
+``torch.distributed.checkpoint`` distributes a full state dict by the model's own (peft) keys and a
+plain ``in_proj_weight`` would reach the hook unsharded; a sharded model resumes from checkpoints in
+its own layout, and :func:`merged_state_dict` is meant for the gathered, unsharded model at export.
+peft is imported only by :func:`apply_lora` (it is part of the ``multiview`` extra).
 """
 
 from __future__ import annotations
