@@ -33,7 +33,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -359,6 +359,8 @@ class _Object:
     category: str
     license: str
     source: str
+    #: what the caption templates may say (colour, second_colour, pattern), from ``metadata``
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 def _render_object(job: _Job, item: _Object) -> dict[str, Any]:
@@ -384,8 +386,12 @@ def _render_object(job: _Job, item: _Object) -> dict[str, Any]:
             "num_faces": len(mesh.faces), "seconds": time.perf_counter() - began}
 
 
-def _read_metadata(path: Path) -> dict[str, dict[str, str]]:
-    """Mesh path (resolved) -> {category, license, source} from a CSV or JSON-lines file."""
+def _read_metadata(path: Path) -> dict[str, dict[str, Any]]:
+    """Mesh path (resolved) -> {category, license, source, attributes} from a CSV or JSON-lines file.
+
+    ``attributes`` (JSON lines: a mapping; CSV: the ``colour``, ``second_colour`` and ``pattern``
+    columns) are what the caption templates may say about the object.
+    """
     import csv
 
     if not path.is_file():
@@ -394,21 +400,26 @@ def _read_metadata(path: Path) -> dict[str, dict[str, str]]:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     else:
-        rows = list(read_jsonl(path))
-    table = {}
+        rows = [record for _, record in read_jsonl(path)]
+    table: dict[str, dict[str, Any]] = {}
     for number, row in enumerate(rows, 1):
         if not isinstance(row, Mapping) or not row.get("path"):
             raise InputError(f"{path}: row {number} has no 'path' (columns: path, category, license, source)")
         mesh = Path(str(row["path"]))
         mesh = mesh if mesh.is_absolute() else (path.parent / mesh)
-        table[str(mesh.resolve())] = {k: str(row[k]) for k in ("category", "license", "source") if row.get(k)}
+        entry: dict[str, Any] = {k: str(row[k]) for k in ("category", "license", "source") if row.get(k)}
+        attributes = row.get("attributes")
+        if not isinstance(attributes, Mapping):
+            attributes = {k: row[k] for k in ("colour", "second_colour", "pattern") if row.get(k)}
+        entry["attributes"] = {k: str(v) for k, v in attributes.items() if k in ("colour", "second_colour", "pattern")}
+        table[str(mesh.resolve())] = entry
     return table
 
 
-def _captions_for(category: str, count: int, seed: int) -> list[str]:
+def _captions_for(category: str, count: int, seed: int, attributes: Mapping[str, str]) -> list[str]:
     from domainclip.domains.multiview.captions import template_captions
 
-    return list(template_captions(category, n=count, seed=seed, attributes={}))
+    return list(template_captions(category, n=count, seed=seed, attributes=attributes))
 
 
 @entry_point
@@ -493,7 +504,8 @@ def render_meshes(
         info = table.get(str(path.resolve()), {})
         category = info.get("category") or path.parent.name
         objects.append(_Object(index=index, path=str(path), key=safe_key(f"{category}_{path.stem}"), category=category,
-                               license=info.get("license", license), source=info.get("source", str(path))))
+                               license=info.get("license", license), source=info.get("source", str(path)),
+                               attributes=info.get("attributes", {})))
     duplicates = [k for k, n in Counter(o.key for o in objects).items() if n > 1]
     if duplicates:
         raise InputError(f"two meshes would get the same object id {duplicates[0]!r}: rename one")
@@ -528,13 +540,15 @@ def render_meshes(
                 if "reason" in result:
                     skipped.append(result)
                     continue
-                captions = _captions_for(item.category, captions_per_object, seed * 1_000_003 + item.index)
+                captions = _captions_for(item.category, captions_per_object, seed * 1_000_003 + item.index,
+                                         item.attributes)
                 caption_source = "template"
                 if caption_model is not None:
                     from PIL import Image
 
                     captions = list(caption_model([Image.fromarray(v) for v in result["images"]], item.category))
-                    captions += _captions_for(item.category, captions_per_object, seed * 1_000_003 + item.index)
+                    captions += _captions_for(item.category, captions_per_object, seed * 1_000_003 + item.index,
+                                              item.attributes)
                     caption_source = f"captioner:{captioner}"
                 meta = {"object_id": item.key, "category": item.category, "source": item.source,
                         "license": item.license, "views": result["poses"], "caption_source": caption_source,
