@@ -250,3 +250,33 @@ def test_render_meshes_nothing_written_counts_reasons(tmp_path: Path):
 def test_render_meshes_checks_options_before_work(tmp_path: Path):
     with pytest.raises(InputError, match="elevation"):
         render_meshes(tmp_path / "o", [str(tmp_path)], elevation=(30.0, 10.0), progress=False)
+
+
+def test_render_meshes_reads_the_generators_metadata(tmp_path: Path):
+    """Categories, licences and caption attributes come from metadata.jsonl (the generator's, Objaverse-style)."""
+    from domainclip.domains.multiview.synthetic.meshes import generate_meshes
+
+    generate_meshes(tmp_path / "meshes", 3, seed=4, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "meshes" / "metadata.jsonl").read_text().splitlines()]
+    # the folder names say nothing here: every mesh moves into one folder, so only the table can tell
+    flat = tmp_path / "flat" / "misc"
+    flat.mkdir(parents=True)
+    table = []
+    for record in records:
+        for name in record["files"]:
+            shutil.copy(tmp_path / "meshes" / name, flat / Path(name).name)
+        table.append({**record, "path": f"misc/{Path(record['path']).name}", "license": "CC-BY-4.0"})
+    metadata = tmp_path / "flat" / "objects.jsonl"
+    metadata.write_text("".join(json.dumps(r) + "\n" for r in table))
+    out = tmp_path / "out"
+    render_meshes(out, [str(flat)], metadata=metadata, views=2, size=16, samples=1, captions_per_object=15,
+                  progress=False)
+    samples = {json.loads(s["json"])["object_id"]: s for s in _read_samples(out)}
+    assert len(samples) == 3
+    for record in records:
+        sample = samples[f"{record['category']}_{Path(record['path']).stem}"]
+        meta = json.loads(sample["json"])
+        assert meta["category"] == record["category"] and meta["license"] == "CC-BY-4.0"
+        captions = json.loads(sample["text.json"])
+        assert all(record["category"] in c for c in captions)
+        assert any(record["attributes"]["colour"] in c for c in captions)  # the colour templates were used
