@@ -53,6 +53,7 @@ from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, r
 __all__ = [
     "RESUME_MUTABLE",
     "NonFiniteLossError",
+    "RefreshContext",
     "TrainResult",
     "prepare_data",
     "resume_changes",
@@ -129,7 +130,10 @@ def prepare_data(recipe: Recipe, info: DistInfo | None = None) -> list[dict[str,
     return summaries
 
 
-def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: Callable, info: DistInfo):
+def _build_loader(
+    recipe: Recipe, task: Task, preprocess: Callable, tokenizer: Callable, info: DistInfo, *, one_pass: bool = False
+):
+    """The training loader; ``one_pass``: one unshuffled pass over every source (this rank's share), not resampled."""
     from domainclip.core.data.decode import SampleDecoder
     from domainclip.core.data.reader import Source, build_loader
     from domainclip.core.options import option_names
@@ -143,7 +147,7 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
             f"{info.world_size} processes"
         )
     sources = [
-        Source(resolve_urls(recipe, s), weight=s.weight, resampled=s.resampled, name=s.name)
+        Source(resolve_urls(recipe, s), weight=s.weight, resampled=s.resampled and not one_pass, name=s.name)
         for s in recipe.data.train
     ]
     text_choice = task.text_choice or recipe.data.text_choice
@@ -172,12 +176,68 @@ def _build_loader(recipe: Recipe, task: Task, preprocess: Callable, tokenizer: C
         seed=recipe.train.seed,
         rank=info.rank,
         world_size=info.world_size,
-        shuffle_buffer=recipe.data.shuffle_buffer,
+        shuffle_buffer=0 if one_pass else recipe.data.shuffle_buffer,
         shard_interleave=recipe.data.shard_interleave,
         max_corrupt_fraction=recipe.data.max_corrupt_fraction,
         split=recipe.data.split,
         allow_pipe=recipe.data.allow_pipe,  # pipe: URLs run shell commands: only when the recipe says so
+        **({"epochs": 1, "drop_last": False} if one_pass else {}),
     )
+
+
+@dataclass
+class RefreshContext:
+    """What the engine offers a model's ``refresh(step, total_steps, context)`` hook (called before every step).
+
+    A model that keeps state computed from the training data (e.g. a table of mined views)
+    decides itself whether it is due and reads the data through :meth:`batches`.
+
+    Args:
+        recipe: the run's recipe.
+        task: its training task (whose decoder :meth:`batches` uses).
+        preprocess: the image transform of :meth:`batches` (the evaluation one: no augmentation).
+        tokenizer: the model's tokenizer.
+        info: this process's rank, world size and device.
+        autocast: the run's autocast context factory.
+    """
+
+    recipe: Recipe
+    task: Task
+    preprocess: Callable
+    tokenizer: Callable
+    info: DistInfo
+    autocast: Callable[[], Any]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs."""
+        return self.info.device
+
+    @property
+    def world_size(self) -> int:
+        """Number of processes."""
+        return self.info.world_size
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (``train.seed``)."""
+        return self.recipe.train.seed
+
+    @property
+    def global_batch_size(self) -> int:
+        """Samples per optimizer step over all processes (``data.batch_size`` x ``optim.accum_steps``)."""
+        return self.recipe.data.batch_size * self.recipe.optim.accum_steps
+
+    def batches(self) -> Any:
+        """One finite, unshuffled pass over the training sources (this rank's share), decoded by the task's decoder.
+
+        Resampled sources are read once, shard by shard; the training stream's position is not touched.
+        """
+        return iter(_build_loader(self.recipe, self.task, self.preprocess, self.tokenizer, self.info, one_pass=True))
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj``, in rank order (``[obj]`` in one process)."""
+        return _gather_objects(obj, self.info)
 
 
 def _cpu_threads(recipe: Recipe, info: DistInfo) -> int:
@@ -279,7 +339,9 @@ def train(recipe: Recipe, out_dir: str | Path, *, resume: bool = False, overwrit
         out_dir: the run folder: ``recipe.resolved.yaml``, ``model_info.json``, ``log.jsonl``,
             ``tensorboard/``, ``checkpoints/step_<step, 8 digits>/`` and ``eval/``.
         resume: continue from the newest checkpoint that loads (model, optimizer, scheduler, scaler,
-            data position and RNG states; a damaged newer one is skipped with a warning); on CPU the
+            data position and RNG states, and the state a model keeps beyond its weights when it
+            has ``training_state()`` / ``load_training_state(state)``, e.g. a table of views mined
+            from the data; a damaged newer one is skipped with a warning); on CPU the
             result is bit-identical to an uninterrupted run. The recipe may differ from the
             checkpoint's only in :data:`RESUME_MUTABLE` keys; the resolved recipe written then is
             the one in use.
@@ -362,6 +424,8 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         loader.load_state_dict(state["data"][info.rank])
+        if "model_state" in state and hasattr(model, "load_training_state"):
+            model.load_training_state(state["model_state"])  # e.g. a table mined from the data
         rng_state = state["rng"][info.rank]
         step = int(state["step"])
     data_iter = iter(loader)
@@ -391,6 +455,8 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
                 "data": data_states,
                 "rng": rng_states,
             }
+            if hasattr(model, "training_state"):  # the model's own state beyond its weights (rank 0's)
+                train_state["model_state"] = model.training_state()
             path = save_checkpoint(ckpt_root, at_step, model_state, train_state, recipe_yaml, cfg_t.keep_checkpoints)
             logger.event("checkpoint", step=at_step, path=str(path))
             if folder is not None:
@@ -400,13 +466,16 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
 
     # ---- the loop ---------------------------------------------------------------------------
     accum = cfg_o.accum_steps
+    refresh = RefreshContext(recipe, task, preprocess_val, tokenizer, info, autocast)
     bad_steps, last_loss, final_ckpt = 0, float("nan"), None
     samples_since, t_since = 0, time.perf_counter()
     wrapped.train()
     try:
         while step < cfg_t.steps:
-            # phase 1: schedules (the LambdaLR already holds this step's rate)
+            # phase 1: schedules (the LambdaLR already holds this step's rate), the model's own refresh
             lr = optimizer.param_groups[0]["lr"]
+            if hasattr(model, "refresh"):  # e.g. views mined again from the data; the model says when it is due
+                model.refresh(step, cfg_t.steps, refresh)
 
             # phase 2: forward/backward, with exact gradient accumulation over micro-batches
             batches = [next(data_iter) for _ in range(accum)]
