@@ -132,7 +132,9 @@ class OmniviewCLIP(MultiViewCLIP):
         mine_every: steps between two mining passes; 0 mines once per pass over the multi-view
             objects (objects / global batch steps).
         cross_view_weight: weight of the cross-view term (0 turns it off).
-        margin: margin of the cross-view term ``relu(1 - cos + margin)``.
+        margin: margin of the cross-view term ``relu(1 - cos + margin)`` (as OVT writes it: with
+            ``margin >= 0`` the ReLU never clips, since ``cos <= 1``, so the term is ``1 + margin``
+            minus the mean cosine and its gradient does not depend on the margin).
     """
 
     def __init__(

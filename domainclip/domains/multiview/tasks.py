@@ -29,6 +29,7 @@ from domainclip.core.data import keys as K
 from domainclip.core.data.corrupt import BAD_IMAGE, CorruptSampleError, missing_key
 from domainclip.core.data.decode import MAX_IMAGE_PIXELS, SampleDecoder
 from domainclip.core.engine.tasks import Task
+from domainclip.core.errors import InputError
 from domainclip.core.options import PositiveFloat, PositiveInt, entry_point
 from domainclip.domains.multiview.views import decode_views, view_members
 
@@ -73,11 +74,14 @@ class OmniviewDecoder:
         tokenizer: tokenizer applied to the chosen caption.
         num_views: views per sample ``V`` (the tower's ``worst_k`` must not exceed it).
         seed: seed of the caption choice (combined with the sample's identity).
-        text_choice: caption choice among several (see ``SampleDecoder``).
+        text_choice: caption choice among several, ``"random"`` or ``"first"`` (see ``SampleDecoder``).
         max_image_pixels: largest view or image (width x height) decoded; a larger one is counted
             as ``bad_image`` from its header (recipe ``data.max_image_pixels``).
         languages: language -> weight of the one language drawn per sample from multilingual
             captions (recipe ``data.languages``).
+
+    Raises:
+        InputError: ``text_choice="all"`` (one caption per sample is the contrastive pair).
     """
 
     @entry_point
@@ -92,6 +96,9 @@ class OmniviewDecoder:
         max_image_pixels: PositiveInt | None = MAX_IMAGE_PIXELS,
         languages: dict[str, PositiveFloat] | None = None,
     ):
+        if text_choice == "all":
+            raise InputError("the omniview decoder draws one caption per sample: text_choice must be 'random' "
+                             "or 'first'")
         self.preprocess = preprocess
         self.num_views = num_views
         self.max_image_pixels = max_image_pixels

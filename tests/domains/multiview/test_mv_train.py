@@ -87,6 +87,8 @@ def test_decoder_args_are_checked_against_the_decoder_signature():
         check_options(OMNIVIEW.make_decoder, {"num_views": 0}, where="d", skip=DECODER_ENGINE_ARGS)
     with pytest.raises(InputError, match=r"unknown option 'num_view' \(did you mean num_views\?\)"):
         check_options(OMNIVIEW.make_decoder, {"num_view": 4}, where="d", skip=DECODER_ENGINE_ARGS)
+    with pytest.raises(InputError, match="one caption per sample"):
+        OmniviewDecoder(lambda image: image, text_choice="all")
 
 
 # ------------------------------------------------------------------ training runs
