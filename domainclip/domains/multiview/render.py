@@ -27,6 +27,7 @@ error of each, views per second).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -490,7 +491,7 @@ def render_meshes(
     from tqdm.auto import tqdm
 
     from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, write_json_atomic
-    from domainclip.core.parallel import map_unordered
+    from domainclip.core.parallel import worker_pool
 
     if not elevation[0] <= elevation[1] or not background[0] <= background[1]:
         raise InputError(f"elevation and background are (low, high) ranges; got {list(elevation)}, {list(background)}")
@@ -526,39 +527,55 @@ def render_meshes(
     skipped: list[dict[str, Any]] = []
     written = 0
     render_fn = functools.partial(_render_object, job)
-    chunk = max(1, 4 * workers)  # objects in flight: memory holds at most this many objects' views
-    with ShardWriter(out, prefix="views", max_count=max_count, image_format=image_format, quality=quality,
-                     mtime=FIXED_MTIME) as writer, tqdm(total=len(objects), disable=not progress, unit="object",
-                                                         desc="render") as bar:
+    chunk = max(1, 4 * workers)  # objects in flight: memory holds at most two chunks of objects' views
+
+    def write_chunk(part: list[_Object], results: list[Any]) -> None:
+        nonlocal written
+        for item, result in zip(part, results, strict=True):  # input order: same bytes for any workers
+            if not isinstance(result, dict):  # a future of the pool
+                result = result.result()
+                bar.update(1)
+            if "reason" in result:
+                skipped.append(result)
+                continue
+            captions = _captions_for(item.category, captions_per_object, seed * 1_000_003 + item.index,
+                                     item.attributes)
+            caption_source = "template"
+            if caption_model is not None:
+                from PIL import Image
+
+                captions = list(caption_model([Image.fromarray(v) for v in result["images"]], item.category)) + captions
+                caption_source = f"captioner:{captioner}"
+            meta = {"object_id": item.key, "category": item.category, "source": item.source,
+                    "license": item.license, "views": result["poses"], "caption_source": caption_source,
+                    "renderer": "mitsuba scalar_rgb", "samples": samples, "up_axis": up_axis,
+                    "num_faces": result["num_faces"]}
+            writer.write(object_sample(item.key, result["images"], captions, meta,
+                                       label=categories.index(item.category), image_format=image_format,
+                                       quality=quality))
+            written += 1
+        bar.set_postfix(written=written, skipped=len(skipped), refresh=False)
+
+    # one pool for the whole job: a spawned worker imports torch, trimesh and mitsuba once, not per chunk
+    pool_context = worker_pool(min(workers, len(objects))) if workers > 1 else contextlib.nullcontext()
+    with pool_context as pool, ShardWriter(out, prefix="views", max_count=max_count, image_format=image_format,
+                                           quality=quality, mtime=FIXED_MTIME) as writer, \
+            tqdm(total=len(objects), disable=not progress, unit="object", desc="render") as bar:
+        pending: tuple[list[_Object], list[Any]] | None = None
         for start in range(0, len(objects), chunk):
             part = objects[start : start + chunk]
-            results: list[dict[str, Any]] = [{}] * len(part)
-            for i, result in map_unordered(render_fn, part, workers):
-                results[i] = result
-                bar.update(1)
-            for item, result in zip(part, results, strict=True):  # input order: same bytes for any workers
-                if "reason" in result:
-                    skipped.append(result)
-                    continue
-                captions = _captions_for(item.category, captions_per_object, seed * 1_000_003 + item.index,
-                                         item.attributes)
-                caption_source = "template"
-                if caption_model is not None:
-                    from PIL import Image
-
-                    captions = list(caption_model([Image.fromarray(v) for v in result["images"]], item.category))
-                    captions += _captions_for(item.category, captions_per_object, seed * 1_000_003 + item.index,
-                                              item.attributes)
-                    caption_source = f"captioner:{captioner}"
-                meta = {"object_id": item.key, "category": item.category, "source": item.source,
-                        "license": item.license, "views": result["poses"], "caption_source": caption_source,
-                        "renderer": "mitsuba scalar_rgb", "samples": samples, "up_axis": up_axis,
-                        "num_faces": result["num_faces"]}
-                writer.write(object_sample(item.key, result["images"], captions, meta,
-                                           label=categories.index(item.category), image_format=image_format,
-                                           quality=quality))
-                written += 1
-            bar.set_postfix(written=written, skipped=len(skipped), refresh=False)
+            if pool is not None:  # this chunk renders in the workers while the previous one is written
+                results: list[Any] = [pool.submit(render_fn, item) for item in part]
+            else:
+                results = []
+                for item in part:
+                    results.append(render_fn(item))
+                    bar.update(1)
+            if pending is not None:
+                write_chunk(*pending)
+            pending = (part, results)
+        if pending is not None:
+            write_chunk(*pending)
     seconds = time.perf_counter() - began
     by_reason = Counter(r["reason"] for r in skipped)
     summary = {
