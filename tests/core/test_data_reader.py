@@ -155,6 +155,16 @@ def test_worker_split_fewer_shards_than_workers_through_dataloader(tmp_path):
     assert set(batches[1]["__key__"]) <= set(keys[1::2])
 
 
+def test_endless_stream_with_fewer_shards_than_workers_and_interleaved_epochs(tmp_path):
+    """Two workers share one shard; with 8 epochs' streams interleaved each keeps samples of alternate
+    epochs only. That is no starvation (every slot still reads every sample): the stream goes on."""
+    keys = _write(tmp_path, 1, 9)
+    loader = _loader(Source(str(tmp_path)), batch_size=2, num_workers=2, shuffle_buffer=4, shard_interleave=8)
+    got = [k for batch in itertools.islice(iter(loader), 45) for k in batch["__key__"]]  # 90 samples: 10 epochs
+    assert len(got) == 90
+    assert set(got) == set(keys)
+
+
 # ----------------------------------------------------------------------------- mixing / shuffling
 def test_mixing_weights_respected(tmp_path):
     _write(tmp_path / "a", 2, 10, tag="a")

@@ -632,8 +632,11 @@ def _source_stream(
         yield from stream
         return
     for sample in stream:
+        # every slot reads every sample: an epoch is starved only when its shards hold none. (Counting
+        # the samples this slot keeps would not do: with shard streams of several epochs interleaved,
+        # a slot may keep samples of alternate epochs only, and still sees every sample.)
+        passes[sample[EPOCH]][1] += 1
         if position % slots == slot:
-            passes[sample[EPOCH]][1] += 1
             position += 1
             yield sample
         else:
