@@ -748,6 +748,29 @@ def _(tmp_path, ctx):
         "<class_label>/<instance_id>/images/*.jpg"]
 
 
+# ==== multiview: render
+@case("mv-render-mesh-whose-texture-is-missing")
+def _(tmp_path, ctx):
+    import shutil
+
+    meshes = tmp_path / "meshes" / "bottle"
+    meshes.mkdir(parents=True)
+    for name in ("fuze.obj", "fuze.obj.mtl"):  # the real mesh, without its "fuze uv.jpg"
+        shutil.copy(ctx.shared / "multiview" / name, meshes / name)
+    return ["prepare", "multiview", "render", "--out", str(tmp_path / "o"), "--meshes", str(meshes / "fuze.obj"),
+            "--views", "1", "--size", "16", "--no-progress"], [
+        "multiview/render wrote no objects from 1 meshes", "missing_texture: 1", "fuze uv.jpg"]
+
+
+@case("mv-render-mesh-without-faces")
+def _(tmp_path, ctx):
+    (tmp_path / "m" / "cloud").mkdir(parents=True)
+    cloud = tmp_path / "m" / "cloud" / "points.obj"
+    cloud.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\n")
+    return ["prepare", "multiview", "render", "--out", str(tmp_path / "o"), "--meshes", str(cloud),
+            "--views", "1", "--size", "16", "--no-progress"], ["no_faces: 1", str(cloud)]
+
+
 # =============================================================================== the test
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_user_mistake_is_one_line_and_exit_2(name, tmp_path, context, capsys, monkeypatch):
