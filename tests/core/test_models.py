@@ -87,7 +87,8 @@ def test_list_models_has_shipped_and_open_clip_configs():
     assert "ViT-B-32" not in list_models("dc-*")
     # published to open_clip's own registry
     assert SHIPPED <= set(open_clip.list_models())
-    assert list_towers() == ["multiview", "omniview", "self_distill", "video"]  # core towers and the domains' declared ones
+    # the core towers and the ones the domains declare
+    assert list_towers() == ["multiview", "omniview", "self_distill", "video"]
 
 
 def test_unknown_model_lists_close_matches():
