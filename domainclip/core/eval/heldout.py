@@ -13,12 +13,19 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from domainclip.core.data import keys
 from domainclip.core.data.corrupt import CorruptSampleError, CorruptTally
-from domainclip.core.data.decode import SampleDecoder
+from domainclip.core.data.decode import SampleDecoder, collate_samples
 from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.errors import DatasetNotFoundError, DomainClipError, InputError
 from domainclip.core.eval.features import embed_loader
 
-__all__ = ["HeldOutShards", "ImageTextDecoder", "embed_decodable", "shard_images", "warn_skipped"]
+__all__ = [
+    "HeldOutShards",
+    "ImageTextDecoder",
+    "decodable_batches",
+    "embed_decodable",
+    "shard_images",
+    "warn_skipped",
+]
 
 
 class ImageTextDecoder:
@@ -103,6 +110,37 @@ class HeldOutShards(IterableDataset):
         if set(tally.counts) - self.skip:
             raise InputError(f"{self.suite}: unusable samples in the held-out shards under {self.data}\n"
                              + tally.report())
+
+
+def decodable_batches(dataset: Any, batch_size: int, tally: CorruptTally,
+                      convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
+    """Collated batches of a map-style dataset's decodable items, for a suite that reads a benchmark folder.
+
+    An item whose reading raises :class:`CorruptSampleError` is counted in ``tally`` (with its file,
+    ``dataset.samples[index][0]``, when the dataset lists its samples) and skipped; the others are
+    counted as good.
+
+    Args:
+        dataset: indexable with ``len`` (e.g. a :class:`~domainclip.core.data.labelled.LabelledImages`).
+        batch_size: items per batch.
+        tally: where the skipped and good items are counted.
+        convert: turns an item into what goes into the batch (default: the item as it is).
+    """
+    samples = getattr(dataset, "samples", None)
+    batch = []
+    for index in range(len(dataset)):
+        try:
+            item = dataset[index]
+        except CorruptSampleError as e:
+            tally.add(e.reason, samples[index][0] if samples is not None else str(index), None, e.detail)
+            continue
+        tally.add_good()
+        batch.append(item if convert is None else convert(item))
+        if len(batch) == batch_size:
+            yield collate_samples(batch)
+            batch = []
+    if batch:
+        yield collate_samples(batch)
 
 
 def warn_skipped(suite: str, tally: CorruptTally) -> int:

@@ -59,7 +59,7 @@ from domainclip.core.data import keys
 from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, CorruptSampleError, CorruptTally, missing_key
 from domainclip.core.errors import InputError
 from domainclip.core.eval.features import Tokenizer, collate_samples
-from domainclip.core.eval.heldout import HeldOutShards, embed_decodable, warn_skipped
+from domainclip.core.eval.heldout import HeldOutShards, decodable_batches, embed_decodable, warn_skipped
 from domainclip.core.eval.report import atomic_write_bytes, atomic_write_text, scalar_metrics
 from domainclip.core.eval.suites import require_data
 from domainclip.core.eval.zero_shot import build_zero_shot_classifier, classification_metrics, plot_confusion_matrix
@@ -573,28 +573,19 @@ def _pose(meta: Mapping[str, Any]) -> tuple[float | None, float | None]:
 
 def _image_batches(dataset: Any, batch_size: int, tally: CorruptTally) -> Iterator[dict[str, Any]]:
     """Batches of the decodable images of an :class:`ImageNetV`-like dataset as per-view items."""
-    batch = []
-    for index in range(len(dataset)):
-        try:
-            item = dataset[index]
-        except CorruptSampleError as e:
-            tally.add(e.reason, dataset.samples[index][0], None, e.detail)
-            continue
-        tally.add_good()
+
+    def as_view(item: dict[str, Any]) -> dict[str, Any]:
         meta = item.get(keys.META) or {}
         azimuth, elevation = _pose(meta)
         object_id, folder, view = meta.get("object_id"), meta.get("folder"), meta.get("view_index")
         if object_id is not None and folder is not None and str(folder) != str(object_id):
             object_id = f"{folder}/{object_id}"  # a sub-folder name is an object only within its class folder
-        batch.append({keys.IMAGE: item[keys.IMAGE], keys.META: {
+        return {keys.IMAGE: item[keys.IMAGE], keys.META: {
             "object": None if object_id is None else str(object_id), "category": dataset.classes[int(item[keys.LABEL])],
             "view": -1 if view is None else int(view), "azimuth": azimuth, "elevation": elevation,
-        }})
-        if len(batch) == batch_size:
-            yield collate_samples(batch)
-            batch = []
-    if batch:
-        yield collate_samples(batch)
+        }}
+
+    return decodable_batches(dataset, batch_size, tally, as_view)
 
 
 def imagenet_v_suite(

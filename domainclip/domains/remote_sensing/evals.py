@@ -30,7 +30,7 @@ reports ``num_skipped_images`` and a warning names the first one.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,10 +41,17 @@ from torch.utils.data import DataLoader
 
 from domainclip.core.checks import SUITE_ENGINE_ARGS
 from domainclip.core.data import keys
-from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, BAD_TEXT, CorruptSampleError, CorruptTally
+from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, BAD_TEXT, CorruptTally
 from domainclip.core.errors import InputError
 from domainclip.core.eval.features import Tokenizer, collate_samples, encode_texts
-from domainclip.core.eval.heldout import HeldOutShards, ImageTextDecoder, embed_decodable, shard_images, warn_skipped
+from domainclip.core.eval.heldout import (
+    HeldOutShards,
+    ImageTextDecoder,
+    decodable_batches,
+    embed_decodable,
+    shard_images,
+    warn_skipped,
+)
 from domainclip.core.eval.report import plot_retrieval_examples, scalar_metrics
 from domainclip.core.eval.retrieval import retrieval_metrics, retrieval_topk
 from domainclip.core.eval.suites import require_data
@@ -179,24 +186,6 @@ def retrieval_suite(
 
 
 # ---------------------------------------------------------------------------------------------- scenes
-def _decodable_batches(dataset: SceneFolder, batch_size: int, tally: CorruptTally) -> Iterator[dict[str, Any]]:
-    """Batches of the decodable items of a scene dataset; an undecodable image is counted in ``tally``."""
-    batch = []
-    for index in range(len(dataset)):
-        try:
-            sample = dataset[index]
-        except CorruptSampleError as e:
-            tally.add(e.reason, dataset.samples[index][0], None, e.detail)
-            continue
-        tally.add_good()
-        batch.append(sample)
-        if len(batch) == batch_size:
-            yield collate_samples(batch)
-            batch = []
-    if batch:
-        yield collate_samples(batch)
-
-
 def _prompt_names(dataset: SceneFolder, languages: Sequence[str] | None) -> dict[str, list[str]]:
     """Each language's prompt name of every class; a class without a name in a language leaves it out.
 
@@ -271,7 +260,7 @@ def scene_suite(
     scenes = SCENE_DATASETS[name](root, transform=preprocess, bands=options["bands"])
     names = _prompt_names(scenes, options["languages"])
     tally = CorruptTally()
-    embedded = embed_decodable(model, _decodable_batches(scenes, batch_size, tally), device, (keys.LABEL,),
+    embedded = embed_decodable(model, decodable_batches(scenes, batch_size, tally), device, (keys.LABEL,),
                            lambda: tally, f"{_SCENES}: no decodable image in {scenes.root}")
     skipped = warn_skipped(_SCENES, tally)
     results = {}
