@@ -11,26 +11,17 @@ import numpy as np
 import pytest
 
 from domainclip.cli import main
-from domainclip.core.data.corrupt import CorruptTally
-from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.errors import NothingWrittenError
 from domainclip.domains.multiview.datasets.mvcap import MVCapLayoutError
 from domainclip.domains.multiview.importers import import_views
 from domainclip.domains.multiview.views import decode_views, read_meta
+from tests.shards import shard_samples
 
 _spec = importlib.util.spec_from_file_location("mv_data_import", Path(__file__).with_name("data_import.py"))
 data = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))  # dataclasses look it up
 _spec.loader.exec_module(data)
 
 
-def _objects(folder: Path) -> dict[str, dict]:
-    tally = CorruptTally()
-    samples = {}
-    for url in expand_urls(str(folder)):
-        for raw in iter_shard(url, tally):
-            samples[raw["__key__"]] = raw
-    assert not tally.counts
-    return samples
 
 
 def _colours(raw: dict) -> list[tuple[int, ...]]:
@@ -46,7 +37,7 @@ def test_mvcap_objects_become_samples_with_their_views_and_captions(tmp_path):
     assert summary["shards"] == ["mvcap-000000.tar", "mvcap-000001.tar"] and summary["skipped"] == {}
     classes = json.loads((tmp_path / "out" / "categories.json").read_text())
     assert classes == sorted(data.MVCAP_CATEGORIES)
-    samples = _objects(tmp_path / "out")
+    samples = shard_samples(tmp_path / "out")
     assert sorted(samples) == sorted(str(o.obj_id) for o in truth.objects)
     for obj in truth.objects:
         raw = samples[str(obj.obj_id)]
@@ -65,7 +56,7 @@ def test_views_are_subsampled_evenly_and_resized(tmp_path):
     summary = import_views(tmp_path / "out", tmp_path / "src", views=3, size=16, image_format="png", progress=False)
     assert summary["views"] == 6 and summary["categories"] == 0
     assert not (tmp_path / "out" / "categories.json").exists()  # no category: no list, no cls
-    raw = _objects(tmp_path / "out")[str(truth.objects[0].obj_id)]
+    raw = shard_samples(tmp_path / "out")[str(truth.objects[0].obj_id)]
     views = decode_views(raw)
     assert [v.size for v in views] == [(20, 16)] * 3  # shorter side 16, aspect kept
     assert _colours(raw) == [truth.objects[0].views[i][3] for i in (0, 2, 4)]
@@ -83,7 +74,7 @@ def test_bad_views_and_objects_are_skipped_and_counted(tmp_path):
     assert summary["skipped"] == {"too_few_views": 1}
     assert summary["skipped_views"] == {"bad_image": 1, "missing_image": 2}
     assert "1 readable of 3 views (min_views 2)" in summary["skipped_examples"]["too_few_views"]
-    kept = _objects(tmp_path / "out")[str(truth.objects[0].obj_id)]
+    kept = shard_samples(tmp_path / "out")[str(truth.objects[0].obj_id)]
     assert _colours(kept) == [truth.objects[0].views[i][3] for i in (0, 2)]
     assert [v["extra"]["img_id"] for v in read_meta(kept)["views"]] == [truth.objects[0].views[i][2] for i in (0, 2)]
 
@@ -108,7 +99,7 @@ def test_mvimgnet_frames_become_objects_with_class_names_and_template_captions(t
     assert (summary["objects"], summary["views"], summary["skipped"]) == (6, 24, {"no_frames": 1})
     assert summary["by_category"] == {"Toy butterfly": 2, "bag": 2, "mug": 2}
     classes = json.loads((tmp_path / "out" / "categories.json").read_text())
-    samples = _objects(tmp_path / "out")
+    samples = shard_samples(tmp_path / "out")
     for obj in truth:
         raw = samples[f"{obj.class_label}_{obj.instance_id}"]
         expected = [obj.frames[i][1] for i in (0, 4, 7, 11)]
@@ -134,6 +125,6 @@ def test_the_command_line_runs_it_in_a_locked_output_folder(tmp_path, capsys):
     assert main(["prepare", "multiview", "import", "--out", str(out), "--source", str(tmp_path / "src"),
                  "--views", "2", "--no-progress"]) == 0
     assert json.loads((out / "categories.json").read_text()) == ["chair", "mug"]
-    assert len(_objects(out)) == 2
+    assert len(shard_samples(out)) == 2
     assert main(["prepare", "multiview", "import", "--out", str(out), "--source", str(tmp_path / "src"),
                  "--no-progress"]) == 2  # an earlier output is not replaced without --overwrite

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from domainclip.core.data.corrupt import CorruptTally
 from domainclip.core.data.decode import SampleDecoder
-from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.errors import DatasetNotFoundError, InputError, NothingWrittenError
 from domainclip.domains.remote_sensing.captions import prepare_captions, resize_shorter_side
 from domainclip.domains.remote_sensing.datasets.captions import (
@@ -27,18 +25,11 @@ from domainclip.domains.remote_sensing.datasets.captions import (
     read_karpathy_json,
 )
 from tests.domains.remote_sensing.data_captions import LAYOUTS, write_caption_set
+from tests.shards import shard_samples
 
 DATASETS = sorted(LAYOUTS)
 
 
-def _shard_samples(folder) -> dict[str, dict]:
-    tally = CorruptTally()
-    samples = {}
-    for url in expand_urls(str(folder)):
-        for raw in iter_shard(url, tally):
-            samples[raw["__key__"]] = raw
-    assert not tally.counts
-    return samples
 
 
 # ----------------------------------------------------------------------------- adapters
@@ -192,7 +183,7 @@ def test_prepare_writes_every_caption_per_split(tmp_path, dataset):
         if not images:
             assert not (out / split).exists()
             continue
-        samples = _shard_samples(out / split)
+        samples = shard_samples(out / split)
         assert sorted(p.name for p in (out / split).glob("*.tar")) == summary["splits"][split]["shards"]
         assert all(name.startswith(f"{dataset}-") for name in summary["splits"][split]["shards"])
         assert len(samples) == len(images)
@@ -216,7 +207,7 @@ def test_prepare_resizes_reencodes_and_feeds_the_multilingual_decoder(tmp_path):
     truth = write_caption_set(tmp_path, "ucm_captions", n=5)
     out = tmp_path / "out"
     prepare_captions(out, truth.root, splits=("train",), image_size=40, image_format="png", progress=False)
-    samples = _shard_samples(out / "train")
+    samples = shard_samples(out / "train")
     assert sorted(samples) == ["1", "2", "3"] and not (out / "test").exists()
     image = Image.open(io.BytesIO(samples["1"]["png"]))
     assert image.size == (56, 40)  # shorter side 40, aspect ratio kept (28 x 20 -> 56 x 40)
@@ -236,7 +227,7 @@ def test_prepare_skips_and_counts_missing_and_broken_images(tmp_path):
     assert truth.images[0].filename in summary["skipped_examples"]["missing_image"]
     assert summary["splits"]["train"]["images"] + summary["splits"]["test"]["images"] == 4
     for image in truth.images[2:]:
-        assert image.filename.rsplit(".", 1)[0] in _shard_samples(tmp_path / "out" / image.split)
+        assert image.filename.rsplit(".", 1)[0] in shard_samples(tmp_path / "out" / image.split)
 
 
 def test_prepare_refuses_when_nothing_can_be_written(tmp_path):
@@ -258,5 +249,5 @@ def test_prepare_through_the_command_line(tmp_path):
     out = tmp_path / "out"
     assert main(["prepare", "remote_sensing", "captions", "--out", str(out), "--data", str(truth.root),
                  "--dataset", "rsicd", "--splits", "train", "test", "--no-progress"]) == 0
-    assert len(_shard_samples(out / "train")) == 3 and len(_shard_samples(out / "test")) == 1
+    assert len(shard_samples(out / "train")) == 3 and len(shard_samples(out / "test")) == 1
     assert json.loads((out / ".domainclip-output.json").read_text())["complete"]
