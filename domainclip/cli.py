@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from domainclip import __version__
 
@@ -126,6 +127,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _suite_options(suite: Any, name: str, pairs: list[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` pairs as the suite's typed options (values read as YAML, as in a recipe)."""
+    import yaml
+
+    from domainclip.core.checks import SUITE_ENGINE_ARGS
+    from domainclip.core.errors import InputError
+    from domainclip.core.options import check_options
+
+    raw: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--option {pair!r}: expected KEY=VALUE (e.g. --option prompts=ensemble)")
+        try:
+            raw[key.strip()] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            raise InputError(f"--option {pair!r}: the value is not valid YAML: {' '.join(str(e).split())}") from e
+    return check_options(suite, raw, where=f"--suite {name} --option", skip=SUITE_ENGINE_ARGS, require=False)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a model (run folder, hub folder, hub id or registry name) on a suite.
 
@@ -146,13 +167,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be a positive integer, got {args.batch_size}")
     check_device(args.device)
-    get_suite(args.suite)
+    suite = get_suite(args.suite)
+    options = _suite_options(suite, args.suite, args.option or [])
     out = Path(args.out)
     as_json = out.suffix == ".json"
     out_dir = out.with_name(out.stem + "_files") if as_json else out
     data = Path(args.data) if args.data else None
     settings = {"model": args.model, "suite": args.suite, "data": data, "device": args.device,
-                "batch_size": args.batch_size}
+                "batch_size": args.batch_size, "options": options}
     with OutputFolder(out_dir, kind="eval", command="eval", args=settings, overwrite=args.overwrite):
         if as_json and (out.exists() or out.is_symlink()) and not args.overwrite:
             raise OutputExistsError(f"results file {out} already exists; pass --overwrite to replace it, or choose "
@@ -164,10 +186,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   f"evaluating random weights (seed {source['seed']})", file=sys.stderr)
         results = run_suite(
             model, tokenizer, preprocess, args.suite, data=data, out_dir=out_dir, device=args.device,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size, options=options,
         )
         extra = {"model": source, "suite": args.suite, "data": data, "device": args.device,
-                 "batch_size": args.batch_size, "domainclip_version": __version__}
+                 "batch_size": args.batch_size, "options": options, "domainclip_version": __version__}
         write_results(results, out_dir / "results.json", extra=extra)  # with the model's source record
         if as_json:
             try:
@@ -244,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results.json path (plots beside it) or a folder")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="a suite option, as in a recipe's eval.options (repeatable; the value is read as YAML: "
+                        "--option prompts=ensemble --option baseline=runs/before --option 'ks=[1, 5]')")
     p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier eval in --out")
     p.set_defaults(func=cmd_eval)
 

@@ -748,6 +748,25 @@ def _(tmp_path, ctx):
         "<class_label>/<instance_id>/images/*.jpg"]
 
 
+# ==== eval: suite options
+@case("eval-option-the-suite-does-not-take")
+def _(tmp_path, ctx):
+    return ["eval", "--model", "dc-test-vit", "--suite", "multiview/viewpoint", "--out", str(tmp_path / "e"),
+            "--option", "prompt=single"], ["--suite multiview/viewpoint --option", "'prompt'", "prompts"]
+
+
+@case("eval-option-without-a-value")
+def _(tmp_path, ctx):
+    return ["eval", "--model", "dc-test-vit", "--suite", "multiview/viewpoint", "--out", str(tmp_path / "e"),
+            "--option", "prompts"], ["--option 'prompts': expected KEY=VALUE"]
+
+
+@case("eval-option-of-the-wrong-type")
+def _(tmp_path, ctx):
+    return ["eval", "--model", "dc-test-vit", "--suite", "multiview/viewpoint", "--out", str(tmp_path / "e"),
+            "--option", "azimuth_bins=many"], ["azimuth_bins"]
+
+
 # ==== multiview: render
 @case("mv-render-mesh-whose-texture-is-missing")
 def _(tmp_path, ctx):

@@ -236,6 +236,19 @@ def test_viewpoint_suite_through_the_cli_with_a_tiny_random_model(tmp_path):
     assert (out / "heldout_viewpoint_accuracy.png").is_file()
 
 
+def test_suite_options_through_the_cli(tmp_path):
+    """``--option`` sets a suite's typed options as a recipe's eval.options do, and the results record them."""
+    data = fixture.write_view_shards(tmp_path / "heldout")
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", "dc-test-vit", "--suite", "multiview/viewpoint", "--data", str(data),
+                 "--out", str(out), "--batch-size", "8", "--option", "prompts=single", "--option",
+                 "baseline=dc-test-vit", "--option", "azimuth_bins=4"]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["options"] == {"prompts": "single", "baseline": "dc-test-vit", "azimuth_bins": 4}
+    assert report["results"][f"{TASK}/baseline"] == pytest.approx(report["results"][TASK])
+    assert "before: dc-test-vit" in (out / "before_after.md").read_text()
+
+
 def test_viewpoint_suite_baseline_loads_through_load_model(tmp_path):
     from domainclip.core.models.loading import load_model
 
