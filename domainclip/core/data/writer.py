@@ -57,6 +57,7 @@ __all__ = [
     "encode_sample",
     "index_path",
     "read_index",
+    "resize_shorter_side",
     "split_range",
     "write_generated",
     "write_json_atomic",
@@ -95,6 +96,22 @@ def _to_pil(image: Any) -> Image.Image:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise ValueError(f"image array must be HxW or HxWxC with C in 1, 3, 4; got {array.shape}")
     return Image.fromarray(array)
+
+
+def resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
+    """``image`` scaled (bicubic) so that its shorter side is ``size`` pixels, keeping its aspect ratio.
+
+    For prepare commands that store images at the size training reads them (``--size``/``--image-size``);
+    an image already of that size is returned as it is.
+
+    Args:
+        image: the image.
+        size: the shorter side wanted, in pixels.
+    """
+    width, height = image.size
+    scale = size / min(width, height)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image if target == image.size else image.resize(target, Image.Resampling.BICUBIC)
 
 
 def _encode_jpeg(image: Image.Image, quality: int) -> bytes:

@@ -28,10 +28,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from PIL import Image
-
 from domainclip.core.data.corrupt import CorruptSampleError
-from domainclip.core.data.writer import FIXED_MTIME, ShardWriter
+from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, resize_shorter_side
 from domainclip.core.errors import InputError, NothingWrittenError
 from domainclip.core.io import atomic_write_text
 from domainclip.core.options import PositiveInt, Range, entry_point
@@ -40,7 +38,7 @@ from domainclip.domains.multiview.datasets.mvcap import MVCap
 from domainclip.domains.multiview.datasets.mvimgnet import NO_FRAMES, MVImgNet
 from domainclip.domains.multiview.views import object_sample
 
-__all__ = ["CATEGORIES_FILE", "DUPLICATE_KEY", "NO_CAPTION", "TOO_FEW_VIEWS", "import_views", "resize_short_side"]
+__all__ = ["CATEGORIES_FILE", "DUPLICATE_KEY", "NO_CAPTION", "TOO_FEW_VIEWS", "import_views"]
 
 #: The category list written beside the shards (a JSON list; ``cls`` indexes it).
 CATEGORIES_FILE = "categories.json"
@@ -50,19 +48,6 @@ TOO_FEW_VIEWS = "too_few_views"
 NO_CAPTION = "no_caption"
 #: Skip reason of an object whose shard key repeats an earlier object's.
 DUPLICATE_KEY = "duplicate_key"
-
-
-def resize_short_side(image: Image.Image, size: int) -> Image.Image:
-    """``image`` scaled (bicubic) so that its shorter side is ``size`` pixels, keeping its aspect ratio.
-
-    Args:
-        image: the view.
-        size: the shorter side wanted, in pixels.
-    """
-    width, height = image.size
-    scale = size / min(width, height)
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return image if target == image.size else image.resize(target, Image.Resampling.BICUBIC)
 
 
 @entry_point
@@ -145,7 +130,7 @@ def import_views(
                     view_examples.setdefault(e.reason, e.detail)
                     continue
                 kept.append(view)
-                images.append(resize_short_side(image, size) if size is not None else image)
+                images.append(resize_shorter_side(image, size) if size is not None else image)
             if len(images) < min_views or not images:
                 skipped[TOO_FEW_VIEWS] += 1
                 examples.setdefault(TOO_FEW_VIEWS, f"object {key}: {len(images)} readable of {len(picked)} views "

@@ -16,10 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from PIL import Image
-
 from domainclip.core.data.corrupt import CorruptSampleError
-from domainclip.core.data.writer import FIXED_MTIME, ShardWriter
+from domainclip.core.data.writer import FIXED_MTIME, ShardWriter, resize_shorter_side
 from domainclip.core.errors import InputError, NothingWrittenError
 from domainclip.core.io import safe_key
 from domainclip.core.options import PositiveInt, Range, entry_point
@@ -39,19 +37,6 @@ CaptionSplit = Literal["train", "val", "test"]
 #: Duplicate image names in one split (after making them shard keys).
 DUPLICATE_NAME = "duplicate_name"
 _SAME_FORMAT = {"jpg": (".jpg", ".jpeg"), "png": (".png",), "webp": (".webp",)}
-
-
-def resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
-    """``image`` scaled (bicubic) so that its shorter side is ``size`` pixels, keeping its aspect ratio.
-
-    Args:
-        image: the image.
-        size: the shorter side wanted, in pixels.
-    """
-    width, height = image.size
-    scale = size / min(width, height)
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return image if target == image.size else image.resize(target, Image.Resampling.BICUBIC)
 
 
 def _key(filename: str) -> str:
