@@ -23,7 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from domainclip.core.data.corrupt import BAD_IMAGE, CorruptSampleError
+from domainclip.core.data.corrupt import CorruptSampleError
+from domainclip.core.data.decode import MAX_IMAGE_PIXELS, _decode_image_bytes
 
 __all__ = ["IMAGE_SUFFIXES", "MISSING_IMAGE", "even_indices", "natural_key", "read_view"]
 
@@ -31,11 +32,13 @@ __all__ = ["IMAGE_SUFFIXES", "MISSING_IMAGE", "even_indices", "natural_key", "re
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 #: Skip reason of an image a dataset names but its folder lacks.
 MISSING_IMAGE = "missing_image"
-_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def read_view(path: str | Path) -> Image.Image:
-    """One view (or image) of a dataset as an RGB PIL image, fully decoded.
+    """One view (or image) of a dataset as an RGB PIL image, fully decoded by the core's shard decoder.
+
+    Like a shard member, an image larger than :data:`~domainclip.core.data.decode.MAX_IMAGE_PIXELS`
+    is refused from its header, before decoding.
 
     Args:
         path: the image file.
@@ -48,10 +51,9 @@ def read_view(path: str | Path) -> Image.Image:
     if not path.is_file():
         raise CorruptSampleError(MISSING_IMAGE, f"{path} does not exist")
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except _UNREADABLE as e:
-        raise CorruptSampleError(BAD_IMAGE, f"{path}: {type(e).__name__}: {e}") from None
+        return _decode_image_bytes(path.read_bytes(), path.suffix.lower().lstrip(".") or "image", MAX_IMAGE_PIXELS)
+    except CorruptSampleError as e:
+        raise CorruptSampleError(e.reason, f"{path}: {e.detail}") from None
 
 
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
