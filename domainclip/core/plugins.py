@@ -74,6 +74,10 @@ class DomainSpec:
             :class:`~domainclip.core.models.registry.DomainCLIP` subclass registered under that name
             (``domainclip_cfg.tower``), imported when a model config or a saved model names it.
         requires: import names the domain needs beyond the core (``domainclip domains`` says which are missing).
+        zoo: ``"package.module:file.yaml"``: the published models of the domain's field, listed by
+            ``domainclip zoo`` and loaded as ``zoo:NAME`` (see :mod:`domainclip.core.zoo.registry`).
+        model_formats: native checkpoint format name -> ``"module:function"`` of its converter
+            (see :mod:`domainclip.core.zoo.formats`), for formats the core does not read itself.
     """
 
     name: str
@@ -88,6 +92,8 @@ class DomainSpec:
     tasks: dict[str, str] = field(default_factory=dict)
     towers: dict[str, str] = field(default_factory=dict)
     requires: tuple[str, ...] = ()
+    zoo: str | None = None
+    model_formats: dict[str, str] = field(default_factory=dict)
 
 
 def resolve(target: str) -> Any:

@@ -35,4 +35,5 @@ DOMAIN = DomainSpec(
     demo="biomed/quick",
     tasks={"figure_text": f"{_B}.tasks:FIGURE_TEXT"},
     requires=("lxml", "imagehash", "monai"),
+    zoo=f"{_B}:zoo.yaml",
 )

@@ -42,4 +42,5 @@ DOMAIN = DomainSpec(
     synthetic="synthetic",
     demo="pathology/quick",
     requires=("openslide", "tiffslide", "skimage"),
+    zoo=f"{_P}:zoo.yaml",
 )

@@ -46,4 +46,5 @@ DOMAIN = DomainSpec(
     tasks={"multicrop": f"{_R}.tasks:MULTICROP"},
     towers={"self_distill": f"{_R}.models:SelfDistillCLIP"},
     requires=("rasterio", "transformers"),
+    zoo=f"{_R}:zoo.yaml",
 )

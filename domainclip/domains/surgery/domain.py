@@ -40,4 +40,9 @@ DOMAIN = DomainSpec(
     demo="surgery/quick",
     tasks={"video_clip": f"{_S}.tasks:VIDEO_CLIP", "video_clip_levels": f"{_S}.tasks:VIDEO_CLIP_LEVELS"},
     requires=("av", "decord"),
+    zoo=f"{_S}:zoo.yaml",
+    model_formats={
+        "camma_vlp": f"{_S}.published:convert_camma_vlp",
+        "surgclip": f"{_S}.published_surgclip:convert_surgclip",
+    },
 )
