@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ SHARED_DATA = Path(os.environ.get("DOMAINCLIP_SHARED_DATA", REPO_ROOT.parent / "
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# zoo downloads and their lock file (domainclip.core.zoo.fetch) never touch the user's cache
+os.environ.setdefault("DOMAINCLIP_ZOO_CACHE", str(Path(tempfile.gettempdir()) / f"domainclip-test-zoo-{os.getpid()}"))
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,10 @@
 """Loading a model from any spec for inference: :func:`load_model`, beside :func:`create_model`.
 
 A spec is a training run folder or one of its checkpoint folders (:mod:`domainclip.core.engine.runs`),
-a hub folder, ``local-dir:PATH``, ``hf-hub:org/name[@revision]`` (:mod:`domainclip.core.hub`) or a
-registry name (random weights). :func:`locate_model` says what a spec resolves to, and
-:class:`ModelSource` records it (with the sha256 of every weight file) in results files.
+a hub folder, ``local-dir:PATH``, ``hf-hub:org/name[@revision]`` (:mod:`domainclip.core.hub`), a
+published model ``zoo:NAME`` (:mod:`domainclip.core.zoo`) or a registry name (random weights).
+:func:`locate_model` says what a spec resolves to, and :class:`ModelSource` records it (with the
+sha256 of every weight file) in results files.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from domainclip.core.hub import (
     resolve_folder,
 )
 from domainclip.core.models.registry import create_model, get_image_transform, get_tokenizer, read_folder_config
+from domainclip.core.zoo.registry import ZOO_PREFIX
 
 __all__ = ["RANDOM_WEIGHTS_SEED", "ModelSource", "check_device", "load_model", "locate_model"]
 
@@ -44,13 +46,16 @@ class ModelSource:
     Args:
         spec: the spec as given.
         kind: ``"run"`` (a training run or one of its checkpoint folders), ``"folder"`` (a local
-            hub folder), ``"hf-hub"`` (a snapshot of the Hugging Face cache) or ``"registry"`` (an
-            architecture name: random weights, seeded with :data:`RANDOM_WEIGHTS_SEED`).
+            hub folder), ``"hf-hub"`` (a snapshot of the Hugging Face cache), ``"zoo"`` (a published
+            model, :mod:`domainclip.core.zoo`) or ``"registry"`` (an architecture name: random
+            weights, seeded with :data:`RANDOM_WEIGHTS_SEED`).
         path: the run, hub or snapshot folder; ``None`` for a registry name.
         weights: the weight files read (none for a registry name).
         hub_id: ``org/name`` of a hub model.
         revision: the commit of the hub snapshot.
         checkpoint: the checkpoint folder of a run.
+        zoo: the zoo entry's name, format and licence, for a ``zoo:`` spec.
+        digests: sha256 of weight files already hashed (the zoo's checks), by path.
     """
 
     spec: str
@@ -60,6 +65,8 @@ class ModelSource:
     hub_id: str | None = None
     revision: str | None = None
     checkpoint: Path | None = None
+    zoo: dict[str, str] | None = None
+    digests: dict[Path, str] | None = None
 
     @property
     def random_weights(self) -> bool:
@@ -87,10 +94,13 @@ class ModelSource:
             out["path"] = str(self.path)
         if self.checkpoint is not None:
             out["checkpoint"] = _relative(self.checkpoint, self.path)
+        if self.zoo is not None:
+            out["zoo"] = dict(self.zoo)
         out["random_weights"] = self.random_weights
         if self.random_weights:
             out["seed"] = RANDOM_WEIGHTS_SEED
-        out["weights_sha256"] = {_relative(w, self.path): _sha256(w) for w in self.weights}
+        known = self.digests or {}
+        out["weights_sha256"] = {_relative(w, self.path): known.get(w) or _sha256(w) for w in self.weights}
         return out
 
 
@@ -116,14 +126,20 @@ def locate_model(spec: str | Path, *, cache_dir: str | Path | None = None) -> Mo
     Args:
         spec: a training run folder (its newest checkpoint) or one of its ``checkpoints/step_*``
             folders, a hub folder path, ``local-dir:PATH``, ``hf-hub:org/name[@revision]`` (resolved
-            through the HF cache, offline included) or a registry name (random weights).
+            through the HF cache, offline included), ``zoo:NAME`` (its files are fetched and checked
+            against their sha256) or a registry name (random weights).
         cache_dir: Hugging Face cache folder.
 
     Raises:
         InputNotFoundError: a folder that is neither a run nor a hub folder, a run without a
-            checkpoint, a path that does not exist, or a hub id that cannot be resolved.
+            checkpoint, a path that does not exist, a hub id that cannot be resolved, or a zoo
+            file missing offline.
+        UnknownNameError: an unknown zoo name.
+        ModelFileError: a zoo file that differs from its pinned sha256.
     """
     text = str(spec)
+    if text.startswith(ZOO_PREFIX):
+        return _locate_zoo(text, cache_dir)
     path = Path(text).expanduser()
     if not text.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) and path.is_dir():
         if is_run_dir(path):
@@ -145,6 +161,27 @@ def locate_model(spec: str | Path, *, cache_dir: str | Path | None = None) -> Mo
             f"model {text!r} is a {kind}: expected a run folder, a hub folder, hf-hub:org/name or a registry name"
         )
     return ModelSource(text, "registry")
+
+
+def _locate_zoo(text: str, cache_dir: str | Path | None) -> ModelSource:
+    """Resolve ``zoo:NAME``: fetch and check the entry's files (downloading once, or from the cache offline)."""
+    from domainclip.core.zoo.fetch import fetch_entry, file_sha256_cached
+    from domainclip.core.zoo.registry import get_zoo_entry
+
+    entry = get_zoo_entry(text)
+    folders = fetch_entry(entry, cache_dir=cache_dir)
+    source = entry.source("weights")
+    assert source is not None
+    folder = folders["weights"]
+    weights = tuple(folder / f.name for f in source.files)
+    revision = source.revision
+    if source.hub is not None and revision is None and folder.parent.name == "snapshots":
+        revision = folder.name
+    return ModelSource(
+        text, "zoo", folder, weights, hub_id=source.hub, revision=revision,
+        zoo={"name": entry.name, "format": entry.format, "licence": entry.licence},
+        digests={w: file_sha256_cached(w) for w in weights},
+    )
 
 
 def check_device(device: str | torch.device) -> torch.device:
@@ -201,6 +238,10 @@ def load_model(
     cache = str(cache_dir) if cache_dir is not None else None
     if source.kind == "run":
         model = load_run(source.path, checkpoint=source.checkpoint, device=device, precision=precision)
+    elif source.kind == "zoo":
+        from domainclip.core.zoo.loading import load_zoo_model
+
+        model = load_zoo_model(str(spec), device=device, precision=precision, cache_dir=cache_dir)
     elif source.random_weights:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)

@@ -71,6 +71,7 @@ from domainclip.core.hub import (
 )
 from domainclip.core.mappings import deep_merge
 from domainclip.core.models.lora import merged_state_dict
+from domainclip.core.models.poolers import bind_text_pooler
 from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
@@ -556,6 +557,7 @@ def build_model(
             "config.json and tokenizer files."
         ) from e
 
+    bind_text_pooler(clip)  # a pooler reading intermediate layers gets them (core/models/poolers.py)
     final_preprocess = merge_preprocess_dict(PreprocessCfg(), dict(preprocess_cfg or {}))
     image_size = getattr(clip.visual, "image_size", None)
     if image_size is not None:
@@ -797,8 +799,9 @@ def create_model(
     """Create a CLIP (or a domain tower around one), optionally with pretrained weights.
 
     Args:
-        name: a registered architecture (:func:`list_models`), ``hf-hub:org/name[@revision]`` or
-            ``local-dir:PATH`` (an exported hub folder: config and weights come from it).
+        name: a registered architecture (:func:`list_models`), ``hf-hub:org/name[@revision]``,
+            ``local-dir:PATH`` (an exported hub folder: config and weights come from it) or
+            ``zoo:NAME`` (a published model, converted from its native format: :mod:`domainclip.core.zoo`).
         pretrained: weights for a registered architecture: None (random init), an open_clip tag
             (``"openai"``, resolved by open_clip), ``hf-hub:org/name[@revision]``, a local hub folder,
             or a weights file (``.safetensors``; other formats load with ``weights_only=True``).
@@ -819,6 +822,12 @@ def create_model(
     """
     if precision not in PRECISIONS:
         raise UnknownNameError("precision", precision, list(PRECISIONS))
+    if name.startswith("zoo:"):
+        if pretrained is not None:
+            raise ValueError(f"pretrained={pretrained!r} cannot be combined with {name!r}: its weights are the zoo's")
+        from domainclip.core.zoo.loading import load_zoo_model
+
+        return load_zoo_model(name, device=device, precision=precision, cache_dir=cache_dir, **overrides)
     source = _resolve_source(name, pretrained, cache_dir)
     model_overrides, preprocess_overrides, domainclip_override = _split_overrides(overrides)
     model_cfg = deep_merge(source.model_cfg, model_overrides)
