@@ -1,4 +1,4 @@
-"""The ``domainclip`` command: domains | recipes | prepare | train | eval | export | demo.
+"""The ``domainclip`` command: domains | recipes | prepare | train | eval | compare | export | zoo | demo.
 
 User mistakes (an unknown name, a bad recipe, a missing file, a missing extra) end with one clear
 line on stderr and exit code 2; only bugs show a traceback.
@@ -147,6 +147,19 @@ def _suite_options(suite: Any, name: str, pairs: list[str]) -> dict[str, Any]:
     return check_options(suite, raw, where=f"--suite {name} --option", skip=SUITE_ENGINE_ARGS, require=False)
 
 
+def _eval_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Check the settings ``eval`` and ``compare`` share (batch size, device, suite) and read the suite options."""
+    from domainclip.core.errors import InputError
+    from domainclip.core.eval.suites import get_suite
+    from domainclip.core.models.loading import check_device
+
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    check_device(args.device)
+    suite = get_suite(args.suite)
+    return _suite_options(suite, args.suite, args.option or [])
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a model (run folder, hub folder, hub id or registry name) on a suite.
 
@@ -157,18 +170,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     record the model spec, what it resolved to and the sha256 of its weights; a registry name
     (random weights, seeded) gets a one-line warning.
     """
-    from domainclip import __version__
-    from domainclip.core.errors import InputError, OutputExistsError
+    from domainclip.core.errors import OutputExistsError
+    from domainclip.core.eval.compare import evaluate_model, random_weights_warning
     from domainclip.core.eval.report import format_markdown_table, write_results
-    from domainclip.core.eval.suites import get_suite, run_suite
-    from domainclip.core.models.loading import check_device, load_model
+    from domainclip.core.models.loading import load_model
     from domainclip.core.outputs import OutputFolder
 
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    check_device(args.device)
-    suite = get_suite(args.suite)
-    options = _suite_options(suite, args.suite, args.option or [])
+    options = _eval_options(args)
     out = Path(args.out)
     as_json = out.suffix == ".json"
     out_dir = out.with_name(out.stem + "_files") if as_json else out
@@ -180,17 +188,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise OutputExistsError(f"results file {out} already exists; pass --overwrite to replace it, or choose "
                                     "another --out")
         model, preprocess, tokenizer = load_model(args.model, device=args.device)
-        source = model.domainclip_source
-        if source["random_weights"]:
-            print(f"domainclip eval: warning: {args.model!r} is an architecture name, not trained weights: "
-                  f"evaluating random weights (seed {source['seed']})", file=sys.stderr)
-        results = run_suite(
+        random_weights_warning("eval", args.model, model.domainclip_source)
+        results, extra = evaluate_model(  # writes out_dir/results.json with the model's source record
             model, tokenizer, preprocess, args.suite, data=data, out_dir=out_dir, device=args.device,
             batch_size=args.batch_size, options=options,
         )
-        extra = {"model": source, "suite": args.suite, "data": data, "device": args.device,
-                 "batch_size": args.batch_size, "options": options, "domainclip_version": __version__}
-        write_results(results, out_dir / "results.json", extra=extra)  # with the model's source record
         if as_json:
             try:
                 write_results(results, out, extra=extra)
@@ -203,6 +205,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Evaluate several models on one suite with the same data, options and prompts, and compare them.
+
+    Writes ``results.md``, ``results.csv``, ``results.json``, one bar chart per metric (``plots/``) and
+    each model's own suite output (``models/<name>/``) into ``--out``; embeddings are cached per model
+    in ``--out/cache`` so a rerun with one more model computes only that model's
+    (:mod:`domainclip.core.eval.compare`).
+    """
+    from domainclip.core.eval.compare import compare_models
+    from domainclip.core.eval.report import format_markdown_table
+
+    options = _eval_options(args)
+    payload = compare_models(
+        args.models, args.suite, Path(args.out), data=Path(args.data) if args.data else None, options=options,
+        prompt_sensitivity=args.prompt_sensitivity, device=args.device, batch_size=args.batch_size,
+        overwrite=args.overwrite,
+    )
+    for row in payload["models"]:
+        print(f"## {row['name']}\n{format_markdown_table(row['results'])}")
+    print(f"comparison: {Path(args.out) / 'results.md'}  plots: {Path(args.out) / 'plots'}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a run's newest checkpoint to an open_clip-loadable hub folder."""
     from domainclip.core.engine.runs import export_run
@@ -210,6 +235,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     folder = export_run(Path(args.run_dir), Path(args.out), overwrite=args.overwrite)
     print(f"exported {args.run_dir} -> {folder}")
     print(f"load it with open_clip.create_model_and_transforms('local-dir:{folder}')")
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    """List the published models (``zoo``), print one card (``zoo show NAME``) or fetch files (``zoo fetch NAME``)."""
+    from domainclip.core.errors import InputError
+    from domainclip.core.plugins import UnknownNameError, list_domains
+    from domainclip.core.zoo.cards import listing, render_card
+    from domainclip.core.zoo.registry import get_zoo_entry, list_zoo
+
+    if args.action is None:
+        if args.domain is not None and args.domain not in list_domains():
+            raise UnknownNameError("domain", args.domain, list_domains())
+        entries = list_zoo(args.domain)
+        print(listing(entries))
+        print(f"\n{len(entries)} published model(s); `domainclip zoo show NAME` for one card, "
+              "`--model zoo:NAME` to use one")
+        return 0
+    if not args.name:
+        raise InputError(f"domainclip zoo {args.action} needs a model NAME (see `domainclip zoo`)")
+    entry = get_zoo_entry(args.name)
+    if args.action == "show":
+        print(render_card(entry))
+        return 0
+    from domainclip.core.zoo.fetch import fetch_entry
+
+    folders = fetch_entry(entry, zoo_dir=args.zoo_dir)
+    for role, folder in folders.items():
+        print(f"zoo:{entry.name} {role}: {folder}")
     return 0
 
 
@@ -260,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a model on a suite")
-    p.add_argument("--model", required=True, help="hub folder, hf-hub:org/name@rev, run folder or model name")
+    p.add_argument("--model", required=True,
+                   help="zoo:NAME (see `domainclip zoo`), hub folder, hf-hub:org/name@rev, run folder or model name")
     p.add_argument("--suite", required=True, help="'core/<suite>' or '<domain>/<suite>'")
     p.add_argument("--data", help="dataset folder the suite reads")
     p.add_argument("--out", required=True, help="results.json path (plots beside it) or a folder")
@@ -272,11 +327,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier eval in --out")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("compare", help="evaluate several models on one suite and compare them")
+    p.add_argument("--models", nargs="+", required=True, metavar="MODEL",
+                   help="run folders, hub folders, hf-hub:org/name@rev, zoo:NAME or model names (the table's rows)")
+    p.add_argument("--suite", required=True, help="'core/<suite>' or '<domain>/<suite>'")
+    p.add_argument("--data", help="dataset folder the suite reads")
+    p.add_argument("--out", required=True, help="comparison folder (rerun into it to add models: cached "
+                                                "embeddings of the others are reused)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="a suite option for every model, as in `domainclip eval` (repeatable)")
+    p.add_argument("--prompt-sensitivity", action="store_true",
+                   help="also run every template set the suite declares; report mean, std and min-max per model")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier comparison in --out with other settings (its cache too)")
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("export", help="export a run to an open_clip hub folder")
     p.add_argument("run_dir", help="a run folder written by `domainclip train`")
     p.add_argument("--out", required=True, help="hub folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export (a model folder) in --out")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "zoo", help="published domain models: list, show a card, fetch",
+        description="domainclip zoo [--domain D] | zoo show NAME | zoo fetch NAME [--zoo-dir DIR]; "
+                    "use one anywhere with --model zoo:NAME",
+    )
+    p.add_argument("action", nargs="?", choices=["show", "fetch"], help="show a card, or fetch and check the files")
+    p.add_argument("name", nargs="?", help="the model's zoo name")
+    p.add_argument("--domain", help="list only this domain's models")
+    p.add_argument("--zoo-dir", help="a folder of files downloaded by hand (default: DOMAINCLIP_ZOO_DIR)")
+    p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("demo", help="offline end-to-end demo on CPU")
     p.add_argument("--domain", help="domain whose demo to run (default: math when installed, else core)")
