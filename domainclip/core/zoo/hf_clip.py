@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BASE_ARCHITECTURES",
     "convert_hf_clip",
+    "find_hf_clip_weights",
     "hf_clip_architecture",
     "hf_clip_preprocess",
     "hf_clip_state_dict",
@@ -144,16 +145,19 @@ def convert_hf_clip(entry: ZooEntry, folders: Mapping[str, Path]) -> ConvertedMo
             not in transformers' ``CLIPModel`` layout (unexpected and missing keys listed) or do not
             fit the config, or the tokenizer is not CLIP's BPE.
     """
-    folder = _model_folder(entry, Path(folders["weights"]))
+    root = Path(folders["weights"])
+    folder = _model_folder(entry, root)
     config = _read_json(folder / CONFIG_FILE)
-    arch, overrides = hf_clip_architecture(config, where=str(folder / CONFIG_FILE))
+    base = entry.arch if entry.arch in BASE_ARCHITECTURES else None
+    arch, overrides = hf_clip_architecture(config, where=str(folder / CONFIG_FILE), prefer=base)
     preprocessor_path = folder / PREPROCESSOR_FILE
     preprocessor = _read_json(preprocessor_path) if preprocessor_path.is_file() else None
     image_size = overrides.get("vision_cfg", {}).get("image_size") or _image_size(config)
     overrides["preprocess_cfg"] = hf_clip_preprocess(preprocessor, image_size=image_size)
     _check_tokenizer(folder)
-    state_dict = read_hf_clip_weights(folder)
-    clip_state_dict = hf_clip_state_dict(state_dict, config, what=f"{entry.name}: {folder} (hf_clip)")
+    weights = find_hf_clip_weights(folder)
+    what = f"zoo:{entry.name} {weights.relative_to(root)} (hf_clip)"
+    clip_state_dict = hf_clip_state_dict(read_hf_clip_weights(weights), config, what=what)
     return ConvertedModel(arch=arch, overrides=overrides, clip_state_dict=clip_state_dict)
 
 
@@ -254,7 +258,9 @@ def _open_clip_config(config: Mapping[str, Any], where: str) -> dict[str, Any]:
     vision = _sub_config(config, "vision", where)
     text = _sub_config(config, "text", where)
     if vision["num_channels"] != 3:
-        raise ModelFileError(f"{where}: vision_config.num_channels is {vision['num_channels']!r}; open_clip's ViT is RGB")
+        raise ModelFileError(
+            f"{where}: vision_config.num_channels is {vision['num_channels']!r}; open_clip's ViT is RGB"
+        )
     vision_quick, _ = _activation(vision, "vision", where)
     text_quick, _ = _activation(text, "text", where)
     if vision_quick != text_quick:
@@ -323,7 +329,9 @@ def _overrides_on(base: Mapping[str, Any], full: Mapping[str, Any]) -> dict[str,
     return out
 
 
-def hf_clip_architecture(config: Mapping[str, Any], *, where: str = CONFIG_FILE) -> tuple[str, dict[str, Any]]:
+def hf_clip_architecture(
+    config: Mapping[str, Any], *, where: str = CONFIG_FILE, prefer: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """The open_clip architecture of a transformers ``CLIPConfig``: a registered name and exact overrides.
 
     Keys the config leaves out take transformers' defaults. The name is the one of
@@ -333,6 +341,7 @@ def hf_clip_architecture(config: Mapping[str, Any], *, where: str = CONFIG_FILE)
     Args:
         config: the parsed ``config.json``.
         where: the file, for messages.
+        prefer: one of :data:`BASE_ARCHITECTURES` that wins ties (the zoo entry's ``arch``).
 
     Returns:
         ``(arch, overrides)`` for :func:`~domainclip.core.models.create_model`.
@@ -343,7 +352,8 @@ def hf_clip_architecture(config: Mapping[str, Any], *, where: str = CONFIG_FILE)
     from domainclip.core.models import get_model_config
 
     full = _open_clip_config(config, where)
-    candidates = [(name, _overrides_on(get_model_config(name), full)) for name in BASE_ARCHITECTURES]
+    names = sorted(BASE_ARCHITECTURES, key=lambda name: name != prefer)  # stable: the preferred name first
+    candidates = [(name, _overrides_on(get_model_config(name), full)) for name in names]
 
     def size(overrides: Mapping[str, Any]) -> int:
         return sum(len(v) if isinstance(v, Mapping) else 1 for v in overrides.values())
@@ -411,15 +421,20 @@ def hf_clip_preprocess(
     else:
         logger.warning("%s: resample=%r has no open_clip equivalent; images are resized bicubic", where, resample)
     if not preprocessor.get("do_center_crop", True):
-        cfg["resize_mode"] = "squash"
+        cfg["resize_mode"] = "squash"  # resized to the full size, no crop
     side = image_size if isinstance(image_size, int) else None
     resize = _edge(preprocessor.get("size"), "size", where) if preprocessor.get("do_resize", True) else None
-    crop = _edge(preprocessor.get("crop_size"), "crop_size", where) if preprocessor.get("do_center_crop", True) else None
+    cropped = preprocessor.get("do_center_crop", True)
+    crop = _edge(preprocessor.get("crop_size"), "crop_size", where) if cropped else None
     for what, edge in (("resize edge", resize), ("crop size", crop)):
         if edge is not None and side is not None and edge != side:
             logger.warning(
                 "%s: %s %d differs from the image tower's input size %d; open_clip resizes and crops to %d",
-                where, what, edge, side, side,
+                where,
+                what,
+                edge,
+                side,
+                side,
             )
     return cfg
 
@@ -429,43 +444,56 @@ def hf_clip_preprocess(
 # ----------------------------------------------------------------------------------------------------
 
 
-def read_hf_clip_weights(folder: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a transformers folder: ``model.safetensors`` if present, else ``pytorch_model.bin``
-    (``torch.load(weights_only=True)``; a pickled object is refused), single or sharded.
+def find_hf_clip_weights(folder: str | Path) -> Path:
+    """The weights file of a transformers folder, safetensors first (:data:`WEIGHTS_FILES` order).
 
     Args:
         folder: the model folder.
 
     Raises:
         InputNotFoundError: no weights file.
-        ModelFileError: a file cannot be read, holds pickled objects, or a shard index is broken.
     """
     folder = Path(folder)
     for name in WEIGHTS_FILES:
-        path = folder / name
-        if not path.is_file():
-            continue
-        if not name.endswith(".index.json"):
-            return unwrap_state_dict(read_state_dict(path), prefixes=())
-        weight_map = _read_json(path).get("weight_map")
-        if not isinstance(weight_map, Mapping) or not all(isinstance(v, str) for v in weight_map.values()):
-            raise ModelFileError(f"{path} has no 'weight_map' of tensor names to shard files")
-        tensors: dict[str, torch.Tensor] = {}
-        for shard in sorted(set(weight_map.values())):
-            shard_path = folder / shard
-            if Path(shard).name != shard or not shard_path.is_file():
-                raise InputNotFoundError(f"{shard_path} (a shard named in {path}) not found")
-            tensors.update(unwrap_state_dict(read_state_dict(shard_path), prefixes=()))
-        return tensors
+        if (folder / name).is_file():
+            return folder / name
     raise InputNotFoundError(
         f"{folder} has no weights file: a transformers CLIPModel folder holds {' or '.join(WEIGHTS_FILES)}"
     )
 
 
+def read_hf_clip_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a transformers weights file, or of the shards its ``*.index.json`` names.
+
+    ``.safetensors`` files are read as they are, ``.bin`` files with ``torch.load(weights_only=True)``
+    (a pickled object is refused).
+
+    Args:
+        path: a file from :func:`find_hf_clip_weights`.
+
+    Raises:
+        InputNotFoundError: a shard the index names is missing.
+        ModelFileError: a file cannot be read, holds pickled objects, or the index is broken.
+    """
+    path = Path(path)
+    if not path.name.endswith(".index.json"):
+        return unwrap_state_dict(read_state_dict(path), prefixes=())
+    weight_map = _read_json(path).get("weight_map")
+    if not isinstance(weight_map, Mapping) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise ModelFileError(f"{path} has no 'weight_map' of tensor names to shard files")
+    tensors: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(weight_map.values())):
+        shard_path = path.parent / shard
+        if Path(shard).name != shard or not shard_path.is_file():
+            raise InputNotFoundError(f"{shard_path} (a shard named in {path.name}) not found")
+        tensors.update(unwrap_state_dict(read_state_dict(shard_path), prefixes=()))
+    return tensors
+
+
 def _native_block_keys(prefix: str, layers: int) -> list[str]:
-    names = [
-        f"self_attn.{p}_proj.{w}" for p in ("q", "k", "v", "out") for w in ("weight", "bias")
-    ] + [f"{m}.{w}" for m in ("layer_norm1", "layer_norm2", "mlp.fc1", "mlp.fc2") for w in ("weight", "bias")]
+    names = [f"self_attn.{p}_proj.{w}" for p in ("q", "k", "v", "out") for w in ("weight", "bias")] + [
+        f"{m}.{w}" for m in ("layer_norm1", "layer_norm2", "mlp.fc1", "mlp.fc2") for w in ("weight", "bias")
+    ]
     return [f"{prefix}.encoder.layers.{i}.{name}" for i in range(layers) for name in names]
 
 
@@ -525,7 +553,7 @@ def _expected_shapes(model_cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]
     }
     for prefix, width in (("visual.ln_pre", vw), ("visual.ln_post", vw), ("ln_final", tw)):
         shapes |= {f"{prefix}.weight": (width,), f"{prefix}.bias": (width,)}
-    for prefix, cfg, width in (("visual.transformer.", vision, vw), ("", text, tw)):
+    for prefix, cfg, width in (("visual.transformer.", vision, vw), ("transformer.", text, tw)):
         hidden = int(width * cfg["mlp_ratio"])
         for i in range(cfg["layers"]):
             d = f"{prefix}resblocks.{i}."
@@ -583,7 +611,7 @@ def hf_clip_state_dict(
         "ln_final.bias": src["text_model.final_layer_norm.bias"],
     }
     out |= _blocks(src, "vision_model", "visual.transformer.", v_layers)
-    out |= _blocks(src, "text_model", "", t_layers)
+    out |= _blocks(src, "text_model", "transformer.", t_layers)
     bad = [
         f"{key} {tuple(out[key].shape)} (config.json: {shape})"
         for key, shape in _expected_shapes(model_cfg).items()
@@ -605,14 +633,15 @@ def _check_tokenizer(folder: Path) -> None:
     path = folder / "vocab.json"
     if not path.is_file():
         return
-    from domainclip.core.models.registry import _simple_tokenizer
+    from domainclip.core.models import get_tokenizer
 
     vocab = _read_json(path)
     special = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}  # transformers' names
-    expected = {special.get(token, token): index for token, index in _simple_tokenizer(77, "{}").encoder.items()}
+    bpe = get_tokenizer("ViT-B-32")  # open_clip's SimpleTokenizer (CLIP's BPE), built once per process
+    expected = {special.get(token, token): index for token, index in bpe.encoder.items()}
     if vocab != expected:
-        differing = sorted(set(vocab.items()) ^ set(expected.items()), key=str)[:3]
+        differing = sorted(set(vocab) ^ set(expected)) or [k for k in expected if vocab.get(k) != expected[k]]
         raise ModelFileError(
-            f"{path} is not CLIP's BPE vocabulary ({len(vocab)} tokens, e.g. {differing}): format hf_clip runs the "
-            "text with open_clip's CLIP tokenizer, which would not match this model's"
+            f"{path} is not CLIP's BPE vocabulary ({len(vocab)} tokens; differing: {', '.join(differing[:3])}): "
+            "format hf_clip runs the text with open_clip's CLIP tokenizer, which would not match this model's"
         )
