@@ -2,8 +2,9 @@
 
 ``create_model`` / ``create_model_and_transforms`` / ``get_tokenizer`` / ``list_models`` mirror
 open_clip's factory; ``domainclip_cfg`` in a config wraps the CLIP in a registered domain tower
-(``video``: :class:`VideoCLIP`, ``multiview``: :class:`MultiViewCLIP`). Loading a trained model from a
-run, a folder or a hub id is :func:`domainclip.core.models.loading.load_model` (``domainclip.load_model``).
+(``video``: :class:`VideoCLIP`, ``spacetime``: :class:`SpaceTimeCLIP`, ``multiview``:
+:class:`MultiViewCLIP`). Loading a trained model from a run, a folder or a hub id is
+:func:`domainclip.core.models.loading.load_model` (``domainclip.load_model``).
 """
 
 from domainclip.core.models.multiview import MultiViewCLIP
@@ -25,6 +26,7 @@ from domainclip.core.models.registry import (
     split_model_config,
     unwrap_clip,
 )
+from domainclip.core.models.spacetime import SpaceTimeCLIP, SpaceTimeEncoder
 from domainclip.core.models.video import AttentionPool, MeanPool, TransformerPool, VideoCLIP, build_set_pooler
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "DomainCLIP",
     "MeanPool",
     "MultiViewCLIP",
+    "SpaceTimeCLIP",
+    "SpaceTimeEncoder",
     "TransformerPool",
     "VideoCLIP",
     "build_model",
