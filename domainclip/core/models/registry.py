@@ -104,6 +104,10 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 #: Keys of a domainclip config that are not part of open_clip's model config.
 EXTRA_CONFIG_KEYS = ("preprocess_cfg", "domainclip_cfg")
 REQUIRED_CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
+#: Preprocessing keys domainclip adds to open_clip's (which plain open_clip ignores):
+#: ``resize_to: [height, width]`` resizes evaluation images to that exact size before the centre crop,
+#: as CAMMA's SurgVLP models were evaluated (360 x 640, then a 224 crop).
+DOMAINCLIP_PREPROCESS_KEYS = ("resize_to",)
 #: Precisions understood by open_clip's model set-up (``amp*`` keep fp32 weights).
 PRECISIONS = ("fp32", "amp", "amp_bf16", "amp_bfloat16", "fp16", "bf16", "pure_fp16", "pure_bf16")
 
@@ -562,6 +566,12 @@ def build_model(
     image_size = getattr(clip.visual, "image_size", None)
     if image_size is not None:
         final_preprocess["size"] = image_size
+    resize_to = (preprocess_cfg or {}).get("resize_to")
+    if resize_to is not None:
+        if not (isinstance(resize_to, (list, tuple)) and len(resize_to) == 2 and all(
+                isinstance(v, int) and v > 0 for v in resize_to)):
+            raise ValueError(f"preprocess_cfg.resize_to must be [height, width] in pixels, got {resize_to!r}")
+        final_preprocess["resize_to"] = list(resize_to)
     set_model_preprocess_cfg(clip, _jsonable(final_preprocess))
 
     if domainclip_cfg:
@@ -870,8 +880,26 @@ def get_image_transform(
         is_train: add open_clip's training augmentation (random resized crop, ...).
         aug_cfg: open_clip augmentation settings for training.
 
+    With ``resize_to: [height, width]`` in the preprocessing (:data:`DOMAINCLIP_PREPROCESS_KEYS`), the
+    evaluation transform resizes to exactly that size, then centre-crops the model's input size,
+    then normalises; training keeps open_clip's random resized crop.
     """
-    cfg = PreprocessCfg(**model.visual.preprocess_cfg)
+    raw = dict(model.visual.preprocess_cfg)
+    resize_to = raw.pop("resize_to", None)
+    cfg = PreprocessCfg(**{k: v for k, v in raw.items() if k not in DOMAINCLIP_PREPROCESS_KEYS})
+    if resize_to is not None and not is_train:
+        from open_clip.transform import _convert_to_rgb
+        from torchvision import transforms
+
+        modes = {"bicubic": transforms.InterpolationMode.BICUBIC, "bilinear": transforms.InterpolationMode.BILINEAR,
+                 "nearest": transforms.InterpolationMode.NEAREST, "lanczos": transforms.InterpolationMode.LANCZOS}
+        return transforms.Compose([
+            transforms.Resize(tuple(resize_to), interpolation=modes.get(cfg.interpolation, modes["bilinear"])),
+            transforms.CenterCrop(cfg.size),
+            _convert_to_rgb,
+            transforms.ToTensor(),
+            transforms.Normalize(mean=cfg.mean, std=cfg.std),
+        ])
     return image_transform_v2(
         cfg, is_train=is_train, aug_cfg=dict(aug_cfg) if isinstance(aug_cfg, Mapping) else aug_cfg
     )

@@ -37,7 +37,7 @@ from domainclip.core.zoo.registry import ZOO_PREFIX, ZooEntry, get_zoo_entry
 __all__ = ["convert_open_clip_hub", "convert_open_clip_state_dict", "load_converted", "load_zoo_model"]
 
 #: Preprocessing keys of an entry that become ``preprocess_cfg`` overrides (``size`` follows the architecture).
-_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
+_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color", "resize_to")
 #: Buffers an architecture rebuilds at init, which a checkpoint may lack.
 _BUFFERS = ("attn_mask", "position_ids")
 

@@ -195,3 +195,25 @@ def test_unknown_zoo_name_suggests_close_ones(_isolated, tmp_path, tiny, capsys)
         get_zoo_entry("zoo:PathThing-CLP")
     assert get_zoo_entry("paththing-clip").name == "PathThing-CLIP"
     assert any(e.name == "PathThing-CLIP" for e in list_zoo("core"))
+
+
+def test_resize_to_gives_the_authors_eval_transform_and_survives_a_rebuild(_isolated, tmp_path, tiny, monkeypatch):
+    """CAMMA evaluates with Resize((360, 640)) then CenterCrop(224); ``resize_to`` reproduces it."""
+    import numpy as np
+    import torchvision.transforms as T
+    from PIL import Image
+
+    from domainclip.core.models.registry import build_model_from_info, get_image_transform
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    base = {"name": "resized", "format": "open_clip_state_dict", "arch": "dc-test-vit",
+            "preprocess": {"resize_to": [36, 64], "mean": mean, "std": std, "interpolation": "bilinear"}}
+    entry = _register(_isolated, local_zoo_entry(base, tmp_path / "zoo", {"weights": {"m.pt": _pt_bytes(tiny[1])}}))
+    monkeypatch.setenv("DOMAINCLIP_ZOO_DIR", str(tmp_path / "zoo"))
+    model, preprocess, _ = domainclip.load_model(f"zoo:{entry.name}")
+    image = Image.fromarray((np.random.default_rng(0).random((90, 160, 3)) * 255).astype("uint8"))
+    expected = T.Compose([T.Resize((36, 64)), T.CenterCrop(32), T.ToTensor(), T.Normalize(mean, std)])(image)
+    torch.testing.assert_close(preprocess(image), expected, rtol=0, atol=0)
+    rebuilt = build_model_from_info(model.domainclip_info)
+    torch.testing.assert_close(get_image_transform(rebuilt)(image), expected, rtol=0, atol=0)
+    assert get_image_transform(model, is_train=True)(image).shape == (3, 32, 32)
