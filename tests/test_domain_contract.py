@@ -132,3 +132,23 @@ def test_domain_towers_are_registered_domainclip_subclasses(domain, name, target
     cls = resolve(target)
     assert inspect.isclass(cls) and issubclass(cls, DomainCLIP) and get_tower(name) is cls
     assert (cls.__doc__ or "").strip()
+
+
+@pytest.mark.parametrize(("domain", "name", "target"), _entries("model_formats"), ids=lambda x: str(x))
+def test_model_formats_are_registered_documented_converters(domain, name, target):
+    from domainclip.core.zoo.formats import get_format
+
+    fn = resolve(target)
+    assert inspect.isfunction(fn) and get_format(name) is fn
+    assert list(inspect.signature(fn).parameters) == ["entry", "folders"]
+    assert docstring_summary(fn) and "Args:" in (fn.__doc__ or "")
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_zoo_entries_parse_and_name_known_formats(domain):
+    from domainclip.core.zoo.formats import list_formats
+    from domainclip.core.zoo.registry import list_zoo
+
+    for entry in list_zoo(domain):
+        assert entry.format in list_formats(), (entry.name, entry.format)
+        assert entry.licence and entry.paper and entry.homepage.startswith("https://")

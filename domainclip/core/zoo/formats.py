@@ -17,8 +17,9 @@ builds the architecture with :func:`~domainclip.core.models.create_model` and lo
 strictly. A state dict the converter does not recognise is a :class:`~domainclip.core.hub.ModelFileError`
 listing the unexpected and the missing keys (:func:`check_keys`).
 
-Core formats are registered here and in :mod:`domainclip.core.zoo.hf_clip`; a domain declares its
-own in ``DomainSpec.model_formats`` (``name -> "module:function"``), imported on first use.
+Core formats live in :mod:`domainclip.core.zoo.loading` (open_clip state dicts and hub folders) and
+:mod:`domainclip.core.zoo.hf_clip` (transformers ``CLIPModel``); a domain declares its own in
+``DomainSpec.model_formats`` (``name -> "module:function"``), imported on first use.
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ FormatConverter = Callable[["ZooEntry", Mapping[str, Path]], ConvertedModel]
 
 _FORMATS: dict[str, FormatConverter] = {}
 #: Core formats defined outside this module, imported on first use (``name -> "module:function"``).
-_CORE_FORMATS = {"hf_clip": "domainclip.core.zoo.hf_clip:convert_hf_clip"}
+_CORE_FORMATS = {
+    "open_clip_state_dict": "domainclip.core.zoo.loading:convert_open_clip_state_dict",
+    "open_clip_hub": "domainclip.core.zoo.loading:convert_open_clip_hub",
+    "hf_clip": "domainclip.core.zoo.hf_clip:convert_hf_clip",
+}
 
 
 def register_format(name: str) -> Callable[[FormatConverter], FormatConverter]:
