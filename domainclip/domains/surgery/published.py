@@ -13,7 +13,9 @@ three classes in ``surgvlp/codes/models/algorithms/`` are the same code):
   the sentence embedding sums the last four hidden layers of the token sums divided by the padded
   length (:class:`~domainclip.core.models.poolers.LastLayersSumPooler`), 768 wide, no projection;
 * the checkpoint is the model's bare ``state_dict()`` (``surgvlp.load`` calls
-  ``model.load_state_dict(torch.load(path))``), no wrapper.
+  ``model.load_state_dict(torch.load(path))``), no wrapper. CAMMA's download links serve a zip
+  archive holding ``<Model>.pth`` (``surgvlp.surgvlp._download`` unzips it); the converter reads the
+  ``.pth`` itself or the one inside such a ``.zip``.
 
 They map onto the open_clip ``CustomTextCLIP`` ``surgvlp-rn50-clinicalbert``: a timm ``resnet50``
 trunk (timm's ResNet key names are torchvision's) with an average pool and a biased linear head, and
@@ -32,6 +34,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -121,6 +126,25 @@ def _read_text_config(folder: Path | None, what: str) -> dict[str, Any]:
     return config
 
 
+def _read_checkpoint(path: Path, what: str) -> dict[str, Any]:
+    """Read the ``.pth`` file, or the single ``.pth`` inside a ``.zip`` as CAMMA's links serve it."""
+    if path.suffix.lower() != ".zip":  # torch's own .pth files are zip files too: go by the name
+        return read_state_dict(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if m.filename.lower().endswith(".pth") and not m.is_dir()]
+            if len(members) != 1:
+                names = ", ".join(archive.namelist()[:8]) or "nothing"
+                raise ModelFileError(f"{what}: the archive must hold exactly one .pth file, it holds {names}")
+            with tempfile.TemporaryDirectory(prefix="camma_vlp_") as tmp:
+                target = Path(tmp) / Path(members[0].filename).name  # messages name the member
+                with archive.open(members[0]) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, length=1 << 20)
+                return read_state_dict(target)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ModelFileError(f"{what}: cannot read the zip archive: {e}") from e
+
+
 def convert_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename a CAMMA state dict (keys checked) to the open_clip layout of :data:`CAMMA_ARCH`.
 
@@ -154,7 +178,7 @@ def convert_camma_vlp(entry: ZooEntry, folders: Mapping[str, Path]) -> Converted
 
     Args:
         entry: the zoo entry (its ``weights`` source names the ``.pth``).
-        folders: ``{"weights": folder with the .pth, "text": folder with Bio_ClinicalBERT's
+        folders: ``{"weights": folder with the .pth (or CAMMA's .zip of it), "text": folder with Bio_ClinicalBERT's
             config.json and vocab.txt}``.
 
     Returns:
@@ -173,7 +197,7 @@ def convert_camma_vlp(entry: ZooEntry, folders: Mapping[str, Path]) -> Converted
     text_folder = folders.get("text")
     text_config = _read_text_config(text_folder, what)
 
-    state_dict = unwrap_state_dict(read_state_dict(path))
+    state_dict = unwrap_state_dict(_read_checkpoint(path, what))
     backbone = _guess_backbone(set(state_dict))
     expected = camma_keys(backbone, text_config) | {_TEXT + b for b in _TEXT_BUFFERS}
     check_keys(state_dict, expected, what=what, ignore={_TEXT + b for b in _TEXT_BUFFERS})

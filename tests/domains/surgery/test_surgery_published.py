@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+import zipfile
 
 import pytest
 import torch
@@ -283,3 +284,33 @@ def test_published_resnet50_layout_maps_onto_the_architecture(camma):
     assert set(renamed) == set(model.state_dict())
     assert model.visual.trunk.num_features == 2048 and model.visual.head.proj.bias is not None
     assert model.visual.preprocess_cfg["mean"] == [0.485, 0.456, 0.406]
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_camma_zip_download_is_read(zoo, camma):
+    """CAMMA's links serve ``<Model>.zip`` holding ``<Model>.pth``: the converter reads the member."""
+    plain = _entry(zoo, camma, name="camma-plain")
+    expected = convert_camma_vlp(plain, fetch_entry(plain, zoo_dir=zoo)).clip_state_dict
+    archive = _zip_bytes({"PeskaVLP.pth": _pt_bytes(camma["state"])})
+    entry = local_zoo_entry(
+        BASE, zoo, {"weights": {"PeskaVLP.zip": archive}, "text": camma["text_files"]}, name="camma-zip"
+    )
+    got = convert_camma_vlp(entry, fetch_entry(entry, zoo_dir=zoo)).clip_state_dict
+    assert got.keys() == expected.keys()
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+    empty = local_zoo_entry(
+        BASE,
+        zoo,
+        {"weights": {"HecVL.zip": _zip_bytes({"README.txt": b"x"})}, "text": camma["text_files"]},
+        name="camma-empty-zip",
+    )
+    with pytest.raises(ModelFileError, match=r"exactly one \.pth file, it holds README\.txt"):
+        convert_camma_vlp(empty, fetch_entry(empty, zoo_dir=zoo))
