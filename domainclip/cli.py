@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("compare", help="evaluate several models on one suite and compare them")
-    p.add_argument("--models", nargs="+", required=True, metavar="MODEL",
+    p.add_argument("--models", nargs="*", required=True, metavar="MODEL",
                    help="run folders, hub folders, hf-hub:org/name@rev, zoo:NAME or model names (the table's rows)")
     p.add_argument("--suite", required=True, help="'core/<suite>' or '<domain>/<suite>'")
     p.add_argument("--data", help="dataset folder the suite reads")

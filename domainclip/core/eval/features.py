@@ -3,10 +3,15 @@
 The input tower is chosen by the batch key through :data:`ENCODE_METHODS`, so a video model
 (``encode_video``) or a multi-view model (``encode_views``) is evaluated by the same code as an
 image model. Every helper runs under ``torch.no_grad()`` and returns features on the CPU.
+
+:func:`embed_loader` and :func:`encode_texts` consult the active
+:class:`~domainclip.core.eval.cache.EmbeddingCache` (``domainclip compare`` opens one per model), so
+every suite that embeds through them reuses a model's embeddings of the same data.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from domainclip.core.data import keys
+from domainclip.core.eval.cache import active_embedding_cache
 from domainclip.core.plugins import UnknownNameError
 
 __all__ = [
@@ -92,14 +98,19 @@ def encode_texts(
     """Embed captions in batches; returns L2-normalised features ``(len(texts), D)`` on the CPU."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            tokens = tokenizer(list(texts[start : start + batch_size])).to(device)
-            chunks.append(F.normalize(model.encode_text(tokens, normalize=True).float(), dim=-1).cpu())
-    if not chunks:
+    if not texts:
         raise ValueError("encode_texts got no texts")
-    return torch.cat(chunks)
+
+    def compute() -> Tensor:
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                tokens = tokenizer(list(texts[start : start + batch_size])).to(device)
+                chunks.append(F.normalize(model.encode_text(tokens, normalize=True).float(), dim=-1).cpu())
+        return torch.cat(chunks)
+
+    cache = active_embedding_cache(model)
+    return compute() if cache is None else cache.texts(list(texts), batch_size, compute)
 
 
 def iter_batches(dataloader: Iterable[Any], required: Sequence[str]) -> Iterable[Mapping[str, Any]]:
@@ -114,6 +125,10 @@ def iter_batches(dataloader: Iterable[Any], required: Sequence[str]) -> Iterable
         if missing:
             raise KeyError(f"batch {i} from the dataloader lacks {missing} (it has {sorted(batch)})")
         yield batch
+
+
+def _embed_batch(model: torch.nn.Module, inputs: Tensor, device: str | torch.device, input_key: str) -> Tensor:
+    return encode_inputs(model, inputs.to(device), input_key).cpu()
 
 
 def embed_loader(
@@ -142,10 +157,13 @@ def embed_loader(
 
     """
     feats, kept = [], {key: [] for key in keep}
+    cache = active_embedding_cache(model)
+    call = cache.begin_call(input_key) if cache is not None else None
     with torch.no_grad():
         for i, batch in enumerate(iter_batches(dataloader, (input_key, *keep))):
             inputs = batch[input_key]
-            feats.append(encode_inputs(model, inputs.to(device), input_key).cpu())
+            embed = functools.partial(_embed_batch, model, inputs, device, input_key)
+            feats.append(embed() if call is None else call.features(inputs, embed))
             for key in keep:
                 value = batch[key]
                 if isinstance(value, str) or len(value) != inputs.shape[0]:
@@ -158,6 +176,8 @@ def embed_loader(
     if not feats:
         raise ValueError("eval: the dataloader yielded no batches")
     out: dict[str, Any] = {"features": torch.cat(feats)}
+    if call is not None:
+        call.finish(out["features"])
     for key, values in kept.items():
         out[key] = torch.cat(values) if isinstance(values[0], Tensor) else [v for part in values for v in part]
     return out

@@ -28,6 +28,7 @@ from domainclip.core.data import keys, synthetic
 from domainclip.core.errors import DatasetNotFoundError
 from domainclip.core.eval.features import Tokenizer, collate_samples, embed_loader
 from domainclip.core.eval.linear_probe import linear_probe
+from domainclip.core.eval.prompts import SingleOrEnsemble
 from domainclip.core.eval.report import plot_retrieval_examples, scalar_metrics, write_results
 from domainclip.core.eval.retrieval import caption_retrieval
 from domainclip.core.eval.zero_shot import build_zero_shot_classifier, classification_report
@@ -208,6 +209,7 @@ def synthetic_suite(
     out_dir: Path,
     device: str,
     batch_size: int,
+    prompts: SingleOrEnsemble = "ensemble",
 ) -> dict[str, dict[str, float]]:
     """Zero-shot classification and image<->text retrieval on the generated shapes set.
 
@@ -216,6 +218,17 @@ def synthetic_suite(
     written by :func:`~domainclip.core.data.synthetic.write_shapes_folder`. Writes
     ``shapes_confusion_matrix.png`` and ``shapes_retrieval_examples.png`` into ``out_dir``; in the
     examples an image counts as correct when it shows the caption's shape and colour.
+
+    Args:
+        model: the CLIP model.
+        tokenizer: its tokenizer.
+        preprocess: its evaluation transform.
+        data: a shapes folder, or ``None`` for the generated held-out set.
+        out_dir: where the plots are drawn.
+        device: where the model runs.
+        batch_size: images (and prompts) per forward.
+        prompts: the zero-shot template set: ``ensemble``, the mean over every template of
+            :func:`~domainclip.core.data.synthetic.prompt_templates`, or ``single``, its first one.
     """
 
     def dataset(transform: Callable[[Any], Any] | None) -> torch.utils.data.Dataset:
@@ -231,8 +244,9 @@ def synthetic_suite(
     held_out = embed(dataset(preprocess), (keys.LABEL, keys.TEXT))
     features, labels = held_out["features"], held_out[keys.LABEL]
     classnames = synthetic.class_names()
+    templates = synthetic.prompt_templates()
     classifier = build_zero_shot_classifier(
-        model, tokenizer, classnames, synthetic.prompt_templates(), device, batch_size
+        model, tokenizer, classnames, templates[:1] if prompts == "single" else templates, device, batch_size
     )
     zs = classification_report(
         features @ classifier.cpu(), labels, classnames, out_dir / "shapes_confusion_matrix.png",
