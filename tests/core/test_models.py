@@ -88,7 +88,7 @@ def test_list_models_has_shipped_and_open_clip_configs():
     # published to open_clip's own registry
     assert SHIPPED <= set(open_clip.list_models())
     # the core towers and the ones the domains declare
-    assert list_towers() == ["multiview", "omniview", "self_distill", "video"]
+    assert list_towers() == ["multiview", "omniview", "self_distill", "spacetime", "video"]
 
 
 def test_unknown_model_lists_close_matches():
