@@ -60,6 +60,7 @@ from domainclip.core.data.corrupt import BAD_IMAGE, BAD_JSON, CorruptSampleError
 from domainclip.core.errors import InputError
 from domainclip.core.eval.features import Tokenizer, collate_samples
 from domainclip.core.eval.heldout import HeldOutShards, decodable_batches, embed_decodable, warn_skipped
+from domainclip.core.eval.prompts import SingleOrEnsemble
 from domainclip.core.eval.report import atomic_write_bytes, atomic_write_text, scalar_metrics
 from domainclip.core.eval.suites import require_data
 from domainclip.core.eval.zero_shot import build_zero_shot_classifier, classification_metrics, plot_confusion_matrix
@@ -504,7 +505,7 @@ def viewpoint_suite(
     out_dir: Path,
     device: str,
     batch_size: int,
-    prompts: Literal["single", "ensemble"] = "ensemble",
+    prompts: SingleOrEnsemble = "ensemble",
     baseline: str | None = None,
     azimuth_bins: PositiveInt = 12,
     elevation_bins: PositiveInt = 3,
@@ -599,7 +600,7 @@ def imagenet_v_suite(
     batch_size: int,
     layout: Literal["classes", "objects"] = "classes",
     class_names: Path | None = None,
-    prompts: Literal["single", "ensemble"] = "ensemble",
+    prompts: SingleOrEnsemble = "ensemble",
     baseline: str | None = None,
     azimuth_bins: PositiveInt = 12,
     elevation_bins: PositiveInt = 3,

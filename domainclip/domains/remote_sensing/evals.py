@@ -52,6 +52,7 @@ from domainclip.core.eval.heldout import (
     shard_images,
     warn_skipped,
 )
+from domainclip.core.eval.prompts import SingleOrEnsemble
 from domainclip.core.eval.report import plot_retrieval_examples, scalar_metrics
 from domainclip.core.eval.retrieval import retrieval_metrics, retrieval_topk
 from domainclip.core.eval.suites import require_data
@@ -222,7 +223,7 @@ def scene_suite(
     batch_size: int,
     dataset: SceneDataset = "auto",
     languages: tuple[Language, ...] | None = None,
-    prompts: Literal["single", "ensemble"] = "ensemble",
+    prompts: SingleOrEnsemble = "ensemble",
     bands: tuple[PositiveInt, ...] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Zero-shot scene classification of a folder-per-class set in every language, the images embedded once.

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from domainclip.core.data import keys
 from domainclip.core.data.corrupt import BAD_TEXT, CorruptSampleError
 from domainclip.core.eval.features import Tokenizer, collate_samples
 from domainclip.core.eval.heldout import HeldOutShards
+from domainclip.core.eval.prompts import TEMPLATE_SETS
 from domainclip.core.eval.report import atomic_write_text, format_markdown_table, scalar_metrics, to_jsonable
 from domainclip.core.eval.retrieval import evaluate_retrieval
 from domainclip.core.eval.suites import require_data
@@ -65,7 +66,7 @@ AUTOLAPARO_EVAL_SPLIT: str | Sequence[int] = "test"
 #: Frame sampling rate of the Cholec80 suites (the CAMMA protocol).
 EVAL_FPS = 1.0
 #: Prompt sets of the zero-shot suites (:data:`~domainclip.domains.surgery.labels.PROMPT_STYLES`).
-PromptStyle = Literal[labels.PROMPT_STYLES]  # Literal of the tuple's values
+PromptStyle = Annotated[Literal[labels.PROMPT_STYLES], TEMPLATE_SETS]  # the template sets compare runs
 
 
 # --------------------------------------------------------------------------- building blocks
