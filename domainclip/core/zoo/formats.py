@@ -44,6 +44,7 @@ __all__ = [
     "FormatConverter",
     "check_keys",
     "get_format",
+    "hf_text_folder",
     "list_formats",
     "read_state_dict",
     "register_format",
@@ -243,3 +244,48 @@ def check_keys(
     if missing:
         parts.append(f"{len(missing)} missing key(s): {show(missing)}")
     raise ModelFileError(f"{what} is not in the layout this converter reads: {'; '.join(parts)}")
+
+
+def hf_text_folder(folder: str | Path, model_type: str) -> Path:
+    """A Hugging Face text model folder whose ``config.json`` names its ``model_type``.
+
+    Configs saved before transformers 3 (Bio_ClinicalBERT's, among others) have no ``model_type``,
+    which current transformers refuses. The files in the cache stay as downloaded: a folder beside
+    the zoo's download cache gets a copy of ``config.json`` with the type added and links to the other
+    files (tokenizer, vocabulary). A config that has the key is used where it is.
+
+    Args:
+        folder: the downloaded text model folder.
+        model_type: the transformers model type the config describes (``"bert"``).
+
+    Returns:
+        ``folder`` itself, or the derived folder (named by the config's sha256, so it is stable).
+    """
+    import hashlib
+    import json
+
+    from domainclip.core.io import atomic_write_text
+    from domainclip.core.zoo.fetch import url_cache_dir
+
+    folder = Path(folder)
+    path = folder / "config.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+        config = json.loads(text)
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{path}: cannot read the text tower's config ({_first_line(e)})") from e
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path} is not a JSON object")
+    if config.get("model_type"):
+        return folder
+    derived = url_cache_dir() / "derived" / hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    derived.mkdir(parents=True, exist_ok=True)
+    for member in folder.iterdir():
+        link = derived / member.name
+        if member.name != "config.json" and not link.exists():
+            try:
+                link.symlink_to(member.resolve())
+            except FileExistsError:  # another process made it first
+                pass
+    atomic_write_text(derived / "config.json", json.dumps({**config, "model_type": model_type}, indent=2))
+    return derived

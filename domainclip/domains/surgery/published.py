@@ -44,7 +44,14 @@ from typing import Any
 import torch
 
 from domainclip.core.hub import ModelFileError
-from domainclip.core.zoo.formats import ConvertedModel, check_keys, read_state_dict, register_format, unwrap_state_dict
+from domainclip.core.zoo.formats import (
+    ConvertedModel,
+    check_keys,
+    hf_text_folder,
+    read_state_dict,
+    register_format,
+    unwrap_state_dict,
+)
 from domainclip.core.zoo.registry import ZooEntry
 
 __all__ = [
@@ -209,9 +216,10 @@ def convert_camma_vlp(entry: ZooEntry, folders: Mapping[str, Path]) -> Converted
             f"{what}: the image embedding is {width} wide but the text tower's config.json says hidden_size {hidden}; "
             "CAMMA's text embedding is BERT's hidden state, so the two must agree"
         )
+    bert = hf_text_folder(text_folder, "bert")  # Bio_ClinicalBERT's config.json predates model_type
     overrides: dict[str, Any] = {
         "embed_dim": width,
         "vision_cfg": {"timm_model_name": CAMMA_RESNETS[backbone]},
-        "text_cfg": {"hf_model_name": str(text_folder), "hf_tokenizer_name": str(text_folder)},
+        "text_cfg": {"hf_model_name": str(bert), "hf_tokenizer_name": str(bert)},
     }
     return ConvertedModel(arch=CAMMA_ARCH, overrides=overrides, clip_state_dict=convert_state_dict(state_dict))

@@ -11,6 +11,7 @@ github.com/CAMMA-public/SurgVLP (``surgvlp/codes/models/backbones/``), word-piec
 from __future__ import annotations
 
 import io
+import json
 import math
 import zipfile
 
@@ -18,13 +19,13 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-from transformers import AutoTokenizer, BertConfig, BertModel
+from transformers import BertConfig, BertModel, BertTokenizer
 
 import domainclip
 from domainclip.core.hub import ModelFileError
 from domainclip.core.models import create_model
 from domainclip.core.zoo.fetch import fetch_entry
-from domainclip.core.zoo.formats import get_format
+from domainclip.core.zoo.formats import get_format, hf_text_folder
 from domainclip.core.zoo.loading import load_converted
 from domainclip.core.zoo.registry import register_zoo_entry, unregister_zoo_entry
 from domainclip.domains.surgery.published import CAMMA_ARCH, camma_keys, convert_camma_vlp, convert_state_dict
@@ -168,7 +169,11 @@ def camma(tmp_path_factory):
     _randomise(model)
     model.eval()
     text_dir = tmp_path_factory.mktemp("bio_clinicalbert")
-    config.save_pretrained(text_dir)  # config.json (model_type bert), as on the hub; no tokenizer_config.json
+    config.save_pretrained(text_dir)  # no tokenizer_config.json, as on the hub
+    # Bio_ClinicalBERT's config.json predates transformers' model_type key: keep that, the converter must cope
+    saved = json.loads((text_dir / "config.json").read_text())
+    del saved["model_type"]
+    (text_dir / "config.json").write_text(json.dumps(saved))
     (text_dir / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
     state = dict(model.state_dict())
     # transformers < 4.31 saved BERT's position_ids buffer (CAMMA pins 4.30.2)
@@ -198,7 +203,8 @@ def _entry(zoo, camma, state=None, name="camma-tiny"):
 
 
 def _reference(camma, images):
-    tokenizer = AutoTokenizer.from_pretrained(str(camma["text_dir"]))  # surgvlp.tokenize
+    # surgvlp.tokenize's AutoTokenizer (transformers 4.30 resolved this model_type-less folder by name to BERT)
+    tokenizer = BertTokenizer.from_pretrained(str(camma["text_dir"]))
     tokens = tokenizer(TEXTS, padding="max_length", max_length=CONTEXT, truncation=True, return_tensors="pt")
     with torch.no_grad():
         image = camma["model"].backbone_img(images)
@@ -276,7 +282,7 @@ def test_an_open_clip_state_dict_is_not_camma(zoo, camma):
 
 def test_published_resnet50_layout_maps_onto_the_architecture(camma):
     """The published checkpoints' key set (ResNet-50) renames exactly onto ``surgvlp-rn50-clinicalbert``."""
-    text = str(camma["text_dir"])
+    text = str(hf_text_folder(camma["text_dir"], "bert"))
     model = create_model(CAMMA_ARCH, embed_dim=WIDTH, text_cfg={"hf_model_name": text, "hf_tokenizer_name": text})
     native = camma_keys("resnet_50", camma["config"].to_dict())
     assert "backbone_img.model.layer3.5.conv3.weight" in native and "backbone_text.model.pooler.dense.weight" in native
