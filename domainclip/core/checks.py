@@ -21,19 +21,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from domainclip.core.errors import DomainClipError, RecipeError
+from domainclip.core.options import DECODER_ENGINE_ARGS, LOSS_ENGINE_ARGS, SUITE_ENGINE_ARGS
 
 if TYPE_CHECKING:
     from domainclip.core.recipe import Recipe
 
-__all__ = ["DECODER_ENGINE_ARGS", "LOSS_ENGINE_ARGS", "SUITE_ENGINE_ARGS", "check_plugins", "check_tower"]
+__all__ = [
+    "DECODER_ENGINE_ARGS", "LOSS_ENGINE_ARGS", "SUITE_ENGINE_ARGS", "check_model_name", "check_plugins", "check_tower",
+]
 
-#: Suite parameters the caller fills (:class:`~domainclip.core.eval.suites.EvalSuite`); the rest are options.
-SUITE_ENGINE_ARGS = ("model", "tokenizer", "preprocess", "data", "out_dir", "device", "batch_size")
-#: Decoder parameters the engine fills (``make_decoder(preprocess, tokenizer, seed=..., text_choice=...)``,
-#: and ``max_image_pixels`` / ``languages`` from ``data.*`` when the decoder takes them).
-DECODER_ENGINE_ARGS = ("preprocess", "tokenizer", "seed", "text_choice", "max_image_pixels", "languages")
-#: Loss parameters the engine fills from ``loss.local_loss``, ``loss.gather_with_grad`` and the ranks.
-LOSS_ENGINE_ARGS = ("local_loss", "gather_with_grad", "rank", "world_size")
 
 T = TypeVar("T")
 
@@ -64,6 +60,29 @@ def check_tower(tower_cfg: dict) -> None:
             raise UnknownNameError(f"{name} tower setting", key, known)
 
 
+def check_model_name(name: str, pretrained: str | None = None) -> None:
+    """Check a recipe's ``model.name`` without building anything: a known architecture or zoo name.
+
+    ``hf-hub:`` ids and ``local-dir:`` folders are resolved when the model is built (they may need
+    the network or the cache); registry and ``zoo:`` names are checked here, so a typo fails at load.
+
+    Raises:
+        UnknownNameError: an unknown architecture or zoo name (close names listed).
+        InputError: ``zoo:NAME`` combined with ``pretrained`` (the zoo gives the weights).
+    """
+    from domainclip.core.errors import InputError
+    from domainclip.core.hub import HF_HUB_PREFIX, LOCAL_DIR_PREFIX
+    from domainclip.core.models.registry import get_model_config
+    from domainclip.core.zoo.registry import ZOO_PREFIX, get_zoo_entry
+
+    if name.startswith(ZOO_PREFIX):
+        get_zoo_entry(name)
+        if pretrained is not None:
+            raise InputError(f"model.pretrained={pretrained!r} cannot be combined with {name}: the zoo has its weights")
+    elif not name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
+        get_model_config(name)
+
+
 def check_plugins(recipe: Recipe, where: str) -> None:
     """Resolve and check every plugin name and option ``recipe`` gives (see the module docstring).
 
@@ -76,6 +95,7 @@ def check_plugins(recipe: Recipe, where: str) -> None:
     from domainclip.core.options import check_options
     from domainclip.core.prepare import step_options
 
+    _at(where, "model.name", lambda: check_model_name(recipe.model.name, recipe.model.pretrained))
     for i, step in enumerate(recipe.data.prepare):
         _at(where, f"data.prepare[{i}]", lambda step=step: step_options(step, recipe.data.root))
 

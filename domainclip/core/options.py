@@ -39,6 +39,14 @@ from typing import Annotated, Any, Literal
 
 from domainclip.core.errors import InputError
 
+#: Suite parameters the caller fills (:class:`~domainclip.core.eval.suites.EvalSuite`); the rest are options.
+SUITE_ENGINE_ARGS = ("model", "tokenizer", "preprocess", "data", "out_dir", "device", "batch_size")
+#: Decoder parameters the engine fills (``make_decoder(preprocess, tokenizer, seed=..., text_choice=...)``,
+#: and ``max_image_pixels`` / ``languages`` from ``data.*`` when the decoder takes them).
+DECODER_ENGINE_ARGS = ("preprocess", "tokenizer", "seed", "text_choice", "max_image_pixels", "languages")
+#: Loss parameters the engine fills from ``loss.local_loss``, ``loss.gather_with_grad`` and the ranks.
+LOSS_ENGINE_ARGS = ("local_loss", "gather_with_grad", "rank", "world_size")
+
 __all__ = [
     "NonNegativeFloat",
     "NonNegativeInt",

@@ -57,7 +57,8 @@ __all__ = [
 class ModelConfig:
     """Which model to build and how to treat its towers."""
 
-    #: registry name (``domainclip list models``), ``hf-hub:org/name@rev`` or ``local-dir:PATH``
+    #: registry name (``domainclip list models``), ``hf-hub:org/name@rev``, ``local-dir:PATH`` or a
+    #: published model ``zoo:NAME`` (``domainclip zoo``) to fine-tune
     name: str = "dc-test-vit"
     #: open_clip tag (``openai``), ``hf-hub:org/name@rev``, a local folder or a ``.safetensors`` file
     pretrained: str | None = None

@@ -82,3 +82,14 @@ def test_a_domain_tower_and_its_settings_are_checked_at_load():
         load_recipe("core/quick", ["model.overrides={domainclip_cfg: {tower: vidoe}}"])
     with pytest.raises(RecipeError, match=r"model.overrides.domainclip_cfg: unknown video tower setting 'num_frame'"):
         load_recipe("core/quick", ["model.overrides={domainclip_cfg: {tower: video, num_frame: 4}}"])
+
+
+def test_the_model_name_is_checked_at_load_zoo_names_included():
+    with pytest.raises(RecipeError, match=r"model.name: unknown model 'dc-test-vt'.*Did you mean: dc-test-vit"):
+        load_recipe("core/quick", ["model.name=dc-test-vt"])
+    with pytest.raises(RecipeError, match=r"model.name: unknown zoo model 'PathGen-CLP'.*Did you mean: PathGen-CLIP"):
+        load_recipe("core/quick", ["model.name=zoo:PathGen-CLP"])
+    with pytest.raises(RecipeError, match=r"cannot be combined with zoo:PathGen-CLIP"):
+        load_recipe("core/quick", ["model.name=zoo:PathGen-CLIP", "model.pretrained=openai"])
+    assert load_recipe("core/quick", ["model.name=zoo:PathGen-CLIP"]).model.name == "zoo:PathGen-CLIP"
+    assert load_recipe("core/quick", ["model.name=hf-hub:org/model@main"]).model.name.startswith("hf-hub:")

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from domainclip.core.checks import SUITE_ENGINE_ARGS
+from domainclip.core.options import SUITE_ENGINE_ARGS
 
 __all__ = ["TEMPLATE_SETS", "SingleOrEnsemble", "TemplateSetOption", "TemplateSets", "template_set_option"]
 

@@ -239,9 +239,10 @@ def load_model(
     if source.kind == "run":
         model = load_run(source.path, checkpoint=source.checkpoint, device=device, precision=precision)
     elif source.kind == "zoo":
-        from domainclip.core.zoo.loading import load_zoo_model
+        from domainclip.core.models.registry import ZOO_LOADER
+        from domainclip.core.plugins import resolve
 
-        model = load_zoo_model(str(spec), device=device, precision=precision, cache_dir=cache_dir)
+        model = resolve(ZOO_LOADER)(str(spec), device=device, precision=precision, cache_dir=cache_dir)
     elif source.random_weights:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)

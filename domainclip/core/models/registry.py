@@ -104,6 +104,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 #: Keys of a domainclip config that are not part of open_clip's model config.
 EXTRA_CONFIG_KEYS = ("preprocess_cfg", "domainclip_cfg")
 REQUIRED_CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
+#: What loads a ``zoo:NAME`` spec (:mod:`domainclip.core.zoo`, which builds on this module).
+ZOO_LOADER = "domainclip.core.zoo.loading:load_zoo_model"
 #: Preprocessing keys domainclip adds to open_clip's (which plain open_clip ignores):
 #: ``resize_to: [height, width]`` resizes evaluation images to that exact size before the centre crop,
 #: as CAMMA's SurgVLP models were evaluated (360 x 640, then a 224 crop).
@@ -835,8 +837,10 @@ def create_model(
     if name.startswith("zoo:"):
         if pretrained is not None:
             raise ValueError(f"pretrained={pretrained!r} cannot be combined with {name!r}: its weights are the zoo's")
-        from domainclip.core.zoo.loading import load_zoo_model
+        from domainclip.core.plugins import resolve
 
+        # the zoo sits above this factory (it builds its models here): imported by name, on first use
+        load_zoo_model = resolve(ZOO_LOADER)
         return load_zoo_model(name, device=device, precision=precision, cache_dir=cache_dir, **overrides)
     source = _resolve_source(name, pretrained, cache_dir)
     model_overrides, preprocess_overrides, domainclip_override = _split_overrides(overrides)
