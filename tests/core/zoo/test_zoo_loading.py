@@ -217,3 +217,65 @@ def test_resize_to_gives_the_authors_eval_transform_and_survives_a_rebuild(_isol
     rebuilt = build_model_from_info(model.domainclip_info)
     torch.testing.assert_close(get_image_transform(rebuilt)(image), expected, rtol=0, atol=0)
     assert get_image_transform(model, is_train=True)(image).shape == (3, 32, 32)
+
+
+def test_open_clip_hub_folder_with_a_hub_text_tower_takes_the_text_source(_isolated, tmp_path):
+    """BiomedCLIP's layout: the folder's config names its BERT by hub id and carries no text config."""
+    import transformers
+
+    bert = tmp_path / "bert"
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"a photo of cat dog tumor tissue".split()]
+    transformers.BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(str(bert))
+    transformers.BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=64).save_pretrained(str(bert))
+    torch.manual_seed(1)
+    model = create_model("dc-tiny-hf-text", text_cfg={"hf_model_name": str(bert), "hf_tokenizer_name": str(bert)})
+    folder = save_model_folder(model.eval(), tmp_path / "biomed")
+    config = json.loads((folder / "open_clip_config.json").read_text())
+    config["model_cfg"]["text_cfg"].update(hf_model_name="org/tiny-bert", hf_tokenizer_name="org/tiny-bert")
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    weights = {p.name: p for p in folder.iterdir() if p.is_file() and p.name != "README.md"}
+    entry = _register(_isolated, local_zoo_entry(
+        {"name": "biomed-like", "format": "open_clip_hub", "arch": None}, tmp_path / "zoo",
+        {"weights": weights, "text": {"config.json": bert / "config.json"}},
+    ))
+    from domainclip.core.zoo.loading import load_zoo_model
+
+    loaded = load_zoo_model(entry, zoo_dir=tmp_path / "zoo").eval()
+    tokenizer = domainclip.get_tokenizer(loaded)
+    text = tokenizer(["a photo of a cat", "tumor tissue"])
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_text(text), model.encode_text(text), rtol=0, atol=0)
+        torch.testing.assert_close(loaded.encode_image(images), model.encode_image(images), rtol=0, atol=0)
+
+
+def test_plain_open_clip_reads_the_same_state_dict_file_to_the_same_embeddings(_isolated, tmp_path, tiny):
+    """The reference implementation of the open_clip formats is open_clip itself."""
+    import open_clip
+
+    from domainclip.core.zoo.loading import load_zoo_model
+
+    wrapped = {"state_dict": {f"module.{k}": v for k, v in tiny[1].items()}}
+    entry = _state_dict_entry(_isolated, tmp_path, wrapped, name="vs-open-clip")
+    path = tmp_path / "zoo" / entry.name / "model.pt"
+    reference = open_clip.create_model("dc-test-vit", pretrained=str(path)).eval()
+    loaded = load_zoo_model(entry, zoo_dir=tmp_path / "zoo").eval()
+    for a, b in zip(_embeddings(reference), _embeddings(loaded), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("entry", [e for e in list_zoo() if e.format in ("open_clip_state_dict", "hf_clip")],
+                         ids=lambda e: e.name)
+def test_each_published_open_clip_architecture_builds_at_the_entry_image_size(entry):
+    """The architecture an entry maps to exists with its overrides and takes the entry's image size."""
+    from domainclip.core.mappings import deep_merge
+    from domainclip.core.models.registry import build_model, get_model_config, split_model_config
+
+    model_cfg, preprocess_cfg, tower_cfg = split_model_config(get_model_config(entry.arch))
+    model_cfg = deep_merge(model_cfg, {k: v for k, v in entry.overrides.items() if k not in ("preprocess_cfg",)})
+    with torch.device("meta"):
+        model = build_model(model_cfg, preprocess_cfg, tower_cfg)
+    size = model.visual.preprocess_cfg["size"]
+    assert (size if isinstance(size, int) else size[0]) == entry.preprocess["size"]
+    assert model_cfg.get("quick_gelu") is True  # every one of these is an OpenAI-initialised fine-tune
