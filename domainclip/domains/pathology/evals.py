@@ -27,7 +27,7 @@ import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 
 from domainclip.core.errors import DatasetNotFoundError, InputError
 from domainclip.core.eval.features import Tokenizer, encode_inputs
+from domainclip.core.eval.prompts import TEMPLATE_SETS
 from domainclip.core.eval.report import scalar_metrics
 from domainclip.core.eval.suites import require_data
 from domainclip.core.eval.zero_shot import build_prompt_classifier, classification_report, zero_shot_dataset
@@ -113,6 +114,10 @@ def auroc(probs: np.ndarray, targets: Sequence[int] | np.ndarray) -> float | Non
     return float(np.mean([roc_auc_score(y == c, probs[:, c]) for c in present]))
 
 
+#: The template set a patch suite uses (``prompts``): see :data:`~labels.PATCH_TEMPLATE_SETS`.
+PatchPrompts = Annotated[Literal["ensemble", "single", "pathgen", "plip"], TEMPLATE_SETS]
+
+
 def _class_prompts(
     classes: Sequence[str],
     names: Mapping[str, str | Sequence[str]] | None,
@@ -120,8 +125,14 @@ def _class_prompts(
     default_templates: Sequence[str],
     known: Mapping[str, str | Sequence[str]],
     fallback: Callable[[str], str],
+    prompts: str = "ensemble",
 ) -> dict[str, list[str]]:
-    """Prompt ensembles: the given names, else the ``known`` synonyms of a class, else ``fallback(class)``."""
+    """Prompt ensembles: the given names, else the ``known`` synonyms of a class, else ``fallback(class)``.
+
+    With explicit ``templates`` every name goes through them; otherwise the ``prompts`` set decides:
+    ``ensemble`` puts every name through ``default_templates``, the others put the first name through
+    that set's templates (:data:`~labels.PATCH_TEMPLATE_SETS`).
+    """
     table: dict[str, str | Sequence[str]] = {}
     for cls in classes:
         if names is not None and cls in names:
@@ -130,7 +141,12 @@ def _class_prompts(
             table[cls] = known[cls]
         else:
             table[cls] = fallback(cls)
-    return labels.expand_prompts(table, templates if templates is not None else default_templates)
+    if templates is not None:
+        return labels.expand_prompts(table, templates)
+    if prompts == "ensemble":
+        return labels.expand_prompts(table, default_templates)
+    first = {cls: value if isinstance(value, str) else list(value)[0] for cls, value in table.items()}
+    return labels.expand_prompts(first, labels.PATCH_TEMPLATE_SETS[prompts])
 
 
 def _split_class_spec(classes: ClassSpec | None) -> tuple[list[str] | None, dict[str, str | Sequence[str]] | None]:
@@ -156,6 +172,7 @@ def patch_folder_suite(
     batch_size: int = 64,
     classes: ClassSpec | None = None,
     templates: Sequence[str] | None = None,
+    prompts: PatchPrompts = "ensemble",
     task: str | None = None,
     num_workers: NonNegativeInt = 0,
 ) -> dict[str, dict[str, float]]:
@@ -173,7 +190,10 @@ def patch_folder_suite(
         classes: the class folders in label order, or a mapping folder -> name or synonyms used in the
             prompts (default: every folder; NCT-CRC codes get :data:`~labels.NCT_CRC_SYNONYMS`, other
             folders their :func:`~labels.display_name`).
-        templates: prompt templates with one ``{}`` (default :data:`~labels.PATCH_TEMPLATES`).
+        templates: prompt templates with one ``{}``; when given they replace the ``prompts`` set.
+        prompts: the template set (:data:`~labels.PATCH_TEMPLATE_SETS`): ``ensemble`` (every class
+            name and synonym through :data:`~labels.PATCH_TEMPLATES`), ``single`` (one name, one
+            template), ``pathgen`` or ``plip`` (the templates those models' authors used).
         task: task name in the results (default ``"nct_crc"`` for NCT-CRC folders, else ``"patch_folder"``).
         num_workers: DataLoader workers decoding patches.
 
@@ -189,10 +209,11 @@ def patch_folder_suite(
     dataset = PatchFolder(root, classes=folders, transform=preprocess)
     if task is None:
         task = "nct_crc" if set(dataset.classes) <= set(labels.NCT_CRC_CLASSES) else "patch_folder"
-    prompts = _class_prompts(
-        dataset.classes, names, templates, labels.PATCH_TEMPLATES, labels.NCT_CRC_SYNONYMS, labels.display_name
+    class_prompts = _class_prompts(
+        dataset.classes, names, templates, labels.PATCH_TEMPLATES, labels.NCT_CRC_SYNONYMS, labels.display_name,
+        prompts,
     )
-    logits, targets = zero_shot_dataset(model, tokenizer, dataset, prompts, device=device, batch_size=batch_size,
+    logits, targets = zero_shot_dataset(model, tokenizer, dataset, class_prompts, device=device, batch_size=batch_size,
                                         text_batch_size=max(batch_size, TEXT_BATCH_SIZE), num_workers=num_workers)
     result = classification_report(logits, targets, dataset.classes, Path(out_dir) / f"{task}_confusion_matrix.png",
                                    title=f"{task}: zero-shot tissue classification")
@@ -211,6 +232,7 @@ def pcam_suite(
     split: PcamSplit = "test",
     classes: Mapping[str, str | Sequence[str]] | None = None,
     templates: Sequence[str] | None = None,
+    prompts: PatchPrompts = "ensemble",
     num_workers: NonNegativeInt = 0,
 ) -> dict[str, dict[str, float]]:
     """Zero-shot metastasis detection on PatchCamelyon (official HDF5 files).
@@ -225,7 +247,9 @@ def pcam_suite(
         batch_size: images per forward (prompts go at least :data:`TEXT_BATCH_SIZE` at a time).
         split: ``"test"`` (default), ``"valid"`` or ``"train"``.
         classes: ``{"normal": name(s), "metastasis": name(s)}`` replacing :data:`~labels.PCAM_SYNONYMS`.
-        templates: prompt templates (default :data:`~labels.PATCH_TEMPLATES`).
+        templates: prompt templates with one ``{}``; when given they replace the ``prompts`` set.
+        prompts: the template set, as for :func:`patch_folder_suite` (PathGen-CLIP's PatchCamelyon accuracy
+            moves by ten points with the prompt, so compare with ``--prompt-sensitivity``).
         num_workers: DataLoader workers (each opens its own HDF5 handles).
 
     Returns:
@@ -239,10 +263,11 @@ def pcam_suite(
     if classes is not None and set(classes) != set(labels.PCAM_CLASSES):
         raise ValueError(f"pcam_suite classes must name {list(labels.PCAM_CLASSES)}, got {list(classes)}")
     dataset = PatchCamelyon(root, split=split, transform=preprocess)
-    prompts = _class_prompts(
-        labels.PCAM_CLASSES, classes, templates, labels.PATCH_TEMPLATES, labels.PCAM_SYNONYMS, labels.humanise
+    class_prompts = _class_prompts(
+        labels.PCAM_CLASSES, classes, templates, labels.PATCH_TEMPLATES, labels.PCAM_SYNONYMS, labels.humanise,
+        prompts,
     )
-    logits, targets = zero_shot_dataset(model, tokenizer, dataset, prompts, device=device, batch_size=batch_size,
+    logits, targets = zero_shot_dataset(model, tokenizer, dataset, class_prompts, device=device, batch_size=batch_size,
                                         text_batch_size=max(batch_size, TEXT_BATCH_SIZE), num_workers=num_workers)
     result = classification_report(
         logits, targets, [labels.PCAM_NAMES[c] for c in labels.PCAM_CLASSES],

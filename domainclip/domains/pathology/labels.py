@@ -25,6 +25,7 @@ __all__ = [
     "NCT_CRC_NAMES",
     "NCT_CRC_SYNONYMS",
     "PATCH_TEMPLATES",
+    "PATCH_TEMPLATE_SETS",
     "PCAM_CLASSES",
     "PCAM_NAMES",
     "PCAM_SYNONYMS",
@@ -110,6 +111,17 @@ PATCH_TEMPLATES: tuple[str, ...] = (
     "presence of {}.",
     "{}, H&E stain.",
 )
+
+#: The prompt template sets patch suites offer (``prompts=...``), so prompt sensitivity can be measured:
+#: ``ensemble`` (every name of a class through :data:`PATCH_TEMPLATES`, averaged), ``single`` (the first
+#: name through one template), and the templates two published models' authors used with plain class
+#: names: ``pathgen`` (PathGen-CLIP's zero-shot scripts) and ``plip`` (PLIP's evaluation code).
+PATCH_TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
+    "ensemble": PATCH_TEMPLATES,
+    "single": ("an H&E image of {}.",),
+    "pathgen": ("An H&E image of {}", "An H&E patch of {}", "An H&E image patch of {}", "An image of {}"),
+    "plip": ("An H&E image of {}.", "An H&E image patch of {}.", "An H&E image patch of {} tissue."),
+}
 
 #: Slide-level prompt templates for MI-Zero-style zero-shot (one class name each).
 SLIDE_TEMPLATES: tuple[str, ...] = (

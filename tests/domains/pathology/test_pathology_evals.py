@@ -284,3 +284,23 @@ def test_auroc_helper():
     # a class absent: mean of the present classes' one-vs-rest AUROCs
     expected = np.mean([roc_auc_score(np.array([0, 1, 1, 0]) == c, probs[:, c]) for c in (0, 1)])
     assert evals.auroc(probs, [0, 1, 1, 0]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("prompts", ["single", "pathgen", "plip"])
+def test_patch_suites_offer_the_published_template_sets(prompts, tmp_path):
+    """``prompts`` picks one set; a lookup model knowing only that set's prompts classifies perfectly."""
+    from domainclip.core.eval.prompts import template_set_option
+
+    assert template_set_option(evals.patch_folder_suite).choices == ("ensemble", "single", "pathgen", "plip")
+    assert template_set_option(evals.pcam_suite).default == "ensemble"
+    fixture.make_nct_crc(tmp_path / "crc", per_class=2, size=8)
+    first = {c: (s if isinstance(s, str) else s[0]) for c, s in labels.NCT_CRC_SYNONYMS.items()}
+    expected = labels.expand_prompts(first, labels.PATCH_TEMPLATE_SETS[prompts])
+    assert all(len(v) == len(labels.PATCH_TEMPLATE_SETS[prompts]) for v in expected.values())
+    model = fixture.class_lookup_model(expected, fixture.NCT_COLOURS)
+    metrics = evals.patch_folder_suite(model, model.tokenize, fixture.to_tensor, data=tmp_path / "crc",
+                                       out_dir=tmp_path, batch_size=6, prompts=prompts)
+    assert metrics["nct_crc/zeroshot_classification"]["acc1"] == 1.0
+    with pytest.raises(KeyError):  # the ensemble's prompts are not that set's
+        evals.patch_folder_suite(model, model.tokenize, fixture.to_tensor, data=tmp_path / "crc", out_dir=tmp_path,
+                                 batch_size=6)
