@@ -415,7 +415,8 @@ def annotate_concepts(
         out: output folder: shards with json["concept"], articles.jsonl, concepts-report.json/.md and
             concepts-distribution.png.
         shards: figure shards (files, folders searched for .tar, or glob patterns), read in the order given.
-        model: the model that embeds figures: a run folder, exported model folder, hf-hub: id or registry name.
+        model: the model that embeds figures: a run folder, exported model folder, hf-hub: id, zoo:NAME or
+            registry name.
         taxonomy: a JSON file of figure types and prompt templates (default: the built-in taxonomy).
         prototypes: a folder with one sub-folder of example images per type name; clusters take the
             type of the nearest prototype centroid (default: zero-shot prompts).

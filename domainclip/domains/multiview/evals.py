@@ -524,7 +524,7 @@ def viewpoint_suite(
         batch_size: views (and prompts) per forward.
         prompts: ``single`` (``"a 3D render of a {category}."``) or ``ensemble`` (the mean over all of
             :data:`~domainclip.domains.multiview.captions.ZERO_SHOT_PROMPTS`).
-        baseline: a second model (a run or hub folder, ``hf-hub:org/name``, a registry name) evaluated on
+        baseline: a second model (a run or hub folder, ``hf-hub:org/name``, ``zoo:NAME``, a registry name) evaluated on
             the same objects: the "before" of the before / after table.
         azimuth_bins: azimuth bins of the viewpoint plot (over 360 degrees).
         elevation_bins: elevation bins of the heat map (over the views' elevation range).

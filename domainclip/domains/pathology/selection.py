@@ -383,7 +383,8 @@ def prepare_select(
     Args:
         out: output folder for the selected patches' shards.
         shards: patch shards: files, folders, globs or brace patterns.
-        model: model that embeds the patches: a model folder, run folder, hf-hub: id or registry name.
+        model: model that embeds the patches: a model folder, run folder, hf-hub: id, zoo:NAME (a published
+            model) or registry name.
         per_slide: most patches chosen per slide.
         clusters: k-means clusters per slide (default: ``per_slide``).
         prompts: texts that rank the clusters by their representative's similarity to them.
