@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,transformers,math,pathology,surgery,remote-sensing,biomed,multiview
+EXTRAS ?= dev,transformers,math,pathology,surgery,remote-sensing,biomed,multiview,notebooks
 STAMP := $(VENV)/.domainclip-installed
 
 .PHONY: venv demo test lint bench clean
