@@ -57,3 +57,36 @@ def test_readme_table_is_generated_from_the_registry(readme):
     text = (REPO_ROOT / readme).read_text(encoding="utf-8")
     block = text[text.index(README_BEGIN) + len(README_BEGIN): text.index(README_END)].strip()
     assert block == readme_table(list_zoo()), "regenerate it: python -m domainclip.core.zoo.cards README.md"
+
+
+@pytest.mark.slow
+def test_eval_and_compare_take_a_zoo_model(tmp_path, capsys, monkeypatch):
+    import io
+    import json
+
+    import torch
+
+    from domainclip.core.models import create_model
+
+    monkeypatch.setenv("DOMAINCLIP_ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DOMAINCLIP_ZOO_DIR", str(tmp_path / "zoo"))
+    torch.manual_seed(5)
+    buffer = io.BytesIO()
+    torch.save({"state_dict": create_model("dc-test-vit").state_dict()}, buffer)
+    entry = local_zoo_entry({"name": "cli-eval", "format": "open_clip_state_dict", "arch": "dc-test-vit"},
+                            tmp_path / "zoo", {"weights": {"w.pt": buffer.getvalue()}})
+    register_zoo_entry(entry)
+    try:
+        assert main(["eval", "--model", "zoo:cli-eval", "--suite", "core/synthetic", "--out",
+                     str(tmp_path / "ev.json")]) == 0
+        record = json.loads((tmp_path / "ev.json").read_text())["model"]
+        assert record["kind"] == "zoo" and record["zoo"]["name"] == "cli-eval"
+        assert record["weights_sha256"] == {"w.pt": entry.sources[0].files[0].sha256}
+        assert main(["compare", "--models", "zoo:cli-eval", "dc-test-vit", "--suite", "core/synthetic", "--out",
+                     str(tmp_path / "cmp")]) == 0
+        rows = json.loads((tmp_path / "cmp" / "results.json").read_text())["models"]
+        ev = json.loads((tmp_path / "ev.json").read_text())
+        assert rows[0]["source"]["kind"] == "zoo" and rows[0]["results"] == ev["results"]
+    finally:
+        unregister_zoo_entry("cli-eval")
+    capsys.readouterr()
