@@ -372,7 +372,7 @@ def plot_landcover_map(result: LandCoverMap, *, alpha: float = 0.5, ax: Axes | N
     if not 0.0 <= alpha <= 1.0:
         raise InputError(f"alpha must be in [0, 1]; got {alpha}")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 7))
+        fig, ax = plt.subplots(figsize=(9, 6.5), layout="constrained")
     else:
         fig = ax.figure
     scene_extent, grid_extent, unit = _plot_extent(result)
@@ -402,5 +402,4 @@ def plot_landcover_map(result: LandCoverMap, *, alpha: float = 0.5, ax: Axes | N
     rows, cols = result.shape
     ax.set_title(f"{Path(result.source).name}: zero-shot land cover, {rows}x{cols} chips of {result.chip_px} px\n"
                  f"model {result.model}", fontsize=9)
-    fig.tight_layout()
     return fig
