@@ -83,7 +83,7 @@ class LoadedModel:
     def logit_scale(self) -> float:
         """The model's temperature (``exp(logit_scale)``), for class probabilities."""
         scale = getattr(self.model, "logit_scale", None)
-        return float(scale.exp()) if isinstance(scale, torch.Tensor) else 100.0
+        return float(scale.detach().exp()) if isinstance(scale, torch.Tensor) else 100.0
 
 
 #: Everything :func:`resolve_model` accepts.
