@@ -72,7 +72,7 @@ class ViewPredictions:
             normalised view embeddings, normalised): 1 for a view the model embeds like the others.
         images: the views as ``HxWx3`` uint8 thumbnails (at most :data:`THUMBNAIL_SIZE` on a side).
         poses: each view's pose as stored in the shard meta (``{}`` where unknown).
-        model: the model's spec (``"<in memory>"`` for a model passed as an object).
+        model: the model's spec (what it was loaded from; ``"<in memory>"`` for a model built in memory).
         logit_scale: the model's temperature used for the probabilities.
     """
 
@@ -456,10 +456,14 @@ def view_predictions(
             embeddings.append(loaded.encode_images(batch))
     features = torch.cat(embeddings).float()  # (V, D), normalised
     cosine = features @ weights.float()
-    scale = loaded.logit_scale
+    with torch.no_grad():  # the temperature as a number, without autograd's warning about a trainable parameter
+        scale = loaded.logit_scale
     probabilities = torch.softmax(scale * cosine, dim=1)
     mean = features.mean(dim=0)
     mean = mean / mean.norm().clamp_min(1e-12)
+    source = getattr(loaded.model, "domainclip_source", None)
+    spec = str(source["spec"]) if loaded.spec == "<in memory>" and isinstance(source, Mapping) and source.get(
+        "spec") else loaded.spec
     return ViewPredictions(
         object_id=name,
         classes=classes,
@@ -473,7 +477,7 @@ def view_predictions(
         consistency=(features @ mean).numpy(),
         images=thumbs,
         poses=pose_list,
-        model=loaded.spec,
+        model=spec,
         logit_scale=scale,
     )
 
@@ -560,17 +564,23 @@ def _bars(result: ViewPredictions, ax: Axes) -> None:
     else:
         p = result.probabilities[index, result.predicted]
         what = "P(predicted)"
-    ax.bar(index, p, color=[colours[int(k)] for k in result.predicted], edgecolor="black", linewidth=0.5,
-           label=f"{what} (bar colour = predicted)")
-    ax.plot(index, result.consistency, "k.-", lw=0.8, ms=6, label="cos to mean view embedding")
-    low = min(0.0, float(result.consistency.min()) - 0.05)
-    ax.set_ylim(low, 1.05)
+    bars = ax.bar(index, p, color=[colours[int(k)] for k in result.predicted], edgecolor="black", linewidth=0.5,
+                  label=f"{what} (bar colour = predicted class)")
+    ax.set_ylim(0.0, 1.0)
+    ax.set_ylabel(what, fontsize=8)
     ax.set_xticks(index)
     ax.set_xlabel("view", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.set_title("per view", fontsize=9)
-    ax.legend(fontsize=7, loc="lower left", framealpha=0.8)
     ax.grid(axis="y", alpha=0.3)
+    # the cosines to the mean view sit close to 1 for most models: their own axis, labelled, shows how they differ
+    twin = ax.twinx()
+    (line,) = twin.plot(index, result.consistency, "k.-", lw=0.8, ms=7, label="cos to mean view embedding (right axis)")
+    low = float(result.consistency.min())
+    twin.set_ylim(low - max(0.02, 0.25 * (1.0 - low)), 1.0 + max(0.005, 0.05 * (1.0 - low)))
+    twin.set_ylabel("cos to mean view", fontsize=8)
+    twin.tick_params(labelsize=7)
+    ax.legend(handles=[bars, line], fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1,
+              frameon=False)
 
 
 def _title(result: ViewPredictions) -> str:
@@ -579,7 +589,7 @@ def _title(result: ViewPredictions) -> str:
         parts.append(f"true class {result.label}, {int(result.right.sum())}/{result.num_views} right")  # type: ignore[union-attr]
     parts.append("all views agree" if result.consistent else
                  f"{len(set(result.predicted.tolist()))} different predictions")
-    parts.append(f"mean cos to mean view {float(result.consistency.mean()):.2f}")
+    parts.append(f"mean cos to mean view {float(result.consistency.mean()):.3f}")
     return "; ".join(parts) + f"\nmodel: {result.model}"
 
 
