@@ -456,8 +456,7 @@ def view_predictions(
             embeddings.append(loaded.encode_images(batch))
     features = torch.cat(embeddings).float()  # (V, D), normalised
     cosine = features @ weights.float()
-    with torch.no_grad():  # the temperature as a number, without autograd's warning about a trainable parameter
-        scale = loaded.logit_scale
+    scale = loaded.logit_scale
     probabilities = torch.softmax(scale * cosine, dim=1)
     mean = features.mean(dim=0)
     mean = mean / mean.norm().clamp_min(1e-12)

@@ -226,6 +226,12 @@ def test_the_picture_places_and_colours_every_view(shards, tmp_path):
     fig.savefig(tmp_path / "e.png")
     plt.close(fig)
 
+    fig = plt.figure()
+    polar = fig.add_subplot(projection="polar")
+    assert plot_view_predictions(result, ax=polar) is fig and len(fig.axes) == 1  # the sphere chart alone
+    assert [c.get_offsets()[0][1] for c in polar.collections] == pytest.approx(90 - result.elevation)
+    plt.close(fig)
+
     fig, ax = plt.subplots()
     assert plot_view_predictions(result, ax=ax) is fig and ax.get_xlabel() == "azimuth (degrees)"
     assert [tuple(c.get_offsets()[0]) for c in ax.collections] == list(zip(result.azimuth, result.elevation))
