@@ -347,11 +347,11 @@ def plot_tissue_map(result: TissueMap, *, alpha: float = 0.45, ax: Axes | None =
         raise InputError(f"alpha must be in [0, 1]; got {alpha!r}")
     width0, height0 = result.slide_size
     mm = result.slide_mpp / 1000.0  # millimetres per level-0 pixel
-    if ax is None:
-        long = 7.5
+    own_figure = ax is None
+    if own_figure:  # the slide about 6 inches on its long side, the legend beside it
         aspect = height0 / width0
-        size = (long, long * aspect + 0.9) if aspect <= 1 else (long / aspect + 2.6, long)
-        fig, ax = plt.subplots(figsize=size)
+        side = 6.0 / max(1.0, aspect)
+        fig, ax = plt.subplots(figsize=(side + 3.0, side * aspect + 1.0))
     else:
         fig = ax.figure
     ax.imshow(result.thumbnail, extent=(0, width0 * mm, height0 * mm, 0), interpolation="antialiased")
@@ -383,7 +383,8 @@ def plot_tissue_map(result: TissueMap, *, alpha: float = 0.45, ax: Axes | None =
         f"{int(shown.sum())} of {rows * cols} cells, model {_short(result.model)}",
         fontsize=9,
     )
-    fig.tight_layout()
+    if own_figure:  # a caller's figure keeps the layout its caller chose
+        fig.tight_layout()
     return fig
 
 
