@@ -334,7 +334,7 @@ def phase_timeline(
         span = step_s if clip_s is None else clip_s
         plan = _frame_plan(source, times, step_s, num_frames, span)
         logits = torch.empty(times.size, classifier.shape[1])
-        with tqdm(total=times.size, disable=not progress, unit="s" if step_s == 1 else "step",
+        with tqdm(total=times.size, disable=not progress, unit="step",
                   desc=f"phase timeline {Path(source.name).name}") as bar:
             for begin in range(0, times.size, batch_size):
                 rows = plan[begin:begin + batch_size]
