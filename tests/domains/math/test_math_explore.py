@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 from collections import Counter
 
@@ -173,6 +174,15 @@ def test_a_real_model_finds_the_query_diagram_at_rank_one(shards, tmp_path):
     loaded = DiagramIndex.load(saved)
     np.testing.assert_array_equal(loaded.embeddings, index.embeddings)
     assert loaded.shards == index.shards and loaded.keys == index.keys and loaded.model == index.model
+    moved = tmp_path / "moved"
+    shutil.copytree(shards, moved)
+    elsewhere = DiagramIndex.load(moved / saved.name)
+    assert all(s.startswith(str(moved)) for s in elsewhere.shards) and elsewhere.keys == index.keys
+    hit = search_by_image(elsewhere, index_image(index, 5), model, k=1)[0]
+    assert hit.index == 5 and hit.shard.startswith(str(moved))
+    np.testing.assert_array_equal(np.asarray(hit.image()), np.asarray(index_image(index, 5)))
+    outside = index.save(tmp_path / "outside.npz")
+    assert DiagramIndex.load(outside).shards == index.shards
     text_hits = search_by_text(loaded, "the graph of a sine function", model, k=5)
     assert [h.key for h in text_hits] == [h.key for h in search_by_text(index, "the graph of a sine function", model,
                                                                          k=5)]
