@@ -26,7 +26,7 @@ from torch import nn
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["LoadedModel", "ModelLike", "class_colours", "image_grid", "resolve_model"]
+__all__ = ["LoadedModel", "ModelLike", "class_colours", "image_grid", "model_fingerprint", "resolve_model"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,44 @@ def resolve_model(model: ModelLike, *, device: str | torch.device = "cpu") -> Lo
         return LoadedModel(net, preprocess, tokenizer, dev, str(model))
     raise TypeError(f"model must be a spec, a (model, preprocess, tokenizer) tuple or a LoadedModel, "
                     f"got {type(model).__name__}")
+
+
+def model_fingerprint(model: ModelLike) -> dict[str, Any]:
+    """What decides a model's embeddings, as a JSON value that two loads of the same weights share.
+
+    An index of embeddings (figures, diagrams) records it and refuses to be searched with another
+    model. A model loaded from a spec carries its source record (``model.domainclip_source``): its
+    fingerprint is :func:`domainclip.core.eval.compare.model_identity` of that record (the sha256 of
+    the weight files, or the architecture name and seed of random weights; not where a folder is), as
+    the comparison cache keys models. A model built or trained in memory is fingerprinted by the
+    sha256 of its class name, parameters and buffers. Nothing is moved between devices.
+
+    Args:
+        model: any spelling :func:`resolve_model` accepts.
+
+    Returns:
+        ``{"source": ...}`` or ``{"in_memory": class name, "state_sha256": hex digest}``.
+    """
+    import hashlib
+    import json
+
+    from domainclip.core.eval.compare import model_identity
+
+    if isinstance(model, LoadedModel):
+        net = model.model
+    elif isinstance(model, tuple) and model and isinstance(model[0], nn.Module):
+        net = model[0]
+    else:
+        net = resolve_model(model).model
+    source = getattr(net, "domainclip_source", None)
+    if isinstance(source, dict) and source:
+        return {"source": json.loads(json.dumps(model_identity(source), default=str))}
+    digest = hashlib.sha256(type(net).__qualname__.encode())
+    for name, tensor in sorted(net.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"\0{name}\0{value.dtype}\0{tuple(value.shape)}\0".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return {"in_memory": type(net).__qualname__, "state_sha256": digest.hexdigest()}
 
 
 def class_colours(n: int) -> list[tuple[float, float, float]]:

@@ -63,7 +63,7 @@ from domainclip.core.data.corrupt import CorruptSampleError, CorruptTally
 from domainclip.core.data.decode import MAX_IMAGE_PIXELS, SampleDecoder
 from domainclip.core.data.reader import iter_shard
 from domainclip.core.errors import InputError, InputNotFoundError, NothingWrittenError, OutputExistsError
-from domainclip.core.explore import LoadedModel, ModelLike, image_grid, resolve_model
+from domainclip.core.explore import LoadedModel, ModelLike, image_grid, model_fingerprint, resolve_model
 from domainclip.core.io import atomic_output, atomic_write_text, find_inputs
 from domainclip.core.outputs import OutputFolder, read_manifest, require_complete
 from domainclip.domains.biomed.shards import input_shards
@@ -253,33 +253,6 @@ def _record(row: int, data: dict[str, Any], shards: Sequence[Path]) -> FigureRec
 
 
 # =========================================================================== identity
-def model_fingerprint(model: ModelLike) -> dict[str, Any]:
-    """What decides a model's embeddings, as a JSON value two loads of the same weights share.
-
-    A model loaded from a spec carries its source record (``model.domainclip_source``): its
-    identity is :func:`domainclip.core.eval.compare.model_identity` of it (the sha256 of the weight
-    files, or the architecture name and seed of random weights; not where the folder is). A model
-    built in memory is identified by the sha256 of its class name, parameters and buffers. The
-    image transform is taken to travel with the weights.
-
-    Args:
-        model: any model spelling :func:`~domainclip.core.explore.resolve_model` accepts.
-    """
-    import hashlib
-
-    from domainclip.core.eval.compare import model_identity
-
-    net = model.model if isinstance(model, LoadedModel) else (
-        model[0] if isinstance(model, tuple) else resolve_model(model).model)
-    source = getattr(net, "domainclip_source", None)
-    if isinstance(source, dict) and source:
-        return {"source": json.loads(json.dumps(model_identity(source), default=str))}
-    h = hashlib.sha256(type(net).__qualname__.encode())
-    for name, tensor in net.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return {"in_memory": type(net).__qualname__, "state_sha256": h.hexdigest()}
 
 
 def _describe(identity: dict[str, Any], spec: str) -> str:

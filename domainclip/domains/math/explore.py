@@ -45,7 +45,7 @@ from domainclip.core.data.corrupt import CorruptSampleError, CorruptTally
 from domainclip.core.data.decode import SampleDecoder
 from domainclip.core.data.reader import expand_urls, iter_shard
 from domainclip.core.errors import DatasetNotFoundError, InputError, InputNotFoundError
-from domainclip.core.explore import LoadedModel, ModelLike, image_grid, resolve_model
+from domainclip.core.explore import LoadedModel, ModelLike, image_grid, model_fingerprint, resolve_model
 from domainclip.core.io import atomic_output
 
 if TYPE_CHECKING:
@@ -67,23 +67,12 @@ INDEX_FORMAT = 1
 
 
 # --------------------------------------------------------------------------------------- model identity
-def _state_sha256(model: torch.nn.Module) -> str:
-    """sha256 of a model's parameters and buffers (names, dtypes, shapes and values) in name order."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{value.dtype}:{tuple(value.shape)};".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def model_identity(model: ModelLike) -> dict[str, Any]:
     """What identifies a model's embedding space, recorded in an index and compared at search time.
 
-    A model loaded by :func:`domainclip.load_model` carries ``domainclip_source`` (spec, kind and the
-    sha256 of every weight file read): the weight digests identify it, wherever its folder moved. An
-    architecture name (random weights) is identified by its name and seed. A model built or trained
-    in memory, without weight files, is identified by the sha256 of its parameters and buffers.
+    ``identity`` is the sha256 of :func:`domainclip.core.explore.model_fingerprint`: the weight files'
+    digests of a model loaded from a spec (wherever its folder moved), the name and seed of random
+    weights, or the sha256 of the parameters and buffers of a model built or trained in memory.
 
     Args:
         model: any model spelling :func:`~domainclip.core.explore.resolve_model` accepts.
@@ -93,15 +82,13 @@ def model_identity(model: ModelLike) -> dict[str, Any]:
     """
     loaded = resolve_model(model, device=_device_of(model))
     source = getattr(loaded.model, "domainclip_source", None) or {}
+    fingerprint = model_fingerprint(loaded)
     record: dict[str, Any] = {"spec": str(source.get("spec", loaded.spec)), "kind": str(source.get("kind", "memory"))}
     weights = dict(source.get("weights_sha256") or {})
-    if weights and all(weights.values()):
+    if weights:
         record["weights_sha256"] = weights
-        record["identity"] = "weights:" + ",".join(sorted(weights.values()))
-    elif source.get("random_weights"):
-        record["identity"] = f"random:{source.get('spec')}:seed={source.get('seed')}"
-    else:
-        record["identity"] = "state:" + _state_sha256(loaded.model)
+    text = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"))
+    record["identity"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return record
 
 
