@@ -45,7 +45,21 @@ def textures(tmp_path, monkeypatch):
 
 def test_the_guide_holds_a_whole_package():
     assert set(guide_files()) == {"textures/__init__.py", "textures/synthetic.py", "textures/evals.py",
-                                  "textures/domain.py", "textures/quick.yaml"}
+                                  "textures/domain.py", "textures/quick.yaml", "textures/zoo.yaml"}
+
+
+def test_the_guide_zoo_entry_is_listed_with_its_card(textures, capsys):
+    from domainclip.core.zoo import registry
+
+    registry._declared_entries.cache_clear()
+    try:
+        (entry,) = registry.list_zoo("textures")
+        assert entry.name == "TexCLIP-B-16" and entry.arch == "ViT-B-16" and entry.overrides == {"quick_gelu": True}
+        assert entry.templates == ("a photo of a {c} texture",) and not entry.pinned
+        assert main(["zoo", "show", "TexCLIP-B-16"]) == 0
+        assert "CC BY-NC 4.0" in capsys.readouterr().out
+    finally:
+        registry._declared_entries.cache_clear()
 
 
 def test_the_guide_domain_passes_the_contract(textures):
