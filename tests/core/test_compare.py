@@ -301,3 +301,4 @@ def test_core_synthetic_compare_equals_three_evals(tmp_path, hub_models, shapes)
                                                                                   if not p.name.startswith("."))
         assert (out / row["output"] / "shapes_confusion_matrix.png").read_bytes()[:8] == PNG
     assert (out / "plots" / "shapes_linear_probe__lp_acc1.png").read_bytes()[:8] == PNG
+    assert not (out / "plots" / "shapes_linear_probe__lp_C.png").exists()  # a chosen setting, not a score

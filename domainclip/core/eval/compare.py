@@ -68,6 +68,8 @@ __all__ = [
 SHARED_SETTINGS = ("suite", "data", "options", "prompt_sensitivity", "device", "batch_size")
 #: Metric-name prefixes that are counts or chance levels, not scores: tabled, never charted.
 _NOT_CHARTED = ("num_", "chance_")
+#: Metrics that are chosen settings, not scores (the linear probe's regularisation): tabled, never charted.
+_SETTINGS = ("lp_C",)
 
 
 # ---------------------------------------------------------------------------------------------- one model
@@ -442,7 +444,7 @@ def _plots(rows: Sequence[Mapping[str, Any]], labels: Sequence[str], folder: Pat
         for task, metrics in row["results"].items():
             pairs.extend((task, m) for m in scalar_metrics(metrics) if (task, m) not in pairs)
     for task, metric in pairs:
-        if metric.startswith(_NOT_CHARTED):
+        if metric.startswith(_NOT_CHARTED) or metric in _SETTINGS:
             continue
         present = [(row, label) for row, label in zip(rows, labels) if metric in row["results"].get(task, {})]
         sens = [row.get("prompt_sensitivity", {}).get(task, {}).get(metric) for row, _ in present]
