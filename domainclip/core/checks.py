@@ -104,6 +104,13 @@ def check_plugins(recipe: Recipe, where: str) -> None:
         _at(where, "model.overrides.domainclip_cfg", lambda: check_tower(tower_cfg))
 
     task = _at(where, "train.task", lambda: get_task(recipe.train.task))
+    if recipe.data.text_choice == "all" and task.text_choice is None and task.prepare_text is None \
+            and task.make_decoder is None:
+        raise RecipeError(
+            f"{where}: data.text_choice is 'all' (every caption of a sample) but task {task.name!r} trains on one "
+            "caption per sample; use train.task: multi_caption (with loss.name: multi_positive), or text_choice "
+            "random / first"
+        )
     if task.make_decoder is None and recipe.data.decoder_args:
         raise RecipeError(
             f"{where}: data.decoder_args is set but task {task.name!r} uses the core decoder, which takes none"

@@ -93,3 +93,11 @@ def test_the_model_name_is_checked_at_load_zoo_names_included():
         load_recipe("core/quick", ["model.name=zoo:PathGen-CLIP", "model.pretrained=openai"])
     assert load_recipe("core/quick", ["model.name=zoo:PathGen-CLIP"]).model.name == "zoo:PathGen-CLIP"
     assert load_recipe("core/quick", ["model.name=hf-hub:org/model@main"]).model.name.startswith("hf-hub:")
+
+
+def test_every_caption_needs_a_multi_caption_task():
+    with pytest.raises(RecipeError, match=r"data.text_choice is 'all'.*train.task: multi_caption"):
+        load_recipe("core/quick", ["data.text_choice=all"])
+    recipe = load_recipe("core/quick", ["data.text_choice=all", "train.task=multi_caption",
+                                        "loss.name=multi_positive"])
+    assert recipe.train.task == "multi_caption"
