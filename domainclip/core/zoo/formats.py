@@ -47,9 +47,11 @@ __all__ = [
     "hf_text_folder",
     "list_formats",
     "read_state_dict",
+    "read_text_config",
     "register_format",
     "strip_prefix",
     "unwrap_state_dict",
+    "weights_file",
 ]
 
 
@@ -289,3 +291,49 @@ def hf_text_folder(folder: str | Path, model_type: str) -> Path:
                 pass
     atomic_write_text(derived / "config.json", json.dumps({**config, "model_type": model_type}, indent=2))
     return derived
+
+
+def weights_file(entry: ZooEntry, folders: Mapping[str, Path], fmt: str) -> Path:
+    """The local path of an entry's (first) weights file.
+
+    Args:
+        entry: the zoo entry.
+        folders: the converter's ``folders`` (``"weights"`` holds the weights source's files).
+        fmt: the format's name, for the message.
+
+    Raises:
+        ModelFileError: the entry has no weights source with a file.
+    """
+    source = entry.source("weights")
+    if source is None or not source.files:
+        raise ModelFileError(f"zoo:{entry.name}: {fmt} needs a 'weights' source with the checkpoint file")
+    return Path(folders["weights"]) / source.files[0].name
+
+
+def read_text_config(folder: Path | None, what: str, needs: str, model_type: str = "bert") -> dict[str, Any]:
+    """The ``config.json`` of an entry's Hugging Face text source, checked to describe ``model_type``.
+
+    A config without ``model_type`` (saved before transformers had the key) is taken as ``model_type``.
+
+    Args:
+        folder: ``folders.get("text")`` of a converter.
+        what: the file and format, for messages.
+        needs: what the text source must hold, in words (``"Bio_ClinicalBERT's config.json and vocab.txt"``).
+        model_type: the transformers model type expected.
+
+    Raises:
+        ModelFileError: no text source, an unreadable config, or one of another model type.
+    """
+    import json
+
+    if folder is None:
+        raise ModelFileError(f"{what}: needs a 'text' source with {needs}")
+    path = Path(folder) / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{what}: cannot read the text tower's {path}: {e}") from e
+    if not isinstance(config, dict) or config.get("model_type", model_type) != model_type:
+        found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
+        raise ModelFileError(f"{what}: {path} is not a {model_type.upper()} config (model_type {found!r})")
+    return config

@@ -31,6 +31,7 @@ from domainclip.core.zoo.formats import (
     read_state_dict,
     register_format,
     unwrap_state_dict,
+    weights_file,
 )
 from domainclip.core.zoo.registry import ZOO_PREFIX, ZooEntry, get_zoo_entry
 
@@ -40,12 +41,6 @@ __all__ = ["convert_open_clip_hub", "convert_open_clip_state_dict", "load_conver
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color", "resize_to")
 #: Buffers an architecture rebuilds at init, which a checkpoint may lack.
 _BUFFERS = ("attn_mask", "position_ids")
-
-
-def _weights_path(entry: ZooEntry, folders: Mapping[str, Path]) -> Path:
-    source = entry.source("weights")
-    assert source is not None  # the parser requires one
-    return folders["weights"] / source.files[0].name
 
 
 def _text_overrides(folders: Mapping[str, Path]) -> dict[str, Any]:
@@ -69,7 +64,7 @@ def convert_open_clip_state_dict(entry: ZooEntry, folders: Mapping[str, Path]) -
     """
     if entry.arch is None:
         raise ModelFileError(f"zoo:{entry.name}: format open_clip_state_dict needs an 'arch' in the registry entry")
-    state_dict = unwrap_state_dict(read_state_dict(_weights_path(entry, folders)))
+    state_dict = unwrap_state_dict(read_state_dict(weights_file(entry, folders, entry.format)))
     return ConvertedModel(arch=entry.arch, overrides=_text_overrides(folders), clip_state_dict=state_dict)
 
 
@@ -186,7 +181,7 @@ def load_zoo_model(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # layers a converter leaves at init (none, when the keys match) are reproducible
             model = create_model(converted.arch, cache_dir=cache, **merged)
-        weights = _weights_path(entry, folders)
+        weights = weights_file(entry, folders, entry.format)
         load_converted(model, converted, what=f"zoo:{entry.name} {weights.name} ({entry.format})")
     size = entry.preprocess.get("size")
     image_size = model.visual.preprocess_cfg.get("size")

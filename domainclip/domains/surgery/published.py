@@ -32,7 +32,6 @@ same with ``encode_image``.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import shutil
 import tempfile
@@ -49,8 +48,10 @@ from domainclip.core.zoo.formats import (
     check_keys,
     hf_text_folder,
     read_state_dict,
+    read_text_config,
     register_format,
     unwrap_state_dict,
+    weights_file,
 )
 from domainclip.core.zoo.registry import ZooEntry
 
@@ -118,21 +119,6 @@ def _guess_backbone(keys: set[str]) -> str:
     return min(CAMMA_RESNETS, key=lambda b: (len(image ^ _resnet_keys(CAMMA_RESNETS[b])), b != "resnet_50"))
 
 
-def _read_text_config(folder: Path | None, what: str) -> dict[str, Any]:
-    if folder is None:
-        raise ModelFileError(
-            f"{what}: camma_vlp needs a 'text' source with Bio_ClinicalBERT's config.json and vocab.txt"
-        )
-    path = Path(folder) / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelFileError(f"{what}: cannot read the text tower's {path}: {e}") from e
-    if not isinstance(config, dict) or config.get("model_type", "bert") != "bert":
-        raise ModelFileError(f"{what}: {path} is not a BERT config (model_type {config.get('model_type')!r})")
-    return config
-
-
 def _read_checkpoint(path: Path, what: str) -> dict[str, Any]:
     """Read the ``.pth`` file, or the single ``.pth`` inside a ``.zip`` as CAMMA's links serve it."""
     if path.suffix.lower() != ".zip":  # torch's own .pth files are zip files too: go by the name
@@ -196,13 +182,10 @@ def convert_camma_vlp(entry: ZooEntry, folders: Mapping[str, Path]) -> Converted
         ModelFileError: one line: the file cannot be read, holds pickled objects, or its keys are not
             CAMMA's (unexpected and missing ones listed), or the text config does not fit.
     """
-    source = entry.source("weights")
-    if source is None or not source.files:
-        raise ModelFileError(f"zoo:{entry.name}: camma_vlp needs a 'weights' source with the .pth file")
-    path = Path(folders["weights"]) / source.files[0].name
+    path = weights_file(entry, folders, "camma_vlp")
     what = f"zoo:{entry.name} {path.name} (camma_vlp)"
     text_folder = folders.get("text")
-    text_config = _read_text_config(text_folder, what)
+    text_config = read_text_config(text_folder, what, "Bio_ClinicalBERT's config.json and vocab.txt")
 
     state_dict = unwrap_state_dict(_read_checkpoint(path, what))
     backbone = _guess_backbone(set(state_dict))

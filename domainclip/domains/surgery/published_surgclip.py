@@ -46,7 +46,6 @@ keys listed. SurgLaVi's evaluation code (built on VindLU) is not public beyond i
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -56,7 +55,15 @@ from typing import Any
 import torch
 
 from domainclip.core.hub import ModelFileError
-from domainclip.core.zoo.formats import ConvertedModel, check_keys, read_state_dict, register_format, unwrap_state_dict
+from domainclip.core.zoo.formats import (
+    ConvertedModel,
+    check_keys,
+    read_state_dict,
+    read_text_config,
+    register_format,
+    unwrap_state_dict,
+    weights_file,
+)
 from domainclip.core.zoo.registry import ZooEntry
 
 __all__ = [
@@ -166,20 +173,6 @@ def convert_surgclip_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[
     return out
 
 
-def _read_text_config(folder: Path | None, what: str) -> dict[str, Any]:
-    if folder is None:
-        raise ModelFileError(f"{what}: surgclip needs a 'text' source with bert-base-uncased's config.json and vocab")
-    path = Path(folder) / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelFileError(f"{what}: cannot read the text tower's {path}: {e}") from e
-    if not isinstance(config, dict) or config.get("model_type", "bert") != "bert":
-        found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
-        raise ModelFileError(f"{what}: {path} is not a BERT config (model_type {found!r})")
-    return config
-
-
 def _shape_overrides(state_dict: Mapping[str, torch.Tensor], what: str) -> dict[str, Any]:
     """The architecture's sizes, read from the checkpoint's shapes."""
     patch = state_dict[_VISION + "patch_embed.proj.weight"]  # (width, 3, patch, patch)
@@ -223,13 +216,10 @@ def convert_surgclip(entry: ZooEntry, folders: Mapping[str, Path]) -> ConvertedM
         ModelFileError: one line: the file cannot be read, holds pickled objects, its keys are not
             SurgCLIP's (unexpected and missing ones listed), or the text config does not fit.
     """
-    source = entry.source("weights")
-    if source is None or not source.files:
-        raise ModelFileError(f"zoo:{entry.name}: surgclip needs a 'weights' source with the .pth file")
-    path = Path(folders["weights"]) / source.files[0].name
+    path = weights_file(entry, folders, "surgclip")
     what = f"zoo:{entry.name} {path.name} (surgclip)"
     text_folder = folders.get("text")
-    text_config = _read_text_config(text_folder, what)
+    text_config = read_text_config(text_folder, what, "bert-base-uncased's config.json and vocab")
 
     state_dict = unwrap_state_dict(read_state_dict(path))
     layers = 1 + max((int(m.group(1)) for m in map(_BLOCK.match, state_dict) if m), default=-1)
