@@ -129,6 +129,13 @@ class DataConfig:
     allow_pipe: bool = False
     #: options of the task's own sample decoder (e.g. ``{num_frames: 16}`` for video tasks)
     decoder_args: dict[str, Any] = field(default_factory=dict)
+    #: where training images are decoded: ``cpu`` (in the data workers, with PIL) or ``cuda`` (the
+    #: workers pass JPEG bytes through; each batch is decoded at once with nvJPEG and cropped, resized
+    #: and normalised on the GPU, as the model's transform does on CPU; other formats are decoded in
+    #: the workers and counted). Needs a CUDA ``train.device`` and a task on the core image decoder
+    decode_device: Literal["cpu", "cuda"] = "cpu"
+    #: page-locked batches, so host-to-GPU copies run asynchronously: ``auto`` (on with CUDA) | true | false
+    pin_memory: Literal["auto"] | bool = "auto"
     prepare: list[PrepareStep] = field(default_factory=list)
 
 
@@ -185,6 +192,10 @@ class TrainConfig:
     device: str = "auto"
     #: ``ddp`` | ``fsdp`` (FSDP2, GPU)
     strategy: Literal["ddp", "fsdp"] = "ddp"
+    #: ``torch.compile`` of the model (domainclip/core/engine/compile.py): ``auto`` (``blocks`` on CUDA,
+    #: ``off`` elsewhere) | ``model`` (the whole forward) | ``blocks`` (each repeated block on its own:
+    #: regional compilation, fast start-up) | ``off``; ``true`` / ``false`` mean ``model`` / ``off``
+    compile: bool | Literal["auto", "model", "blocks", "off"] = "auto"
     log_every: PositiveInt = 10
     checkpoint_every: PositiveInt = 500
     keep_checkpoints: NonNegativeInt = 3
@@ -281,12 +292,40 @@ def _check_values(recipe: Recipe, where: str) -> None:
         raise RecipeError(
             f"{where}: train.device must be auto, cpu, cuda, cuda:N or mps, got {recipe.train.device!r}"
         )
+    if recipe.data.decode_device == "cuda":
+        _check_decode_device(recipe, where)
     for key in ("suite_data", "options"):
         for suite in getattr(recipe.eval, key):
             if suite not in recipe.eval.suites:
                 raise RecipeError(
                     f"{where}: eval.{key} names {suite!r}, which is not in eval.suites ({recipe.eval.suites})"
                 )
+
+
+def _check_decode_device(recipe: Recipe, where: str) -> None:
+    """``data.decode_device: cuda`` needs a CUDA device and the core decoder's ``image`` input."""
+    device = recipe.train.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not device.startswith("cuda"):
+        raise RecipeError(
+            f"{where}: data.decode_device is cuda but the run's device is {device} (train.device: "
+            f"{recipe.train.device}); use data.decode_device: cpu, or train on a CUDA GPU"
+        )
+    from domainclip.core.engine.tasks import get_task
+    from domainclip.core.plugins import UnknownNameError
+
+    try:
+        task = get_task(recipe.train.task)
+    except UnknownNameError:
+        return  # the task check (core.checks) names it
+    if task.visual_key != "image" or task.make_decoder is not None:
+        raise RecipeError(
+            f"{where}: data.decode_device: cuda decodes the image of the core image tasks (image_text, "
+            f"multi_caption), not task {recipe.train.task!r}'s input; use data.decode_device: cpu"
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ class RunLogger:
                 self._tb.add_scalar(key.replace("/", "_") if "/" not in key else key, value, step)
         if self._bar is not None:
             shown = {k: f"{v:.4g}" for k, v in scalars.items() if k in ("loss", "lr", "samples_per_s")}
+            if "data_wait_frac" in scalars:  # the share of the interval spent waiting for batches
+                shown["data_wait"] = f"{scalars['data_wait_frac']:.0%}"
             self._bar.set_postfix(shown)
 
     def event(self, name: str, **fields: Any) -> None:

@@ -31,6 +31,7 @@ from domainclip.core.engine.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from domainclip.core.engine.compile import compile_blocks, compile_forward, resolve_compile_mode
 from domainclip.core.engine.distributed import DistInfo, init_distributed, wrap_model
 from domainclip.core.engine.optim import build_optimizer, build_scheduler
 from domainclip.core.engine.precision import autocast_context, make_grad_scaler
@@ -51,10 +52,13 @@ from domainclip.core.outputs import OutputFolder
 from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, resolve_urls
 
 __all__ = [
+    "DATA_WAIT_WARN",
     "RESUME_MUTABLE",
+    "DataWait",
     "NonFiniteLossError",
     "RefreshContext",
     "TrainResult",
+    "data_wait_message",
     "prepare_data",
     "resume_changes",
     "train",
@@ -75,6 +79,64 @@ class TrainResult:
     final_loss: float
     corrupt_counts: dict[str, int] = field(default_factory=dict)
     eval_results: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+#: Above this share of the training time spent waiting for batches, the end-of-run summary warns
+#: that the data loader did not keep up.
+DATA_WAIT_WARN = 0.05
+
+
+class DataWait:
+    """Time the loop spends waiting for batches: per log interval, and over the run for its summary.
+
+    A wait is timed from asking the loader's iterator for the step's batches until it returns them
+    (with a loader that prefetches to the GPU, until they are on the device). The run's summary
+    leaves out the first step, whose wait is the loader's start-up (workers, shuffle buffer).
+    """
+
+    def __init__(self) -> None:
+        self._interval = 0.0
+        self._total = 0.0
+        self._steps = 0
+        self._from: float | None = None
+
+    def add(self, asked: float, arrived: float) -> None:
+        """Record one step's wait, from ``asked`` to ``arrived`` (``time.perf_counter()`` values)."""
+        self._interval += arrived - asked
+        self._steps += 1
+        if self._steps == 2:
+            self._from = asked
+        if self._steps >= 2:
+            self._total += arrived - asked
+
+    def interval(self, steps: int, elapsed: float) -> tuple[float, float]:
+        """Mean wait per step and share of ``elapsed`` (the interval's wall time) since the last call.
+
+        Args:
+            steps: steps in the interval.
+            elapsed: its wall-clock seconds.
+        """
+        wait, self._interval = self._interval, 0.0
+        return wait / max(steps, 1), min(1.0, wait / max(elapsed, 1e-9))
+
+    def summary(self) -> dict[str, Any] | None:
+        """Wait and wall seconds from the second step to now, their ratio and whether the loader kept up."""
+        if self._from is None:
+            return None
+        wall = time.perf_counter() - self._from
+        frac = min(1.0, self._total / max(wall, 1e-9))
+        return {"steps": self._steps - 1, "wait_s": round(self._total, 3), "wall_s": round(wall, 3),
+                "data_wait_frac": round(frac, 4), "kept_up": frac <= DATA_WAIT_WARN}
+
+
+def data_wait_message(summary: dict[str, Any]) -> str:
+    """The end-of-run line about the data loader, from :meth:`DataWait.summary`."""
+    share = (f"{summary['data_wait_frac']:.1%} of the training time ({summary['wait_s']:.1f} s of "
+             f"{summary['wall_s']:.1f} s over {summary['steps']} steps after the first)")
+    if summary["kept_up"]:
+        return f"data: the loader kept up: the steps waited for batches {share}"
+    return (f"WARNING: the data loader did not keep up: the steps waited for batches {share}, over "
+            f"{DATA_WAIT_WARN:.0%}; raise data.num_workers, or decode on the GPU")
 
 
 def _seed_everything(seed: int) -> None:
@@ -133,9 +195,15 @@ def prepare_data(recipe: Recipe, info: DistInfo | None = None) -> list[dict[str,
 def _build_loader(
     recipe: Recipe, task: Task, preprocess: Callable, tokenizer: Callable, info: DistInfo, *, one_pass: bool = False
 ):
-    """The training loader; ``one_pass``: one unshuffled pass over every source (this rank's share), not resampled."""
+    """The training loader; ``one_pass``: one unshuffled pass over every source (this rank's share), not resampled.
+
+    Its batches come on ``info.device`` (:class:`~domainclip.core.engine.tasks.DeviceBatches`), decoded
+    there with ``data.decode_device: cuda``.
+    """
     from domainclip.core.data.decode import SampleDecoder
+    from domainclip.core.data.gpu_decode import DeviceImageDecoder, DeviceImageTransform
     from domainclip.core.data.reader import Source, build_loader
+    from domainclip.core.engine.tasks import DeviceBatches
     from domainclip.core.options import option_names
 
     per_rank, rem = divmod(recipe.data.batch_size, info.world_size)
@@ -151,6 +219,7 @@ def _build_loader(
         for s in recipe.data.train
     ]
     text_choice = task.text_choice or recipe.data.text_choice
+    on_device = None  # with data.decode_device: cuda, the image transform's device path
     if task.make_decoder is not None:  # its options are checked by load_recipe (core.checks)
         engine_args: dict[str, Any] = {"seed": recipe.train.seed, "text_choice": text_choice}
         if "max_image_pixels" in option_names(task.make_decoder):
@@ -159,8 +228,11 @@ def _build_loader(
             engine_args["languages"] = recipe.data.languages
         decoder = task.make_decoder(preprocess, tokenizer, **engine_args, **recipe.data.decoder_args)
     else:  # a task without its own decoder takes no data.decoder_args (load_recipe checks it)
+        on_device = DeviceImageTransform.from_transform(preprocess) if recipe.data.decode_device == "cuda" else None
         decoder = SampleDecoder(
-            image_transform=preprocess,  # the reader seeds global RNGs per sample: augmentations resume exactly
+            image_transform=on_device or preprocess,  # the reader seeds global RNGs per sample: augmentations
+            # resume exactly
+            keep_jpeg=on_device is not None,  # JPEGs go to the device undecoded, with their crop box drawn here
             tokenizer=tokenizer,
             text_choice=text_choice,
             seed=recipe.train.seed,
@@ -168,7 +240,8 @@ def _build_loader(
             max_image_pixels=recipe.data.max_image_pixels,  # checked from the header, before decoding
             languages=recipe.data.languages,  # one language drawn per sample from multilingual captions
         )
-    return build_loader(
+    pin = recipe.data.pin_memory
+    loader = build_loader(
         sources,
         decoder,
         batch_size=per_rank,
@@ -181,8 +254,10 @@ def _build_loader(
         max_corrupt_fraction=recipe.data.max_corrupt_fraction,
         split=recipe.data.split,
         allow_pipe=recipe.data.allow_pipe,  # pipe: URLs run shell commands: only when the recipe says so
+        pin_memory=info.device.type == "cuda" if pin == "auto" else pin,
         **({"epochs": 1, "drop_last": False} if one_pass else {}),
     )
+    return DeviceBatches(loader, info.device, DeviceImageDecoder(on_device, info.device) if on_device else None)
 
 
 @dataclass
@@ -279,7 +354,9 @@ def _gather_objects(obj: Any, info: DistInfo) -> list[Any]:
 RESUME_MUTABLE: tuple[str, ...] = (
     "description", "paper", "source", "base", "model.cache_dir",
     "data.root", "data.prepare", "data.max_corrupt_fraction", "data.max_image_pixels", "data.allow_pipe",
-    "train.device", "train.threads", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
+    "data.pin_memory",
+    "train.device", "train.threads", "train.compile", "train.log_every", "train.checkpoint_every",
+    "train.keep_checkpoints",
     "train.eval_every", "train.max_bad_steps", "train.tensorboard", "train.progress", "train.deterministic",
     "eval",
 )
@@ -392,7 +469,13 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
     model.to(info.device)
     if cfg_t.channels_last:
         model.to(memory_format=torch.channels_last)
+    compile_mode = resolve_compile_mode(cfg_t.compile, info.device)
+    sharded = info.distributed and cfg_t.strategy == "fsdp"
+    if compile_mode == "blocks" or (compile_mode == "model" and sharded):
+        compile_blocks(model, dynamic=False)  # before FSDP2 sharding, as torchtitan; its hooks stay eager
     wrapped = wrap_model(model, info, cfg_t.strategy)
+    if compile_mode == "model" and not sharded:
+        compile_forward(wrapped, dynamic=False)  # after DDP wrapping (DDP's bucketing is then compiled in)
     loss_fn = create_loss(
         recipe.loss.name,
         local_loss=recipe.loss.local_loss,
@@ -465,10 +548,19 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
         return path
 
     # ---- the loop ---------------------------------------------------------------------------
+    # Nothing in a step reads a tensor back to the host: losses, the gradient norm and the non-finite
+    # guard stay on the device and are read at log steps, so the CPU queues the next step's kernels
+    # while the GPU runs this one. A step whose loss is NaN/Inf on any rank leaves weights and
+    # optimizer state as they were: the fused AdamW skips it on the device (``found_inf``, as
+    # GradScaler does); the run stops at the first log step after max_bad_steps bad steps in a row.
     accum = cfg_o.accum_steps
     refresh = RefreshContext(recipe, task, preprocess_val, tokenizer, info, autocast)
-    bad_steps, last_loss, final_ckpt = 0, float("nan"), None
-    samples_since, t_since = 0, time.perf_counter()
+    skip_on_device = getattr(optimizer, "_step_supports_amp_scaling", False)
+    last_loss, final_ckpt = float("nan"), None
+    zero = torch.zeros((), device=info.device)
+    consecutive_bad, worst_bad, bad_in_interval = zero.clone(), zero.clone(), zero.clone()
+    samples_since, t_since, steps_since = 0, time.perf_counter(), 0
+    waits = DataWait()
     wrapped.train()
     try:
         while step < cfg_t.steps:
@@ -477,30 +569,30 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
             if hasattr(model, "refresh"):  # e.g. views mined again from the data; the model says when it is due
                 model.refresh(step, cfg_t.steps, refresh)
 
-            # phase 2: forward/backward, with exact gradient accumulation over micro-batches
+            # phase 2: wait for the data (timed), forward/backward with exact gradient accumulation
+            asked = time.perf_counter()
             batches = [next(data_iter) for _ in range(accum)]
-            loss_value, parts = _forward_backward(wrapped, task, loss_fn, batches, info, autocast, scaler)
+            waits.add(asked, time.perf_counter())
+            loss, parts = _forward_backward(wrapped, task, loss_fn, batches, info, autocast, scaler, as_tensors=True)
             samples_since += sum(b[task.visual_key].shape[0] for b in batches) * info.world_size
 
-            # phase 3: non-finite guard, clip, step
-            finite = torch.tensor([1.0 if math.isfinite(loss_value) else 0.0], device=info.device)
+            # phase 3: non-finite guard (on the device), clip, step
+            bad = (~torch.isfinite(loss)).to(torch.float32)
             if info.distributed:
-                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-            if finite.item() == 0.0:
-                bad_steps += 1
+                dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+            if scaler.is_enabled():
+                pass  # fp16: GradScaler skips steps with non-finite gradients itself
+            elif skip_on_device:
+                optimizer.found_inf = bad  # read by the fused kernel: no update, step count unchanged
+            elif bad.item():  # an optimizer without found_inf (not fused): decided on the host
                 optimizer.zero_grad(set_to_none=True)
-                logger.event("non_finite_loss", step=step, loss=loss_value, consecutive=bad_steps)
-                if bad_steps >= cfg_t.max_bad_steps:
-                    raise NonFiniteLossError(
-                        f"loss was NaN/Inf for {bad_steps} consecutive steps at step {step}; "
-                        "lower optim.lr, raise optim.warmup_steps or use train.precision=fp32"
-                    )
-                continue
-            bad_steps = 0
+            consecutive_bad = (consecutive_bad + bad) * bad  # back to 0 on a finite step
+            worst_bad = torch.maximum(worst_bad, consecutive_bad)
+            bad_in_interval += bad
             scaler.unscale_(optimizer)
-            grad_norm = float("nan")
+            grad_norm = None
             if cfg_o.grad_clip:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg_o.grad_clip))
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg_o.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
@@ -510,22 +602,35 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
             if hasattr(model, "after_optimizer_step"):  # e.g. an EMA teacher follows the student
                 model.after_optimizer_step(step, cfg_t.steps)
             step += 1
-            last_loss = loss_value
+            steps_since += 1
 
-            # phase 4: log
+            # phase 4: log (the only place tensors are read back)
             logger.advance()
             if step % cfg_t.log_every == 0 or step == cfg_t.steps:
+                skipped, worst = int(bad_in_interval), int(worst_bad)
+                if skipped:
+                    logger.event("non_finite_loss", step=step, skipped_steps=skipped, consecutive=int(consecutive_bad))
+                if worst >= cfg_t.max_bad_steps:
+                    raise NonFiniteLossError(
+                        f"loss was NaN/Inf for {worst} consecutive steps by step {step}; "
+                        "lower optim.lr, raise optim.warmup_steps or use train.precision=fp32"
+                    )
+                last_loss = float(loss)
                 elapsed = time.perf_counter() - t_since
+                wait_s, wait_frac = waits.interval(steps_since, elapsed)
                 scalars = {
-                    "loss": loss_value,
-                    **{f"loss/{k}": v for k, v in parts.items()},
+                    "loss": last_loss,
+                    **{f"loss/{k}": float(v) for k, v in parts.items()},
                     "lr": lr,
                     "logit_scale": float(model.logit_scale.detach().exp()),
-                    "grad_norm": grad_norm,
+                    "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
                     "samples_per_s": samples_since / max(elapsed, 1e-9),
+                    "data_wait_s": wait_s,
+                    "data_wait_frac": wait_frac,
                 }
                 logger.log(step, scalars)
-                samples_since, t_since = 0, time.perf_counter()
+                bad_in_interval.zero_()
+                samples_since, t_since, steps_since = 0, time.perf_counter(), 0
 
             # phase 5: eval and checkpoint
             if step % cfg_t.checkpoint_every == 0 or step == cfg_t.steps:
@@ -537,12 +642,16 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
         corrupt = loader.corrupt_counts()
         if info.is_main and sum(corrupt.values()):
             logger.write(loader.corrupt_report())
-        logger.event("corrupt_samples", counts=corrupt, samples_seen=loader.samples_seen)
+        logger.event("corrupt_samples", counts=corrupt, samples_seen=loader.samples_seen, **loader.decode_counts())
 
     eval_results: dict[str, dict[str, float]] = {}
     if recipe.eval.suites:
         eval_results = _run_eval(recipe, model, preprocess_val, tokenizer, info, run_dir / EVAL_DIR,
                                  _run_source(run_dir, step))
+    waited = waits.summary()
+    if waited is not None:
+        logger.event("data_wait", **waited)
+        logger.write(data_wait_message(waited))
     logger.event("end", step=step, loss=last_loss)
     logger.close()
     if final_ckpt is None:
@@ -558,7 +667,9 @@ def _forward_backward(
     info: DistInfo,
     autocast: Callable,
     scaler: torch.amp.GradScaler,
-) -> tuple[float, dict[str, float]]:
+    *,
+    as_tensors: bool = False,
+) -> tuple[Any, dict[str, Any]]:
     """Backward of the full-batch objective over one or several micro-batches.
 
     The objective is the contrastive loss plus the model's own auxiliary losses: a model output may
@@ -572,6 +683,10 @@ def _forward_backward(
     cached features of the others (GradCache), so its gradient equals that of the full batch,
     negatives included. Each re-run's auxiliary losses enter divided by the number of micro-batches:
     the step's gradient and the logged value are those of the full batch's mean.
+
+    Returns:
+        The objective's value and its named parts: detached 0-d tensors on the device with
+        ``as_tensors`` (the training loop: nothing is read back to the host), else Python floats.
     """
     if len(batches) == 1:
         with autocast():
@@ -580,12 +695,11 @@ def _forward_backward(
             parts = _with_aux(loss_fn(**out, output_dict=True), aux)
             loss = sum(parts.values())
         scaler.scale(loss).backward()
-        return float(loss.detach()), {k: float(v.detach()) for k, v in parts.items()}
+        return _values(loss.detach(), {k: v.detach() for k, v in parts.items()}, as_tensors)
 
     with torch.no_grad(), autocast():
         cached = [task.forward(wrapped, b, info.device, extra_inputs=False) for b in batches]
-    parts_total: dict[str, float] = {}
-    loss_value = 0.0
+    parts_total: dict[str, torch.Tensor] = {}
     for j, batch in enumerate(batches):
         sync = j == len(batches) - 1
         defer_sync = info.distributed and not sync and hasattr(wrapped, "no_sync")
@@ -604,12 +718,17 @@ def _forward_backward(
                 loss = sum(parts.values())
             scaler.scale(loss).backward()
         if j == 0:  # the contrastive parts are the full batch's in every re-run: keep the first
-            loss_value = float(sum(v for k, v in parts.items() if k not in aux).detach())
-            parts_total = {k: float(v.detach()) for k, v in parts.items() if k not in aux}
+            parts_total = {k: v.detach().float() for k, v in parts.items() if k not in aux}
         for k, v in aux.items():
-            parts_total[k] = parts_total.get(k, 0.0) + float(v.detach())
-            loss_value += float(v.detach())
-    return loss_value, parts_total
+            parts_total[k] = parts_total.get(k, 0.0) + v.detach().float()
+    return _values(sum(parts_total.values()), parts_total, as_tensors)
+
+
+def _values(loss: torch.Tensor, parts: dict[str, torch.Tensor], as_tensors: bool) -> tuple[Any, dict[str, Any]]:
+    """The loss and its parts as they are (``as_tensors``) or read back as Python floats."""
+    if as_tensors:
+        return loss, parts
+    return float(loss), {k: float(v) for k, v in parts.items()}
 
 
 def _with_aux(parts: dict[str, torch.Tensor], aux: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
