@@ -1,10 +1,12 @@
 """Video files and frame folders as random-access frame sources, frame samplers, and clip encoding.
 
 * :func:`open_video` opens a video file (path or in-memory bytes) with a backend from
-  :data:`BACKENDS`: ``"decord"`` (``decord.VideoReader``), ``"pyav"`` (PyAV: seeks to the keyframe
-  before each requested frame, then decodes forward and picks frames by presentation timestamp) or
-  ``"auto"`` (decord, then PyAV where decord is missing or cannot open the file). A folder path
-  opens a :class:`FrameFolder` of pre-extracted frames (SurgLaVi ships WebP frames).
+  :data:`BACKENDS`: ``"pyav"`` (PyAV: seeks to the keyframe before each requested frame, then
+  decodes forward, skipping non-reference frames, and picks frames by presentation timestamp),
+  ``"torchcodec"`` (torchcodec's ``VideoDecoder`` in exact seek mode, on PyAV's FFmpeg),
+  ``"decord"`` (``decord.VideoReader``) or ``"auto"`` (the first of :data:`AUTO_ORDER` installed
+  that opens the file). A folder path opens a :class:`FrameFolder` of pre-extracted frames
+  (SurgLaVi ships WebP frames).
 * Every source is a :class:`Video`: ``fps``, exact ``num_frames``, ``duration``, ``width``,
   ``height``, and :meth:`Video.get_frames` -> ``uint8`` ``(T, H, W, 3)`` RGB in the order asked.
 * :func:`sample_indices` picks frame indices of a time span with a sampler from :data:`SAMPLERS`
@@ -23,12 +25,19 @@ frame index out of range.
 from __future__ import annotations
 
 import abc
+import ctypes
+import hashlib
 import importlib
+import importlib.util
 import io
 import json
 import math
+import os
 import random
 import re
+import shutil
+import struct
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -42,6 +51,7 @@ from domainclip.core.errors import InputError, InputNotFoundError
 from domainclip.core.plugins import MissingExtraError, UnknownNameError, require
 
 __all__ = [
+    "AUTO_ORDER",
     "BACKENDS",
     "Backend",
     "CODECS",
@@ -203,7 +213,7 @@ class Video(abc.ABC):
 
     Attributes:
         name: the file or folder (``"<bytes NAME>"`` for in-memory data), used in errors.
-        backend: which backend reads it (``"decord"``, ``"pyav"``, ``"frames"``).
+        backend: which backend reads it (``"decord"``, ``"pyav"``, ``"torchcodec"``, ``"frames"``).
         fps: average frame rate.
         num_frames: exact number of frames.
         width: frame width in pixels.
@@ -399,7 +409,9 @@ class _PyAVVideo(Video):
     (``cockatoo.mp4`` seeked to its keyframe 76 on a fresh decoder gives wrong frames; decord 0.6.0
     has the same problem). Reading sorted frames decodes forward from where the previous read
     stopped, seeking to a keyframe only when one lies between that position and the next wanted
-    frame, or when a frame before it is wanted.
+    frame, or when a frame before it is wanted. Non-reference frames before a wanted frame are not
+    decoded at all (see :meth:`_decode_packets`): about a third of the frames of a typical x264
+    stream with B-frames, none of which any other frame needs.
     """
 
     backend = "pyav"
@@ -410,6 +422,7 @@ class _PyAVVideo(Video):
         self._av = av
         self._frames: Iterator[Any] | None = None  # the decode generator, positioned after _last
         self._last: Any = None  # the last decoded frame
+        self._skip_below = -(2**62)  # pts below which non-reference frames are not decoded
         try:
             self._container = av.open(data.opener(), mode="r")
         except (av.FFmpegError, OSError) as e:
@@ -474,8 +487,26 @@ class _PyAVVideo(Video):
     # ------------------------------------------------------------------ decoding
     def _seek(self, key: int) -> None:
         self._container.seek(key, stream=self._stream, backward=True, any_frame=False)
-        self._frames = iter(self._container.decode(self._stream))
+        self._frames = self._decode_packets()
         self._last = None
+
+    def _decode_packets(self) -> Iterator[Any]:
+        """Decode forward from the demuxer's position, skipping non-reference frames before ``_skip_below``.
+
+        A non-reference frame (most B-frames) is never used to predict another frame, so FFmpeg can
+        drop it unseen (``skip_frame = NONREF``) when its timestamp is before the frame being sought:
+        every decoded frame stays bit-identical. The switch is made per packet, by the packet's own
+        timestamp, so a wanted frame is always decoded (its packet may come before earlier frames').
+        """
+        context = self._stream.codec_context
+        skipping = False
+        for packet in self._container.demux(self._stream):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            skip = packet.size > 0 and stamp is not None and stamp < self._skip_below
+            if skip != skipping:
+                context.skip_frame = "NONREF" if skip else "DEFAULT"
+                skipping = skip
+            yield from packet.decode()
 
     @property
     def _position(self) -> int | None:
@@ -501,6 +532,7 @@ class _PyAVVideo(Video):
         if position is not None and position == target:
             return self._last
         key = int(self._keys[max(0, np.searchsorted(self._keys, target, side="right") - 1)])
+        self._skip_below = target
         if self._frames is None or position is None or position > target or key > position:
             self._seek(key)
         while True:
@@ -535,6 +567,196 @@ class _PyAVVideo(Video):
             self._container = None
             self._frames = None
             self._last = None
+
+
+# =========================================================================== torchcodec backend
+#: FFmpeg libraries torchcodec links against, in load order (each needs only the ones before it).
+_FFMPEG_LIBS: tuple[str, ...] = ("avutil", "swresample", "swscale", "avcodec", "avformat", "avfilter", "avdevice")
+#: A library name as auditwheel mangles it in PyAV's wheel: ``libavutil-5809ad29.so.60.26.102``.
+_MANGLED_NAME = re.compile(r"^(lib[A-Za-z0-9_]+)-[0-9a-f]{8}\.so\.(\d+)")
+_loaded_ffmpeg: list[Any] = []  # the ctypes handles of the libraries exposed to torchcodec (kept loaded)
+_torchcodec_decoders: Any = None
+
+
+def _elf_dynamic_names(data: bytes | bytearray) -> list[int]:
+    """File offsets of the ``DT_NEEDED`` and ``DT_SONAME`` strings of a 64-bit little-endian ELF library.
+
+    Raises:
+        ValueError: the data is not such a library.
+
+    """
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise ValueError("not a 64-bit little-endian ELF file")
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    loads: list[tuple[int, int, int]] = []
+    dynamic: tuple[int, int] | None = None
+    for i in range(phnum):
+        p_type, _, p_offset, p_vaddr, _, p_filesz, _, _ = struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize)
+        if p_type == 1:  # PT_LOAD
+            loads.append((p_vaddr, p_offset, p_filesz))
+        elif p_type == 2:  # PT_DYNAMIC
+            dynamic = (p_offset, p_filesz)
+    if dynamic is None:
+        raise ValueError("no dynamic section")
+    entries = [struct.unpack_from("<qQ", data, dynamic[0] + k) for k in range(0, dynamic[1] - 15, 16)]
+    strtab = next((value for tag, value in entries if tag == 5), None)  # DT_STRTAB (an address)
+    base = next((offset + strtab - vaddr for vaddr, offset, size in loads
+                 if strtab is not None and vaddr <= strtab < vaddr + size), None)
+    if base is None:
+        raise ValueError("no string table in a loaded segment")
+    return [base + value for tag, value in entries if tag in (1, 14)]  # DT_NEEDED, DT_SONAME
+
+
+def _pyav_ffmpeg_dir() -> Path | None:
+    """The folder of the FFmpeg libraries bundled in PyAV's wheel, or ``None`` (no PyAV, or a PyAV without them)."""
+    spec = importlib.util.find_spec("av")
+    if spec is None or spec.origin is None:
+        return None
+    package = Path(spec.origin).parent
+    for folder in (package.parent / "av.libs", package / ".libs"):
+        if folder.is_dir() and any(_MANGLED_NAME.match(f.name) for f in folder.glob("libavcodec-*")):
+            return folder
+    return None
+
+
+def _expose_pyav_ffmpeg() -> Path | None:
+    """Load PyAV's bundled FFmpeg under the canonical library names (``libavcodec.so.62``, ...).
+
+    torchcodec ships no FFmpeg: its core library needs ``libavutil.so.N`` and friends from the
+    system. PyAV's wheel bundles FFmpeg, under names auditwheel mangled (``libavutil-5809ad29.so.60``),
+    which the dynamic loader never matches to ``libavutil.so.60``, and a running process cannot add
+    a folder to its library path. So, once per PyAV build, copies of the seven FFmpeg libraries go
+    to a cache folder (``$XDG_CACHE_HOME/domainclip/ffmpeg/<key>``, default ``~/.cache``) with their
+    own name (``DT_SONAME``) and their links to each other (``DT_NEEDED``) rewritten in place to the
+    canonical, shorter names; the codec libraries they need are symlinked beside them. Loading
+    the copies here makes the loader resolve torchcodec's links to them by name. Nothing of PyAV
+    changes; PyAV keeps its own copy, of the same FFmpeg build.
+
+    Returns:
+        The folder loaded from, or ``None`` when PyAV bundles no FFmpeg (or not on Linux).
+
+    Raises:
+        OSError: the copies cannot be written or loaded.
+        ValueError: a bundled library is not the ELF file expected.
+
+    """
+    if _loaded_ffmpeg or not sys.platform.startswith("linux"):
+        return None
+    source = _pyav_ffmpeg_dir()
+    if source is None:
+        return None
+    canonical: dict[str, str] = {}  # mangled file name -> canonical soname
+    for file in sorted(source.iterdir()):
+        match = _MANGLED_NAME.match(file.name)
+        if match and match.group(1)[3:] in _FFMPEG_LIBS:
+            canonical[file.name] = f"{match.group(1)}.so.{match.group(2)}"
+    if len(set(canonical.values())) != len(_FFMPEG_LIBS):
+        return None
+    stamp = "|".join(f"{name}:{(source / name).stat().st_size}" for name in sorted(canonical))
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "domainclip" / "ffmpeg"
+    folder = cache / hashlib.sha256(f"{source}|{stamp}".encode()).hexdigest()[:16]
+    if not (folder / "complete").is_file():
+        staging = cache / f".{folder.name}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for file in source.iterdir():
+            if file.name not in canonical:
+                (staging / file.name).symlink_to(file)
+        for mangled, soname in canonical.items():
+            data = bytearray((source / mangled).read_bytes())
+            for offset in _elf_dynamic_names(data):
+                name = bytes(data[offset : data.index(b"\0", offset)]).decode("latin-1")
+                if name in canonical:  # the canonical name is shorter: overwrite in place, NUL-terminated
+                    new = canonical[name].encode() + b"\0"
+                    data[offset : offset + len(new)] = new
+            (staging / soname).write_bytes(bytes(data))
+        (staging / "complete").write_text(stamp, encoding="utf-8")
+        try:
+            staging.rename(folder)
+        except OSError:  # another process (a data-loader worker) finished first
+            shutil.rmtree(staging, ignore_errors=True)
+    by_lib = {soname.split(".so.")[0][3:]: soname for soname in canonical.values()}
+    for lib in _FFMPEG_LIBS:
+        _loaded_ffmpeg.append(ctypes.CDLL(str(folder / by_lib[lib])))
+    return folder
+
+
+def _import_torchcodec() -> Any:
+    """``torchcodec.decoders``, with PyAV's FFmpeg exposed to it first (see :func:`_expose_pyav_ffmpeg`).
+
+    Raises:
+        MissingExtraError: torchcodec is not installed, does not load with this torch, or found no
+            FFmpeg libraries.
+
+    """
+    global _torchcodec_decoders
+    if _torchcodec_decoders is not None:
+        return _torchcodec_decoders
+    why = ""
+    if "torchcodec" not in sys.modules and importlib.util.find_spec("torchcodec") is not None:
+        try:
+            _expose_pyav_ffmpeg()
+        except (OSError, ValueError) as e:
+            why = f"; PyAV's FFmpeg could not be exposed to it: {e}"
+    try:
+        decoders = require("torchcodec.decoders", _EXTRA, "decoding videos with torchcodec")
+        ops = importlib.import_module("torchcodec._core.ops")
+    except (OSError, RuntimeError) as e:  # a torchcodec build for another torch
+        raise MissingExtraError(f"torchcodec is installed but does not load: {' '.join(str(e).split())[:300]}") from e
+    if getattr(ops, "ffmpeg_major_version", 0) is None:
+        raise MissingExtraError(
+            "torchcodec is installed but found no FFmpeg libraries (it needs FFmpeg 4-8: install PyAV, "
+            f"pip install \"domainclip[{_EXTRA}]\", before torchcodec is first imported{why})"
+        )
+    _torchcodec_decoders = decoders
+    return decoders
+
+
+class _TorchCodecVideo(Video):
+    """torchcodec's ``VideoDecoder`` (exact seek mode, NHWC frames) behind the :class:`Video` interface.
+
+    ``seek_mode="exact"`` scans the file once on opening, which makes ``num_frames`` and every
+    frame's position exact. The first frame is decoded on opening: torchcodec 0.17 returns wrong
+    frames when the first read of a fresh decoder is past the first keyframe (every frame from 76 on
+    in ``cockatoo.mp4``, whose H.264 parameter sets come in-band with frame 0), the problem of
+    decord and bare PyAV too; after one decoded frame its seeks are exact.
+    """
+
+    backend = "torchcodec"
+
+    def __init__(self, data: _Input, threads: int):
+        decoders = _import_torchcodec()
+        self.name = data.name
+        source = data.source if isinstance(data.source, bytes) else str(data.source)
+        try:
+            self._decoder = decoders.VideoDecoder(
+                source, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=max(0, threads)
+            )
+            metadata = self._decoder.metadata
+            self.num_frames = int(metadata.num_frames or 0)
+            if self.num_frames == 0:
+                raise VideoDecodeError(self.name, "the video stream has no frames")
+            self._decoder.get_frame_at(0)
+        except (RuntimeError, ValueError, OSError) as e:
+            raise VideoDecodeError(self.name, _diagnose(data, e)) from None
+        self.width, self.height = int(metadata.width), int(metadata.height)
+        self.fps = float(metadata.average_fps or 0.0)
+        if not (self.fps > 0 and math.isfinite(self.fps)):
+            raise VideoDecodeError(self.name, f"the video stream has no usable frame rate ({self.fps})")
+
+    def _read(self, indices: np.ndarray) -> np.ndarray:
+        try:
+            batch = self._decoder.get_frames_at(indices.tolist())
+        except (RuntimeError, ValueError) as e:
+            raise VideoDecodeError(
+                self.name, f"frames {indices[:8].tolist()} cannot be decoded (truncated or damaged video?): "
+                f"{' '.join(str(e).split())[:300]}"
+            ) from None
+        return np.ascontiguousarray(batch.data.numpy(), dtype=np.uint8)
+
+    def close(self) -> None:
+        self._decoder = None
 
 
 # =========================================================================== frame folders
@@ -664,27 +886,42 @@ def _open_pyav(data: _Input, threads: int) -> Video:
     return _PyAVVideo(data, threads)
 
 
+def _open_torchcodec(data: _Input, threads: int) -> Video:
+    return _TorchCodecVideo(data, threads)
+
+
+#: The order in which ``"auto"`` tries the backends: fastest first, from ``bench/bench_video.py``
+#: (16-frame clips, one decoder thread, every backend's frames exact).
+AUTO_ORDER: tuple[str, ...] = ("pyav", "torchcodec", "decord")
+
+
 def _open_auto(data: _Input, threads: int) -> Video:
-    try:
-        return _DecordVideo(data, threads)
-    except (MissingExtraError, VideoDecodeError) as decord_error:
+    first_error: VideoDecodeError | None = None
+    missing: MissingExtraError | None = None
+    for backend in AUTO_ORDER:
         try:
-            return _PyAVVideo(data, threads)
-        except MissingExtraError:
-            raise decord_error from None
+            return BACKENDS[backend](data, threads)
+        except MissingExtraError as e:
+            missing = missing or e
         except VideoDecodeError as e:
-            if isinstance(decord_error, VideoDecodeError) and decord_error.problem != e.problem:
-                e.add_note(f"decord could not open it either: {decord_error.problem}")
-            raise
+            if first_error is None:
+                first_error = e
+            elif e.problem != first_error.problem:
+                first_error.add_note(f"{backend} could not open it either: {e.problem}")
+    if first_error is not None:
+        raise first_error
+    assert missing is not None
+    raise missing
 
 
 #: Names of the video backends.
-Backend = Literal["auto", "decord", "pyav"]
+Backend = Literal["auto", "decord", "pyav", "torchcodec"]
 #: Backend name -> opener ``(input, threads) -> Video``.
 BACKENDS: dict[Backend, Callable[[_Input, int], Video]] = {
     "auto": _open_auto,
     "decord": _open_decord,
     "pyav": _open_pyav,
+    "torchcodec": _open_torchcodec,
 }
 
 
@@ -695,8 +932,9 @@ def open_video(
 
     Args:
         source: path of a video file, the file's bytes, or a folder of frames (a :class:`FrameFolder`).
-        backend: one of :data:`BACKENDS`: ``"decord"``, ``"pyav"`` or ``"auto"`` (decord, then
-            PyAV where decord is not installed or cannot open the file). Ignored for folders.
+        backend: one of :data:`BACKENDS`: ``"decord"``, ``"pyav"``, ``"torchcodec"`` or ``"auto"``
+            (the first of :data:`AUTO_ORDER` that is installed and opens the file). Every backend
+            returns the same, exact frames. Ignored for folders.
         name: name used in error messages for bytes (``"<bytes NAME>"``), or instead of the path.
         threads: decoder threads (0: the library's automatic choice; 1 in data-loader workers).
 

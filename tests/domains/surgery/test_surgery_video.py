@@ -59,7 +59,7 @@ def cockatoo(shared_data):
 @pytest.mark.parametrize("backend", [*DECODERS, "auto"])
 def test_cockatoo_properties(cockatoo, backend):
     with open_video(cockatoo, backend=backend) as video:
-        assert video.backend == ("decord" if backend == "auto" else backend)
+        assert video.backend == ("pyav" if backend == "auto" else backend)  # AUTO_ORDER[0]
         assert video.num_frames == 280 and len(video) == 280
         assert video.fps == pytest.approx(20.0)
         assert (video.width, video.height) == (1280, 720)
@@ -262,7 +262,7 @@ def test_no_video_stream_and_unknown_backend(tmp_path):
         open_video(buffer.getvalue(), backend="pyav", name="talk.m4a")
     with pytest.raises(UnknownNameError, match="Did you mean: decord"):
         open_video(b"", backend="decrod")
-    assert set(BACKENDS) == {"auto", "decord", "pyav"}
+    assert set(BACKENDS) == {"auto", "decord", "pyav", "torchcodec"}
     with pytest.raises(FileNotFoundError, match="missing.mp4"):
         open_video(tmp_path / "missing.mp4")
     empty = tmp_path / "empty.mp4"
