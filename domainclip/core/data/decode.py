@@ -15,7 +15,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "SOURCE",
     "TEXT_CHOICES",
+    "EncodedJpeg",
     "SampleDecoder",
     "collate_samples",
     "derive_rng",
@@ -75,34 +76,65 @@ def _json(data: bytes, what: str) -> Any:
         raise CorruptSampleError(BAD_JSON, f"{what} is not valid JSON: {e}") from None
 
 
-def _decode_image_bytes(data: bytes, suffix: str, max_pixels: int | None) -> Image.Image | np.ndarray:
+class EncodedJpeg(NamedTuple):
+    """A JPEG image member passed through undecoded (``SampleDecoder(keep_jpeg=True)``), its header checked.
+
+    Args:
+        data: the member's bytes, as stored in the shard.
+        width: image width in pixels, from the JPEG header.
+        height: image height in pixels, from the JPEG header.
+    """
+
+    data: bytes
+    width: int
+    height: int
+
+
+_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+#: PIL modes of JPEGs that ``torchvision.io.decode_jpeg(..., mode=RGB)`` turns into the same RGB as
+#: PIL's ``convert("RGB")``; other JPEGs (CMYK, YCCK) are decoded with PIL even when ``keep_jpeg``.
+_PASSTHROUGH_JPEG_MODES = ("RGB", "L")
+
+
+def _open_image(data: bytes, suffix: str, max_pixels: int | None) -> Image.Image:
+    """Open one image member (its header only) and refuse it when it has more than ``max_pixels`` pixels."""
+    try:
+        img = Image.open(io.BytesIO(data))
+    except _UNREADABLE as e:
+        raise CorruptSampleError(BAD_IMAGE, f".{suffix} cannot be decoded: {e}") from None
+    width, height = img.size
+    if max_pixels is not None and width * height > max_pixels:
+        img.close()
+        raise CorruptSampleError(
+            BAD_IMAGE,
+            f".{suffix} is {width}x{height} = {width * height} pixels, more than "
+            f"max_image_pixels={max_pixels}; not decoded",
+        )
+    return img
+
+
+def _decode_image_bytes(
+    data: bytes, suffix: str, max_pixels: int | None, *, keep_jpeg: bool = False
+) -> Image.Image | np.ndarray | EncodedJpeg:
     """Decode one image member to RGB; refuse from its header one of more than ``max_pixels`` pixels.
 
     ``Image.open`` reads only the header, so the size is checked before any pixel is decoded.
-    ``.npy`` arrays are stored uncompressed and cannot be larger than their bytes.
+    ``.npy`` arrays are stored uncompressed and cannot be larger than their bytes. With ``keep_jpeg``
+    a JPEG in RGB or grayscale is returned undecoded as an :class:`EncodedJpeg` after that check.
     """
     if suffix == "npy":
         try:
             return np.load(io.BytesIO(data), allow_pickle=False)
         except Exception as e:  # numpy raises ValueError/OSError/EOFError for bad .npy
             raise CorruptSampleError(BAD_IMAGE, f".npy image cannot be loaded: {e}") from None
-    unreadable = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-    try:
-        img = Image.open(io.BytesIO(data))
-    except unreadable as e:
-        raise CorruptSampleError(BAD_IMAGE, f".{suffix} cannot be decoded: {e}") from None
+    img = _open_image(data, suffix, max_pixels)
     with img:
-        width, height = img.size
-        if max_pixels is not None and width * height > max_pixels:
-            raise CorruptSampleError(
-                BAD_IMAGE,
-                f".{suffix} is {width}x{height} = {width * height} pixels, more than "
-                f"max_image_pixels={max_pixels}; not decoded",
-            )
+        if keep_jpeg and img.format == "JPEG" and img.mode in _PASSTHROUGH_JPEG_MODES:
+            return EncodedJpeg(data, *img.size)
         try:
             img.load()
             return img.convert("RGB")
-        except unreadable as e:
+        except _UNREADABLE as e:
             raise CorruptSampleError(BAD_IMAGE, f".{suffix} cannot be decoded: {e}") from None
 
 
@@ -186,7 +218,10 @@ class SampleDecoder:
       passed to ``image_transform``; without a transform it becomes a ``(3, H, W)`` uint8 tensor.
       An image of more than ``max_image_pixels`` is counted as ``bad_image`` from its header.
       ``.npy`` images are loaded with numpy and given to the transform as arrays (or turned into
-      a tensor as they are).
+      a tensor as they are). With ``keep_jpeg`` an RGB or grayscale JPEG is not decoded: after its
+      header is checked it is given to the transform as an :class:`EncodedJpeg` (without a transform
+      it becomes a 1-D uint8 tensor of its bytes), for a transform that decodes on the GPU
+      (:mod:`domainclip.core.data.gpu_decode`); other images are decoded with PIL as usual.
     * text: ``.txt`` (one caption) or ``.text.json`` (a list: one caption chosen per
       ``text_choice``; a dict of languages ``{"en": [...], "pt": [...]}``: kept as a dict when
       ``languages`` is ``None``, else one language is drawn per sample and ``text_choice`` applied
@@ -214,6 +249,8 @@ class SampleDecoder:
             (weights renormalised; a language the sample lacks is skipped), and an empty mapping
             draws among all of a sample's languages equally. With ``text_choice="all"`` nothing is
             drawn: every caption of every (listed) language is kept.
+        keep_jpeg: pass RGB and grayscale JPEG images through undecoded (recipe
+            ``data.decode_device: cuda``); the image transform then receives an :class:`EncodedJpeg`.
 
     Raises:
         UnknownNameError: ``text_choice`` or a ``required`` key is not known.
@@ -232,6 +269,7 @@ class SampleDecoder:
         passthrough: Sequence[str] = (),
         max_image_pixels: int | None = MAX_IMAGE_PIXELS,
         languages: Mapping[str, float] | None = None,
+        keep_jpeg: bool = False,
     ):
         if max_image_pixels is not None and (
             isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int) or max_image_pixels < 1
@@ -250,6 +288,7 @@ class SampleDecoder:
         self.passthrough = tuple(passthrough)
         self.max_image_pixels = max_image_pixels
         self.languages = None if languages is None else _check_language_weights(languages)
+        self.keep_jpeg = keep_jpeg
 
     def __call__(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Decode one raw sample; raises :class:`CorruptSampleError` for unusable ones."""
@@ -270,9 +309,11 @@ class SampleDecoder:
 
         if K.IMAGE in present:
             suffix = present[K.IMAGE]
-            image = _decode_image_bytes(raw[suffix], suffix, self.max_image_pixels)
+            image = _decode_image_bytes(raw[suffix], suffix, self.max_image_pixels, keep_jpeg=self.keep_jpeg)
             if self.image_transform is not None:
                 out[K.IMAGE] = self.image_transform(image)
+            elif isinstance(image, EncodedJpeg):
+                out[K.IMAGE] = torch.frombuffer(bytearray(image.data), dtype=torch.uint8)
             elif isinstance(image, np.ndarray):
                 out[K.IMAGE] = torch.from_numpy(np.ascontiguousarray(image))
             else:
