@@ -628,6 +628,8 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
                     "data_wait_s": wait_s,
                     "data_wait_frac": wait_frac,
                 }
+                if info.device.type == "cuda":  # the allocator's peak so far (a host-side counter: no sync)
+                    scalars["max_memory_gib"] = torch.cuda.max_memory_allocated(info.device) / 2**30
                 logger.log(step, scalars)
                 bad_in_interval.zero_()
                 samples_since, t_since, steps_since = 0, time.perf_counter(), 0
