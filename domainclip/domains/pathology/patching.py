@@ -233,7 +233,9 @@ def iter_patch_arrays(
     tile reader with a decoded-tile cache, :class:`~domainclip.domains.pathology.slides.TiffTileReader`),
     column strip by column strip (strips ``block`` pixels of their level wide, aligned to the
     stored tiles) and row by row inside a strip, so the tiles shared by neighbouring patches are
-    still cached when the next patch needs them. The pixels are those of :func:`read_patch`.
+    still cached when the next patch needs them. While a row of patches is cut, resized and
+    handed on, the tiles of the next row are decoded on the slide's decoding threads
+    (:meth:`Slide.prefetch_array`). The pixels are those of :func:`read_patch`.
     Patches that do not start on a whole pixel of their level (a non-integer downsample) are read
     with :func:`read_patch`.
 
@@ -256,9 +258,26 @@ def iter_patch_arrays(
         width = max(tile_w, (block // tile_w) * tile_w)
         order.append((loc.level, int(x) // width, int(y), int(x), loc))
     order.sort(key=lambda item: item[:4])
-    for *_, loc in order:
-        array = slide.read_array((loc.x0, loc.y0), loc.level, (loc.read_size, loc.read_size))
-        yield loc, _resize(Image.fromarray(array), spec)
+    rows: list[list[tuple[int, int, int, int, PatchLocation]]] = []
+    for item in order:  # patch rows: same level, strip and top edge
+        if rows and rows[-1][0][:3] == item[:3]:
+            rows[-1].append(item)
+        else:
+            rows.append([item])
+
+    def prefetch(row: list[tuple[int, int, int, int, PatchLocation]]) -> None:
+        first, last = row[0][4], row[-1][4]
+        width = row[-1][3] - row[0][3] + last.read_size
+        slide.prefetch_array((first.x0, first.y0), first.level, (width, first.read_size))
+
+    if rows:
+        prefetch(rows[0])
+    for number, row in enumerate(rows):
+        if number + 1 < len(rows):  # decoded on the slide's threads while this row is cut and encoded
+            prefetch(rows[number + 1])
+        for *_, loc in row:
+            array = slide.read_array((loc.x0, loc.y0), loc.level, (loc.read_size, loc.read_size))
+            yield loc, _resize(Image.fromarray(array), spec)
     for loc in single:
         yield loc, read_patch(slide, loc, spec)
 

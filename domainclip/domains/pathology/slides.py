@@ -26,6 +26,7 @@ import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +42,7 @@ __all__ = [
     "ARRAY_READER_COMPRESSIONS",
     "ARRAY_READER_VENDORS",
     "AUTO_ORDER",
+    "DEFAULT_DECODE_THREADS",
     "BACKENDS",
     "MissingMppError",
     "Slide",
@@ -54,10 +56,16 @@ __all__ = [
 ]
 
 #: OpenSlide vendors whose files tifffile decodes to the same pixels (checked by the tests), and the
-#: TIFF compressions for which that holds (none, LZW, JPEG, deflate): :meth:`Slide.read_array` reads
-#: those with :class:`TiffTileReader`, several times faster than OpenSlide for large regions.
+#: TIFF compressions for which that holds (none, LZW, JPEG, deflate, and Aperio's JPEG 2000 with RGB
+#: codestreams, 33005, decoded by OpenJPEG on both sides): :meth:`Slide.read_array` reads those with
+#: :class:`TiffTileReader`, several times faster than OpenSlide for large regions. Aperio's YCbCr JPEG
+#: 2000 (33003) is left to OpenSlide, which converts the colours itself.
 ARRAY_READER_VENDORS: tuple[str, ...] = ("aperio", "generic-tiff")
-ARRAY_READER_COMPRESSIONS: tuple[int, ...] = (1, 5, 7, 8, 32946)
+ARRAY_READER_COMPRESSIONS: tuple[int, ...] = (1, 5, 7, 8, 32946, 33005)
+#: Threads that decode tiles in :class:`TiffTileReader` by default (the codecs release the GIL).
+DEFAULT_DECODE_THREADS: int = min(4, os.cpu_count() or 1)
+#: Most tiles :meth:`TiffTileReader.prefetch` keeps in flight before taking finished ones into the cache.
+_MAX_PENDING = 256
 
 
 # --------------------------------------------------------------------------- errors
@@ -213,28 +221,47 @@ class TiffTileReader:
 
     The fast path of :meth:`Slide.read_array` for Aperio and generic TIFF slides: it reads the
     byte ranges of the tiles a region touches (:meth:`tifffile.FileHandle.read_segments`), decodes
-    each with the page's own decoder (:attr:`tifffile.TiffPage.decode`, libjpeg-turbo through
-    imagecodecs for JPEG) and pastes it into the output. Decoded tiles are kept in a
-    least-recently-used cache of ``cache_bytes``, so patches read in row order decode each tile
-    once. A patch read costs about half of what it costs through tiffslide's zarr store and a
+    each with the page's own decoder (:attr:`tifffile.TiffPage.decode`: libjpeg-turbo through
+    imagecodecs for JPEG, OpenJPEG for JPEG 2000) and pastes it into the output. Decoded tiles are
+    kept in a least-recently-used cache of ``cache_bytes``, so patches read in row order decode each
+    tile once. A patch read costs about half of what it costs through tiffslide's zarr store and a
     third of an OpenSlide ``read_region``.
+
+    Tiles are decoded on a pool of ``threads`` threads (the codecs release the GIL): the missing
+    tiles of one read are decoded together, and :meth:`prefetch` starts decoding the tiles of a
+    region that will be read next while the caller works on the current one (what
+    :func:`~domainclip.domains.pathology.patching.iter_patch_arrays` does, a row of patches ahead).
+    The file is read only by the calling thread; the pixels do not depend on ``threads``.
 
     Args:
         path: the slide file.
         level_dimensions: ``(width, height)`` of each level as OpenSlide reports them; the file's
             levels must match.
-        cache_bytes: most bytes of decoded tiles kept (OpenSlide's default cache is 32 MiB too).
+        cache_bytes: most bytes of decoded tiles kept (OpenSlide's default cache is 32 MiB too);
+            tiles being prefetched count once they are taken into the cache.
+        threads: decoding threads; 1 decodes in the calling thread, with no prefetching.
 
     Raises:
-        ValueError: the file's levels do not match, or a level is not tiled, uint8, chunky RGB(A)
-            with a compression of :data:`ARRAY_READER_COMPRESSIONS`.
+        ValueError: the file's levels do not match, a level is not tiled, uint8, chunky RGB(A)
+            with a compression of :data:`ARRAY_READER_COMPRESSIONS`, or ``threads < 1``.
     """
 
-    def __init__(self, path: Path, level_dimensions: tuple[tuple[int, int], ...], cache_bytes: int = 32 << 20):
+    def __init__(
+        self,
+        path: Path,
+        level_dimensions: tuple[tuple[int, int], ...],
+        cache_bytes: int = 32 << 20,
+        threads: int = DEFAULT_DECODE_THREADS,
+    ):
         tifffile = require("tifffile", "pathology", "reading TIFF slides")
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1; got {threads}")
         self._cache: OrderedDict[tuple[int, int], np.ndarray | None] = OrderedDict()
+        self._pending: dict[tuple[int, int], Future] = {}
         self._cache_bytes = cache_bytes
         self._cached = 0
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
         self._file = tifffile.TiffFile(str(path))
         try:
             pages = [series.pages[0] for series in self._file.series[0].levels]
@@ -257,15 +284,97 @@ class TiffTileReader:
             raise
         self._pages = pages
 
+    @property
+    def threads(self) -> int:
+        """Decoding threads."""
+        return self._threads
+
     def close(self) -> None:
-        """Close the file and drop the cache."""
+        """Wait for the decodes in flight, stop the threads, close the file and drop the cache."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending.clear()
         self._file.close()
         self._cache.clear()
         self._cached = 0
 
+    def _indices(self, level: int, x0: int, y0: int, x1: int, y1: int) -> list[int]:
+        """Indices of the tiles of ``level`` that the level-pixel box ``[x0, x1) x [y0, y1)`` touches."""
+        page = self._pages[level]
+        tile_w, tile_h = int(page.tilewidth), int(page.tilelength)
+        across = -(-int(page.imagewidth) // tile_w)
+        return [
+            row * across + col
+            for row in range(y0 // tile_h, (y1 - 1) // tile_h + 1)
+            for col in range(x0 // tile_w, (x1 - 1) // tile_w + 1)
+        ]
+
+    def _decoder(self, level: int) -> Callable[[bytes | None, int], np.ndarray | None]:
+        """``(data, index) -> tile (h, w, samples)`` or ``None`` for an empty tile, for ``level``."""
+        page = self._pages[level]
+        options: dict[str, Any] = {}
+        if int(page.compression) == 7:
+            options = {"jpegtables": page.jpegtables, "jpegheader": page.jpegheader}
+        decode = page.decode
+
+        def one(data: bytes | None, index: int) -> np.ndarray | None:
+            tile = decode(data, index, **options)[0]
+            return None if tile is None else tile[0]
+
+        return one
+
+    def _read(self, level: int, indices: list[int]) -> list[tuple[bytes | None, int]]:
+        """The stored bytes of ``indices`` of ``level``, in file order (read by the calling thread)."""
+        page = self._pages[level]
+        offsets, counts = page.dataoffsets, page.databytecounts
+        return list(
+            self._file.filehandle.read_segments(
+                [offsets[i] for i in indices], [counts[i] for i in indices], indices, sort=True
+            )
+        )
+
+    def _submit(self, level: int, indices: list[int]) -> None:
+        """Start decoding ``indices`` of ``level`` on the pool (they become pending)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="tile-decode")
+        decode = self._decoder(level)
+        for data, index in self._read(level, indices):
+            self._pending[(level, index)] = self._pool.submit(decode, data, index)
+
+    def prefetch(self, level: int, box: tuple[int, int, int, int]) -> None:
+        """Start decoding, in the background, the tiles of the level-pixel box ``(x0, y0, x1, y1)``.
+
+        Tiles already cached or pending are skipped; does nothing with ``threads == 1``.
+
+        Args:
+            level: pyramid level.
+            box: left, top, right, bottom (exclusive) in pixels of ``level``, clipped to the level.
+        """
+        if self._threads == 1:
+            return
+        page = self._pages[level]
+        x0, y0 = max(box[0], 0), max(box[1], 0)
+        x1, y1 = min(box[2], int(page.imagewidth)), min(box[3], int(page.imagelength))
+        if x1 <= x0 or y1 <= y0:
+            return
+        missing = [
+            i
+            for i in self._indices(level, x0, y0, x1, y1)
+            if (level, i) not in self._cache and (level, i) not in self._pending
+        ]
+        while len(self._pending) > _MAX_PENDING:  # prefetched but never read: into the (bounded) cache
+            key = next(iter(self._pending))
+            self._keep(key, self._pending.pop(key).result())
+        if missing:
+            self._submit(level, missing)
+
+    def _keep(self, key: tuple[int, int], tile: np.ndarray | None) -> None:
+        self._cache[key] = tile
+        self._cached += 0 if tile is None else tile.nbytes
+
     def _tiles(self, level: int, indices: list[int]) -> dict[int, np.ndarray | None]:
         """Decoded tiles ``index -> (h, w, samples)`` of ``level`` (``None`` for empty tiles), through the cache."""
-        page = self._pages[level]
         found: dict[int, np.ndarray | None] = {}
         missing = []
         for index in indices:
@@ -273,24 +382,21 @@ class TiffTileReader:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 found[index] = self._cache[key]
-            else:
+            elif key not in self._pending:
                 missing.append(index)
-        if not missing:
-            return found
-        offsets, counts = page.dataoffsets, page.databytecounts
-        options: dict[str, Any] = {}
-        if int(page.compression) == 7:
-            options = {"jpegtables": page.jpegtables, "jpegheader": page.jpegheader}
-        decode = page.decode
-        segments = self._file.filehandle.read_segments(
-            [offsets[i] for i in missing], [counts[i] for i in missing], missing, sort=True
-        )
-        for data, index in segments:
-            tile = decode(data, index, **options)[0]
-            tile = None if tile is None else tile[0]
-            found[index] = tile
-            self._cache[(level, index)] = tile
-            self._cached += 0 if tile is None else tile.nbytes
+        if missing:
+            if self._threads > 1 and len(missing) > 1:
+                self._submit(level, missing)
+            else:
+                decode = self._decoder(level)
+                for data, index in self._read(level, missing):
+                    found[index] = decode(data, index)
+                    self._keep((level, index), found[index])
+        for index in indices:
+            future = self._pending.pop((level, index), None)
+            if future is not None:
+                found[index] = future.result()
+                self._keep((level, index), found[index])
         while self._cached > self._cache_bytes and len(self._cache) > 1:
             _, old = self._cache.popitem(last=False)
             self._cached -= 0 if old is None else old.nbytes
@@ -313,12 +419,7 @@ class TiffTileReader:
             return out
         tile_w, tile_h = int(page.tilewidth), int(page.tilelength)
         across = -(-level_w // tile_w)
-        indices = [
-            row * across + col
-            for row in range(y0 // tile_h, (y1 - 1) // tile_h + 1)
-            for col in range(x0 // tile_w, (x1 - 1) // tile_w + 1)
-        ]
-        for index, tile in self._tiles(level, indices).items():
+        for index, tile in self._tiles(level, self._indices(level, x0, y0, x1, y1)).items():
             if tile is None:  # an empty tile: background
                 continue
             top, left = (index // across) * tile_h, (index % across) * tile_w
@@ -367,6 +468,7 @@ class Slide:
         mpp: float | None,
         require_mpp: bool,
         fast_arrays: bool = True,
+        decode_threads: int = DEFAULT_DECODE_THREADS,
     ):
         self.path = path
         self.slide_id = path.stem
@@ -399,12 +501,12 @@ class Slide:
             self.close()
             raise MissingMppError(path)
         if fast_arrays and backend.name == "openslide" and self.vendor in ARRAY_READER_VENDORS:
-            self._open_array_reader()
+            self._open_array_reader(decode_threads)
 
-    def _open_array_reader(self) -> None:
+    def _open_array_reader(self, threads: int) -> None:
         """Use :class:`TiffTileReader` for :meth:`read_array` where it sees the same levels."""
         try:
-            reader = TiffTileReader(self.path, self.level_dimensions)
+            reader = TiffTileReader(self.path, self.level_dimensions, threads=threads)
         except Exception:  # not a TIFF tifffile reads the same way: OpenSlide keeps reading
             return
         downsamples = self.level_downsamples
@@ -532,6 +634,23 @@ class Slide:
         handle = self._array_handle if self._array_handle is not None else self._handle
         return self._array_reader(handle, location, level, size)
 
+    def prefetch_array(self, location_level0: tuple[int, int], level: int, size: tuple[int, int]) -> None:
+        """Start decoding the stored tiles of a region that :meth:`read_array` will read soon.
+
+        Only :class:`TiffTileReader` prefetches (on its decoding threads); with other array
+        backends this does nothing. The pixels later read do not depend on it.
+
+        Args:
+            location_level0: ``(x, y)`` of the top-left corner in level-0 pixels.
+            level: pyramid level.
+            size: ``(width, height)`` in pixels of that level.
+        """
+        location, size = self._region_args(location_level0, level, size)
+        if isinstance(self._array_handle, TiffTileReader):
+            downsample = self.level_downsamples[level]
+            x, y = int(location[0] / downsample), int(location[1] / downsample)
+            self._array_handle.prefetch(level, (x, y, x + size[0], y + size[1]))
+
     def get_thumbnail(
         self, max_size: int | tuple[int, int], resample: Image.Resampling = Image.Resampling.LANCZOS
     ) -> Image.Image:
@@ -577,6 +696,7 @@ def open_slide(
     backend: str = "auto",
     require_mpp: bool = True,
     fast_arrays: bool = True,
+    decode_threads: int = DEFAULT_DECODE_THREADS,
 ) -> Slide:
     """Open a whole-slide image.
 
@@ -587,6 +707,8 @@ def open_slide(
         require_mpp: raise :class:`MissingMppError` when no mpp is known.
         fast_arrays: let :meth:`Slide.read_array` use :class:`TiffTileReader` for OpenSlide-opened
             files it decodes identically (see :data:`ARRAY_READER_VENDORS`).
+        decode_threads: threads that decode tiles for :meth:`Slide.read_array` (see
+            :class:`TiffTileReader`); the pixels do not depend on it.
 
     Returns:
         The open :class:`Slide`.
@@ -596,11 +718,13 @@ def open_slide(
             backend's reason).
         MissingMppError: no mpp in the metadata, none given, and ``require_mpp``.
         UnknownNameError: unknown ``backend``.
-        InputError: ``mpp`` is not a positive number (a ``ValueError``).
+        InputError: ``mpp`` is not a positive number or ``decode_threads < 1`` (a ``ValueError``).
     """
     path = Path(path)
     if mpp is not None and not (math.isfinite(mpp) and mpp > 0):
         raise InputError(f"mpp for {path} must be a positive number of microns per pixel; got {mpp!r}")
+    if decode_threads < 1:
+        raise InputError(f"decode_threads must be >= 1; got {decode_threads}")
     if backend == "auto":
         names = list(AUTO_ORDER)
     elif backend in BACKENDS:
@@ -623,7 +747,7 @@ def open_slide(
             reasons.append(f"{name}: {type(e).__name__}: {e}".rstrip(": "))
             continue
         try:
-            return Slide(path, spec, handle, mpp, require_mpp, fast_arrays)
+            return Slide(path, spec, handle, mpp, require_mpp, fast_arrays, decode_threads)
         except SlideError:
             raise
         except Exception as e:  # metadata the backend opened but cannot describe
