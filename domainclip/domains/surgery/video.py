@@ -403,9 +403,10 @@ class _PyAVVideo(Video):
     """PyAV behind the :class:`Video` interface, frame-accurate by presentation timestamp.
 
     Opening demuxes the video stream once (no decoding) to index every packet's timestamp and the
-    keyframes, which makes ``num_frames`` exact whatever the container header claims, then decodes
-    the first frame. That priming matters: H.264 streams may carry parameter sets in-band with
-    their first frame, and FFmpeg decodes garbage when its first packet is a later keyframe
+    keyframes, which makes ``num_frames`` exact whatever the container header claims, then passes
+    the first packet through the decoder (:meth:`_prime`). That priming matters: H.264 streams may
+    carry parameter sets in-band with their first frame, and FFmpeg decodes garbage when its first
+    packet is a later keyframe
     (``cockatoo.mp4`` seeked to its keyframe 76 on a fresh decoder gives wrong frames; decord 0.6.0
     has the same problem). Reading sorted frames decodes forward from where the previous read
     stopped, seeking to a keyframe only when one lies between that position and the next wanted
@@ -436,8 +437,7 @@ class _PyAVVideo(Video):
             self._stream.thread_type = "AUTO"
             self._stream.codec_context.thread_count = max(0, threads)
             self._index(data)
-            self._seek(int(self._keys[0]))
-            self._next_frame(0)
+            self._prime(data)
         except BaseException:
             self._container.close()
             raise
@@ -483,6 +483,27 @@ class _PyAVVideo(Video):
 
     def frame_times(self) -> np.ndarray:
         return (self._pts - self._pts[0]).astype(np.float64) * self._time_base
+
+    def _prime(self, data: _Input) -> None:
+        """Pass the first packet through the decoder without decoding its picture (``skip_frame = ALL``).
+
+        The decoder still parses what the packet carries besides the picture (H.264/HEVC parameter
+        sets, SEI), which is all that a later seek to another keyframe needs, at a fraction of the
+        cost of decoding frame 0. The next read seeks.
+        """
+        context = self._stream.codec_context
+        self._container.seek(int(self._keys[0]), stream=self._stream, backward=True, any_frame=False)
+        context.skip_frame = "ALL"
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size > 0:
+                    packet.decode()
+                    break
+        except self._av.FFmpegError as e:
+            raise VideoDecodeError(self.name, _diagnose(data, e)) from None
+        finally:
+            context.skip_frame = "DEFAULT"
+        self._frames, self._last = None, None
 
     # ------------------------------------------------------------------ decoding
     def _seek(self, key: int) -> None:
@@ -694,7 +715,9 @@ def _import_torchcodec() -> Any:
     if _torchcodec_decoders is not None:
         return _torchcodec_decoders
     why = ""
-    if "torchcodec" not in sys.modules and importlib.util.find_spec("torchcodec") is not None:
+    if "torchcodec" in sys.modules:
+        why = "; torchcodec was imported before domainclip could expose PyAV's FFmpeg to it"
+    elif importlib.util.find_spec("torchcodec") is not None:
         try:
             _expose_pyav_ffmpeg()
         except (OSError, ValueError) as e:
@@ -707,7 +730,8 @@ def _import_torchcodec() -> Any:
     if getattr(ops, "ffmpeg_major_version", 0) is None:
         raise MissingExtraError(
             "torchcodec is installed but found no FFmpeg libraries (it needs FFmpeg 4-8: install PyAV, "
-            f"pip install \"domainclip[{_EXTRA}]\", before torchcodec is first imported{why})"
+            f"pip install \"domainclip[{_EXTRA}]\", and open a video with the torchcodec backend before "
+            f"anything imports torchcodec{why})"
         )
     _torchcodec_decoders = decoders
     return decoders
