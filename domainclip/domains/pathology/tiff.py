@@ -5,6 +5,10 @@ OpenSlide's generic-TIFF driver reads: every level is a tiled RGB page in the ma
 (level 0 first, then each reduced level marked ``NewSubfileType = 1``), and the resolution is
 stored as ``XResolution``/``YResolution`` in pixels per centimetre (``ResolutionUnit = 3``), from
 which both readers derive ``mpp-x``/``mpp-y``.
+
+JPEG 2000 tiles are read by OpenSlide's Aperio driver only, so ``compression="jpeg2000"`` writes
+the layout of an Aperio SVS instead: each page has an Aperio ``ImageDescription`` (level 0's with
+``MPP = ...``), and a small stripped thumbnail is the second page, as Aperio scanners write it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from domainclip.core.plugins import UnknownNameError
 
 __all__ = ["COMPRESSIONS", "pyramid_levels", "write_pyramidal_tiff"]
 
-#: Compression name -> function ``quality -> (tifffile compression, compressionargs)``.
-COMPRESSIONS: dict[str, Callable[[int], tuple[str | None, dict[str, Any] | None]]] = {
+#: Compression name -> function ``quality -> (tifffile compression, compressionargs)``. ``"jpeg2000"`` is
+#: Aperio's JPEG 2000 with RGB codestreams (TIFF compression 33005), ``quality`` its target PSNR in dB.
+COMPRESSIONS: dict[str, Callable[[int], tuple[str | int | None, dict[str, Any] | None]]] = {
     "jpeg": lambda quality: ("jpeg", {"level": int(quality)}),
+    "jpeg2000": lambda quality: (33005, {"level": float(quality)}),
     "deflate": lambda quality: ("zlib", None),
     "none": lambda quality: (None, None),
 }
@@ -79,8 +85,9 @@ def write_pyramidal_tiff(
             ``None`` writes no resolution tags, so readers report no mpp.
         tile: tile side in pixels (a multiple of 16).
         min_size: halving stops once a level's long side is below this (see :func:`pyramid_levels`).
-        compression: a key of :data:`COMPRESSIONS` (``"jpeg"``, ``"deflate"``, ``"none"``).
-        quality: JPEG quality (1-100), used by ``"jpeg"``.
+        compression: a key of :data:`COMPRESSIONS` (``"jpeg"``, ``"jpeg2000"``, ``"deflate"``, ``"none"``);
+            ``"jpeg2000"`` writes an Aperio SVS layout (see the module's description).
+        quality: JPEG quality (1-100), used by ``"jpeg"``; for ``"jpeg2000"``, the target PSNR in dB.
 
     Returns:
         The path written.
@@ -103,12 +110,19 @@ def write_pyramidal_tiff(
     if compression not in COMPRESSIONS:
         raise UnknownNameError("TIFF compression", compression, list(COMPRESSIONS))
     codec, codec_args = COMPRESSIONS[compression](quality)
+    aperio = compression == "jpeg2000"
     path = Path(path)
+    height, width = image.shape[:2]
+    head = f"Aperio Image Library (domainclip)\r\n{width}x{height}"
     with atomic_output(path) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=image.nbytes > 2**31) as writer:
             for k, level in enumerate(pyramid_levels(image, min_size)):
                 options: dict[str, Any] = {}
-                if mpp is not None:
+                if aperio:
+                    mpp_text = "" if mpp is None else f"|MPP = {mpp}"
+                    options = {"description": f"{head} [0,0 {width}x{height}] ({tile}x{tile}) J2K/KDU{mpp_text}"
+                               if k == 0 else f"{head} -> {level.shape[1]}x{level.shape[0]} - |"}
+                elif mpp is not None:
                     per_cm = 1e4 / (mpp * 2**k)
                     options = {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER"}
                 writer.write(
@@ -117,8 +131,12 @@ def write_pyramidal_tiff(
                     tile=(tile, tile),
                     compression=codec,
                     compressionargs=codec_args,
-                    subfiletype=1 if k else 0,
+                    subfiletype=1 if k and not aperio else 0,
                     metadata=None,
                     **options,
                 )
+                if aperio and k == 0:  # Aperio's second page: a stripped thumbnail (an associated image)
+                    thumb = pyramid_levels(image, 65)[-1]
+                    writer.write(thumb, photometric="rgb", compression="jpeg", metadata=None,
+                                 description=f"{head} -> {thumb.shape[1]}x{thumb.shape[0]} - |")
     return path
