@@ -24,19 +24,23 @@ from typing import Any
 from bench.common import REPO_ROOT, RESULTS_DIR, load_average, machine_info, markdown_table, write_result
 from domainclip.core.io import atomic_write_text
 
-__all__ = ["BENCHMARKS", "available", "main", "summary_rows"]
+__all__ = ["BENCHMARKS", "NEEDS_CUDA", "available", "main", "summary_rows"]
 
 #: module name (under ``bench``) -> JSON file it writes in ``bench/results``, in run order.
 BENCHMARKS: dict[str, str] = {
     "bench_train_step": "train_step.json",
     "bench_loader": "loader.json",
+    "bench_decode": "decode.json",
     "bench_math_engine": "math_engine.json",
     "bench_pathology_patching": "pathology_patching.json",
     "bench_video": "video.json",
     "bench_rs_chips": "rs_chips.json",
     "bench_bio_etl": "bio_etl.json",
     "bench_multiview_render": "multiview_render.json",
+    "gpu_throughput": "gpu_throughput.json",
 }
+#: Benchmarks that measure a GPU: without CUDA they are listed as skipped, not run (nor failed).
+NEEDS_CUDA = {"gpu_throughput"}
 _COLUMNS = ["benchmark", "measurement", "domainclip", "reference", "ratio", "goal", "met"]
 
 
@@ -98,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     runs: dict[str, Any] = {}
     failed = False
+    import torch
+
     for name in names:
+        if name in NEEDS_CUDA and not torch.cuda.is_available():
+            rows.append({"benchmark": name, "measurement": "skipped: needs a CUDA GPU", "domainclip": None,
+                         "reference": None, "ratio": None, "goal": None, "met": None})
+            runs[name] = {"seconds": 0.0, "result_file": BENCHMARKS[name], "error": None, "skipped": "no CUDA"}
+            continue
         result, error, seconds = _run(name, args.results / BENCHMARKS[name])
         runs[name] = {"seconds": round(seconds, 1), "result_file": BENCHMARKS[name], "error": error}
         if result is None:
