@@ -84,7 +84,7 @@ class VideoClipDecoder:
         text_choice: caption choice among several (see ``SampleDecoder``).
         required: canonical keys that must be present.
         target_fps: frames per second for ``sampling="fps"``.
-        backend: video backend of :func:`~domainclip.domains.surgery.video.open_video` (auto, decord, pyav).
+        backend: video backend of :func:`~domainclip.domains.surgery.video.open_video` (auto, pyav, torchcodec, decord).
         threads: decoder threads per clip (1 suits data-loader workers; 0: automatic).
         same_augmentation: give every frame of a clip the same random augmentation.
         max_image_pixels: largest image (width x height) a sample's image member may declare; a
