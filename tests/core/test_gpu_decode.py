@@ -269,6 +269,27 @@ def test_pin_memory_reaches_the_dataloader(tmp_path):
     assert pinned("auto", "cuda") is True
 
 
+def test_the_engines_loader_hands_out_batches_decoded_by_the_device_stage(tmp_path):
+    from domainclip.core.engine.train import _build_loader
+    from domainclip.core.models import create_model_and_transforms, get_tokenizer
+
+    _shards(tmp_path, n=8, broken=(6,))
+    model, train_transform, _ = create_model_and_transforms("dc-test-vit")
+    data = {"train": [{"urls": str(tmp_path)}], "num_workers": 0, "batch_size": 4, "decode_device": "cuda",
+            "max_corrupt_fraction": 0.5}
+    recipe = load_recipe({"domain": "core", "data": data, "train": {"device": "cuda"}})
+    # the device stage runs where the step runs; here on CPU, with torchvision's CPU decoder
+    batches = _build_loader(recipe, get_task("image_text"), train_transform, get_tokenizer(model),
+                            DistInfo(0, 1, 0, torch.device("cpu")), one_pass=True)
+    assert batches.dataset.decode.keep_jpeg and isinstance(batches.dataset.decode.image_transform,
+                                                           DeviceImageTransform)
+    got = list(batches)
+    assert [tuple(b["image"].shape) for b in got] == [(4, 3, 32, 32), (3, 3, 32, 32)]
+    assert got[0]["text"].shape[0] == 4 and got[1]["text"].shape[0] == 3
+    assert batches.decode_counts() == {"decoded_on_device": 7, "decoded_in_workers": 0}
+    assert batches.corrupt_counts() == {BAD_IMAGE: 1}
+
+
 def test_device_batches_keep_order_contents_and_the_state_of_the_batch_handed_out(tmp_path):
     _shards(tmp_path, n=24)
     cpu = _transforms(is_train=False)
@@ -324,3 +345,24 @@ def test_cuda_prefetcher_gives_the_plain_iterators_batches_in_order(tmp_path):
     for a, b in zip(got, plain):
         assert a["image"].is_cuda and torch.equal(a["image"], b["image"]) and a["text"].is_cuda
     assert ahead.corrupt_counts() == {BAD_IMAGE: 1}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs CUDA")
+def test_training_with_decode_device_cuda_runs_and_counts_what_it_decoded(tmp_path):
+    import json
+
+    from domainclip.core.engine.train import train
+
+    _shards(tmp_path / "shards", n=16)
+    recipe = load_recipe({
+        "domain": "core",
+        "data": {"train": [{"urls": str(tmp_path / "shards")}], "batch_size": 8, "num_workers": 1,
+                 "decode_device": "cuda"},
+        "train": {"steps": 2, "device": "cuda", "log_every": 1, "checkpoint_every": 2, "progress": False},
+    })
+    result = train(recipe, tmp_path / "run")
+    assert result.steps == 2 and result.corrupt_counts == {}
+    events = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    corrupt = next(e for e in events if e.get("event") == "corrupt_samples")
+    assert corrupt["decoded_on_device"] >= 16 and corrupt["decoded_in_workers"] == 0
