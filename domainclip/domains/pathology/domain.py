@@ -30,6 +30,7 @@ DOMAIN = DomainSpec(
     },
     eval_suites={
         "synthetic": f"{_P}.pipeline:synthetic_suite",
+        "synthetic_shifted": f"{_P}.pipeline:synthetic_shifted_suite",
         "nct_crc": f"{_P}.evals:patch_folder_suite",
         "pcam": f"{_P}.evals:pcam_suite",
         "slides": f"{_P}.evals:slide_suite",
@@ -39,6 +40,7 @@ DOMAIN = DomainSpec(
         "pcam": f"{_P}.datasets.pcam:PatchCamelyon",
         "slide_patches": f"{_P}.datasets.slide_labels:PatchShardStream",
     },
+    tasks={"patch_text": f"{_P}.tasks:PATCH_TEXT"},
     synthetic="synthetic",
     demo="pathology/quick",
     requires=("openslide", "tiffslide", "skimage"),

@@ -60,3 +60,32 @@ def test_synthetic_suite_reports_patch_and_slide_metrics(synthetic_folder, tmp_p
         and "auroc" in results["slides/zeroshot_classification"]
     )
     assert (tmp_path / "tissue_confusion_matrix.png").is_file() and (tmp_path / "slide_predictions.csv").is_file()
+
+
+def test_synthetic_suite_prompt_options_and_the_shifted_site(synthetic_folder, tmp_path):
+    from domainclip.core.errors import InputError
+    from domainclip.domains.pathology.synthetic import read_mask
+
+    out, _ = synthetic_folder
+    model, _, preprocess = create_model_and_transforms("dc-test-vit")
+    tokenizer = get_tokenizer("dc-test-vit")
+    runs = {}
+    for name, options in {"ensemble": {}, "single": {"prompts": "single"},
+                          "template": {"template": "a photomicrograph of {}."}}.items():
+        results = run_suite(model, tokenizer, preprocess, "pathology/synthetic", data=out, out_dir=tmp_path / name,
+                            batch_size=32, options=options)
+        runs[name] = results["tissue/zeroshot_classification"]
+    assert len({r["num_samples"] for r in runs.values()}) == 1
+    assert runs["single"] != runs["template"] or runs["single"] != runs["ensemble"]  # other prompts, other scores
+    with pytest.raises(InputError, match="has no '{}'"):
+        run_suite(model, tokenizer, preprocess, "pathology/synthetic", data=out, out_dir=tmp_path / "bad",
+                  batch_size=32, options={"template": "a photomicrograph of"})
+
+    site_b = tmp_path / "site_b"
+    summary = prepare_synthetic_patches(site_b, 1, seed=3, slide_size=1024, progress=False, site="b")
+    assert summary["slides"]["site"] == "b"
+    truth = json.loads((site_b / "slides" / "slides.json").read_text())["slides"][0]
+    assert truth["stain"]["site"] == "b" and read_mask(truth["mask_path"]).max() > 0
+    shifted = run_suite(model, tokenizer, preprocess, "pathology/synthetic_shifted", data=site_b,
+                        out_dir=tmp_path / "shifted", batch_size=32)
+    assert shifted["tissue/zeroshot_classification"]["num_samples"] == summary["patches"]["num_patches"]

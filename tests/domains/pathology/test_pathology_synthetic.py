@@ -62,7 +62,9 @@ def _features(patch: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ captions
 def test_caption_pools_and_prompts():
-    assert TISSUE_CLASSES == ("adipose", "lymphocytes", "stroma", "tumor", "mucus")
+    assert TISSUE_CLASSES == (
+        "adipose", "background", "debris", "lymphocytes", "mucus", "muscle", "normal", "stroma", "tumor"
+    )
     for name in TISSUE_CLASSES:
         templates = CAPTION_TEMPLATES[name]
         assert len(templates) >= 8
@@ -72,7 +74,7 @@ def test_caption_pools_and_prompts():
         assert all(c[0].isupper() and c.endswith(".") and "{" not in c for c in pool)
     prompts = synthetic_templates()
     assert list(prompts) == list(TISSUE_CLASSES)
-    assert prompts["tumor"][0] == "an H&E image of tumor epithelium."
+    assert prompts["tumor"][0] == "an H&E image of colorectal adenocarcinoma epithelium."
     assert all(CLASS_NAMES[c] in p for c, ps in prompts.items() for p in ps)
     assert set(syn.slide_templates()) == {"normal", "tumor"}
     with pytest.raises(UnknownNameError, match="Did you mean: tumor"):
@@ -107,8 +109,8 @@ def test_tiff_opens_with_openslide_and_tiffslide(tmp_path):
         assert float(slide.properties["tiffslide.mpp-x"]) == pytest.approx(0.25, rel=1e-3)
     mask = read_mask(truth.mask_path)
     assert mask.shape == (768 // 16, 1024 // 16)
-    assert set(np.unique(mask)) <= {0, 3, 5}
-    assert truth.classes == tuple(c for c in ("stroma", "mucus") if (mask == TISSUE_CLASSES.index(c) + 1).any())
+    assert set(np.unique(mask)) <= {0, TISSUE_CLASSES.index("stroma") + 1, TISSUE_CLASSES.index("mucus") + 1}
+    assert truth.classes == tuple(c for c in ("mucus", "stroma") if (mask == TISSUE_CLASSES.index(c) + 1).any())
     assert truth.tissue_fraction == pytest.approx(0.6, abs=0.05)  # background_fraction 0.4
 
 
@@ -146,8 +148,8 @@ def test_bad_arguments_are_rejected(tmp_path):
     Image.new("RGB", (4, 4)).save(bad)
     with pytest.raises(ValueError, match="rgb_mask.png: a label mask must be a single-channel"):
         read_mask(bad)
-    Image.fromarray(np.full((4, 4), 9, np.uint8)).save(bad)
-    with pytest.raises(ValueError, match="label 9"):
+    Image.fromarray(np.full((4, 4), 10, np.uint8)).save(bad)
+    with pytest.raises(ValueError, match="label 10"):
         read_mask(bad)
     assert not list(tmp_path.glob("*.tiff"))
 
@@ -234,7 +236,7 @@ def test_annotator_labels_region_centres_and_rejects_boundaries(slides_dir):
     for i in range(0, mask.shape[0] - 14, 2):  # a 224-px box where two classes share the area about evenly
         for j in range(0, mask.shape[1] - 14, 2):
             window = mask[i:i + 14, j:j + 14]
-            counts = np.bincount(window.ravel(), minlength=6)
+            counts = np.bincount(window.ravel(), minlength=len(TISSUE_CLASSES) + 1)
             if counts[0] == 0 and 0.35 < counts.max() / window.size < 0.65:
                 mixed = (j * 16, i * 16)
                 break
@@ -276,9 +278,11 @@ def test_annotator_without_csv_uses_mask_files(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ learnability
+@pytest.mark.slow  # renders 9 x 112 patches
 def test_classes_are_learnable_from_simple_statistics(slides_dir):
-    """A nearest-centroid classifier on colour/texture statistics, trained on rendered patches, labels
-    patches cut from the generated slides (with their mask labels) far above chance; one pixel does not."""
+    """A nearest-centroid classifier on colour/texture statistics, trained on rendered patches of site a, labels
+    patches cut from the generated slides (with their mask labels) far above chance (1/9); one pixel does not,
+    and the shifted site b costs it accuracy (the stain and scanner shift is real)."""
     from sklearn.neighbors import NearestCentroid
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -292,29 +296,32 @@ def test_classes_are_learnable_from_simple_statistics(slides_dir):
             pixels.append(patch[64, 64].astype(np.float32))
     classifier = make_pipeline(StandardScaler(), NearestCentroid()).fit(train_x, train_y)
 
-    held_x, held_y, held_pixels = [], [], []
+    held_x, held_y, held_pixels, shifted_x = [], [], [], []
     for label, name in enumerate(TISSUE_CLASSES):
         for seed in range(1000, 1016):
             patch = render_tissue(name, 128, seed=seed)
             held_x.append(_features(patch))
             held_y.append(label)
             held_pixels.append(patch[64, 64].astype(np.float32))
-    assert (classifier.predict(held_x) == np.array(held_y)).mean() > 0.9
+            shifted_x.append(_features(render_tissue(name, 128, seed=seed, site="b")))
+    accuracy = (classifier.predict(held_x) == np.array(held_y)).mean()
+    assert accuracy > 0.85  # measured 0.96
+    assert (classifier.predict(shifted_x) == np.array(held_y)).mean() < accuracy - 0.15  # measured 0.68
 
     out, _ = slides_dir
     annotate = SyntheticAnnotator(out, min_purity=1.0)
     slide_x, slide_y = [], []
     for row in _rows(out):
         with openslide.OpenSlide(str(out / row["path"])) as slide:
-            for y in range(0, 2048 - 128, 160):
-                for x in range(0, 2048 - 128, 160):
+            for y in range(0, 2048 - 128, 128):
+                for x in range(0, 2048 - 128, 128):
                     result = annotate(row["slide_id"], x, y, 128)
                     if result is not None:
                         patch = np.asarray(slide.read_region((x, y), 0, (128, 128)).convert("RGB"))
                         slide_x.append(_features(patch))
                         slide_y.append(result["label"])
-    assert len(set(slide_y)) >= 4 and len(slide_y) > 100
-    assert (classifier.predict(slide_x) == np.array(slide_y)).mean() > 0.9
+    assert len(set(slide_y)) >= 6 and len(slide_y) > 100  # measured 8 classes, 153 patches
+    assert (classifier.predict(slide_x) == np.array(slide_y)).mean() > 0.85  # measured 0.95
 
     one_pixel = make_pipeline(StandardScaler(), NearestCentroid()).fit(pixels, train_y)
-    assert (one_pixel.predict(held_pixels) == np.array(held_y)).mean() < 0.8
+    assert (one_pixel.predict(held_pixels) == np.array(held_y)).mean() < 0.5  # measured 0.31

@@ -1,11 +1,15 @@
 """Synthetic H&E whole-slide images with known tissue classes, for tests, demos and quick recipes.
 
-Five tissue classes named after the NCT-CRC-HE-100K classes (adipose, lymphocytes, stroma, tumor,
-mucus) are drawn at a physical scale with a per-slide Beer-Lambert stain, so texture, not one
-pixel's colour, tells them apart. One module per concern:
+The nine NCT-CRC-HE-100K tissue classes (adipose, background, debris, lymphocytes, mucus, smooth
+muscle, normal colon mucosa, cancer-associated stroma, adenocarcinoma epithelium; label order and
+names of :mod:`domainclip.domains.pathology.labels`) are drawn at a physical scale with a per-slide
+Beer-Lambert stain and scanner drawn from a site's distribution (site ``"b"``: a shifted second
+site), so texture, not one pixel's colour, tells them apart, and some pairs overlap as the real
+ones do (debris and necrotic tumour, stroma and muscle, normal crypts and well-formed tumour
+glands). One module per concern:
 
 * :mod:`.vocabulary`: class names, PathGen-style caption templates, zero-shot prompts;
-* :mod:`.stain` and :mod:`.nuclei`: the stain model, smooth random fields, nucleus sprites;
+* :mod:`.stain` and :mod:`.nuclei`: the stain and scanner model (sites), smooth random fields, nucleus sprites;
 * :mod:`.textures`: one renderer per class (a registry) and :func:`render_tissue` for one patch;
 * :mod:`.slide`: :func:`generate_slide`, one pyramidal TIFF and its exact label mask, with the truth;
 * :mod:`.generator`: :func:`generate_slides`, the domain's ``synthetic`` prepare command (a folder

@@ -24,6 +24,7 @@ from domainclip.domains.pathology.synthetic.slide import (
     GENERATOR,
     LICENCE,
     BackgroundFraction,
+    Site,
     SlideSize,
     _slide_shape,
     generate_slide,
@@ -59,10 +60,10 @@ def _slide_plan(n_slides: int, seed: int, tumor_fraction: float) -> list[tuple[i
     for i in range(n_slides):
         slide_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
         if i in with_tumor:
-            k = int(rng.integers(1, len(others)))
+            k = int(rng.integers(3, 7))
             chosen = ("tumor", *rng.choice(others, size=k, replace=False).tolist())
         else:
-            k = int(rng.integers(2, len(others) + 1))
+            k = int(rng.integers(4, 8))
             chosen = tuple(rng.choice(others, size=k, replace=False).tolist())
         plan.append((slide_seed, tuple(c for c in TISSUE_CLASSES if c in chosen)))
     return plan
@@ -89,12 +90,13 @@ def generate_slides(
     mpp: PositiveFloat = BASE_MPP,
     tumor_fraction: UnitFloat = 0.5,
     background_fraction: BackgroundFraction = 0.4,
+    site: Site = "a",
 ) -> dict[str, Any]:
-    """Draw synthetic H&E whole-slide images (pyramidal TIFF, label mask, slides.csv) with 5 tissue classes.
+    """Draw synthetic H&E whole-slide images (pyramidal TIFF, label mask, slides.csv) with 9 tissue classes.
 
     Slide ``i`` is drawn with a seed derived from ``(seed, i)``; which slides draw tumour is a seeded
-    choice of ``round(tumor_fraction * n)`` of the ``n`` (tumour plus one to three other classes; the
-    rest draw two to four non-tumour classes). Any number of workers writes the same files.
+    choice of ``round(tumor_fraction * n)`` of the ``n`` (tumour plus three to six other classes; the
+    rest draw four to seven non-tumour classes). Any number of workers writes the same files.
     ``slides.csv`` (columns :data:`CSV_FIELDS`, ``path`` and ``mask`` relative to ``out``,
     ``classes`` joined by ``;``) labels a slide ``tumor`` exactly when its mask holds tumour. Every
     file is written atomically.
@@ -110,6 +112,8 @@ def generate_slides(
         mpp: microns per pixel at level 0.
         tumor_fraction: share of slides with tumour, in [0, 1].
         background_fraction: share of each slide left as glass, in [0, 0.95].
+        site: stain and scanner distribution of every slide (``"b"``: a shifted second site, for
+            held-out sets that test robustness to stain and scanner shift).
 
     Returns:
         Summary: output paths, counts per slide label and class, seconds and slides per minute.
@@ -128,6 +132,7 @@ def generate_slides(
             "mpp": mpp,
             "classes": chosen,
             "background_fraction": background_fraction,
+            "site": site,
         }
         for i, (slide_seed, chosen) in enumerate(_slide_plan(n, seed, tumor_fraction))
     ]
@@ -155,6 +160,7 @@ def generate_slides(
         "out": str(out),
         "n": n,
         "seed": seed,
+        "site": site,
         "size": list(results[0]["size"]),
         "mpp": mpp,
         "workers": workers,

@@ -61,15 +61,20 @@ def _make_sprite(
 
 _ANGLE_BINS = 12
 #: Round kinds: count, radius range (base px), least aspect ratio, irregularity, chromatin, rim.
-_ROUND = {"lymph": (48, (4.3, 6.0), 0.82, 0.04, 0.5, 0.15), "small": (24, (3.5, 5.5), 0.7, 0.08, 0.6, 0.2)}
+_ROUND = {
+    "lymph": (48, (4.3, 6.0), 0.82, 0.04, 0.5, 0.15),
+    "small": (24, (3.5, 5.5), 0.7, 0.08, 0.6, 0.2),
+    "fragment": (32, (1.2, 2.8), 0.45, 0.35, 0.8, 0.1),  # karyorrhectic nuclear dust of necrosis
+    "pyknotic": (16, (2.5, 3.8), 0.75, 0.15, 0.2, 0.05),  # shrunken, dense nuclei
+}
 
 
 @lru_cache(maxsize=32)
 def _sprite_bank(kind: str, scale: float) -> tuple[_Sprite, ...]:
     """Deterministic nucleus sprites of one kind at ``scale`` level-0 px per base px.
 
-    Oriented kinds (``spindle``, ``tumor``, ``flat``) are ordered by angle bin: sprite ``k`` has the
-    angle of bin ``k % _ANGLE_BINS``.
+    Oriented kinds (``spindle``, ``tumor``, ``flat``, ``basal``, ``muscle``) are ordered by angle bin:
+    sprite ``k`` has the angle of bin ``k % _ANGLE_BINS``.
     """
     rng = np.random.default_rng(zlib.crc32(kind.encode()))
     sprites: list[_Sprite] = []
@@ -86,6 +91,10 @@ def _sprite_bank(kind: str, scale: float) -> tuple[_Sprite, ...]:
             "spindle": dict(a=(8.0, 13.0), b=(1.7, 2.7), irregularity=0.05, chromatin=0.4, rim=0.1, nucleolus=0.0),
             "tumor": dict(a=(7.0, 11.5), b=(4.2, 7.0), irregularity=0.13, chromatin=1.0, rim=0.45, nucleolus=0.6),
             "flat": dict(a=(6.0, 9.0), b=(1.4, 2.2), irregularity=0.05, chromatin=0.3, rim=0.1, nucleolus=0.0),
+            # normal crypt epithelium: small, regular, elongated basal nuclei
+            "basal": dict(a=(4.5, 6.5), b=(2.0, 3.0), irregularity=0.04, chromatin=0.35, rim=0.15, nucleolus=0.0),
+            # smooth muscle: long cigar-shaped nuclei with blunt ends, plumper than fibroblasts
+            "muscle": dict(a=(9.0, 14.0), b=(2.2, 3.3), irregularity=0.03, chromatin=0.3, rim=0.1, nucleolus=0.0),
         }[kind]
         per_bin = 6
         for k in range(per_bin * _ANGLE_BINS):

@@ -5,7 +5,11 @@ A generated slide is a tiled pyramidal TIFF (written by
 and report its microns per pixel) plus a label mask. Tissue is laid out as a few irregular regions
 (a noise-warped Voronoi partition of a blob-shaped tissue mask), each drawn as one of the tissue
 classes (:mod:`~domainclip.domains.pathology.synthetic.textures`); each region varies its stain
-concentrations. A 4096 x 4096 level-0 slide renders in a few seconds on one core.
+concentrations. The slide's stain and scanner come from its site
+(:data:`~domainclip.domains.pathology.synthetic.stain.SITES`): H&E vectors around a published
+reference, focus blur, JPEG quality of the tiles, and on some slides pen marks (ink over the tissue,
+the mask unchanged, as on real slides) and a tissue fold (a band of doubled section thickness). A
+4096 x 4096 level-0 slide renders in a few seconds on one core.
 
 The label mask is a PNG next to the slide (``<slide>_mask.png``), one ``uint8`` pixel per
 :data:`MASK_DOWNSAMPLE` x :data:`MASK_DOWNSAMPLE` level-0 block: class index + 1 (the index in
@@ -22,7 +26,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -30,7 +34,17 @@ from PIL import Image
 from domainclip.core.errors import InputError
 from domainclip.core.io import atomic_write_bytes
 from domainclip.core.options import NonNegativeInt, Parser, PositiveFloat, PositiveInt, Range, entry_point
-from domainclip.domains.pathology.synthetic.stain import _FIELD, _compose, _noise, _random_stain
+from domainclip.domains.pathology.synthetic.stain import (
+    _FIELD,
+    SITES,
+    _compose,
+    _focus_blur,
+    _noise,
+    _random_stain,
+    _resize,
+    _soft_step,
+    _Stain,
+)
 from domainclip.domains.pathology.synthetic.textures import _RENDERERS, BASE_MPP, _Region
 from domainclip.domains.pathology.synthetic.vocabulary import TISSUE_CLASSES, check_class
 
@@ -40,6 +54,7 @@ __all__ = [
     "MASK_DOWNSAMPLE",
     "BackgroundFraction",
     "RegionTruth",
+    "Site",
     "SlideSize",
     "SlideTruth",
     "generate_slide",
@@ -49,7 +64,7 @@ __all__ = [
 #: Level-0 pixels per label-mask pixel.
 MASK_DOWNSAMPLE = 16
 #: Generator name and version recorded in the truth.
-GENERATOR = "domainclip.domains.pathology.synthetic/1"
+GENERATOR = "domainclip.domains.pathology.synthetic/2"
 #: Licence of the generated images.
 LICENCE = "CC0-1.0"
 
@@ -71,6 +86,11 @@ def _show_size(size: int | tuple[int, int]) -> str:
 SlideSize = Annotated[int | tuple[int, int], Range(256), Parser(_parse_size, "N|WxH", _show_size)]
 #: The share of a slide left as white glass.
 BackgroundFraction = Annotated[float, Range(0, 0.95)]
+#: The site (stain and scanner distribution) a slide comes from: ``"b"`` is the shifted second site.
+Site = Literal[SITES]  # Literal of the tuple's values
+
+#: Optical-density directions (R, G, B) of marker inks: blue, green and black.
+_INKS = np.array([[0.72, 0.62, 0.12], [0.70, 0.18, 0.66], [0.58, 0.58, 0.57]], dtype=np.float32)
 
 
 def _slide_shape(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -186,6 +206,52 @@ def _layout(
     return regions, region_classes
 
 
+def _fold(rng: np.random.Generator, field_shape: tuple[int, int], tissue: np.ndarray, scale: float) -> np.ndarray:
+    """A tissue fold on the field grid: a warped band, 0-1, where the section lies double (tissue only)."""
+    fh, fw = field_shape
+    theta = rng.uniform(0, np.pi)
+    cy, cx = rng.uniform(0.2, 0.8) * fh, rng.uniform(0.2, 0.8) * fw
+    ys = np.arange(fh, dtype=np.float32)[:, None] - cy
+    xs = np.arange(fw, dtype=np.float32)[None, :] - cx
+    warp = _noise(rng, field_shape, min(fh, fw) / 4.0) * rng.uniform(5.0, 20.0)
+    across = ys * math.cos(theta) - xs * math.sin(theta) + warp
+    half = rng.uniform(15.0, 45.0) * scale / _FIELD  # 15-45 um at the base scale
+    return (_soft_step(half - np.abs(across), 3.0) * tissue).astype(np.float32)
+
+
+def _pen_ink(rng: np.random.Generator, field_shape: tuple[int, int], scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Marker strokes on the field grid (ink density 0-1) and the ink's OD vector."""
+    from PIL import ImageDraw
+
+    fh, fw = field_shape
+    canvas = Image.new("L", (fw, fh), 0)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(int(rng.integers(1, 3))):
+        y, x = rng.uniform(0, fh), rng.uniform(0, fw)
+        heading = rng.uniform(0, 2 * np.pi)
+        points = [(x, y)]
+        for _ in range(12):
+            heading += rng.normal(0.0, 0.35)
+            step = rng.uniform(0.04, 0.08) * max(fh, fw)
+            x, y = x + step * math.cos(heading), y + step * math.sin(heading)
+            points.append((x, y))
+        width = max(2, int(rng.uniform(40.0, 110.0) * scale / _FIELD))
+        draw.line(points, fill=int(rng.integers(150, 256)), width=width, joint="curve")
+    ink = np.asarray(canvas, np.float32) / 255.0
+    ink = ink * (0.75 + 0.25 * _noise(rng, field_shape, 12.0))  # uneven ink
+    return np.clip(ink, 0.0, None), _INKS[int(rng.integers(len(_INKS)))]
+
+
+def _scanner(image: np.ndarray, stain: _Stain, ink: np.ndarray | None, ink_od: np.ndarray | None,
+             rows: int = 512) -> np.ndarray:
+    """Pen ink over the stained image (``image * exp(-ink * od)``), then the scanner's focus blur."""
+    if ink is not None and ink_od is not None:
+        for r0 in range(0, image.shape[0], rows):
+            band = ink[r0:r0 + rows, :, None] * (ink_od[None, None, :] * np.float32(1.6))
+            image[r0:r0 + rows] = np.clip(image[r0:r0 + rows] * np.exp(-band), 0, 255).astype(np.uint8)
+    return _focus_blur(image, stain.blur)
+
+
 @entry_point
 def generate_slide(
     path: Path,
@@ -197,7 +263,8 @@ def generate_slide(
     background_fraction: BackgroundFraction = 0.4,
     n_regions: PositiveInt | None = None,
     tile: PositiveInt = 256,
-    quality: Annotated[int, Range(1, 100)] = 90,
+    quality: Annotated[int, Range(1, 100)] | None = None,
+    site: Site = "a",
 ) -> SlideTruth:
     """Draw one synthetic H&E slide: a pyramidal TIFF at ``path`` and its label mask next to it.
 
@@ -215,7 +282,10 @@ def generate_slide(
         n_regions: number of tissue regions (default: one per about 0.5 mm^2 of tissue, at least
             ``len(classes)``).
         tile: TIFF tile side.
-        quality: JPEG quality of the TIFF tiles.
+        quality: JPEG quality of the TIFF tiles (default: the site's scanner draws it per slide).
+        site: the stain and scanner distribution the slide is drawn from (``"a"``, or ``"b"``: a
+            shifted second site with other H&E vectors, stronger haematoxylin, weaker eosin, a
+            yellower glass, more blur and stronger JPEG compression).
 
     Returns:
         The :class:`SlideTruth`.
@@ -236,7 +306,7 @@ def generate_slide(
         check_class(c)
     scale = BASE_MPP / mpp
     rng = np.random.default_rng([int(seed), 0x51DE])
-    stain = _random_stain(rng)
+    stain = _random_stain(rng, site)
     field_shape = (height // _FIELD, width // _FIELD)
     tissue_um2 = width * height * (1.0 - background_fraction) * mpp**2
     if n_regions is None:
@@ -261,8 +331,18 @@ def generate_slide(
         mask0 = np.repeat(np.repeat(inside, _FIELD, axis=0), _FIELD, axis=1)
         for target, d, g in zip((haem, eosin, mucin), dens, gains):
             target[level0][mask0] = d[mask0] * g
-    image = _compose(haem, eosin, mucin, stain, rng)
-    del haem, eosin, mucin
+    if stain.fold:
+        fold = _fold(np.random.default_rng([int(seed), 0xF01D]), field_shape, regions >= 0, scale)
+        thick = 1.0 + 0.9 * _resize(fold, (height, width), Image.Resampling.BILINEAR)
+        for target in (haem, eosin, mucin):
+            target *= thick
+        del thick
+    ink = ink_od = None
+    if stain.pen:
+        ink_field, ink_od = _pen_ink(np.random.default_rng([int(seed), 0x9E4]), field_shape, scale)
+        ink = _resize(ink_field, (height, width), Image.Resampling.BILINEAR)
+    image = _scanner(_compose(haem, eosin, mucin, stain, rng), stain, ink, ink_od)
+    del haem, eosin, mucin, ink
 
     labels = np.zeros(field_shape, np.uint8)
     for rid, name in enumerate(region_classes):
@@ -293,6 +373,7 @@ def generate_slide(
             )
         )
 
+    quality = stain.jpeg_quality if quality is None else quality
     write_pyramidal_tiff(path, image, mpp, tile=tile, compression="jpeg", quality=quality)  # atomic
     buf = io.BytesIO()
     Image.fromarray(mask, mode="L").save(buf, format="PNG")

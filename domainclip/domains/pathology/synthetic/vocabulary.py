@@ -1,10 +1,19 @@
-"""The synthetic tissue classes in words: class names, PathGen-style captions and zero-shot prompts."""
+"""The synthetic tissue classes in words: class names, PathGen-style captions and zero-shot prompts.
+
+The nine classes are those of NCT-CRC-HE-100K, in the label order of
+:data:`domainclip.domains.pathology.labels.NCT_CRC_CLASSES` (the dataset's folder order), so a model's
+predictions on synthetic patches and on the real CRC-VAL-HE-7K folders use the same labels and
+prompts. Captions describe morphology (cellularity, nuclear size, shape and atypia, gland
+architecture, fibre orientation, staining) in the style of PathGen-1.6M's descriptions; about half
+of them never name the class.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 
 from domainclip.core.plugins import UnknownNameError
+from domainclip.domains.pathology import labels
 
 __all__ = [
     "CAPTION_SYNONYMS",
@@ -22,26 +31,17 @@ __all__ = [
     "synthetic_templates",
 ]
 
-#: Tissue classes in label order (a mask stores index + 1; a patch's ``label`` is the index).
-TISSUE_CLASSES: tuple[str, ...] = ("adipose", "lymphocytes", "stroma", "tumor", "mucus")
+#: Tissue classes in label order (a mask stores index + 1; a patch's ``label`` is the index): the
+#: NCT-CRC-HE-100K classes in :data:`~domainclip.domains.pathology.labels.NCT_CRC_CLASSES` order.
+TISSUE_CLASSES: tuple[str, ...] = (
+    "adipose", "background", "debris", "lymphocytes", "mucus", "muscle", "normal", "stroma", "tumor",
+)
 
-#: Display names used in zero-shot prompts.
-CLASS_NAMES: dict[str, str] = {
-    "adipose": "adipose tissue",
-    "lymphocytes": "lymphocytes",
-    "stroma": "stroma",
-    "tumor": "tumor epithelium",
-    "mucus": "mucus",
-}
+#: The NCT-CRC-HE-100K class code of each synthetic class.
+NCT_CRC_HE_CODES: dict[str, str] = dict(zip(TISSUE_CLASSES, labels.NCT_CRC_CLASSES, strict=True))
 
-#: The NCT-CRC-HE-100K class code each synthetic class imitates.
-NCT_CRC_HE_CODES: dict[str, str] = {
-    "adipose": "ADI",
-    "lymphocytes": "LYM",
-    "stroma": "STR",
-    "tumor": "TUM",
-    "mucus": "MUC",
-}
+#: Display names used in zero-shot prompts: the dataset authors' names (:data:`labels.NCT_CRC_NAMES`).
+CLASS_NAMES: dict[str, str] = {c: labels.NCT_CRC_NAMES[code] for c, code in NCT_CRC_HE_CODES.items()}
 
 #: Slide-level labels written to ``slides.csv``: a slide is ``tumor`` when its mask holds tumour.
 SLIDE_LABELS: tuple[str, ...] = ("normal", "tumor")
@@ -50,6 +50,10 @@ SLIDE_LABELS: tuple[str, ...] = ("normal", "tumor")
 #: Names a caption may use for each class (``{name}`` in :data:`CAPTION_TEMPLATES`).
 CAPTION_SYNONYMS: dict[str, tuple[str, ...]] = {
     "adipose": ("adipose tissue", "mature fat", "fatty tissue", "adipocytes"),
+    "background": ("background", "empty glass", "a tissue-free area", "blank slide background"),
+    "debris": ("necrotic debris", "necrosis", "debris", "coagulative necrosis", "karyorrhectic debris"),
+    "muscle": ("smooth muscle", "muscularis propria", "smooth muscle bundles", "muscle tissue"),
+    "normal": ("normal colon mucosa", "benign colonic mucosa", "normal colonic crypts", "uninvolved mucosa"),
     "lymphocytes": ("lymphocytes", "a dense lymphocytic infiltrate", "lymphoid tissue", "sheets of lymphocytes"),
     "stroma": ("stroma", "fibrous stroma", "collagenous stroma", "cancer-associated stroma", "connective tissue"),
     "tumor": ("adenocarcinoma", "tumor epithelium", "malignant glandular epithelium", "carcinoma", "tumor"),
@@ -59,6 +63,56 @@ CAPTION_SYNONYMS: dict[str, tuple[str, ...]] = {
 #: PathGen-style descriptive caption templates per class: morphology, colour and arrangement.
 #: ``{name}`` is filled with one of :data:`CAPTION_SYNONYMS`; some templates describe without naming.
 CAPTION_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "background": (
+        "The image shows {name}: no cells or tissue, only a pale, nearly uniform field with faint smudges.",
+        "An almost empty field with a few dust particles and an uneven faint tint; no nuclei or structures.",
+        "This patch is acellular {name}, bright and featureless apart from tiny dark specks.",
+        "Glass without tissue; at most an out-of-focus smear or the dark rim of an air bubble is seen.",
+        "Histology slide {name} with no cellular detail, low contrast and very low stain density.",
+        "Pale, structureless area without nuclei, fibres or glands, consistent with {name}.",
+        "A bright field with scattered minute dark dots of dust and no tissue architecture.",
+        "No tissue is present; the field shows {name} with an uneven film of mounting medium.",
+    ),
+    "debris": (
+        "The image shows {name}: granular eosinophilic material strewn with small dark nuclear fragments.",
+        "Amorphous pink debris with karyorrhexis, scattered pyknotic nuclei and no preserved architecture.",
+        "Dirty necrosis: fragmented nuclear dust and cell ghosts in a pale pink granular background.",
+        "This patch shows {name} with loss of cell outlines, dense tiny basophilic fragments and clefts.",
+        "Necrotic tissue in which faint ghost outlines of glands persist, with a few residual atypical nuclei.",
+        "Histology of {name}: eosinophilic granular debris, apoptotic bodies and shrunken dark nuclei.",
+        "Pink-purple amorphous material peppered with irregular nuclear dust, consistent with {name}.",
+        "Cellular debris with karyorrhectic and pyknotic nuclei, no viable glands and scattered pale spaces.",
+        "The field shows {name}; nuclei are fragmented into small irregular dark specks and the cytoplasm is "
+        "smudged pink.",
+    ),
+    "muscle": (
+        "The image shows {name}: fascicles of elongated cells with abundant pink cytoplasm and cigar-shaped nuclei.",
+        "H&E section of {name} with densely packed parallel spindle cells; nuclei are long with blunt ends.",
+        "Bundles of eosinophilic smooth muscle cells cut longitudinally and at angles, with regularly spaced "
+        "elongated nuclei.",
+        "This patch shows {name}; the cytoplasm is homogeneous, brightly pink and fibrillar, and the straight "
+        "fibres run in one direction within each bundle.",
+        "Intersecting fascicles of spindle cells with uniform cigar-shaped nuclei and no atypia.",
+        "Histology of {name}: moderately cellular, straight eosinophilic fibres with evenly distributed "
+        "blunt-ended nuclei.",
+        "Dense pink tissue of interlacing bundles separated by thin clefts, typical of {name}.",
+        "Elongated cells in parallel array, their nuclei more numerous and plumper than fibroblasts in stroma, "
+        "consistent with {name}.",
+    ),
+    "normal": (
+        "The image shows {name}: regular, evenly spaced round crypts lined by a single layer of columnar cells.",
+        "H&E section of {name} with test-tube crypts, abundant goblet cells and small basal nuclei.",
+        "Uniform crypts with pale mucin-filled goblet cells and small, regular, basally located nuclei in a row.",
+        "This patch shows {name}; glands are evenly spaced and of similar size, separated by a lamina propria "
+        "with lymphocytes and plasma cells.",
+        "Benign glandular epithelium with preserved nuclear polarity, no stratification and no atypia.",
+        "Histology of {name}: round crypts with open lumens, many clear goblet vacuoles and a cellular lamina "
+        "propria.",
+        "Orderly colonic crypts lined by mucin-rich cells whose small oval nuclei sit at the base, consistent "
+        "with {name}.",
+        "Regular glandular architecture with low nuclear-to-cytoplasmic ratio and inflammatory cells between "
+        "the crypts.",
+    ),
     "adipose": (
         "The image shows {name} composed of large, empty-looking polygonal cells separated by thin pink "
         "membranes, with only a few flattened nuclei pressed against the cell borders.",
@@ -143,6 +197,8 @@ CAPTION_TEMPLATES: dict[str, tuple[str, ...]] = {
         "hyperchromatic nuclei and little intervening stroma.",
         "Crowded neoplastic glands lined by large irregular nuclei with coarse chromatin, indicative of "
         "adenocarcinoma.",
+        "Malignant glands containing dirty necrosis: eosinophilic luminal debris with nuclear dust, lined by "
+        "stratified atypical nuclei.",
     ),
     "mucus": (
         "The image shows {name}: pale blue-grey, wispy amorphous material with very few cells.",
@@ -182,12 +238,12 @@ SLIDE_PROMPTS: dict[str, tuple[str, ...]] = {
     "normal": (
         "an H&E image of normal tissue.",
         "a histopathology patch of benign tissue without tumor.",
-        "an H&E image of adipose tissue, stroma, lymphocytes or mucus.",
+        "an H&E image of normal colon mucosa, stroma, muscle, fat, lymphocytes or mucus.",
     ),
     "tumor": (
         "an H&E image of tumor.",
         "a histopathology patch of adenocarcinoma.",
-        "an H&E image of tumor epithelium.",
+        "an H&E image of colorectal adenocarcinoma epithelium.",
     ),
 }
 
