@@ -45,7 +45,14 @@ from domainclip.core.io import check_distinct_ids, find_inputs, safe_key
 from domainclip.core.options import NonNegativeInt, PositiveFloat, PositiveInt, Range, UnitFloat, entry_point
 from domainclip.core.parallel import run_workers, shared_add, shared_take
 from domainclip.core.plugins import UnknownNameError
-from domainclip.domains.pathology.slides import MissingMppError, Slide, SlideError, open_slide, read_mpp_table
+from domainclip.domains.pathology.slides import (
+    DEFAULT_DECODE_THREADS,
+    MissingMppError,
+    Slide,
+    SlideError,
+    open_slide,
+    read_mpp_table,
+)
 from domainclip.domains.pathology.tissue import TissueMask, detect_tissue
 
 __all__ = [
@@ -405,6 +412,37 @@ class _Job:
     backend: str
     tissue_options: dict[str, Any]
     block: int
+    threads: int
+
+
+def _encode_ahead(
+    patches: Iterator[tuple[PatchLocation, Image.Image]], image_format: str, quality: int, threads: int
+) -> Iterator[tuple[PatchLocation, bytes]]:
+    """Encode patches with the shard writer's encoder on ``threads`` threads, yielding them in order.
+
+    Pillow's encoders release the GIL, so patches are encoded while the next ones are read; at
+    most ``2 * threads`` patches are in flight. The bytes are those the writer would make itself.
+    """
+    from domainclip.core.data.writer import IMAGE_ENCODERS
+
+    encode = IMAGE_ENCODERS[image_format]
+    if threads == 1:
+        for loc, image in patches:
+            yield loc, encode(image, quality)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    window: deque = deque()
+    with ThreadPoolExecutor(threads, thread_name_prefix="patch-encode") as pool:
+        for loc, image in patches:
+            window.append((loc, pool.submit(encode, image, quality)))
+            if len(window) >= 2 * threads:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
 
 
 def _patch_one(job: _Job, path: Path, writer: Any, report: Callable[[int], Any] | None) -> dict[str, Any]:
@@ -412,7 +450,7 @@ def _patch_one(job: _Job, path: Path, writer: Any, report: Callable[[int], Any] 
     began, cpu = time.perf_counter(), time.process_time()
     slide_id = path.stem
     mpp = job.mpp_overrides.get(slide_id, job.slide_mpp)
-    with open_slide(path, mpp=mpp, backend=job.backend) as slide:
+    with open_slide(path, mpp=mpp, backend=job.backend, decode_threads=job.threads) as slide:
         mask = detect_tissue(slide, **job.tissue_options)
         level, read_size, _, size0 = _geometry(slide, job.spec)
         locations = plan_patches(slide, mask, job.spec)
@@ -433,7 +471,8 @@ def _patch_one(job: _Job, path: Path, writer: Any, report: Callable[[int], Any] 
         key_id = safe_key(slide_id)
         slide_mpp = slide.mpp
         written = pending = 0
-        for loc, image in iter_patch_arrays(slide, locations, job.spec, block=job.block):
+        patches = iter_patch_arrays(slide, locations, job.spec, block=job.block)
+        for loc, encoded in _encode_ahead(patches, job.image_format, job.quality, job.threads):
             meta: dict[str, Any] = {
                 "slide_id": slide_id,
                 "x": loc.x0,
@@ -447,7 +486,7 @@ def _patch_one(job: _Job, path: Path, writer: Any, report: Callable[[int], Any] 
                 "patch_size": job.spec.size,
                 "source": str(path),
             }
-            sample: dict[str, Any] = {"__key__": f"{key_id}_{loc.x0}_{loc.y0}", "image": image}
+            sample: dict[str, Any] = {"__key__": f"{key_id}_{loc.x0}_{loc.y0}", job.image_format: encoded}
             extra = annotations.get((loc.x0, loc.y0))
             if extra is not None:
                 meta.update(extra.get("meta") or {})
@@ -561,6 +600,7 @@ def patch_slides(
     backend: str = "auto",
     tissue: dict[str, Any] | None = None,
     block: int = 4096,
+    threads: int = DEFAULT_DECODE_THREADS,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Cut tissue patches from slides into WebDataset shards, one slide per task over worker processes.
@@ -583,6 +623,9 @@ def patch_slides(
         backend: slide backend (see :func:`~domainclip.domains.pathology.slides.open_slide`).
         tissue: keyword options of :func:`~domainclip.domains.pathology.tissue.detect_tissue`.
         block: strip width in level pixels of the read order (see :func:`iter_patch_arrays`).
+        threads: threads per worker that decode stored tiles (see
+            :class:`~domainclip.domains.pathology.slides.TiffTileReader`) and, as many again, that
+            encode patches; the shards do not depend on it.
         progress: show a progress bar.
 
     Returns:
@@ -608,6 +651,8 @@ def patch_slides(
         raise InputError("no slides to patch")
     if workers < 1:
         raise InputError(f"workers must be >= 1; got {workers}")
+    if threads < 1:
+        raise InputError(f"threads must be >= 1; got {threads}")
     if image_format not in IMAGE_ENCODERS:
         raise UnknownNameError("image format", image_format, list(IMAGE_ENCODERS))
     overrides = dict(mpp_overrides or {})
@@ -640,6 +685,7 @@ def patch_slides(
         backend=backend,
         tissue_options=dict(tissue or {}),
         block=block,
+        threads=threads,
     )
     began = time.perf_counter()
     with tqdm(total=len(paths), disable=not progress, unit="slide", desc="patching") as bar:

@@ -118,3 +118,26 @@ def test_patch_slides_on_jpeg2000_matches_openslide_reads(jp2k_slide, tmp_path):
 def test_decode_threads_below_one_is_a_user_error(jp2k_slide):
     with pytest.raises(InputError, match="decode_threads"):
         open_slide(jp2k_slide, decode_threads=0)
+
+
+def _members(shard) -> list[tuple[str, bytes]]:
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
+
+
+def test_patch_slides_shards_do_not_depend_on_threads(jp2k_slide, tmp_path):
+    from domainclip.domains.pathology.patching import patch_slides
+
+    spec = PatchSpec(mpp=0.5, size=64, min_tissue=0.5)
+    shards = {}
+    for threads in (1, 3):
+        out = tmp_path / f"t{threads}"
+        summary = patch_slides([jp2k_slide], out, spec, thumbnails=False, threads=threads, max_count=40,
+                               progress=False)
+        assert summary["num_patches"] > 40  # several shards
+        shards[threads] = {p.name: _members(p) for p in sorted(out.glob("*.tar"))}
+    assert shards[1] == shards[3] and len(shards[1]) >= 2  # same members, same order, same bytes
+    with pytest.raises(InputError, match="threads"):
+        patch_slides([jp2k_slide], tmp_path / "bad", spec, threads=0, progress=False)
