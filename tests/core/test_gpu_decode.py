@@ -62,10 +62,10 @@ def _levels(a: torch.Tensor, b: torch.Tensor, std: tuple[float, ...]) -> torch.T
     return ((a - b) * torch.tensor(std).view(-1, 1, 1) * 255).abs()
 
 
-def _transforms(is_train: bool):
+def _transforms(is_train: bool, size: int = 224):
     from open_clip.transform import image_transform
 
-    return image_transform(224, is_train=is_train)
+    return image_transform(size, is_train=is_train)
 
 
 # ----------------------------------------------------------------------------- recipe
@@ -223,7 +223,7 @@ def _loader(folder, transform, keep_jpeg: bool, **kw):
 
 def test_loader_batches_decoded_on_the_device_path_match_the_cpu_path_sample_by_sample(tmp_path):
     _shards(tmp_path)
-    cpu = _transforms(is_train=True)
+    cpu = _transforms(is_train=True, size=64)
     path = DeviceImageTransform.from_transform(cpu)
     plain = list(_loader(tmp_path, cpu, False, epochs=1))
     on_device = list(DeviceBatches(_loader(tmp_path, path, True, epochs=1), "cpu", DeviceImageDecoder(path, "cpu")))
@@ -292,7 +292,7 @@ def test_the_engines_loader_hands_out_batches_decoded_by_the_device_stage(tmp_pa
 
 def test_device_batches_keep_order_contents_and_the_state_of_the_batch_handed_out(tmp_path):
     _shards(tmp_path, n=24)
-    cpu = _transforms(is_train=False)
+    cpu = _transforms(is_train=False, size=32)
     reference = list(_loader(tmp_path, cpu, False, epochs=1))
     wrapped = DeviceBatches(_loader(tmp_path, cpu, False, epochs=1), "cpu")
     it = iter(wrapped)
