@@ -237,8 +237,21 @@ _SYNCS = ("item", "tolist", "__float__", "__int__", "__bool__")
 
 
 @pytest.mark.slow
-def test_the_step_reads_no_tensor_back_between_log_steps(shapes_root, tmp_path, monkeypatch):
-    """Every ``.item()`` / ``float()`` / ``bool()`` of a tensor in the loop is at a log step (data loading aside)."""
+@pytest.mark.parametrize("inject", [False, True], ids=["engine", "probe-catches-a-read"])
+def test_the_step_reads_no_tensor_back_between_log_steps(shapes_root, tmp_path, monkeypatch, inject):
+    """Every ``.item()`` / ``float()`` / ``bool()`` of a tensor in the loop is at a log step (data loading aside).
+
+    ``inject`` adds a read of the gradient norm to every step, which the probe must report.
+    """
+    if inject:
+        clip = torch.nn.utils.clip_grad_norm_
+
+        def clip_and_read(*args, **kwargs):
+            norm = clip(*args, **kwargs)
+            norm.item()
+            return norm
+
+        monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_and_read)
     trace: list[tuple[str, int]] = []
     counter = {"step": 0, "loop": False}
 
@@ -289,32 +302,41 @@ def test_the_step_reads_no_tensor_back_between_log_steps(shapes_root, tmp_path, 
     for kind, step in trace:
         if kind == "advance":
             stepping = step
-        elif kind == "log":
-            stepping = -1  # after the log step's reads, before the next step's phases
+        elif kind == "log":  # the next step's phases follow; after the last log, the final checkpoint
+            stepping = None if step == 6 else 0
+        elif stepping is None:
+            continue
         elif stepping in log_steps:
             reads_at_log.append(kind)
-        elif stepping != -1 or step not in log_steps:
+        else:
             reads_in_steps.append((kind, step))
     assert reads_at_log, "the log steps read the loss back: the probe must see it"
-    assert reads_in_steps == []
+    if inject:
+        assert len(reads_in_steps) >= 4 and {kind for kind, _ in reads_in_steps} == {"item"}
+    else:
+        assert reads_in_steps == []
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_steps_do_not_synchronise(shapes_root, tmp_path, monkeypatch):
-    """``torch.cuda.set_sync_debug_mode("error")`` between log steps: a sync in the step raises."""
+    """``torch.cuda.set_sync_debug_mode("error")`` from the end of step 1 on, except at log steps: a sync raises.
+
+    The first step is left out: the optimizer creates its state there (tensors from Python scalars).
+    """
     advance, log = RunLogger.advance, RunLogger.log
     state = {"step": 0}
 
     def on_advance(self, steps=1):
         state["step"] += steps
-        if state["step"] % 4 == 0:
-            torch.cuda.set_sync_debug_mode("default")  # the log step reads the loss back
+        # the log step reads the loss back; the others must not synchronise
+        torch.cuda.set_sync_debug_mode("default" if state["step"] % 4 == 0 else "error")
         return advance(self, steps)
 
     def on_log(self, step, scalars):
         out = log(self, step, scalars)
-        torch.cuda.set_sync_debug_mode("error")
+        if step < 8:  # the last step's checkpoint copies the weights to the host
+            torch.cuda.set_sync_debug_mode("error")
         return out
 
     monkeypatch.setattr(RunLogger, "advance", on_advance)
@@ -322,7 +344,6 @@ def test_cuda_steps_do_not_synchronise(shapes_root, tmp_path, monkeypatch):
     recipe = load_recipe(recipe_dict(shapes_root, steps=8, log_every=4, checkpoint_every=8, device="cuda",
                                      precision="bf16", compile="off"))
     try:
-        torch.cuda.set_sync_debug_mode("error")
         result = train(recipe, tmp_path / "run")
     finally:
         torch.cuda.set_sync_debug_mode("default")
