@@ -399,6 +399,11 @@ class _DecordVideo(Video):
 
 
 # =========================================================================== PyAV backend
+#: Frame indexes of the files the PyAV backend opened last, by (path, size, mtime): read-only arrays.
+_PYAV_INDEX: dict[tuple[str, int, int], tuple[Any, ...]] = {}
+_PYAV_INDEX_SIZE = 256
+
+
 class _PyAVVideo(Video):
     """PyAV behind the :class:`Video` interface, frame-accurate by presentation timestamp.
 
@@ -412,7 +417,8 @@ class _PyAVVideo(Video):
     stopped, seeking to a keyframe only when one lies between that position and the next wanted
     frame, or when a frame before it is wanted. Non-reference frames before a wanted frame are not
     decoded at all (see :meth:`_decode_packets`): about a third of the frames of a typical x264
-    stream with B-frames, none of which any other frame needs.
+    stream with B-frames, none of which any other frame needs. A file opened again (same path, size
+    and modification time) reuses its index from the process's last 256 files.
     """
 
     backend = "pyav"
@@ -436,11 +442,35 @@ class _PyAVVideo(Video):
             self._stream = streams.video[0]
             self._stream.thread_type = "AUTO"
             self._stream.codec_context.thread_count = max(0, threads)
-            self._index(data)
+            self._index_cached(data)
             self._prime(data)
         except BaseException:
             self._container.close()
             raise
+
+    def _index_cached(self, data: _Input) -> None:
+        """:meth:`_index`, reused for a file already indexed by this process (same path, size and mtime).
+
+        A data-loader worker reading several clips of one video demuxes it once: the scan costs about
+        as much as decoding a clip on a minute-long video, and grows with the video's length.
+        """
+        key = None
+        if isinstance(data.source, Path):
+            stat = data.source.stat()
+            key = (str(data.source.resolve()), stat.st_size, stat.st_mtime_ns)
+            cached = _PYAV_INDEX.get(key)
+            if cached is not None:
+                (self._pts, self._keys, self.num_frames, self._time_base, self.fps, self.width,
+                 self.height) = cached
+                return
+        self._index(data)
+        self._pts.setflags(write=False)
+        self._keys.setflags(write=False)
+        if key is not None:
+            if len(_PYAV_INDEX) >= _PYAV_INDEX_SIZE:
+                _PYAV_INDEX.pop(next(iter(_PYAV_INDEX)))
+            _PYAV_INDEX[key] = (self._pts, self._keys, self.num_frames, self._time_base, self.fps, self.width,
+                                self.height)
 
     def _index(self, data: _Input) -> None:
         stream = self._stream

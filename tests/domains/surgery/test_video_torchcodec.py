@@ -203,3 +203,27 @@ def test_fresh_process_exposes_pyavs_ffmpeg_to_torchcodec(cockatoo, tmp_path):
 def test_elf_names_reject_other_files():
     with pytest.raises(ValueError, match="not a 64-bit little-endian ELF file"):
         _elf_dynamic_names(b"#!/bin/sh\n" + b"\0" * 100)
+
+
+def test_pyav_reuses_a_files_index_until_the_file_changes(bframes_h264, tmp_path, monkeypatch):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(bframes_h264)
+    calls = []
+    original = video_module._PyAVVideo._index
+
+    def counting(self, data):
+        calls.append(data.name)
+        return original(self, data)
+
+    monkeypatch.setattr(video_module._PyAVVideo, "_index", counting)
+    for _ in range(3):
+        with open_video(path, backend="pyav") as video:
+            assert video.num_frames == 150
+            first = video.get_frames([100])
+    assert calls == [str(path)]
+    shorter = encode_clip(np.zeros((30, 64, 64, 3), dtype=np.uint8), 25, codec="h264")
+    path.write_bytes(shorter)
+    os.utime(path, ns=(1, 1))  # another size and mtime: indexed anew
+    with open_video(path, backend="pyav") as video:
+        assert video.num_frames == 30 and len(calls) == 2
+        assert not np.array_equal(video.get_frames([29])[0], first[0])
