@@ -27,9 +27,10 @@ def build_optimizer(
     """AdamW over trainable parameters, without weight decay for 1-D tensors and ``no_decay`` names.
 
     Biases, norms, embeddings and the logit scale are not decayed, as in open_clip. With ``fused``
-    torch's fused kernel is used where every parameter allows it (plain floating tensors on CPU or
-    CUDA; not FSDP2's DTensors): on CPU it makes the step of a small model several times faster
-    (``bench/bench_train_step.py``).
+    torch's fused kernel is used where every parameter allows it (floating tensors on CPU or CUDA,
+    FSDP2's DTensors included, as torchtitan does): on CPU it makes the step of a small model several
+    times faster (``bench/bench_train_step.py``), and it can skip a step on the device (``found_inf``),
+    which the engine's non-finite guard uses instead of reading the loss back.
     """
     decay, no_decay_params = [], []
     # domain towers name their own exclusions (temporal positional embeddings, pooling queries)
@@ -44,10 +45,17 @@ def build_optimizer(
         {"params": no_decay_params, "weight_decay": 0.0},
     ]
     params = decay + no_decay_params
-    use_fused = fused and bool(params) and all(
-        type(p) is nn.Parameter and p.device.type in _fused_devices() and p.dtype.is_floating_point for p in params
-    )
+    use_fused = fused and bool(params) and all(_fusable(p) for p in params)
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=True if use_fused else None)
+
+
+def _fusable(param: torch.Tensor) -> bool:
+    """A floating parameter on a device with fused kernels: a plain ``nn.Parameter`` or an FSDP2 DTensor."""
+    from torch.distributed.tensor import DTensor
+
+    if type(param) is not nn.Parameter and not isinstance(param, DTensor):
+        return False
+    return param.device.type in _fused_devices() and param.dtype.is_floating_point
 
 
 def _fused_devices() -> set[str]:

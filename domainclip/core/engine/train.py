@@ -486,7 +486,7 @@ def _train(recipe: Recipe, run_dir: Path, info: DistInfo, folder: OutputFolder |
     )
     optimizer = build_optimizer(
         model, lr=cfg_o.lr, weight_decay=cfg_o.weight_decay, betas=tuple(cfg_o.betas), eps=cfg_o.eps,
-        no_decay=cfg_o.no_decay, fused=cfg_t.strategy != "fsdp",
+        no_decay=cfg_o.no_decay, fused=True,
     )
     scheduler = build_scheduler(
         optimizer, total=cfg_t.steps, warmup=cfg_o.warmup_steps, schedule=cfg_o.schedule,
