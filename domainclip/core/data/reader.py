@@ -31,7 +31,7 @@ user named) is opened with :func:`open`; a URL the user wrote with a scheme (a :
 ``hf://``, ``http(s)://``, ``pipe:cmd``) goes through :func:`webdataset.gopen`. A file named
 ``pipe:rm -rf ~.tar`` is therefore read as a file, and ``pipe:`` URLs are refused unless the loader
 is built with ``allow_pipe=True``; webdataset's ``WDS_SECURE=1`` is honoured, never lifted.
-Samples are grouped from tar members with :func:`webdataset.tariterators.group_by_keys`. Tar
+Samples are grouped from tar members by the rules of :func:`webdataset.tariterators.group_by_keys`. Tar
 members are read by this module's own parser so that a truncated tar is detected (``tarfile``
 alone ends a truncated stream silently) and counted as ``bad_shard``.
 """
@@ -41,6 +41,7 @@ from __future__ import annotations
 import bz2
 import glob
 import gzip
+import hashlib
 import itertools
 import lzma
 import math
@@ -63,7 +64,6 @@ import torch
 import webdataset.utils
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.gopen import gopen, gopen_schemes
-from webdataset.tariterators import group_by_keys
 
 from domainclip.core.data import keys as K
 from domainclip.core.data.corrupt import BAD_SHARD, CorruptSampleError, CorruptTally, TooManyCorruptSamplesError
@@ -98,6 +98,8 @@ _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):")
 _SHARD_EXTENSIONS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 _BLOCK = 512
 _STATE_VERSION = 1
+#: bytes read from a shard stream at a time (members are sliced from these chunks)
+_CHUNK = 1 << 20
 
 
 # =========================================================================== URLs
@@ -223,6 +225,8 @@ class _HeadReplay:
     def __init__(self, fileobj: Any, head: bytes):
         self._f = fileobj
         self._head = head
+        if hasattr(fileobj, "read1"):  # only where the stream has it (see _TarBuffer)
+            self.read1 = self._read1
 
     def read(self, size: int = -1) -> bytes:
         if not self._head:
@@ -234,6 +238,13 @@ class _HeadReplay:
         if len(data) < size:
             data += self._f.read(size - len(data))
         return data
+
+    def _read1(self, size: int = -1) -> bytes:
+        """Return what is at hand, up to ``size`` bytes (at most one read of the underlying stream)."""
+        if self._head:
+            data, self._head = (self._head, b"") if size is None or size < 0 else (self._head[:size], self._head[size:])
+            return data
+        return self._f.read1(size)
 
 
 def _uncompressed(fileobj: Any) -> Any:
@@ -263,6 +274,7 @@ _GNU_LONGNAME = tarfile.GNUTYPE_LONGNAME
 _MODIFIERS = (_PAX, _PAX_GLOBAL, _GNU_LONGNAME, tarfile.GNUTYPE_LONGLINK)
 _GNU_TYPES = tarfile.GNU_TYPES
 _SKIP_META = re.compile(r"__[^/]*__($|/)")  # webdataset's skip_meta rule
+_KEY_SUFFIX = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # webdataset's base_plus_ext
 
 
 def _read_exact(stream: Any, size: int) -> bytes:
@@ -293,15 +305,76 @@ def _field_int(field: bytes) -> int:
     return int(digits, 8) if digits else 0
 
 
-def _read_member_data(stream: Any, size: int, name: str) -> bytes:
-    """Read a member's ``size`` bytes and the padding to the next block; raise if the stream ends first."""
-    data = _read_exact(stream, size)
-    if len(data) < size:
-        raise TruncatedShardError(f"member {name} is truncated ({len(data)} of {size} bytes)")
-    padding = -size % _BLOCK
-    if padding and len(_read_exact(stream, padding)) < padding:
-        raise TruncatedShardError(f"member {name} is truncated (the padding after its data is missing)")
-    return data
+class _TarBuffer:
+    """A tar stream read in large chunks; blocks and member data are sliced from the chunk in memory.
+
+    Reading a shard of small members with one ``read`` per header, per member and per padding
+    costs three Python-level calls per member; reading up to ``_CHUNK`` bytes at a time (``read1``:
+    what the stream has at hand) and slicing costs one slice per member (the member's bytes are
+    copied once, as ``read`` would). A member larger than a chunk is read directly, so memory stays
+    one chunk plus the member being read, never the shard.
+    """
+
+    __slots__ = ("buf", "pos", "base", "stream", "read_some")
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+        # read1 returns what is at hand, so a streamed shard is parsed as its bytes arrive instead of
+        # waiting for a whole chunk; a stream without it (webdataset's Pipe for http/pipe: URLs) is
+        # read exactly as far as the parser needs, never ahead
+        self.read_some = getattr(stream, "read1", None)
+        self.buf = b""
+        self.pos = 0  # next unread byte of buf
+        self.base = 0  # stream offset of buf[0]
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the next unread byte."""
+        return self.base + self.pos
+
+    def fill(self, need: int) -> int:
+        """Make at least ``need`` unread bytes available unless the stream ends first; return how many are."""
+        left = len(self.buf) - self.pos
+        if left >= need:
+            return left
+        parts = [self.buf[self.pos :]] if left else []
+        while left < need:
+            more = self.read_some(max(_CHUNK, need - left)) if self.read_some else self.stream.read(need - left)
+            if not more:
+                break
+            parts.append(more)
+            left += len(more)
+        self.base += self.pos
+        self.buf = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.pos = 0
+        return left
+
+    def member(self, size: int, name: str) -> bytes:
+        """Read a member's ``size`` bytes and the padding to the next block; raise if the stream ends first."""
+        padding = -size % _BLOCK
+        pos = self.pos
+        left = len(self.buf) - pos
+        if left >= size + padding:  # the common case: all of it in the chunk
+            self.pos = pos + size + padding
+            return self.buf[pos : pos + size]
+        if left < size and size > _CHUNK:  # a large member: read directly (one copy), not through the chunk
+            head = self.buf[pos:]
+            self.base += len(self.buf)
+            self.buf, self.pos = b"", 0
+            rest = _read_exact(self.stream, size - left)
+            self.base += len(rest)
+            data = head + rest if head else rest
+        else:
+            got = self.fill(size)
+            data = self.buf[self.pos : self.pos + min(size, got)]
+            self.pos += len(data)
+        if len(data) < size:
+            raise TruncatedShardError(f"member {name} is truncated ({len(data)} of {size} bytes)")
+        if padding:
+            if self.fill(padding) < padding:
+                raise TruncatedShardError(f"member {name} is truncated (the padding after its data is missing)")
+            self.pos += padding
+        return data
 
 
 def _pax_records(data: bytes, offset: int) -> dict[str, str]:
@@ -322,32 +395,35 @@ def _pax_records(data: bytes, offset: int) -> dict[str, str]:
     return records
 
 
-def _iter_members(fileobj: Any, url: str) -> Iterator[dict[str, Any]]:
-    """Yield ``{"fname", "data", "__url__"}`` for each regular member; raise if the tar is damaged.
+def _tar_members(fileobj: Any) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(name, data)`` for each regular member; raise :class:`TruncatedShardError` if the tar is damaged.
 
-    Reads the tar stream block by block (ustar, GNU long names and PAX ``path``/``size`` records,
-    as written by webdataset and tarfile), with the member filtering of
+    Reads the tar stream (ustar, GNU long names and PAX ``path``/``size`` records, as written by
+    webdataset and tarfile) in chunks through :class:`_TarBuffer`, with the member filtering of
     :func:`webdataset.tariterators.tar_file_iterator`. Unlike ``tarfile`` (which stops quietly at
     a truncated or garbled header), a stream that does not end with a zero block, a member whose
-    data is cut short, or a header with a bad checksum raises :class:`TruncatedShardError`.
-    ``tarfile``'s stream mode parses every header field and copies each member through two buffer
-    layers; this reader parses only the fields it needs, which makes reading a shard of small
-    images about three times faster (``bench/bench_loader.py``).
+    data is cut short, or a header with a bad checksum raises. ``tarfile``'s stream mode parses
+    every header field and copies each member through two buffer layers; this reader parses only
+    the fields it needs (``bench/bench_loader.py``, ``bench/bench_shard_peers.py``).
     """
-    stream = _uncompressed(fileobj)
-    offset = 0
+    tar = _TarBuffer(_uncompressed(fileobj))
     global_pax: dict[str, str] = {}
     pending: dict[str, str] = {}  # from a PAX or GNU long-name header, for the next member
 
+    at = 0  # stream offset of the header being read
+
     def damaged(why: str) -> TruncatedShardError:
         return TruncatedShardError(
-            f"tar stream has no valid header or end-of-archive block at offset {offset} ({why}; truncated or damaged)"
+            f"tar stream has no valid header or end-of-archive block at offset {at} ({why}; truncated or damaged)"
         )
 
     while True:
-        header = _read_exact(stream, _BLOCK)
-        if len(header) < _BLOCK:
-            raise damaged(f"{len(header)} bytes left")
+        left = tar.fill(_BLOCK)
+        at = tar.offset
+        if left < _BLOCK:
+            raise damaged(f"{left} bytes left")
+        pos = tar.pos
+        header = tar.buf[pos : pos + _BLOCK]
         if header == _ZERO_BLOCK:
             return
         try:
@@ -358,15 +434,15 @@ def _iter_members(fileobj: Any, url: str) -> Iterator[dict[str, Any]]:
         unsigned = sum(header) - sum(header[148:156]) + 256
         if checksum != unsigned and checksum != sum(_SIGNED_HEADER.unpack(header)) + 256:
             raise damaged("bad header checksum")
+        tar.pos = pos + _BLOCK
         kind = header[156:157]
         name = _field_str(header[0:100])
         if kind in _MODIFIERS:  # headers that describe the next member
-            data = _read_member_data(stream, size, f"{kind!r} header at offset {offset}")
-            offset += _BLOCK + size + (-size % _BLOCK)
+            data = tar.member(size, f"{kind!r} header at offset {at}")
             if kind == _PAX:
-                pending.update(_pax_records(data, offset))
+                pending.update(_pax_records(data, tar.offset))
             elif kind == _PAX_GLOBAL:
-                global_pax.update(_pax_records(data, offset))
+                global_pax.update(_pax_records(data, tar.offset))
             elif kind == _GNU_LONGNAME:
                 pending["path"] = _field_str(data)
             continue
@@ -374,21 +450,26 @@ def _iter_members(fileobj: Any, url: str) -> Iterator[dict[str, Any]]:
             prefix = _field_str(header[345:500])
             if prefix:
                 name = f"{prefix}/{name}"
-        extended = {**global_pax, **pending} if global_pax else pending
-        pending = {}
-        if extended:
+        if pending or global_pax:
+            extended = {**global_pax, **pending} if global_pax else pending
+            pending = {}
             name = extended.get("path", name)
             if "size" in extended:
                 try:
                     size = int(extended["size"])
                 except ValueError:
                     raise damaged(f"PAX size {extended['size']!r} of {name} is not a number") from None
-        data = _read_member_data(stream, size, name)
-        offset += _BLOCK + size + (-size % _BLOCK)
+        data = tar.member(size, name)
         if kind not in _REGULAR or (kind == tarfile.AREGTYPE and name.endswith("/")):
             continue  # directories, links, devices, GNU sparse files
-        if _SKIP_META.match(name):
+        if name.startswith("__") and _SKIP_META.match(name):
             continue
+        yield name, data
+
+
+def _iter_members(fileobj: Any, url: str) -> Iterator[dict[str, Any]]:
+    """Yield ``{"fname", "data", "__url__"}`` for each regular member (:func:`_tar_members` as dicts)."""
+    for name, data in _tar_members(fileobj):
         yield {"fname": name, "data": data, "__url__": url}
 
 
@@ -410,26 +491,35 @@ def iter_shard(url: str, tally: CorruptTally) -> Iterator[dict[str, Any]]:
         tally.add(BAD_SHARD, url, None, f"cannot open: {type(e).__name__}: {e}")
         return
     errors: list[BaseException] = []
-
-    def members() -> Iterator[dict[str, Any]]:
-        try:
-            yield from _iter_members(stream, str(url))  # samples carry a plain str
-        except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as e:
-            errors.append(e)
-
-    def on_error(exn: Exception) -> bool:
-        errors.append(exn)
-        return False
-
+    source = str(url)  # samples carry a plain str
+    current: dict[str, Any] | None = None  # the sample being assembled
     dropped: str | None = None
     finished = False
     try:
-        for sample in group_by_keys(members(), handler=on_error):
+        # members are grouped into samples as webdataset.tariterators.group_by_keys does (key and
+        # lower-cased suffix from base_plus_ext, a repeated suffix is an error, a sample with a
+        # truthy __bad__ is left out), fused with the tar parser to save a dict and two generator
+        # steps per member
+        try:
+            for fname, data in _tar_members(stream):
+                match = _KEY_SUFFIX.match(fname)
+                if match is None:
+                    continue
+                prefix, suffix = match.group(1), match.group(2).lower()
+                if current is None or prefix != current[K.KEY]:
+                    if current is not None and not current.get("__bad__", False):
+                        yield current
+                    current = {K.KEY: prefix, K.URL: source}
+                if suffix in current:
+                    raise ValueError(f"{fname}: duplicate file name in tar file {suffix} {current.keys()}")
+                current[suffix] = data
+        except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as e:
+            errors.append(e)
+        if current is not None and not current.get("__bad__", False):
             if errors:  # the sample being assembled when the damage was found
-                dropped = sample.get(K.KEY)
-                break
-            sample.pop("__local_path__", None)
-            yield sample
+                dropped = current[K.KEY]
+            else:
+                yield current
         finished = True
     finally:
         try:
@@ -789,6 +879,7 @@ class StreamingDataset(IterableDataset):
         self.rotation = 0
         self.skip = [0] * self.logical_workers
         self._fingerprint: int | None = None
+        self._seed_rng = random.Random()  # reseeded per sample by _decode_seed
 
     @property
     def logical_workers(self) -> int:
@@ -867,8 +958,15 @@ class StreamingDataset(IterableDataset):
         return stream
 
     def _decode_seed(self, raw: Mapping[str, Any]) -> int:
-        rng = derive_rng(self.seed, "decode", raw.get(SOURCE), raw.get(K.URL), raw.get(K.KEY), raw.get(EPOCH))
-        return rng.getrandbits(63)
+        """``derive_rng(seed, "decode", source, url, key, epoch).getrandbits(63)``, with one reused generator.
+
+        The same digest and the same Mersenne Twister seeding as :func:`derive_rng`, without
+        building a ``random.Random`` per sample.
+        """
+        parts = (self.seed, "decode", raw.get(SOURCE), raw.get(K.URL), raw.get(K.KEY), raw.get(EPOCH))
+        digest = hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=8).digest()
+        self._seed_rng.seed(int.from_bytes(digest, "little"))
+        return self._seed_rng.getrandbits(63)
 
     def _emit(self, batch: list[dict[str, Any]], logical: int, taken: int, tally: CorruptTally) -> dict:
         collated = self.collate(batch)
