@@ -290,6 +290,21 @@ def test_resume_takes_bookkeeping_changes_and_records_them(shapes_root, tmp_path
     assert resolved["train"]["log_every"] == 2 and resolved["optim"]["lr"] == 1e-3  # what is in use, truthfully
 
 
+def test_resume_of_a_run_saved_before_a_recipe_key_existed(shapes_root):
+    """A key added to domainclip after a checkpoint was written is no change at its default, a change otherwise."""
+    from domainclip.core.engine.train import resume_changes
+    from domainclip.core.recipe import RecipeError, recipe_to_dict
+
+    base = recipe_dict(shapes_root, train={"steps": 4, "tensorboard": False})
+    old = recipe_to_dict(load_recipe(base))
+    del old["data"]["decode_device"], old["train"]["compile"], old["loss"]["local_loss"]
+    saved = yaml.safe_dump(old)
+    assert resume_changes(saved, load_recipe(base)) == []
+    assert resume_changes(saved, load_recipe(base, ["train.compile=blocks"])) == ["train.compile"]
+    with pytest.raises(RecipeError, match=r"loss.local_loss: None -> True"):
+        resume_changes(saved, load_recipe(base, ["loss.local_loss=true"]))
+
+
 def test_checkpoint_files_follow_the_umask(shapes_root, tmp_path):
     import stat
 
