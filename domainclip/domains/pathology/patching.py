@@ -771,6 +771,7 @@ def prepare_patches(
     mpp_csv: Path | None = None,
     thumbnails: bool = True,
     workers: PositiveInt = 1,
+    threads: PositiveInt = DEFAULT_DECODE_THREADS,
     max_count: PositiveInt = 1000,
     image_format: PatchFormat = "jpg",
     quality: JpegQuality = 95,
@@ -792,6 +793,8 @@ def prepare_patches(
         mpp_csv: CSV with columns slide_id (or path) and mpp, over the slides' own.
         thumbnails: write thumbnails/<slide_id>.png with the tissue outline and the kept patches.
         workers: worker processes, each patching one slide at a time into its own shards.
+        threads: threads per worker decoding stored tiles, and as many encoding patches (the output does
+            not depend on it; with several workers, workers x threads near the core count is enough).
         max_count: most patches per shard.
         image_format: patch encoding.
         quality: JPEG quality.
@@ -804,7 +807,7 @@ def prepare_patches(
     """
     spec = PatchSpec(mpp=mpp_target, size=size, overlap=overlap, min_tissue=min_tissue, resample=resample)
     return patch_slides(
-        find_slides(slides), out, spec, workers=workers, slide_mpp=slide_mpp, thumbnails=thumbnails,
+        find_slides(slides), out, spec, workers=workers, threads=threads, slide_mpp=slide_mpp, thumbnails=thumbnails,
         mpp_overrides=None if mpp_csv is None else read_mpp_table(mpp_csv), max_count=max_count,
         image_format=image_format, quality=quality, prefix=prefix, backend=backend, progress=progress,
     )

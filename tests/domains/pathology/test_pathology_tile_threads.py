@@ -6,6 +6,8 @@ layout with RGB JPEG 2000 tiles, compression 33005); OpenSlide's ``read_region``
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,18 @@ def test_patch_slides_shards_do_not_depend_on_threads(jp2k_slide, tmp_path):
     assert shards[1] == shards[3] and len(shards[1]) >= 2  # same members, same order, same bytes
     with pytest.raises(InputError, match="threads"):
         patch_slides([jp2k_slide], tmp_path / "bad", spec, threads=0, progress=False)
+
+
+def test_cli_threads_flag_is_checked_and_used(jp2k_slide, tmp_path, capsys):
+    from domainclip.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["prepare", "pathology", "patches", "--slides", str(jp2k_slide), "--out", str(tmp_path / "bad"),
+              "--threads", "0"])
+    assert caught.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith("argument --threads: must be an integer >= 1; got 0")
+    main(["prepare", "pathology", "patches", "--slides", str(jp2k_slide), "--out", str(tmp_path / "ok"),
+          "--threads", "2", "--size", "128", "--no-thumbnails", "--no-progress"])
+    summary = json.loads((tmp_path / "ok" / "patches-summary.json").read_text())
+    assert summary["num_patches"] > 0 and summary["slides"][0]["array_backend"] == "tifffile"
