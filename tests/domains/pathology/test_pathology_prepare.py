@@ -37,8 +37,9 @@ def test_the_domain_declares_its_generator_and_demo():
     assert resolve(spec.prepare["synthetic-patches"]) is prepare_synthetic_patches
     assert spec.demo == "pathology/quick"
     steps = yaml.safe_load(recipe_path("pathology/quick").read_text())["data"]["prepare"]
-    assert [s["command"] for s in steps] == ["pathology/synthetic-patches"] * 2
-    assert [s["args"]["n"] for s in steps] == [12, 4]
+    assert [s["command"] for s in steps] == ["pathology/synthetic-patches"] * 3
+    assert [s["args"]["n"] for s in steps] == [12, 4, 4]
+    assert [s["args"].get("site", "a") for s in steps] == ["a", "a", "b"]  # the third: the shifted second site
 
 
 @pytest.mark.parametrize(
