@@ -30,6 +30,7 @@ __all__ = ["BENCHMARKS", "NEEDS_CUDA", "available", "main", "summary_rows"]
 BENCHMARKS: dict[str, str] = {
     "bench_train_step": "train_step.json",
     "bench_loader": "loader.json",
+    "bench_shard_peers": "shard_peers.json",
     "bench_decode": "decode.json",
     "bench_math_engine": "math_engine.json",
     "bench_pathology_patching": "pathology_patching.json",
