@@ -226,3 +226,5 @@ def test_recipe_checks_the_stain_options(tmp_path):
         load_recipe(recipe("{stain_sigmaa: 0.1}"))
     shipped = load_recipe("pathology/quick")
     assert shipped.eval.suites == ["pathology/synthetic", "pathology/synthetic_shifted"]
+    assert shipped.train.task == "pathology/patch_text"
+    assert shipped.data.decoder_args == {"stain_sigma": 0.05, "stain_bias": 0.05}
