@@ -35,7 +35,7 @@ def test_decoder_args_are_checked_against_the_decoder_signature():
         ({"num_frame": 4}, "d: unknown option 'num_frame' (did you mean num_frames?)"),
         ({"num_frames": 0}, "d.num_frames: must be an integer >= 1; got 0"),
         ({"sampling": "uniformly"}, "d.sampling: must be one of uniform, fps, all; got 'uniformly'"),
-        ({"backend": "opencv"}, "d.backend: must be one of auto, decord, pyav; got 'opencv'"),
+        ({"backend": "opencv"}, "d.backend: must be one of auto, decord, pyav, torchcodec; got 'opencv'"),
         ({"target_fps": -1}, "d.target_fps: must be a number > 0; got -1"),
     ]:
         with pytest.raises(InputError) as caught:
