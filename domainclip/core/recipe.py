@@ -43,10 +43,12 @@ __all__ = [
     "OptimConfig",
     "PrepareStep",
     "Recipe",
+    "NO_DEFAULT",
     "RecipeError",
     "SourceConfig",
     "TrainConfig",
     "apply_overrides",
+    "key_default",
     "load_recipe",
     "recipe_to_dict",
     "save_recipe",
@@ -527,6 +529,34 @@ def check_recipe_files(recipe: Recipe, where: str, *, prepare_fills_gaps: bool =
                 require_complete(folder, f"data.train[{i}]:")
             except DomainClipError as e:
                 raise RecipeError(f"{where}: {e}") from None
+
+
+#: What :func:`key_default` returns for a key without a default (or not a recipe key).
+NO_DEFAULT: Any = object()
+
+
+def key_default(key: str) -> Any:
+    """The default of a dotted recipe key (``"data.decode_device"``), or :data:`NO_DEFAULT` where it has none.
+
+    Args:
+        key: section and field names joined by dots, as :func:`recipe_to_dict` nests them.
+    """
+    cls: Any = Recipe
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not dataclasses.is_dataclass(cls):
+            return NO_DEFAULT
+        found = {f.name: f for f in dataclasses.fields(cls)}.get(part)
+        if found is None:
+            return NO_DEFAULT
+        if i == len(parts) - 1:
+            if found.default is not dataclasses.MISSING:
+                return found.default
+            if found.default_factory is not dataclasses.MISSING:
+                return found.default_factory()
+            return NO_DEFAULT
+        cls = typing.get_type_hints(cls).get(part)
+    return NO_DEFAULT
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:

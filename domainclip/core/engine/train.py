@@ -7,13 +7,11 @@ checkpoints and logging live in the small modules beside this one.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
 import random
 import time
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +49,7 @@ from domainclip.core.engine.tasks import Task, get_task
 from domainclip.core.errors import DomainClipError
 from domainclip.core.io import atomic_write_text
 from domainclip.core.outputs import OutputFolder
-from domainclip.core.recipe import Recipe, check_recipe_files, recipe_to_dict, resolve_urls
+from domainclip.core.recipe import Recipe, check_recipe_files, key_default, recipe_to_dict, resolve_urls
 
 __all__ = [
     "DATA_WAIT_WARN",
@@ -374,29 +372,6 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-_NO_DEFAULT = object()
-
-
-def _field_default(key: str) -> Any:
-    """The default of a flattened recipe key (``data.decode_device``), or a sentinel where it has none."""
-    cls: Any = Recipe
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        if not dataclasses.is_dataclass(cls):
-            return _NO_DEFAULT
-        found = {f.name: f for f in dataclasses.fields(cls)}.get(part)
-        if found is None:
-            return _NO_DEFAULT
-        if i == len(parts) - 1:
-            if found.default is not dataclasses.MISSING:
-                return found.default
-            if found.default_factory is not dataclasses.MISSING:
-                return found.default_factory()
-            return _NO_DEFAULT
-        cls = typing.get_type_hints(cls).get(part)
-    return _NO_DEFAULT
-
-
 def resume_changes(saved_yaml: str, recipe: Recipe) -> list[str]:
     """Keys of :data:`RESUME_MUTABLE` in which ``recipe`` differs from a checkpoint's saved recipe.
 
@@ -411,7 +386,7 @@ def resume_changes(saved_yaml: str, recipe: Recipe) -> list[str]:
     # it is what that run did, so it is no change.
     changed = sorted(
         k for k in set(saved) | set(current)
-        if saved.get(k) != current.get(k) and not (k not in saved and current[k] == _field_default(k))
+        if saved.get(k) != current.get(k) and not (k not in saved and current[k] == key_default(k))
     )
 
     def mutable(key: str) -> bool:
