@@ -24,29 +24,18 @@ from domainclip.core.engine.compile import compile_blocks, compile_forward, find
 from domainclip.core.engine.run_log import RunLogger
 from domainclip.core.engine.train import train
 from domainclip.core.models import create_model, get_tokenizer
-from domainclip.core.prepare import prepare_shapes
 from domainclip.core.recipe import RecipeError, load_recipe
+from tests.engine_runs import prepare_small_shapes, tiny_recipe
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("shapes")
-    prepare_shapes(root / "train", 128, seed=0, image_size=32, max_count=64, progress=False)
-    return root
+    return prepare_small_shapes(tmp_path_factory.mktemp("shapes"))
 
 
-def recipe_dict(root: Path, **train_keys) -> dict:
-    return {
-        "domain": "core",
-        "model": {"name": "dc-test-vit"},
-        "data": {"root": str(root), "train": [{"urls": "train/shapes-{000000..000001}.tar"}], "batch_size": 8,
-                 "num_workers": 0, "shuffle_buffer": 16},
-        "optim": {"lr": 1e-3, "warmup_steps": 1},
-        "train": {"steps": 4, "precision": "fp32", "log_every": 1, "checkpoint_every": 2, "progress": False,
-                  "tensorboard": False, **train_keys},
-    }
+recipe_dict = tiny_recipe
 
 
 def step_records(run: Path) -> list[dict]:

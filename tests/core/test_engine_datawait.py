@@ -11,27 +11,17 @@ import pytest
 from domainclip.core.data.decode import SampleDecoder
 from domainclip.core.engine.run_log import RunLogger
 from domainclip.core.engine.train import DATA_WAIT_WARN, DataWait, data_wait_message, train
-from domainclip.core.prepare import prepare_shapes
 from domainclip.core.recipe import load_recipe
+from tests.engine_runs import prepare_small_shapes, tiny_recipe
 
 
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("shapes")
-    prepare_shapes(root / "train", 128, seed=0, image_size=32, max_count=64, progress=False)
-    return root
+    return prepare_small_shapes(tmp_path_factory.mktemp("shapes"))
 
 
 def run(root: Path, out: Path) -> tuple[list[dict], dict]:
-    recipe = load_recipe({
-        "domain": "core",
-        "model": {"name": "dc-test-vit"},
-        "data": {"root": str(root), "train": [{"urls": "train/shapes-{000000..000001}.tar"}], "batch_size": 8,
-                 "num_workers": 0, "shuffle_buffer": 8},
-        "optim": {"lr": 1e-3, "warmup_steps": 1},
-        "train": {"steps": 6, "precision": "fp32", "log_every": 2, "checkpoint_every": 6, "progress": False,
-                  "tensorboard": False},
-    })
+    recipe = load_recipe(tiny_recipe(root, shuffle_buffer=8, steps=6, log_every=2, checkpoint_every=6))
     train(recipe, out)
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     steps = [r for r in records if "event" not in r]
